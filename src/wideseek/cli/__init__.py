@@ -1,0 +1,39 @@
+"""`wideseek` command line. Thin: each sub-command parses arguments and calls the library.
+
+Each command group lives in its own module here and is registered below. User errors
+(`UserError`, `ConfigError`, unreadable files, unreachable servers) end in one line on stderr
+and exit code 2 or 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from wideseek.cli.common import run_cli
+
+app = typer.Typer(
+    name="wideseek",
+    help="Broad information seeking: a lead agent splits a wide question, parallel subagents "
+    "search and read, the lead assembles a markdown table.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Broad information seeking with a lead agent and parallel subagents."""
+
+
+def _register() -> None:
+    # Imported here so `wideseek --help` stays fast and a missing optional extra only breaks
+    # the command that needs it.
+    from wideseek.cli import commands  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    sys.exit(run_cli(app, argv))

@@ -1,0 +1,12 @@
+"""Registers every command group on the root app. One import line per group."""
+
+import typer
+
+from wideseek import __version__
+from wideseek.cli import app
+
+
+@app.command()
+def version() -> None:
+    """Print the wideseek version."""
+    typer.echo(__version__)

@@ -1,0 +1,103 @@
+"""One typed config tree, loaded from YAML and overridden from the command line.
+
+Every limit that shapes agent behaviour lives here with the paper's default (WideSeek-R1:
+lead 10 turns, subagent 20, single agent 50, 10 subagents per lead call, 5 tool calls per
+subagent turn). Hitting a limit is recorded on the trajectory, never a crash.
+
+`load_config(path, overrides)` reads YAML and applies dotted overrides such as
+`agent.max_subagents=4`; a bad file or key ends in a `ConfigError` that says what and where.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+ProfileName = Literal["wideseek", "wideseek-r1"]
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says what and where."""
+
+
+class AgentConfig(BaseModel):
+    mode: Literal["multi", "single"] = Field("multi", description="lead+subagents or one agent")
+    profile: ProfileName = Field("wideseek", description="tool names/schemas and answer formats")
+    max_subagents: int = Field(10, ge=1, description="subagents kept per lead tool call")
+    max_tool_calls: int = Field(5, ge=1, description="tool calls (or items) per subagent turn")
+    lead_turns: int = Field(10, ge=1)
+    subagent_turns: int = Field(20, ge=1)
+    single_turns: int = Field(50, ge=1)
+    context_length: int = Field(32000, ge=256, description="tokens per agent context")
+    max_response_tokens: int | None = Field(None, description="cap per generation; None: context")
+    search_top_k: int = Field(3, ge=1, le=50, description="results per search query by default")
+    snippet_chars: int = Field(5000, ge=50, description="characters per search hit shown")
+    page_chars: int = Field(25000, ge=100, description="characters of a page shown by access")
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    thinking: bool = Field(True, description="let the model think in <think> blocks")
+    turn_hints: bool = Field(True, description="tell each agent how many turns it has left")
+    seed: int | None = None
+
+
+class EngineConfig(BaseModel):
+    base_url: str | None = Field(None, description="OpenAI-compatible server; None: local model")
+    model: str | None = Field(None, description="model name on the server, or local model dir")
+    api_key_env: str = Field("OPENAI_API_KEY", description="env variable holding the API key")
+    path: Literal["auto", "tokens", "chat"] = Field(
+        "auto", description="tokens: render locally, /v1/completions; chat: /v1/chat/completions"
+    )
+    tokenizer: str | None = Field(None, description="tokenizer dir for the token path")
+    timeout_s: float = 600.0
+    max_retries: int = 5
+    max_concurrency: int = Field(64, ge=1, description="global cap on in-flight engine calls")
+
+
+class ToolsConfig(BaseModel):
+    corpus: str | None = Field(None, description="local JSONL corpus; None: the bundled world")
+    retrieval_url: str | None = Field(None, description="retrieval service base URL")
+
+
+class Config(BaseModel):
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML ({e})") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        tree = loaded
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path or 'config'}: {where}: {err['msg']}") from e
