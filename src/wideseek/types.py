@@ -75,6 +75,10 @@ class Message(BaseModel):
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI chat-completions shape of this message."""
+        if self.role == "tool" and self.tool_call_id is None:
+            # Feedback on a call that could not be parsed has no call id; OpenAI-style servers
+            # reject such a tool message, so it travels as a user turn in the same wrapping.
+            return {"role": "user", "content": f"<tool_response>\n{self.content}\n</tool_response>"}
         out: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.tool_calls:
             out["tool_calls"] = [

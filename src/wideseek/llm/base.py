@@ -63,9 +63,10 @@ class ChatRenderer(Protocol):
         self, messages: list[Message], tools: list[dict[str, Any]] | None
     ) -> list[int]: ...
 
-    def render_tool_response(self, text: str) -> list[int]:
-        """Ids appended after an assistant turn: the tool message and the next generation
-        prompt, so that the running context stays an exact prefix of what the model saw."""
+    def render_tool_turn(self, response_ids: list[int], tool_texts: list[str]) -> list[int]:
+        """Ids to append after a response: the end of the assistant turn when the engine left
+        it off, one tool message per text, and the next generation prompt, so that the running
+        context stays an exact prefix of what the model saw."""
         ...
 
     def decode(self, ids: list[int]) -> str: ...
