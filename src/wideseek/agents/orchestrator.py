@@ -1,0 +1,200 @@
+"""The orchestrator: one Task in, one Trajectory out.
+
+Multi-agent mode: the lead agent's only tool is the delegation tool; each call spawns up to
+`max_subagents` subagents that run concurrently (asyncio.gather), each in a fresh, isolated
+context with its subtask as the prompt and the search/access tools of the profile. Their final
+reports come back to the lead as the tool result. Single-agent mode: one agent with search and
+access, the baseline.
+
+Agent ids are assigned in order of creation (lead 0, subagents 1, 2, ... across the whole run),
+before the subagents start, so a trajectory's layout is deterministic even though subagents
+finish in any order. The orchestrator knows where tools come from only through `tools_for(role)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from wideseek.agents import prompts
+from wideseek.agents.agent_loop import AgentObserver, LoopLimits, run_agent
+from wideseek.config import AgentConfig
+from wideseek.llm.base import Engine
+from wideseek.tools.base import Tool
+from wideseek.types import AgentRun, Failure, Message, Role, Task, ToolResult, Trajectory
+
+ToolsFor = Callable[[Role], list[Tool]]
+Spawn = Callable[[list[str]], Awaitable[list[AgentRun]]]
+
+# The delegation tool in each profile. `wideseek-r1` matches the published WideSeek-R1-4B.
+_DELEGATE = {
+    "wideseek": (
+        "create_subagents",
+        "subtasks",
+        {"type": "string", "minLength": 1, "description": "a self-contained subtask"},
+    ),
+    "wideseek-r1": (
+        "create_sub_agents",
+        "sub_agents",
+        {
+            "type": "object",
+            "properties": {"prompt": {"type": "string", "minLength": 1}},
+            "required": ["prompt"],
+        },
+    ),
+}
+
+
+class DelegateTool:
+    """The lead's tool: run subagents in parallel on the given subtasks, return their reports."""
+
+    def __init__(self, profile: str, spawn: Spawn, max_subagents: int) -> None:
+        self.name, self._key, item = _DELEGATE[profile]
+        self.description = (
+            f"Start up to {max_subagents} subagents that work in parallel, one per subtask, "
+            "each with search and access tools; returns each subagent's report."
+        )
+        self.parameters: dict[str, Any] = {
+            "type": "object",
+            "properties": {self._key: {"type": "array", "items": item, "minItems": 1}},
+            "required": [self._key],
+        }
+        self._spawn = spawn
+        self._max = max_subagents
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        items = arguments[self._key]
+        subtasks = [i if isinstance(i, str) else i["prompt"] for i in items]
+        kept, dropped = subtasks[: self._max], len(subtasks) - self._max
+        runs = await self._spawn(kept)
+        reports = [
+            prompts.subagent_report(n + 1, run.prompt, run.answer, run.ok)
+            for n, run in enumerate(runs)
+        ]
+        if dropped > 0:
+            reports.append(f"({dropped} subtasks beyond the limit of {self._max} were not run)")
+        return ToolResult(
+            text="\n\n".join(reports),
+            data={"subagent_ids": [r.agent_id for r in runs], "dropped": max(0, dropped)},
+            error=not any(r.ok for r in runs),
+        )
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        engine: Engine,
+        tools_for: ToolsFor,
+        config: AgentConfig | None = None,
+        observer: AgentObserver | None = None,
+    ) -> None:
+        self.engine = engine
+        self.tools_for = tools_for
+        self.config = config or AgentConfig()
+        self.observer = observer
+
+    def _limits(self, role: Role) -> LoopLimits:
+        c = self.config
+        turns = {"lead": c.lead_turns, "subagent": c.subagent_turns, "single": c.single_turns}
+        return LoopLimits(
+            max_turns=turns[role],
+            max_calls_per_turn=1 if role == "lead" else c.max_tool_calls,
+            context_length=c.context_length,
+            max_response_tokens=c.max_response_tokens,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            seed=c.seed,
+            turn_hints=c.turn_hints,
+            first_call_only=c.profile == "wideseek-r1",
+        )
+
+    def _hint(self, role: Role) -> int | None:
+        return self._limits(role).max_turns if self.config.turn_hints else None
+
+    async def run(self, task: Task, trial: int = 0) -> Trajectory:
+        c = self.config
+        traj = Trajectory(
+            task=task,
+            mode=c.mode,
+            profile=c.profile,
+            model=getattr(self.engine, "model_name", ""),
+            trial=trial,
+            seed=c.seed,
+        )
+        try:
+            root = await (
+                self._run_multi(task, traj) if c.mode == "multi" else self._run_single(task, traj)
+            )
+            traj.final_answer = root.answer
+            if not root.answer:
+                root.failures.append(Failure.NO_ANSWER)
+        except Exception as e:  # a bug in a tool or engine must not lose the batch
+            traj.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
+        traj.duration_s = time.time() - traj.started_at
+        return traj
+
+    async def _run_single(self, task: Task, traj: Trajectory) -> AgentRun:
+        c = self.config
+        agent = AgentRun(agent_id=0, role="single", prompt=task.question)
+        agent.messages = [
+            Message(role="system", content=prompts.single_system(task, c.max_tool_calls)),
+            Message(role="user", content=prompts.task_message(task, self._hint("single"))),
+        ]
+        traj.agents.append(agent)
+        return await run_agent(
+            agent, self.engine, self.tools_for("single"), self._limits("single"), self.observer
+        )
+
+    async def _run_multi(self, task: Task, traj: Trajectory) -> AgentRun:
+        c = self.config
+        lead = AgentRun(agent_id=0, role="lead", prompt=task.question)
+        traj.agents.append(lead)
+
+        async def spawn(subtasks: list[str]) -> list[AgentRun]:
+            runs = []
+            for subtask in subtasks:
+                run = AgentRun(
+                    agent_id=len(traj.agents), role="subagent", parent_id=0, prompt=subtask
+                )
+                user = prompts.subtask_message(
+                    task, subtask, c.profile == "wideseek-r1", self._hint("subagent")
+                )
+                run.messages = [
+                    Message(role="system", content=prompts.subagent_system(c.max_tool_calls)),
+                    Message(role="user", content=user),
+                ]
+                traj.agents.append(run)
+                runs.append(run)
+            limits = self._limits("subagent")
+            await asyncio.gather(
+                *(
+                    run_agent(r, self.engine, self.tools_for("subagent"), limits, self.observer)
+                    for r in runs
+                )
+            )
+            if not all(r.ok for r in runs) and Failure.SUBAGENT_FAILED not in lead.failures:
+                lead.failures.append(Failure.SUBAGENT_FAILED)
+            return runs
+
+        delegate = DelegateTool(c.profile, spawn, c.max_subagents)
+        lead.messages = [
+            Message(
+                role="system", content=prompts.lead_system(task, delegate.name, c.max_subagents)
+            ),
+            Message(role="user", content=prompts.task_message(task, self._hint("lead"))),
+        ]
+        return await run_agent(lead, self.engine, [delegate], self._limits("lead"), self.observer)
+
+    async def run_many(
+        self, tasks: Iterable[Task], concurrency: int = 8, trial: int = 0
+    ) -> list[Trajectory]:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(task: Task) -> Trajectory:
+            async with gate:
+                return await self.run(task, trial)
+
+        return list(await asyncio.gather(*(one(t) for t in tasks)))
