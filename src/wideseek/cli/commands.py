@@ -10,3 +10,8 @@ from wideseek.cli import app
 def version() -> None:
     """Print the wideseek version."""
     typer.echo(__version__)
+
+
+from wideseek.cli import trace  # noqa: E402
+
+app.add_typer(trace.app, name="trace")
