@@ -1,0 +1,184 @@
+"""The benchmark runner: every task × trial through the agents, scored, written as it goes.
+
+Layout of a run directory:
+  run.json            what was run (suite, mode, profile, model, trials); checked on resume
+  trajectories.jsonl  one full Trajectory per (task, trial), appended as each finishes
+  results.jsonl       one line per (task, trial): ids, language, scores, cost
+
+Resumable: the results file is the ledger. A (task, trial) with a results line is done and is
+skipped when the same command runs again; its trajectory line is written first, so a result
+never points to a missing trajectory. Lines are appended and flushed one at a time, so a killed
+run loses at most the items in flight (a torn last line is ignored on reading).
+
+The runner knows nothing about how answers are scored: it is given a `Scorer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from wideseek.types import Task, Trajectory
+
+# (task, trajectory) -> metrics such as item_f1, row_f1, success (wide) or em, f1 (qa).
+Scorer = Callable[[Task, Trajectory], Awaitable[dict[str, Any]]]
+RunOne = Callable[[Task, int], Awaitable[Trajectory]]
+
+RESULTS, TRAJECTORIES, RUN_INFO = "results.jsonl", "trajectories.jsonl", "run.json"
+
+
+class RunInfo(BaseModel):
+    suite: str
+    mode: str
+    profile: str
+    model: str
+    trials: int
+    max_subagents: int | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultRow(BaseModel):
+    instance_id: str
+    trial: int
+    language: str = "en"
+    scores: dict[str, Any] = Field(default_factory=dict)
+    reward: float | None = None
+    n_subagents: int = 0
+    n_turns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    duration_s: float = 0.0
+    failures: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """JSON lines; a torn last line (killed mid-write) is dropped, any other bad line raises."""
+    if not path.exists():
+        return []
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}:{i + 1}: not JSON ({e.msg})") from e
+    return rows
+
+
+def read_results(run_dir: str | Path) -> list[ResultRow]:
+    return [ResultRow.model_validate(r) for r in read_jsonl(Path(run_dir) / RESULTS)]
+
+
+def _append_line(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line so that new lines are not glued onto it."""
+    if path.exists() and path.stat().st_size:
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
+    """Create or reopen a run directory; returns the (task, trial) pairs already done."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info_path = run_dir / RUN_INFO
+    if info_path.exists():
+        old = RunInfo.model_validate_json(info_path.read_text(encoding="utf-8"))
+        keys = ("suite", "mode", "profile", "model", "max_subagents")
+        changed = [k for k in keys if getattr(old, k) != getattr(info, k)]
+        if changed:
+            raise ValueError(
+                f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
+                "use another --out directory"
+            )
+    tmp = info_path.with_suffix(".tmp")
+    tmp.write_text(info.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(info_path)
+    for name in (RESULTS, TRAJECTORIES):
+        _repair_tail(run_dir / name)
+    return {(r.instance_id, r.trial) for r in read_results(run_dir)}
+
+
+def result_row(task: Task, traj: Trajectory, scores: dict[str, Any]) -> ResultRow:
+    usage = traj.usage()
+    return ResultRow(
+        instance_id=task.id,
+        trial=traj.trial,
+        language=task.language,
+        scores=scores,
+        reward=traj.reward,
+        n_subagents=len(traj.subagents),
+        n_turns=sum(len(a.turns) for a in traj.agents),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        duration_s=traj.duration_s,
+        failures=traj.failure_counts(),
+        error=traj.error,
+    )
+
+
+async def run_benchmark(
+    tasks: Sequence[Task],
+    run_one: RunOne,
+    scorer: Scorer,
+    run_dir: str | Path,
+    info: RunInfo,
+    concurrency: int = 4,
+    headline: str = "item_f1",
+    show_progress: bool = True,
+) -> list[ResultRow]:
+    """Run every missing (task, trial), score it, append it; return all rows of the run."""
+    run_dir = Path(run_dir)
+    done = prepare_run_dir(run_dir, info)
+    todo = [(t, k) for k in range(info.trials) for t in tasks if (t.id, k) not in done]
+    gate = asyncio.Semaphore(concurrency)
+    total = 0.0
+    count = 0
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[running]}"),
+        TimeElapsedColumn(),
+        disable=not show_progress,
+    )
+
+    async def one(task: Task, trial: int, bar: Any) -> None:
+        nonlocal total, count
+        async with gate:
+            traj = await run_one(task, trial)
+            traj.scores = await scorer(task, traj)
+            if traj.reward is None:
+                traj.reward = traj.scores.get(headline)
+        # Trajectory first: a results line always has its trajectory.
+        _append_line(run_dir / TRAJECTORIES, traj.model_dump_json())
+        row = result_row(task, traj, traj.scores)
+        _append_line(run_dir / RESULTS, row.model_dump_json())
+        value = traj.scores.get(headline)
+        if isinstance(value, int | float):
+            total, count = total + float(value), count + 1
+        progress.update(bar, advance=1, running=f"{headline} {total / max(count, 1):.3f}")
+
+    with progress:
+        bar = progress.add_task(
+            f"{info.suite} ({len(done)} done before)", total=len(todo), running=""
+        )
+        await asyncio.gather(*(one(t, k, bar) for t, k in todo))
+    return read_results(run_dir)
