@@ -136,6 +136,7 @@ class AgentRun(BaseModel):
     parent_id: int | None = None
     prompt: str  # the task (lead / single) or subtask (subagent) it was given
     messages: list[Message] = Field(default_factory=list)  # its full context, in order
+    tool_schemas: list[dict[str, Any]] = Field(default_factory=list)  # the tools it was given
     turns: list[Turn] = Field(default_factory=list)
     answer: str | None = None  # final text: the report (subagent) or answer (lead / single)
     failures: list[Failure] = Field(default_factory=list)

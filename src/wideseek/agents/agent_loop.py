@@ -75,6 +75,7 @@ async def run_agent(
     observer = observer or NullObserver()
     by_name = {t.name: t for t in tools}
     schemas = [tool_schema(t) for t in tools] or None
+    agent.tool_schemas = schemas or []
     renderer = engine.renderer
     context_ids: list[int] | None = None  # token path only
     pending_ids: list[int] = []  # ids added to the context since the last generation
