@@ -3,10 +3,13 @@
 import typer
 
 from wideseek import __version__
-from wideseek.cli import app
+from wideseek.cli import app, retrieval
 
 
 @app.command()
 def version() -> None:
     """Print the wideseek version."""
     typer.echo(__version__)
+
+
+app.add_typer(retrieval.app, name="retrieval")

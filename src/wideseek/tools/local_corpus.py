@@ -110,7 +110,9 @@ class LocalCorpus:
     ) -> None:
         self.path = Path(path)
         self.snippet_chars = snippet_chars
-        self.cache_dir = Path(cache_dir) if cache_dir else self.path.with_name(self.path.name + ".bm25")
+        self.cache_dir = (
+            Path(cache_dir) if cache_dir else self.path.with_name(self.path.name + ".bm25")
+        )
         self.analyzer = Analyzer(stem=stem)
         self.pages, self.fingerprint = read_corpus(self.path)
         self._by_url: dict[str, int] = {}
@@ -246,4 +248,3 @@ class LocalCorpus:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-
