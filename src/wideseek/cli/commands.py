@@ -3,7 +3,8 @@
 import typer
 
 from wideseek import __version__
-from wideseek.cli import app, retrieval
+from wideseek.cli import app
+from wideseek.cli import retrieval as retrieval_cli
 
 
 @app.command()
@@ -12,4 +13,4 @@ def version() -> None:
     typer.echo(__version__)
 
 
-app.add_typer(retrieval.app, name="retrieval")
+app.add_typer(retrieval_cli.app, name="retrieval")
