@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -177,3 +178,18 @@ def test_bad_corpus_lines_name_file_and_line(tmp_path: Path, content: str, messa
 def test_missing_corpus_file_is_a_corpus_error(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="cannot read corpus"):
         LocalCorpus(tmp_path / "nope.jsonl")
+
+
+def test_index_is_rebuilt_when_the_text_analysis_changes(corpus_path: Path) -> None:
+    stemmed = LocalCorpus(corpus_path, stem=True)
+    if not stemmed.analyzer.stems:
+        pytest.skip("PyStemmer is not installed: both analyses are the same")
+    assert LocalCorpus(corpus_path, stem=False).built_index
+    assert LocalCorpus(corpus_path, stem=True).built_index
+
+
+async def test_concurrent_searches_agree_with_sequential_ones(corpus_path: Path) -> None:
+    corpus = LocalCorpus(corpus_path)
+    queries = ["capital of Germany", "中国的首都", "Danube Vienna", "Louvre"] * 5
+    sequential = [corpus.search_sync(q, 3) for q in queries]
+    assert list(await asyncio.gather(*(corpus.search(q, 3) for q in queries))) == sequential

@@ -13,7 +13,7 @@ This module knows nothing about corpora, caches or tools.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
 
 from bm25s.stopwords import STOPWORDS_EN
 
@@ -45,23 +45,35 @@ class Analyzer:
     """Lower-case, split, drop English stopwords, stem. Deterministic for a given `name`."""
 
     def __init__(self, stem: bool = True) -> None:
-        self.stemmer = Stemmer.Stemmer("english") if (stem and Stemmer is not None) else None
+        self.stems = stem and Stemmer is not None
         self.stopwords = frozenset(STOPWORDS_EN)
+        # PyStemmer objects must not be shared between threads, and searches run in threads.
+        self._local = threading.local()
+        # word -> stem; snippets re-stem the same words for every sentence of every hit.
+        # Plain dict reads/writes are atomic under the GIL, so threads may share it.
+        self._stems: dict[str, str] = {}
 
     @property
     def name(self) -> str:
         """Identifies the analysis; an index built with another analysis must be rebuilt."""
-        return "cjk-bigram+en-stop" + ("+snowball-en" if self.stemmer else "")
+        return "cjk-bigram+en-stop" + ("+snowball-en" if self.stems else "")
 
-    @property
-    def stem_word(self) -> Callable[[str], str] | None:
-        return self.stemmer.stemWord if self.stemmer else None
+    def _stemmer(self):
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            stemmer = self._local.stemmer = Stemmer.Stemmer("english")
+        return stemmer
+
+    def stem_word(self, word: str) -> str:
+        if not self.stems:
+            return word
+        stem = self._stems.get(word)
+        if stem is None:
+            stem = self._stems[word] = self._stemmer().stemWord(word)
+        return stem
 
     def terms(self, text: str) -> set[str]:
-        words = [w for w in split_words(text.lower()) if w not in self.stopwords]
-        if self.stemmer is not None:
-            words = self.stemmer.stemWords(words)
-        return set(words)
+        return {self.stem_word(w) for w in split_words(text.lower()) if w not in self.stopwords}
 
 
 def split_sentences(text: str) -> list[str]:
