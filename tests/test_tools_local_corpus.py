@@ -165,6 +165,9 @@ async def test_corrupt_cache_is_rebuilt_with_a_warning(
         ('{"id": "a", "url": "u", "text": "x"}\n', "corpus.jsonl:1: missing field 'title'"),
         ('{"id": "a", "url": "u", "title": 3, "text": "x"}\n', "field 'title' must be a string"),
         ('["a list"]\n', "corpus.jsonl:1: expected a JSON object"),
+        ('{"url": "u", "title": "t", "text": "x"}\n', "corpus.jsonl:1: missing field 'id'"),
+        ('{"id": null, "url": "u", "title": "t", "text": "x"}\n', "'id' must be a string or"),
+        ('{"id": 1, "url": " ", "title": "t", "text": "x"}\n', "corpus.jsonl:1: empty url"),
         ("\n\n", "corpus has no pages"),
     ],
 )
@@ -193,3 +196,10 @@ async def test_concurrent_searches_agree_with_sequential_ones(corpus_path: Path)
     queries = ["capital of Germany", "中国的首都", "Danube Vienna", "Louvre"] * 5
     sequential = [corpus.search_sync(q, 3) for q in queries]
     assert list(await asyncio.gather(*(corpus.search(q, 3) for q in queries))) == sequential
+
+
+def test_non_utf8_line_is_a_corpus_error(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b'{"id": "a", "url": "u", "title": "t", "text": "x"}\n{"id": "\xff"}\n')
+    with pytest.raises(CorpusError, match=r"corpus\.jsonl:2: not UTF-8"):
+        LocalCorpus(path)

@@ -11,10 +11,12 @@ unreadable or partial; a new cache is built in a temporary directory and renamed
 crash never leaves a half-written index behind. The corpus itself is always read (pages are
 needed for snippets and `access`), which also yields the sha256 in the same pass.
 
-Retrieval and snippet cutting are synchronous CPU work (2-5 ms a query over 20k pages on a busy 2-core
-machine, see bench/search.py), so `search` runs them in a worker thread: the event loop stays free for the
-other agents, and concurrent queries overlap (numpy releases the GIL), which measured 1.3-1.7x the
-inline throughput on two cores. It knows nothing about tools, prompts or HTTP.
+Retrieval and snippet cutting are synchronous CPU work (2-5 ms a query over 20k pages on a
+busy 2-core machine, see bench/search.py), so `search` runs them in a worker thread: the event
+loop stays free for the other agents, and concurrent queries overlap (numpy releases the GIL),
+which measured 1.3-1.7x the inline throughput on two cores.
+
+It knows nothing about tools, prompts or HTTP.
 """
 
 from __future__ import annotations
@@ -72,10 +74,14 @@ def read_corpus(path: Path) -> tuple[list[Page], CorpusFingerprint]:
     except OSError as e:
         raise CorpusError(f"{path}: cannot read corpus ({e.strerror})") from e
     pages: list[Page] = []
-    for lineno, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+    for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
-        pages.append(_parse_line(path, lineno, line))
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{path}:{lineno}: not UTF-8 text ({e.reason})") from e
+        pages.append(_parse_line(path, lineno, text))
     if not pages:
         raise CorpusError(f"{path}: corpus has no pages")
     fingerprint = CorpusFingerprint(stat.st_size, stat.st_mtime_ns, hashlib.sha256(raw).hexdigest())
@@ -89,9 +95,12 @@ def _parse_line(path: Path, lineno: int, line: str) -> Page:
         raise CorpusError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
     if not isinstance(record, dict):
         raise CorpusError(f"{path}:{lineno}: expected a JSON object")
-    for field in _FIELDS:
+    for field in ("id", *_FIELDS):
         if field not in record:
             raise CorpusError(f"{path}:{lineno}: missing field {field!r}")
+    if not isinstance(record["id"], str | int):
+        raise CorpusError(f"{path}:{lineno}: field 'id' must be a string or an integer")
+    for field in _FIELDS:
         if not isinstance(record[field], str):
             raise CorpusError(f"{path}:{lineno}: field {field!r} must be a string")
     if not record["url"].strip():
