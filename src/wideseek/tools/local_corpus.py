@@ -144,8 +144,8 @@ class LocalCorpus:
 
     # -- search --------------------------------------------------------------------------
 
-    def search_sync(self, query: str, k: int) -> list[SearchHit]:
-        """Top-`k` pages for `query`; pages that share no term with it are never returned."""
+    def rank(self, query: str, k: int) -> list[tuple[int, float]]:
+        """(page index, BM25 score) of the top-`k` pages sharing at least one term with `query`."""
         k = max(1, min(k, len(self.pages)))
         ids = self._tokenizer.tokenize(
             [query], update_vocab=False, return_as="ids", show_progress=False
@@ -154,11 +154,14 @@ class LocalCorpus:
         if not ids:
             return []
         docs, scores = self._retriever.retrieve([ids], k=k, show_progress=False, n_threads=1)
+        ranked = zip(docs[0].tolist(), scores[0].tolist(), strict=True)
+        return [(doc, score) for doc, score in ranked if score > 0]
+
+    def search_sync(self, query: str, k: int) -> list[SearchHit]:
+        """Top-`k` pages for `query` with query-relevant snippets."""
         query_terms = self.analyzer.terms(query)
         hits = []
-        for doc, score in zip(docs[0].tolist(), scores[0].tolist(), strict=True):
-            if score <= 0:
-                break
+        for doc, score in self.rank(query, k):
             page = self.pages[doc]
             snippet = best_snippet(page.text, query_terms, self.analyzer, self.snippet_chars)
             hits.append(SearchHit(url=page.url, title=page.title, snippet=snippet, score=score))
