@@ -4,6 +4,8 @@ import typer
 
 from wideseek import __version__
 from wideseek.cli import app
+from wideseek.cli import retrieval as retrieval_cli
+from wideseek.cli import trace as trace_cli
 
 
 @app.command()
@@ -12,6 +14,5 @@ def version() -> None:
     typer.echo(__version__)
 
 
-from wideseek.cli import trace  # noqa: E402
-
-app.add_typer(trace.app, name="trace")
+app.add_typer(retrieval_cli.app, name="retrieval")
+app.add_typer(trace_cli.app, name="trace")

@@ -1,0 +1,91 @@
+"""Trajectories → supervised examples: one token sequence per agent, loss on its own turns only.
+
+Each agent of a trajectory (lead and every subagent, or the single agent) becomes one example:
+its messages rendered with the tokenizer's chat template and the tools it was given, with
+labels on the assistant tokens only (its thinking, tool calls and final answer) and -100 on
+everything it read (system prompt, task, tool results).
+
+Assistant spans are found by rendering prefixes: the tokens of message i are
+render(messages[:i+1]) minus render(messages[:i], add_generation_prompt=True). That needs a
+template whose renderings of a conversation's prefixes are prefixes of each other — true of the
+project's template, which keeps earlier thinking; a template that is not gets a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from wideseek.types import AgentRun, Message, Trajectory
+
+IGNORE = -100
+
+
+@dataclass
+class SFTExample:
+    input_ids: list[int]
+    labels: list[int]
+    role: str
+    task_id: str
+
+    @property
+    def n_target_tokens(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE)
+
+
+class TemplateError(ValueError):
+    """The chat template does not render conversation prefixes as token prefixes."""
+
+
+def _render(tokenizer: Any, messages: list[Message], tools: list[dict], gen: bool) -> list[int]:
+    return list(
+        tokenizer.apply_chat_template(
+            [m.to_openai() for m in messages],
+            tools=tools or None,
+            add_generation_prompt=gen,
+            tokenize=True,
+            return_dict=False,
+        )
+    )
+
+
+def agent_example(tokenizer: Any, agent: AgentRun, task_id: str = "") -> SFTExample:
+    ids: list[int] = []
+    labels: list[int] = []
+    messages = agent.messages
+    for i, message in enumerate(messages):
+        if message.role != "assistant":
+            continue
+        prefix = _render(tokenizer, messages[:i], agent.tool_schemas, gen=True)
+        upto = _render(tokenizer, messages[: i + 1], agent.tool_schemas, gen=False)
+        if upto[: len(prefix)] != prefix or prefix[: len(ids)] != ids:
+            raise TemplateError(
+                f"task {task_id} agent {agent.agent_id}: the chat template does not render "
+                "prefixes of a conversation as token prefixes; assistant spans cannot be found"
+            )
+        context = prefix[len(ids) :]
+        ids += context
+        labels += [IGNORE] * len(context)
+        target = upto[len(prefix) :]
+        ids += target
+        labels += target
+    return SFTExample(input_ids=ids, labels=labels, role=agent.role, task_id=task_id)
+
+
+def trajectory_examples(
+    tokenizer: Any,
+    trajectories: Iterable[Trajectory],
+    max_length: int,
+    roles: tuple[str, ...] = ("lead", "subagent", "single"),
+) -> Iterator[SFTExample]:
+    """Examples of every agent that ended well; longer than max_length ones are skipped."""
+    for traj in trajectories:
+        if traj.error is not None:
+            continue
+        for agent in traj.agents:
+            if agent.role not in roles or not agent.ok or not agent.turns:
+                continue
+            example = agent_example(tokenizer, agent, traj.task.id)
+            if 0 < len(example.input_ids) <= max_length and example.n_target_tokens:
+                yield example
