@@ -204,3 +204,46 @@ async def test_r1_profile_reads_first_call_and_batched_delegation():
     sent_tools = engine.requests[0].tools
     assert sent_tools[0]["function"]["name"] == "create_sub_agents"
     assert json.dumps(sent_tools[0]["function"]["parameters"]).count("prompt") >= 1
+
+
+async def test_real_local_corpus_tools_in_both_profiles(tmp_path):
+    from wideseek.tools.local_corpus import LocalCorpus
+
+    corpus = tmp_path / "pages.jsonl"
+    corpus.write_text(
+        "\n".join(
+            json.dumps({"id": str(i), "url": url, "title": url.rsplit("/", 1)[1], "text": text})
+            for i, (url, text) in enumerate(PAGES.items())
+        )
+    )
+    backend = LocalCorpus(corpus)
+    calls = {
+        "wideseek": [
+            format_tool_call("search", {"query": "capital of Chile"})
+            + format_tool_call("access", {"url": "https://w.test/peru"}),
+        ],
+        "wideseek-r1": [
+            format_tool_call(
+                "search", {"queries": [{"query": "Chile capital"}, {"query": "Peru capital"}]}
+            ),
+            format_tool_call(
+                "access", {"urls": [{"url": "https://w.test/peru", "info_to_extract": "capital"}]}
+            ),
+        ],
+    }
+    for profile, subagent_turns in calls.items():
+        delegate = DELEGATE_CALLS[profile]
+        engine = ScriptedEngine({"lead": [delegate, TABLE], "subagent": [*subagent_turns, "ok"]})
+        orch = Orchestrator.with_backend(engine, backend, AgentConfig(profile=profile))
+        traj = await orch.run(TASK)
+        sub = traj.subagents[0]
+        results = [r for t in sub.turns for r in t.tool_results]
+        assert not any(r.error for r in results), profile
+        text = "\n".join(r.text for r in results)
+        assert "https://w.test/chile" in text and "Capital: Lima" in text, profile
+
+
+DELEGATE_CALLS = {
+    "wideseek": format_tool_call("create_subagents", {"subtasks": ["Capitals"]}),
+    "wideseek-r1": format_tool_call("create_sub_agents", {"sub_agents": [{"prompt": "Capitals"}]}),
+}

@@ -23,7 +23,8 @@ from wideseek.agents import prompts
 from wideseek.agents.agent_loop import AgentObserver, LoopLimits, run_agent
 from wideseek.config import AgentConfig
 from wideseek.llm.base import Engine
-from wideseek.tools.base import Tool
+from wideseek.tools.base import SearchBackend, Tool
+from wideseek.tools.search_tools import Extractor, make_tools
 from wideseek.types import AgentRun, Failure, Message, Role, Task, ToolResult, Trajectory
 
 ToolsFor = Callable[[Role], list[Tool]]
@@ -95,6 +96,23 @@ class Orchestrator:
         self.tools_for = tools_for
         self.config = config or AgentConfig()
         self.observer = observer
+
+    @classmethod
+    def with_backend(
+        cls,
+        engine: Engine,
+        backend: SearchBackend,
+        config: AgentConfig | None = None,
+        observer: AgentObserver | None = None,
+        extractor: Extractor | None = None,
+    ) -> Orchestrator:
+        """Agents whose search/access tools (of the config's profile) ask `backend`."""
+        config = config or AgentConfig()
+
+        def tools_for(role: Role) -> list[Tool]:
+            return make_tools(config.profile, role, backend, config, extractor)
+
+        return cls(engine, tools_for, config, observer)
 
     def _limits(self, role: Role) -> LoopLimits:
         c = self.config
