@@ -129,7 +129,9 @@ def completion_reply(
                 "logprobs": {
                     "tokens": [f"token_id:{t}" for t in token_ids],
                     "token_logprobs": lps,
-                    "top_logprobs": [{f"token_id:{t}": lp} for t, lp in zip(token_ids, lps)],
+                    "top_logprobs": [
+                        {f"token_id:{t}": lp} for t, lp in zip(token_ids, lps, strict=True)
+                    ],
                     "text_offset": list(range(len(token_ids))),
                 },
             }
