@@ -89,13 +89,16 @@ async def test_token_path_returns_exact_ids_and_logprobs():
     assert out.text == "abc" and out.finish_reason == "length"
     assert out.usage.completion_tokens == 4
     assert body["prompt"] == [1, 2, 3]
-    assert body["logprobs"] == 1 and body["return_tokens_as_token_ids"] is True
+    assert body["logprobs"] == 1
+    assert body["return_tokens_as_token_ids"] is True and body["return_token_ids"] is True
     assert (body["max_tokens"], body["stop"], body["stop_token_ids"]) == (4, ["</x>"], [9])
 
 
-async def test_token_path_prefers_top_level_token_ids():
+async def test_token_path_reads_top_level_token_ids():
+    """SGLang / newer vLLM with return_token_ids: ids in the choice, tokens as text."""
     reply = completion_reply("ab", [7, 8], [-1.0, -2.0])
     reply["choices"][0]["token_ids"] = [70, 80]
+    reply["choices"][0]["logprobs"]["tokens"] = ["a", "b"]
     with FakeOpenAIServer(script=[reply]) as srv:
         async with HttpEngine(srv.base_url, "fake-model", **FAST) as engine:
             out = await engine.generate(GenerateRequest(prompt_token_ids=[1]))
@@ -107,7 +110,7 @@ async def test_token_strings_instead_of_ids_is_a_clear_error():
     reply["choices"][0]["logprobs"]["tokens"] = ["a", "b"]  # what servers without the flag send
     with FakeOpenAIServer(script=[reply]) as srv:
         async with HttpEngine(srv.base_url, "fake-model", **FAST) as engine:
-            with pytest.raises(EngineError, match="return_tokens_as_token_ids"):
+            with pytest.raises(EngineError, match="returns no token ids"):
                 await engine.generate(GenerateRequest(prompt_token_ids=[1]))
 
 

@@ -3,14 +3,16 @@ llama.cpp server, Ollama), on one shared `httpx.AsyncClient`.
 
 Two paths, chosen by the request:
 - **token path** (`request.prompt_token_ids` set; the agent rendered it with `engine.renderer`):
-  POST /v1/completions with `prompt: [ids]`, `logprobs: 1` and vLLM's
-  `return_tokens_as_token_ids: true`, so `choices[0].logprobs.tokens` come back as
-  `"token_id:123"` and `token_logprobs` as the sampled tokens' logprobs: exact ids and logprobs
-  for training. A top-level `choices[0].token_ids` list (vLLM `return_token_ids`) is preferred
-  when present. Servers that answer token *strings* (OpenAI, SGLang's OpenAI layer, llama.cpp)
-  cannot give exact ids: that is an `EngineError` saying so, never a silent guess. `stop` and
-  `stop_token_ids` (a vLLM / SGLang extension) are passed through; `max_tokens` defaults to what
-  is left of the renderer's context length.
+  POST /v1/completions with `prompt: [ids]` and `logprobs: 1`, asking for the sampled ids in
+  both known ways: `return_token_ids: true` (recent vLLM and SGLang put the ids in
+  `choices[0].token_ids`) and `return_tokens_as_token_ids: true` (any vLLM since 0.5:
+  `choices[0].logprobs.tokens` become `"token_id:123"`); vLLM and SGLang ignore the one they
+  do not know. Logprobs come from `choices[0].logprobs.token_logprobs`. Servers that answer
+  only token *strings* (older SGLang, llama.cpp, Ollama) or refuse the fields (OpenAI: HTTP 400)
+  cannot give exact ids: that is an `EngineError` saying so, never a silent re-tokenization.
+  `stop` and `stop_token_ids` (a vLLM / SGLang extension) are passed through; `max_tokens`
+  defaults to what is left of the renderer's context length. SGLang's native `/generate`
+  (`input_ids`, `return_logprob`, `meta_info.output_token_logprobs`) is not spoken here.
 - **chat path** (`request.messages` set): POST /v1/chat/completions with `tools`; native
   `tool_calls` become `Completion.tool_calls`. A call whose arguments are not a JSON object is
   not dropped and does not raise: it is appended to `Completion.text` as a `<tool_call>` block
@@ -207,7 +209,9 @@ class HttpEngine:
             if max_tokens <= 0:  # nothing fits: the agent records a context overflow
                 return Completion(text="", token_ids=[], logprobs=[], finish_reason="length")
         body = self._sampling_body(sampling, max_tokens)
-        body.update(prompt=prompt, logprobs=1, return_tokens_as_token_ids=True)
+        # Both spellings of "give me the sampled ids" (see the module docstring).
+        body.update(prompt=prompt, logprobs=1, return_token_ids=True)
+        body["return_tokens_as_token_ids"] = True
         if sampling.stop_token_ids:
             body["stop_token_ids"] = sampling.stop_token_ids
         url = f"{self.base_url}/v1/completions"
@@ -344,8 +348,8 @@ def _token_ids_and_logprobs(choice: dict[str, Any]) -> tuple[list[int], list[flo
 def _token_id(token: str) -> int:
     if not token.startswith(TOKEN_ID_PREFIX):
         raise ValueError(
-            f"token {token!r} is text, not an id: the server does not support "
-            "return_tokens_as_token_ids (use vLLM, or engine.path=chat)"
+            f"token {token!r} is text, not an id: the server returns no token ids "
+            "(serve with vLLM or a recent SGLang, or use engine.path=chat)"
         )
     return int(token.removeprefix(TOKEN_ID_PREFIX))
 
