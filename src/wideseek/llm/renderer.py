@@ -32,6 +32,10 @@ from typing import Any
 from wideseek.types import Message
 
 _PROBE = "wideseek-probe-reply"
+# The probe reply carries a think block: Qwen3's own template renders a final assistant turn
+# without one as `<think>\n\n</think>\n\n...` but an earlier one as plain text, which would
+# make the probe itself look prefix-inconsistent.
+_PROBE_REPLY = f"<think>\nprobe\n</think>\n\n{_PROBE}"
 
 
 class HFChatRenderer:
@@ -119,7 +123,7 @@ class HFChatRenderer:
         return self._encode(full[len(head) :])
 
     def _probe(self) -> list[dict[str, Any]]:
-        return [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _PROBE}]
+        return [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _PROBE_REPLY}]
 
     def _probe_head(self) -> str:
         """The probe conversation up to and including the assistant's end-of-turn marker."""
