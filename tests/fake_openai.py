@@ -189,6 +189,9 @@ class FakeOpenAIServer:
     def __enter__(self) -> FakeOpenAIServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this; without it Nagle + delayed ACK hold each response
+        # body back ~40 ms on a kept-alive connection (uvicorn writes headers and body apart).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app(), log_level="error", lifespan="off")

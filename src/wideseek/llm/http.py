@@ -204,10 +204,12 @@ class HttpEngine:
 
     async def _generate_tokens(self, prompt: list[int], sampling: SamplingParams) -> Completion:
         max_tokens = sampling.max_tokens
-        if max_tokens is None and self.renderer is not None:
-            max_tokens = self.renderer.context_length - len(prompt)
-            if max_tokens <= 0:  # nothing fits: the agent records a context overflow
+        if self.renderer is not None:
+            # Never ask for more than the context holds: servers answer that with HTTP 400.
+            left = self.renderer.context_length - len(prompt)
+            if left <= 0:  # nothing fits: the agent records a context overflow
                 return Completion(text="", token_ids=[], logprobs=[], finish_reason="length")
+            max_tokens = left if max_tokens is None else min(max_tokens, left)
         body = self._sampling_body(sampling, max_tokens)
         # Both spellings of "give me the sampled ids" (see the module docstring).
         body.update(prompt=prompt, logprobs=1, return_token_ids=True)
