@@ -12,7 +12,7 @@ import pytest
 from fake_openai import FakeOpenAIServer, completion_reply
 from tiny_tokenizer import build_tiny_tokenizer
 from wideseek.config import EngineConfig
-from wideseek.llm.base import ChatRenderer, GenerateRequest
+from wideseek.llm.base import ChatRenderer, EngineError, GenerateRequest
 from wideseek.llm.http import HttpEngine
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.llm.toolcall import format_tool_call, parse_tool_calls
@@ -157,6 +157,9 @@ def test_bad_tokenizer_dirs_are_clear_errors(tmp_path):
         HFChatRenderer.from_pretrained(tmp_path / "missing")
     with pytest.raises(ValueError, match="cannot load tokenizer"):
         HFChatRenderer.from_pretrained(tmp_path)
+    config = EngineConfig(base_url="http://127.0.0.1:1", tokenizer=str(tmp_path / "missing"))
+    with pytest.raises(EngineError, match=r"engine\.tokenizer: .* not found"):
+        HttpEngine.from_config(config)
 
 
 async def test_token_path_end_to_end(tokenizer_dir):

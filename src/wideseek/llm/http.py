@@ -133,9 +133,12 @@ class HttpEngine:
                 raise EngineError("engine.path=tokens needs engine.tokenizer (a tokenizer dir)")
             from wideseek.llm.renderer import HFChatRenderer  # transformers: optional extra
 
-            renderer = HFChatRenderer.from_pretrained(
-                config.tokenizer, context_length=context_length, enable_thinking=enable_thinking
-            )
+            try:
+                renderer = HFChatRenderer.from_pretrained(
+                    config.tokenizer, context_length=context_length, enable_thinking=enable_thinking
+                )
+            except ValueError as e:
+                raise EngineError(f"engine.tokenizer: {e}") from None
         return cls(
             config.base_url,
             config.model,
@@ -284,20 +287,22 @@ class HttpEngine:
 
     async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST with retries; the semaphore is held per attempt, not while backing off."""
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
+        retries = 0
+        while True:
             try:
                 async with self._semaphore:
                     return await self._attempt("POST", url, body)
             except _Retryable as e:
-                if attempt + 1 == attempts:
-                    raise EngineError(f"{url}: {e} (gave up after {attempts} attempts)") from None
-                delay = self._backoff(attempt, e.retry_after)
+                if retries == self.max_retries:
+                    raise EngineError(
+                        f"{url}: {e} (gave up after {retries + 1} attempts)"
+                    ) from None
+                retries += 1
+                delay = self._backoff(retries - 1, e.retry_after)
                 log.warning(
-                    "%s: %s; retry %d/%d in %.2fs", url, e, attempt + 1, self.max_retries, delay
+                    "%s: %s; retry %d/%d in %.2fs", url, e, retries, self.max_retries, delay
                 )
                 await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _attempt(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """One request: the JSON reply, `_Retryable`, or `EngineError` for a permanent failure."""
