@@ -17,7 +17,10 @@ What each POST answers, first match wins:
 4. a default echo reply ("ok").
 A reply is a full response dict (sent as is), a `Fault`, or a string, which becomes a chat
 message or a completion whose token ids come from `encode` (UTF-8 bytes by default) with
-logprob -0.5 per token, in vLLM's `return_tokens_as_token_ids` shape. `chat_reply` and
+logprob -0.5 per token, in vLLM's `return_tokens_as_token_ids` shape. For token-path agent
+tests pass `encode=lambda t: renderer.tokenizer.encode(t, add_special_tokens=False) +
+renderer.end_of_turn_ids` (tests/tiny_tokenizer.py builds a tokenizer), as a real server
+returns the EOS id of a reply that ended its turn. `chat_reply` and
 `completion_reply` build the dicts for richer cases (tool calls, reasoning, exact ids).
 
 `latency_s` is added to every POST (asyncio sleep: requests overlap, as on a real server).
