@@ -112,6 +112,15 @@ def test_prefix_consistency(renderer, reply):
     assert rerendered == grown
 
 
+def test_render_tool_turn_closes_an_unclosed_response(renderer):
+    closed = reply_ids(renderer, "ok")
+    unclosed = closed[: -len(renderer.end_of_turn_ids)]  # cut by a stop string
+    tail = renderer.render_tool_responses(["r"])
+    assert renderer.render_tool_turn(closed, ["r"]) == tail
+    assert renderer.render_tool_turn(unclosed, ["r"]) == renderer.end_of_turn_ids + tail
+    assert unclosed + renderer.render_tool_turn(unclosed, ["r"]) == closed + tail
+
+
 def test_several_tool_results_group_into_one_turn(renderer):
     ids = renderer.render_tool_responses(["r1", "r2"])
     assert renderer.decode(ids) == (

@@ -6,12 +6,13 @@ template (wideseek's, see `chat_template.py`, or a model's, e.g. Qwen3 / WideSee
 - `render_tool_response(text)` / `render_tool_responses(texts)`: the ids appended to a running
   context after an assistant turn, i.e. what follows the assistant's end-of-turn token up to
   the next generation prompt (`\\n<|im_start|>user\\n<tool_response>\\n...` in the Qwen3
-  format). It is derived by rendering a probe conversation with and without the tool messages
-  and taking the difference, not hard-coded, so any template that renders turns as a prefix
-  works; a template that does not (e.g. one that rewrites earlier turns) is a clear ValueError.
+  format); `render_tool_turn(response_ids, texts)` adds the end-of-turn ids first when the
+  response lacks them. The tail is derived by rendering a probe conversation with and without
+  the tool messages and taking the difference, not hard-coded, so any template that renders
+  turns as a prefix works; one that does not (rewrites earlier turns) is a clear ValueError.
 - `end_of_turn_ids`: the ids that close an assistant turn (`<|im_end|>`). A generation that
-  stopped on EOS already ends with them (vLLM returns the EOS id); one cut by a stop string or
-  the length limit does not, and the agent appends them before the tool response.
+  stopped on EOS already ends with them (vLLM and SGLang return the EOS id); one cut by a stop
+  string or the length limit does not, and `render_tool_turn` puts them back.
 
 Prefix consistency, what training relies on: for a reply `r` whose ids end with
 `end_of_turn_ids`, `render_prompt(h + [r, tool]) == render_prompt(h) + ids(r) +
@@ -87,6 +88,13 @@ class HFChatRenderer:
     def render_tool_response(self, text: str) -> list[int]:
         return self.render_tool_responses([text])
 
+    def render_tool_turn(self, response_ids: list[int], tool_texts: list[str]) -> list[int]:
+        """Ids to append after a response: the end of the assistant turn when the engine left it
+        off (a stop string, the length cap), then the tool results and the generation prompt."""
+        n = len(self.end_of_turn_ids)
+        closed = response_ids[-n:] == self.end_of_turn_ids
+        return ([] if closed else self.end_of_turn_ids) + self.render_tool_responses(tool_texts)
+
     def decode(self, ids: list[int]) -> str:
         """Exact text of `ids`, special tokens included (so decode(render) == rendered text)."""
         return self.tokenizer.decode(
@@ -113,7 +121,8 @@ class HFChatRenderer:
         """Ids appended after an assistant turn for several tool results at once (a template
         may group consecutive tool messages into one turn, as Qwen3's does)."""
         head = self._probe_head()
-        tools = [Message(role="tool", content=t).to_openai() for t in texts]
+        # Plain dicts: the template must see role "tool", whatever Message.to_openai does.
+        tools = [{"role": "tool", "content": t} for t in texts]
         full = self.render_text([*self._probe(), *tools])
         if not full.startswith(head):
             raise ValueError(
