@@ -220,3 +220,13 @@ def test_from_config_needs_a_url_and_a_tokenizer_for_tokens():
         HttpEngine.from_config(EngineConfig())
     with pytest.raises(EngineError, match=r"engine\.tokenizer"):
         HttpEngine.from_config(EngineConfig(base_url="http://x", path="tokens"))
+
+
+async def test_fake_server_responder_sees_each_request():
+    def echo(endpoint: str, body: dict) -> str:
+        return f"{endpoint}: {body['messages'][-1]['content']}"
+
+    with FakeOpenAIServer(responder=echo) as srv:
+        async with HttpEngine(srv.base_url, "fake-model", **FAST) as engine:
+            outs = await asyncio.gather(*(engine.generate(chat_request(f"q{i}")) for i in range(3)))
+    assert sorted(o.text for o in outs) == ["chat: q0", "chat: q1", "chat: q2"]
