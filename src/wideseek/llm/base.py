@@ -24,6 +24,7 @@ class SamplingParams(BaseModel):
     top_p: float = 1.0
     max_tokens: int | None = None  # None: up to the engine's context length
     stop: list[str] = Field(default_factory=list)
+    stop_token_ids: list[int] = Field(default_factory=list)  # token path; servers that support it
     seed: int | None = None
 
 

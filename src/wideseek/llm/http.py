@@ -1,0 +1,427 @@
+"""`HttpEngine`: the Engine protocol over OpenAI-compatible servers (vLLM, SGLang, OpenAI,
+llama.cpp server, Ollama), on one shared `httpx.AsyncClient`.
+
+Two paths, chosen by the request:
+- **token path** (`request.prompt_token_ids` set; the agent rendered it with `engine.renderer`):
+  POST /v1/completions with `prompt: [ids]` and `logprobs: 1`, asking for the sampled ids in
+  both known ways: `return_token_ids: true` (recent vLLM and SGLang put the ids in
+  `choices[0].token_ids`) and `return_tokens_as_token_ids: true` (any vLLM since 0.5:
+  `choices[0].logprobs.tokens` become `"token_id:123"`); vLLM and SGLang ignore the one they
+  do not know. Logprobs come from `choices[0].logprobs.token_logprobs`. Servers that answer
+  only token *strings* (older SGLang, llama.cpp, Ollama) or refuse the fields (OpenAI: HTTP 400)
+  cannot give exact ids: that is an `EngineError` saying so, never a silent re-tokenization.
+  `stop` and `stop_token_ids` (a vLLM / SGLang extension) are passed through; `max_tokens`
+  defaults to what is left of the renderer's context length. SGLang's native `/generate`
+  (`input_ids`, `return_logprob`, `meta_info.output_token_logprobs`) is not spoken here.
+- **chat path** (`request.messages` set): POST /v1/chat/completions with `tools`; native
+  `tool_calls` become `Completion.tool_calls`. A call whose arguments are not a JSON object is
+  not dropped and does not raise: it is appended to `Completion.text` as a `<tool_call>` block
+  holding the raw arguments, so `parse_tool_calls(text)` reports it as malformed. Reasoning that
+  the server split out (`reasoning_content` / `reasoning`) is put back in front of the text as
+  `<think>...</think>`.
+
+Every POST is capped by one `asyncio.Semaphore` per engine (`max_concurrency` in flight) and
+retried with exponential backoff and jitter on 408/429/5xx, timeouts, connection errors and
+unreadable JSON (`Retry-After` honoured); after `max_retries` retries, or at once on another
+4xx, it raises `EngineError` with one line: the URL and what failed. The API key is read from an
+environment variable by `from_config`, sent as a Bearer header, and never logged or shown in
+`repr`.
+
+This module knows the wire format, not agents, prompts or chat templates (the renderer does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+from typing import Any
+
+import httpx
+
+from wideseek.config import EngineConfig
+from wideseek.llm.base import (
+    ChatRenderer,
+    Completion,
+    EngineError,
+    FinishReason,
+    GenerateRequest,
+    SamplingParams,
+)
+from wideseek.llm.toolcall import CLOSE, OPEN
+from wideseek.types import Message, ToolCall, Usage
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+TOKEN_ID_PREFIX = "token_id:"  # vLLM's spelling of a token with return_tokens_as_token_ids
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "eos": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "abort": "error",
+    "content_filter": "error",
+}
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way worth retrying; the message says how."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
+class HttpEngine:
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        renderer: ChatRenderer | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 600.0,
+        max_retries: int = 5,
+        max_concurrency: int = 64,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        seed: int | None = None,
+    ) -> None:
+        # Accept both "http://host:8000" and "http://host:8000/v1".
+        root = base_url.rstrip("/")
+        self.base_url = root.removesuffix("/v1")
+        self.model_name = model or ""  # "" until check() picks the server's first model
+        self.renderer = renderer
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._model_lock = asyncio.Lock()
+        self._rng = random.Random(seed)  # jitter only; keeps runs reproducible given a seed
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: EngineConfig,
+        *,
+        context_length: int | None = None,
+        enable_thinking: bool = True,
+    ) -> HttpEngine:
+        """An engine for `config`; `path: auto` means tokens when a tokenizer dir is given."""
+        if not config.base_url:
+            raise EngineError("engine.base_url is not set: give the OpenAI-compatible server URL")
+        path = config.path
+        if path == "auto":
+            path = "tokens" if config.tokenizer else "chat"
+        renderer = None
+        if path == "tokens":
+            if not config.tokenizer:
+                raise EngineError("engine.path=tokens needs engine.tokenizer (a tokenizer dir)")
+            from wideseek.llm.renderer import HFChatRenderer  # transformers: optional extra
+
+            try:
+                renderer = HFChatRenderer.from_pretrained(
+                    config.tokenizer, context_length=context_length, enable_thinking=enable_thinking
+                )
+            except ValueError as e:
+                raise EngineError(f"engine.tokenizer: {e}") from None
+        return cls(
+            config.base_url,
+            config.model,
+            renderer=renderer,
+            api_key=os.environ.get(config.api_key_env) or None,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            max_concurrency=config.max_concurrency,
+        )
+
+    def __repr__(self) -> str:  # never the API key
+        path = "tokens" if self.renderer is not None else "chat"
+        return f"HttpEngine({self.base_url!r}, model={self.model_name!r}, path={path!r})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> HttpEngine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def check(self) -> list[str]:
+        """GET /v1/models once: the served model ids. Picks the first when no model was named;
+        raises `EngineError` when the server is unreachable or does not serve our model."""
+        url = f"{self.base_url}/v1/models"
+        try:
+            data = await self._attempt("GET", url, None)
+        except _Retryable as e:
+            raise EngineError(f"{url}: server not reachable ({e})") from None
+        try:
+            served = [str(m["id"]) for m in data["data"]]
+        except (KeyError, TypeError) as e:
+            raise EngineError(f"{url}: unexpected /v1/models response ({e!r})") from None
+        if not self.model_name:
+            if not served:
+                raise EngineError(f"{url}: the server lists no models")
+            self.model_name = served[0]
+        elif served and self.model_name not in served:
+            raise EngineError(
+                f"{url}: model {self.model_name!r} is not served (served: {', '.join(served)})"
+            )
+        return served
+
+    # -- Engine protocol -----------------------------------------------------------------------
+
+    async def generate(self, request: GenerateRequest) -> Completion:
+        await self._ensure_model()
+        if request.prompt_token_ids is not None:
+            return await self._generate_tokens(request.prompt_token_ids, request.sampling)
+        if request.messages is not None:
+            return await self._generate_chat(request.messages, request.tools, request.sampling)
+        raise EngineError("GenerateRequest has neither prompt_token_ids nor messages")
+
+    async def _ensure_model(self) -> None:
+        if self.model_name:
+            return
+        async with self._model_lock:
+            if not self.model_name:
+                await self.check()
+
+    # -- token path ----------------------------------------------------------------------------
+
+    async def _generate_tokens(self, prompt: list[int], sampling: SamplingParams) -> Completion:
+        max_tokens = sampling.max_tokens
+        if self.renderer is not None:
+            # Never ask for more than the context holds: servers answer that with HTTP 400.
+            left = self.renderer.context_length - len(prompt)
+            if left <= 0:  # nothing fits: the agent records a context overflow
+                return Completion(text="", token_ids=[], logprobs=[], finish_reason="length")
+            max_tokens = left if max_tokens is None else min(max_tokens, left)
+        body = self._sampling_body(sampling, max_tokens)
+        # Both spellings of "give me the sampled ids" (see the module docstring).
+        body.update(prompt=prompt, logprobs=1, return_token_ids=True)
+        body["return_tokens_as_token_ids"] = True
+        if sampling.stop_token_ids:
+            body["stop_token_ids"] = sampling.stop_token_ids
+        url = f"{self.base_url}/v1/completions"
+        data = await self._post(url, body)
+        try:
+            choice = data["choices"][0]
+            ids, logprobs = _token_ids_and_logprobs(choice)
+            text = choice.get("text")
+            if text is None:
+                text = self.renderer.decode(ids) if self.renderer else ""
+            return Completion(
+                text=text,
+                token_ids=ids,
+                logprobs=logprobs,
+                finish_reason=_finish(choice.get("finish_reason")),
+                usage=_usage(data, len(prompt), len(ids)),
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise EngineError(f"{url}: unexpected completion response ({_why(e)})") from None
+
+    # -- chat path -----------------------------------------------------------------------------
+
+    async def _generate_chat(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None,
+        sampling: SamplingParams,
+    ) -> Completion:
+        body = self._sampling_body(sampling, sampling.max_tokens)
+        body["messages"] = [m.to_openai() for m in messages]
+        if tools:
+            body["tools"] = tools
+        url = f"{self.base_url}/v1/chat/completions"
+        data = await self._post(url, body)
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            calls, malformed = _native_tool_calls(message.get("tool_calls") or [])
+            text = _join_reasoning(
+                message.get("reasoning_content") or message.get("reasoning"),
+                message.get("content") or "",
+            )
+            text = "\n".join([text, *malformed]) if malformed else text
+            return Completion(
+                text=text,
+                finish_reason=_finish(choice.get("finish_reason")),
+                usage=_usage(data, 0, 0),
+                tool_calls=calls if message.get("tool_calls") else None,
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise EngineError(f"{url}: unexpected chat response ({_why(e)})") from None
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _sampling_body(self, sampling: SamplingParams, max_tokens: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model_name,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+        }
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if sampling.stop:
+            body["stop"] = sampling.stop
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        return body
+
+    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries; the semaphore is held per attempt, not while backing off."""
+        retries = 0
+        while True:
+            try:
+                async with self._semaphore:
+                    return await self._attempt("POST", url, body)
+            except _Retryable as e:
+                if retries == self.max_retries:
+                    raise EngineError(
+                        f"{url}: {e} (gave up after {retries + 1} attempts)"
+                    ) from None
+                retries += 1
+                delay = self._backoff(retries - 1, e.retry_after)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.2fs", url, e, retries, self.max_retries, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _attempt(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """One request: the JSON reply, `_Retryable`, or `EngineError` for a permanent failure."""
+        try:
+            resp = await self._client.request(method, url, json=body)
+        except httpx.TimeoutException:
+            raise _Retryable(f"timed out after {self.timeout_s:g}s") from None
+        except httpx.TransportError as e:
+            raise _Retryable(f"connection failed ({type(e).__name__}: {e})") from None
+        if resp.status_code in RETRYABLE_STATUS:
+            raise _Retryable(
+                f"HTTP {resp.status_code}: {_server_message(resp)}",
+                _retry_after(resp.headers.get("Retry-After")),
+            )
+        if resp.status_code >= 400:
+            raise EngineError(f"{url}: HTTP {resp.status_code}: {_server_message(resp)}")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise _Retryable("response is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise _Retryable("response is not a JSON object")
+        return data
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        ceiling = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)  # jitter spreads retry storms
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_backoff_s))
+        return delay
+
+
+# -- response parsing (pure functions) -----------------------------------------------------------
+
+
+def _token_ids_and_logprobs(choice: dict[str, Any]) -> tuple[list[int], list[float]]:
+    lp = choice.get("logprobs")
+    if not isinstance(lp, dict):
+        raise ValueError("no logprobs in the reply: the server ignored `logprobs`")
+    logprobs = [float(x) for x in lp["token_logprobs"]]
+    if isinstance(choice.get("token_ids"), list):
+        ids = [int(t) for t in choice["token_ids"]]
+    else:
+        ids = [_token_id(t) for t in lp["tokens"]]
+    if len(ids) != len(logprobs):
+        raise ValueError(f"{len(ids)} token ids but {len(logprobs)} logprobs")
+    return ids, logprobs
+
+
+def _token_id(token: str) -> int:
+    if not token.startswith(TOKEN_ID_PREFIX):
+        raise ValueError(
+            f"token {token!r} is text, not an id: the server returns no token ids "
+            "(serve with vLLM or a recent SGLang, or use engine.path=chat)"
+        )
+    return int(token.removeprefix(TOKEN_ID_PREFIX))
+
+
+def _native_tool_calls(raw_calls: list[dict[str, Any]]) -> tuple[list[ToolCall], list[str]]:
+    """(calls whose arguments are a JSON object, `<tool_call>` blocks for the others)."""
+    calls: list[ToolCall] = []
+    malformed: list[str] = []
+    for n, raw in enumerate(raw_calls):
+        fn = raw.get("function") or {}
+        name = str(fn.get("name") or "")
+        args: Any = fn.get("arguments")
+        text = args if isinstance(args, str) else json.dumps(args)
+        if args is None or (isinstance(args, str) and not args.strip()):
+            args = {}  # servers send "" for a call without arguments
+        elif isinstance(args, str):
+            with contextlib.suppress(json.JSONDecodeError):  # kept raw: reported below
+                args = json.loads(args)
+        if name and isinstance(args, dict):
+            calls.append(ToolCall(id=str(raw.get("id") or f"call_{n}"), name=name, arguments=args))
+        else:
+            body = f'{{"name": {json.dumps(name)}, "arguments": {text}}}'
+            malformed.append(f"{OPEN}\n{body}\n{CLOSE}")
+    return calls, malformed
+
+
+def _join_reasoning(reasoning: str | None, content: str) -> str:
+    if not reasoning:
+        return content
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{content}"
+
+
+def _finish(reason: str | None) -> FinishReason:
+    return _FINISH.get(reason or "stop", "stop")
+
+
+def _usage(data: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> Usage:
+    usage = data.get("usage") or {}
+    return Usage(
+        prompt_tokens=int(usage.get("prompt_tokens") or prompt_tokens),
+        completion_tokens=int(usage.get("completion_tokens") or completion_tokens),
+    )
+
+
+def _server_message(resp: httpx.Response) -> str:
+    """The server's own error text, on one short line."""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(err, dict):
+            err = err.get("message")
+        if err:
+            return " ".join(str(err).split())[:300]
+    return " ".join(resp.text.split())[:300] or resp.reason_phrase
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _why(e: Exception) -> str:
+    return f"missing {e}" if isinstance(e, KeyError) else str(e)
