@@ -1,4 +1,4 @@
-"""A tiny tokenizer + randomly initialised Qwen3 model for fast engine, server and tokenizer tests."""
+"""A tiny tokenizer + random Qwen3 model for fast engine, server and tokenizer tests."""
 
 from __future__ import annotations
 

@@ -36,7 +36,9 @@ class ModelSize:
     tie_embeddings: bool = True  # halves the parameters of a small-vocabulary model
 
 
-def qwen3_config(size: ModelSize, tokenizer: PreTrainedTokenizerBase, vocab_size: int | None = None):
+def qwen3_config(
+    size: ModelSize, tokenizer: PreTrainedTokenizerBase, vocab_size: int | None = None
+) -> Qwen3Config:
     """A Qwen3Config of `size` whose vocabulary covers the tokenizer (optionally padded up)."""
     if size.hidden % size.heads:
         raise ValueError(f"hidden ({size.hidden}) must be a multiple of heads ({size.heads})")
@@ -79,7 +81,6 @@ def create_model(
 
 def save_model_dir(model, tokenizer, out_dir: Path) -> None:
     """Model and tokenizer side by side in one directory, replaced atomically."""
-
 
     def write(path: Path) -> None:
         model.save_pretrained(path)  # safetensors by default

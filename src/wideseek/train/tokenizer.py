@@ -174,4 +174,3 @@ def save_atomically(write: Callable[[Path], object], out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out_dir)
-
