@@ -34,6 +34,7 @@ import asyncio
 import inspect
 import random
 import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,7 @@ class LocalEngine:
         self.max_batch_size = max_batch_size
         self.batch_window_s = batch_window_s
         self._seeds = random.Random(seed)
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # recent batch sizes, for stats/tests
         self._model_lock = threading.Lock()  # one batch at a time; reload waits for it
         self._queue: asyncio.Queue[_Job] | None = None
         self._batcher: asyncio.Task[None] | None = None
@@ -206,6 +208,7 @@ class LocalEngine:
             await asyncio.sleep(self.batch_window_s)  # let concurrent requests join
             while not queue.empty() and len(jobs) < self.max_batch_size:
                 jobs.append(queue.get_nowait())
+            self.batch_sizes.append(len(jobs))
             try:
                 await asyncio.to_thread(self._run_batch, [j.row for j in jobs])
             except Exception as e:  # one bad batch fails its requests, not the engine
