@@ -4,6 +4,7 @@ import typer
 
 from wideseek import __version__
 from wideseek.cli import app
+from wideseek.cli import serve as _serve  # noqa: F401  (registers `wideseek serve`)
 
 
 @app.command()

@@ -53,6 +53,10 @@ from wideseek.llm.base import (
 from wideseek.types import Usage
 
 
+class InvalidPromptError(EngineError, ValueError):
+    """The request itself is unusable (no prompt, ids outside the vocabulary): HTTP 400."""
+
+
 def make_renderer(model_dir: str | Path, tokenizer, context_length: int) -> ChatRenderer:
     """The renderer of the token path. TEMPORARY: at merge this becomes
     `HFChatRenderer.from_pretrained(model_dir, context_length=context_length)`."""
@@ -184,12 +188,12 @@ class LocalEngine:
         elif request.messages is not None and self.renderer is not None:
             prompt = self.renderer.render_prompt(request.messages, request.tools)
         else:
-            raise EngineError("request has neither prompt_token_ids nor messages")
+            raise InvalidPromptError("request has neither prompt_token_ids nor messages")
         vocab = self.model.config.vocab_size
         if not prompt:
-            raise EngineError("empty prompt")
+            raise InvalidPromptError("empty prompt")
         if min(prompt) < 0 or max(prompt) >= vocab:
-            raise EngineError(f"prompt token ids must lie in [0, {vocab})")
+            raise InvalidPromptError(f"prompt token ids must lie in [0, {vocab})")
         return prompt
 
     # --- batching ------------------------------------------------------------------------
