@@ -325,24 +325,31 @@ def _cache_keyword(model) -> str:
 def sample_next(logits: torch.Tensor, rows: list[_Row]) -> tuple[torch.Tensor, torch.Tensor]:
     """Next token of each row (greedy at T = 0, else temperature + top-p) and its logprob.
 
-    logits (b, V) -> tokens (b,), logprobs (b,) as defined by `token_logprobs`.
+    logits (b, V) -> tokens (b,), logprobs (b,) as defined by `token_logprobs`. Sampling is
+    inverse-CDF with one uniform draw per row from the row's own generator: vectorised over the
+    batch, yet each request's randomness depends on its seed only.
     """
     logits = logits.float()
     temps = torch.tensor([r.params.temperature or 1.0 for r in rows], device=logits.device)
     logp = torch.log_softmax(logits / temps.unsqueeze(-1), dim=-1)  # (b, V)
-    tokens = logp.argmax(dim=-1)  # greedy default; sampled rows overwrite below
-    for j, row in enumerate(rows):
-        if row.params.temperature > 0:
-            tokens[j] = _sample(logp[j], row.params.top_p, row.generator)
+    tokens = logp.argmax(dim=-1)  # (b,) greedy; sampled rows are overwritten below
+    sampled = [j for j, r in enumerate(rows) if r.params.temperature > 0]
+    if sampled:
+        index = torch.tensor(sampled, device=logits.device)
+        tokens[index] = _inverse_cdf_sample(logp[index], [rows[j] for j in sampled])
     return tokens, logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
-def _sample(logp: torch.Tensor, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    probs = logp.exp()  # (V,)
-    if top_p < 1.0:
-        # Keep the smallest set of most likely tokens whose mass reaches top_p.
-        sorted_p, order = probs.sort(descending=True)
-        outside = sorted_p.cumsum(0) - sorted_p >= top_p
-        sorted_p[outside] = 0.0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
-    return torch.multinomial(probs, 1, generator=generator)[0]
+def _inverse_cdf_sample(logp: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
+    """logp (s, V) -> sampled ids (s,), restricted to each row's top-p nucleus."""
+    device = logp.device
+    probs, order = logp.exp(), None  # (s, V)
+    if any(r.params.top_p < 1.0 for r in rows):  # the sort is costly: only when a row needs it
+        probs, order = probs.sort(dim=-1, descending=True)  # most likely first
+        top_p = torch.tensor([r.params.top_p for r in rows], device=device).unsqueeze(-1)
+        # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+        probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_p, 0.0)
+    cdf = probs.cumsum(-1)  # (s, V)
+    u = torch.cat([torch.rand(1, generator=r.generator, device=device) for r in rows])  # (s,)
+    pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).clamp(max=cdf.shape[-1] - 1)
+    return pick.squeeze(-1) if order is None else order.gather(-1, pick).squeeze(-1)
