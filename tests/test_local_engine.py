@@ -6,6 +6,7 @@ import torch
 
 from tiny_lm import make_tiny_lm
 from wideseek.llm.base import EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
 from wideseek.llm.local import LocalEngine, token_logprobs
 from wideseek.train.tiny_model import ModelSize, create_model
 from wideseek.types import Message
@@ -32,6 +33,13 @@ def naive_greedy(engine: LocalEngine, ids: list[int], n: int) -> list[int]:
     return out[0, len(ids) :].tolist()
 
 
+def expected_greedy(engine: LocalEngine, ids: list[int], n: int) -> list[int]:
+    """naive_greedy, cut after the first eos (generate pads finished rows past it)."""
+    ref = naive_greedy(engine, ids, n)
+    eos = [i for i, t in enumerate(ref) if t in engine.eos_ids]
+    return ref[: eos[0] + 1] if eos else ref
+
+
 async def test_batched_greedy_matches_naive_generate_token_for_token(engine):
     budgets = [12, 5, 16, 9]  # rows leave the batch at different steps
     outs = await asyncio.gather(
@@ -42,13 +50,33 @@ async def test_batched_greedy_matches_naive_generate_token_for_token(engine):
     )
     assert list(engine.batch_sizes) == [len(PROMPTS)]  # one batch, not one call per request
     for prompt, n, out in zip(PROMPTS, budgets, outs, strict=True):
-        ref = naive_greedy(engine, prompt, n)
-        eos = [i for i, t in enumerate(ref) if t in engine.eos_ids]
-        expected = ref[: eos[0] + 1] if eos else ref
+        expected = expected_greedy(engine, prompt, n)
         assert out.token_ids == expected
-        assert out.finish_reason == ("stop" if eos else "length")
+        assert out.finish_reason == ("stop" if expected[-1] in engine.eos_ids else "length")
         assert out.usage.prompt_tokens == len(prompt)
         assert out.usage.completion_tokens == len(expected)
+
+
+def test_rows_joining_a_running_batch_decode_as_if_alone(engine):
+    decoder = BatchDecoder(engine.model, engine.pad_id, engine.eos_ids)
+
+    def row(prompt: list[int], n: int) -> DecodeRow:
+        params = SamplingParams(temperature=0)
+        return DecodeRow(prompt=prompt, params=params, max_new=n, generator=torch.Generator())
+
+    first = row(PROMPTS[2], 5)  # the longest prompt, finishing first: its padding is cut
+    decoder.add([first])
+    done = decoder.step() + decoder.step()
+    joiners = [row(PROMPTS[1], 10), row(PROMPTS[0], 12)]  # shorter than the running width
+    decoder.add(joiners)
+    assert len(decoder) == 3 - len(done)
+    while len(decoder):
+        done += decoder.step()
+        if first in done and len(decoder):  # no leading column left that is padding for all
+            assert bool(decoder.mask[:, 0].any())
+    assert set(map(id, done)) == {id(first), *map(id, joiners)}
+    for r in (first, *joiners):
+        assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
 
 
 async def test_logprobs_are_those_of_the_tempered_distribution(engine):
