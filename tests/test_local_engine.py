@@ -8,8 +8,9 @@ from tiny_lm import make_tiny_lm
 from wideseek.llm.base import EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
 from wideseek.llm.local import LocalEngine, token_logprobs
+from wideseek.llm.toolcall import format_tool_call
 from wideseek.train.tiny_model import ModelSize, create_model
-from wideseek.types import Message
+from wideseek.types import Message, ToolCall
 
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15, 16], [20] * 30, [100, 3]]
 
@@ -168,3 +169,21 @@ async def test_reload_swaps_weights(engine, tmp_path):
     after = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=8))
     assert after.token_ids != before.token_ids
     assert after.token_ids == naive_greedy(engine, PROMPTS[1], 8)[: len(after.token_ids)]
+
+
+def test_renderer_tool_response_extends_the_prompt_exactly(engine):
+    renderer = engine.renderer
+    user = Message(role="user", content="capital of Peru?")
+    call = ToolCall(id="c0", name="search", arguments={"query": "Peru"})
+    response = engine.tokenizer.encode(format_tool_call(call.name, call.arguments) + "<|im_end|>")
+    running = renderer.render_prompt([user], None) + response
+    running += renderer.render_tool_response("Lima is the capital.")
+    full = renderer.render_prompt(
+        [
+            user,
+            Message(role="assistant", content="", tool_calls=[call]),
+            Message(role="tool", content="Lima is the capital.", tool_call_id="c0"),
+        ],
+        None,
+    )
+    assert running == full

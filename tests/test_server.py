@@ -191,3 +191,16 @@ def test_serve_command_rejects_a_missing_model(tmp_path, capsys):
         main(["serve", "--model", str(tmp_path)])
     assert exit_.value.code == 1
     assert "not a model directory" in capsys.readouterr().err
+
+
+def test_serve_command_builds_the_app_for_a_model(local, monkeypatch):
+    engine, _ = local
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--model", str(engine.model_dir), "--port", "8123"])
+    assert exit_.value.code == 0
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
+    assert {"/v1/models", "/v1/chat/completions", "/v1/completions"} <= {
+        route.path for route in seen["app"].routes
+    }
