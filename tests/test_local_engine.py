@@ -58,17 +58,17 @@ async def test_batched_greedy_matches_naive_generate_token_for_token(engine):
         assert out.usage.completion_tokens == len(expected)
 
 
+def greedy_row(prompt: list[int], n: int) -> DecodeRow:
+    params = SamplingParams(temperature=0)
+    return DecodeRow(prompt=prompt, params=params, max_new=n, generator=torch.Generator())
+
+
 def test_rows_joining_a_running_batch_decode_as_if_alone(engine):
     decoder = BatchDecoder(engine.model, engine.pad_id, engine.eos_ids)
-
-    def row(prompt: list[int], n: int) -> DecodeRow:
-        params = SamplingParams(temperature=0)
-        return DecodeRow(prompt=prompt, params=params, max_new=n, generator=torch.Generator())
-
-    first = row(PROMPTS[2], 5)  # the longest prompt, finishing first: its padding is cut
+    first = greedy_row(PROMPTS[2], 5)  # the longest prompt, finishing first: its padding is cut
     decoder.add([first])
     done = decoder.step() + decoder.step()
-    joiners = [row(PROMPTS[1], 10), row(PROMPTS[0], 12)]  # shorter than the running width
+    joiners = [greedy_row(PROMPTS[1], 10), greedy_row(PROMPTS[0], 12)]  # shorter prompts
     decoder.add(joiners)
     assert len(decoder) == 3 - len(done)
     while len(decoder):
@@ -77,6 +77,20 @@ def test_rows_joining_a_running_batch_decode_as_if_alone(engine):
             assert bool(decoder.mask[:, 0].any())
     assert set(map(id, done)) == {id(first), *map(id, joiners)}
     for r in (first, *joiners):
+        assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
+
+
+def test_removed_rows_leave_the_others_untouched(engine):
+    decoder = BatchDecoder(engine.model, engine.pad_id, engine.eos_ids)
+    rows = [greedy_row(p, 10) for p in PROMPTS]
+    decoder.add(rows)
+    decoder.step()
+    decoder.remove([rows[2]])  # the longest prompt: its padding columns go too
+    assert rows[2] not in decoder.rows
+    while len(decoder):
+        decoder.step()
+    assert len(rows[2].ids) == 1
+    for r in rows[:2] + rows[3:]:
         assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
 
 
@@ -187,3 +201,15 @@ def test_renderer_tool_response_extends_the_prompt_exactly(engine):
         None,
     )
     assert running == full
+
+
+async def test_a_cancelled_request_does_not_disturb_the_others(engine):
+    slow = asyncio.create_task(engine.generate(request(PROMPTS[0], temperature=0, max_tokens=200)))
+    fast = asyncio.create_task(engine.generate(request(PROMPTS[1], temperature=0, max_tokens=6)))
+    await asyncio.sleep(0)  # both are queued
+    slow.cancel()
+    assert (await fast).token_ids == expected_greedy(engine, PROMPTS[1], 6)
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    again = await engine.generate(request(PROMPTS[0], temperature=0, max_tokens=4))
+    assert again.token_ids == expected_greedy(engine, PROMPTS[0], 4)

@@ -3,7 +3,8 @@
 Contract: a `BatchDecoder` holds the running batch of a causal LM. `add(rows)` prefills new
 rows (left-padded, positions counting real tokens only) and merges them into the batch;
 `step()` samples one token for every row, records it with its logprob, removes the rows that
-finished (eos, stop callback, token budget) and runs one forward step for the rest. So
+finished (eos, stop callback, token budget) and runs one forward step for the rest;
+`remove(rows)` drops rows nobody waits for any more. So
 requests arriving while others decode join at the next step instead of waiting for the whole
 batch, and a finished row never costs another forward pass.
 
@@ -97,6 +98,13 @@ class BatchDecoder:
         self.rows.extend(rows)
 
     @torch.inference_mode()
+    def remove(self, rows: list[DecodeRow]) -> None:
+        """Take `rows` out of the batch unfinished (their caller gave up)."""
+        gone = set(map(id, rows))
+        if gone & set(map(id, self.rows)):
+            self._keep([id(r) not in gone for r in self.rows])
+
+    @torch.inference_mode()
     def step(self) -> list[DecodeRow]:
         """Sample a token for every row; return the rows that finished (now out of the batch)."""
         # 1) sample one token per row and record it
@@ -108,13 +116,11 @@ class BatchDecoder:
                 row.finish = "stop"
             elif len(row.ids) >= row.max_new:
                 row.finish = "length"
+        # 2) drop finished rows from the batch, its cache and its leading padding
         finished = [r for r in self.rows if r.finish is not None]
         if finished:
-            # 2) drop finished rows from the batch, its cache and its leading padding
-            keep = [j for j, r in enumerate(self.rows) if r.finish is None]
-            self.rows = [self.rows[j] for j in keep]
-            index = torch.tensor(keep, dtype=torch.long, device=self.device)
-            tokens = self._select(index, tokens)
+            keep = self._keep([r.finish is None for r in self.rows])
+            tokens = tokens[keep]
         if not self.rows:
             return finished
         # 3) one forward step for the rest
@@ -163,17 +169,25 @@ class BatchDecoder:
                 [_left_pad(old.values, width, -2), _left_pad(new.values, width, -2)]
             )
 
-    def _select(self, index: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def _keep(self, keep: list[bool]) -> torch.Tensor:
+        """Keep the rows flagged True (in order); returns their batch indices."""
         assert self.cache is not None
+        index = torch.tensor([j for j, k in enumerate(keep) if k], dtype=torch.long)
+        index = index.to(self.device)
+        self.rows = [r for r, k in zip(self.rows, keep, strict=True) if k]
         self.cache.batch_select_indices(index)
-        self.mask, self.last_pos = self.mask[index], self.last_pos[index]
+        self.mask, self.last_pos, self.logits = (
+            self.mask[index],
+            self.last_pos[index],
+            self.logits[index],
+        )
         # Columns that are padding for every remaining row are dead weight: cut them.
-        first = int(self.mask.any(dim=0).int().argmax())
+        first = int(self.mask.any(dim=0).int().argmax()) if self.rows else 0
         if first > 0 and self.can_merge:
             self.mask = self.mask[:, first:]
             for layer in self.cache.layers:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
-        return tokens[index]
+        return index
 
 
 def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:

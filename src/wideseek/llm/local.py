@@ -4,8 +4,9 @@ Contract: `await engine.generate(request) -> Completion` with the sampled token 
 logprob of each (Engine protocol, llm/base.py). Both request shapes are accepted: token ids, or
 chat messages + tools rendered with `engine.renderer`. Concurrent requests are decoded together
 by one `BatchDecoder` (llm/batched_decode.py): the first waits `batch_window_s` for company,
-later arrivals join the running batch at the next decode step, and every request is answered as
-soon as its own row finishes (eos, stop string, token budget).
+later arrivals join the running batch at the next decode step, every request is answered as
+soon as its own row finishes (eos, stop string, token budget), and a cancelled request (a
+caller's timeout) leaves the batch at the next step.
 
 Choices, and why:
 - Batching is our compact decode loop over transformers' DynamicCache, not transformers'
@@ -199,6 +200,10 @@ class LocalEngine:
                             jobs.update((id(j.row), j) for j in new)
                             decoder.add([j.row for j in new])
                             self.batch_sizes.append(len(decoder))
+                    gone = [job for job in jobs.values() if job.future.cancelled()]
+                    decoder.remove([job.row for job in gone])
+                    for job in gone:
+                        del jobs[id(job.row)]
                     if not len(decoder):
                         return
                     for row in decoder.step():
