@@ -16,7 +16,7 @@ wherever it appears.
   punctuation. Splitting digits one by one (Qwen, Llama-3's `\\p{N}`) generalises best for
   arithmetic, but a population like 213,993,437 becomes 11 tokens to copy instead of 5; the
   model does no arithmetic here, it copies, and every extra token is another chance to slip.
-  Groups of 3 line up with thousands separators, so "213,993,437" and "213993437" share tokens.
+  Groups of 3 line up with thousands separators, the way the world's pages write numbers.
   Pass `digit_group=1` to get single digits.
 
 This module does not know the model, the corpus or the agents; callers pass texts.
