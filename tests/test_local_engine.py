@@ -1,0 +1,215 @@
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+
+from tiny_lm import make_tiny_lm
+from wideseek.llm.base import EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
+from wideseek.llm.local import LocalEngine, token_logprobs
+from wideseek.llm.toolcall import format_tool_call
+from wideseek.train.tiny_model import ModelSize, create_model
+from wideseek.types import Message, ToolCall
+
+PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15, 16], [20] * 30, [100, 3]]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return make_tiny_lm(tmp_path_factory.mktemp("lm"))
+
+
+@pytest.fixture
+def engine(model_dir) -> LocalEngine:
+    return LocalEngine(model_dir, device="cpu", batch_window_s=0.05)
+
+
+def request(ids, **sampling) -> GenerateRequest:
+    return GenerateRequest(prompt_token_ids=ids, sampling=SamplingParams(**sampling))
+
+
+def naive_greedy(engine: LocalEngine, ids: list[int], n: int) -> list[int]:
+    out = engine.model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False)
+    return out[0, len(ids) :].tolist()
+
+
+def expected_greedy(engine: LocalEngine, ids: list[int], n: int) -> list[int]:
+    """naive_greedy, cut after the first eos (generate pads finished rows past it)."""
+    ref = naive_greedy(engine, ids, n)
+    eos = [i for i, t in enumerate(ref) if t in engine.eos_ids]
+    return ref[: eos[0] + 1] if eos else ref
+
+
+async def test_batched_greedy_matches_naive_generate_token_for_token(engine):
+    budgets = [12, 5, 16, 9]  # rows leave the batch at different steps
+    outs = await asyncio.gather(
+        *(
+            engine.generate(request(p, temperature=0, max_tokens=n))
+            for p, n in zip(PROMPTS, budgets, strict=True)
+        )
+    )
+    assert list(engine.batch_sizes) == [len(PROMPTS)]  # one batch, not one call per request
+    for prompt, n, out in zip(PROMPTS, budgets, outs, strict=True):
+        expected = expected_greedy(engine, prompt, n)
+        assert out.token_ids == expected
+        assert out.finish_reason == ("stop" if expected[-1] in engine.eos_ids else "length")
+        assert out.usage.prompt_tokens == len(prompt)
+        assert out.usage.completion_tokens == len(expected)
+
+
+def greedy_row(prompt: list[int], n: int) -> DecodeRow:
+    params = SamplingParams(temperature=0)
+    return DecodeRow(prompt=prompt, params=params, max_new=n, generator=torch.Generator())
+
+
+def test_rows_joining_a_running_batch_decode_as_if_alone(engine):
+    decoder = BatchDecoder(engine.model, engine.pad_id, engine.eos_ids)
+    first = greedy_row(PROMPTS[2], 5)  # the longest prompt, finishing first: its padding is cut
+    decoder.add([first])
+    done = decoder.step() + decoder.step()
+    joiners = [greedy_row(PROMPTS[1], 10), greedy_row(PROMPTS[0], 12)]  # shorter prompts
+    decoder.add(joiners)
+    assert len(decoder) == 3 - len(done)
+    while len(decoder):
+        done += decoder.step()
+        if first in done and len(decoder):  # no leading column left that is padding for all
+            assert bool(decoder.mask[:, 0].any())
+    assert set(map(id, done)) == {id(first), *map(id, joiners)}
+    for r in (first, *joiners):
+        assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
+
+
+def test_removed_rows_leave_the_others_untouched(engine):
+    decoder = BatchDecoder(engine.model, engine.pad_id, engine.eos_ids)
+    rows = [greedy_row(p, 10) for p in PROMPTS]
+    decoder.add(rows)
+    decoder.step()
+    decoder.remove([rows[2]])  # the longest prompt: its padding columns go too
+    assert rows[2] not in decoder.rows
+    while len(decoder):
+        decoder.step()
+    assert len(rows[2].ids) == 1
+    for r in rows[:2] + rows[3:]:
+        assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
+
+
+async def test_logprobs_are_those_of_the_tempered_distribution(engine):
+    out = await engine.generate(request(PROMPTS[1], temperature=0.7, max_tokens=10, seed=3))
+    ids = torch.tensor([PROMPTS[1] + out.token_ids])
+    logits = engine.model(ids).logits[0, len(PROMPTS[1]) - 1 : -1]  # (n, V)
+    expected = token_logprobs(logits, torch.tensor(out.token_ids), 0.7)
+    assert torch.allclose(torch.tensor(out.logprobs), expected, atol=1e-4)
+    assert not torch.allclose(expected, token_logprobs(logits, torch.tensor(out.token_ids), 1.0))
+
+
+async def test_seeded_sampling_is_deterministic_alone_or_batched(engine):
+    alone = await engine.generate(request(PROMPTS[0], max_tokens=12, seed=7))
+    batched = await asyncio.gather(
+        engine.generate(request(PROMPTS[2], max_tokens=12, seed=1)),
+        engine.generate(request(PROMPTS[0], max_tokens=12, seed=7)),
+        engine.generate(request(PROMPTS[0], max_tokens=12, seed=8)),
+    )
+    assert batched[1].token_ids == alone.token_ids
+    assert batched[2].token_ids != alone.token_ids
+
+
+async def test_tiny_top_p_is_greedy(engine):
+    sampled = await engine.generate(request(PROMPTS[1], top_p=1e-6, max_tokens=8, seed=0))
+    greedy = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=8))
+    assert sampled.token_ids == greedy.token_ids
+
+
+async def test_stop_string_ends_the_row_and_stays_in_text(engine):
+    full = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=12))
+    stop = engine.tokenizer.decode(full.token_ids[4:6])
+    out = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=12, stop=[stop]))
+    assert out.finish_reason == "stop"
+    assert out.text.endswith(stop) and full.text.startswith(out.text)
+    assert out.token_ids == full.token_ids[: len(out.token_ids)]
+    assert len(out.token_ids) <= 6 and len(out.logprobs) == len(out.token_ids)
+
+
+async def test_eos_finishes_one_row_while_others_go_on(engine):
+    first = naive_greedy(engine, PROMPTS[0], 8)
+    engine.eos_ids = {first[2]}  # pretend the third greedy token is end-of-sequence
+    outs = await asyncio.gather(
+        engine.generate(request(PROMPTS[0], temperature=0, max_tokens=8)),
+        engine.generate(request(PROMPTS[1], temperature=0, max_tokens=8)),
+    )
+    assert (
+        outs[0].finish_reason == "stop" and outs[0].token_ids == first[: first.index(first[2]) + 1]
+    )
+    assert (
+        outs[1].token_ids[: len(outs[1].token_ids)]
+        == naive_greedy(engine, PROMPTS[1], 8)[: len(outs[1].token_ids)]
+    )
+
+
+async def test_context_overflow_is_a_length_completion_not_an_error(model_dir):
+    engine = LocalEngine(model_dir, device="cpu", context_length=32)
+    too_long = await engine.generate(request([5] * 32, temperature=0))
+    assert (too_long.text, too_long.token_ids, too_long.finish_reason) == ("", [], "length")
+    capped = await engine.generate(request([5] * 28, temperature=0, max_tokens=100))
+    assert len(capped.token_ids) <= 4
+
+
+async def test_chat_path_renders_with_the_renderer(engine):
+    messages = [Message(role="user", content="capital of Peru?")]
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {}}}]
+    chat = await engine.generate(
+        GenerateRequest(messages=messages, tools=tools, sampling=SamplingParams(temperature=0))
+    )
+    ids = engine.renderer.render_prompt(messages, tools)
+    assert chat.usage.prompt_tokens == len(ids)
+    tokens = await engine.generate(request(ids, temperature=0))
+    assert chat.token_ids == tokens.token_ids and chat.text == tokens.text
+
+
+async def test_bad_prompts_raise_engine_error(engine):
+    with pytest.raises(EngineError, match="token ids"):
+        await engine.generate(request([10**6]))
+    with pytest.raises(EngineError, match="empty"):
+        await engine.generate(request([]))
+    with pytest.raises(EngineError, match="not a model directory"):
+        LocalEngine(engine.model_dir / "nowhere")
+
+
+async def test_reload_swaps_weights(engine, tmp_path):
+    before = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=8))
+    size = ModelSize(hidden=64, layers=2, heads=4, max_positions=256, tie_embeddings=False)
+    create_model(engine.model_dir, tmp_path / "other", size=size, seed=1)
+    engine.reload(tmp_path / "other")
+    after = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=8))
+    assert after.token_ids != before.token_ids
+    assert after.token_ids == naive_greedy(engine, PROMPTS[1], 8)[: len(after.token_ids)]
+
+
+def test_renderer_tool_response_extends_the_prompt_exactly(engine):
+    renderer = engine.renderer
+    user = Message(role="user", content="capital of Peru?")
+    call = ToolCall(id="c0", name="search", arguments={"query": "Peru"})
+    response = engine.tokenizer.encode(format_tool_call(call.name, call.arguments) + "<|im_end|>")
+    running = renderer.render_prompt([user], None) + response
+    running += renderer.render_tool_response("Lima is the capital.")
+    full = renderer.render_prompt(
+        [
+            user,
+            Message(role="assistant", content="", tool_calls=[call]),
+            Message(role="tool", content="Lima is the capital.", tool_call_id="c0"),
+        ],
+        None,
+    )
+    assert running == full
+
+
+async def test_a_cancelled_request_does_not_disturb_the_others(engine):
+    slow = asyncio.create_task(engine.generate(request(PROMPTS[0], temperature=0, max_tokens=200)))
+    fast = asyncio.create_task(engine.generate(request(PROMPTS[1], temperature=0, max_tokens=6)))
+    await asyncio.sleep(0)  # both are queued
+    slow.cancel()
+    assert (await fast).token_ids == expected_greedy(engine, PROMPTS[1], 6)
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    again = await engine.generate(request(PROMPTS[0], temperature=0, max_tokens=4))
+    assert again.token_ids == expected_greedy(engine, PROMPTS[0], 4)
