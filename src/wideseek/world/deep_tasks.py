@@ -180,7 +180,8 @@ SHAPES: tuple[Shape, ...] = (
         2,
         lambda e, f: (
             (
-                f"What is the capital of the country where the airport with IATA code {e.attrs['iata']} is located?",
+                f"What is the capital of the country where the airport with IATA code "
+                f"{e.attrs['iata']} is located?",
                 [_country(e, f).attrs["capital"]],
                 [entity_url(e), entity_url(_country(e, f))],
             )
@@ -195,7 +196,8 @@ SHAPES: tuple[Shape, ...] = (
         2,
         lambda e, f: (
             (
-                f"Which currency code is used in the country that has the airport {e.name} ({e.attrs['iata']})?",
+                f"Which currency code is used in the country that has the airport "
+                f"{e.name} ({e.attrs['iata']})?",
                 [_country(e, f).attrs["currency_code"]],
                 [entity_url(e), entity_url(_country(e, f))],
             )
@@ -210,7 +212,8 @@ SHAPES: tuple[Shape, ...] = (
         2,
         lambda e, f: (
             (
-                f"What is the international calling code of the country in which the city of {e.name} "
+                f"What is the international calling code of the country in which "
+                f"the city of {e.name} "
                 f"(population {e.attrs['population']:,}) lies?",
                 [_country(e, f).attrs["calling_code"], "+" + _country(e, f).attrs["calling_code"]],
                 [entity_url(e), entity_url(_country(e, f), section="codes")],

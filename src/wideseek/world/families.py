@@ -133,7 +133,8 @@ def _airport_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
         if not _sized(airports):
             continue
         subject = {
-            "en": f"all international airports in {c.name} (airports with “International” in their name)"
+            "en": f"all international airports in {c.name} "
+            "(airports with “International” in their name)"
         }
         pages = {"en": tuple(corpus.list_pages[f"airports:{c.attrs['iso2']}"])}
         yield Group("intl_airports", c.key, "airport", tuple(airports), subject, pages, "list")

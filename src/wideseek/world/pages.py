@@ -201,7 +201,8 @@ def _country_pages(w: _Writer, facts: FactBase, c: Entity) -> None:
         return [
             rng.choice(
                 [
-                    f"{c.name} has the ISO 3166-1 alpha-2 code {a['iso2']} and alpha-3 code {a['iso3']}.",
+                    f"{c.name} has the ISO 3166-1 alpha-2 code {a['iso2']} "
+                    f"and alpha-3 code {a['iso3']}.",
                     f"ISO 3166 codes for {c.name}: alpha-2 {a['iso2']}, alpha-3 {a['iso3']}.",
                 ]
             ),
@@ -288,7 +289,8 @@ def _city_page(w: _Writer, facts: FactBase, city: Entity, *, distractor: bool) -
             rng.choice(
                 [
                     f"Coordinates: latitude {a['latitude']}, longitude {a['longitude']}.",
-                    f"It is located at {a['latitude']} N/S latitude and {a['longitude']} E/W longitude (decimal degrees: {a['latitude']}, {a['longitude']}).",
+                    f"It lies at {a['latitude']}° latitude, {a['longitude']}° longitude "
+                    "(decimal degrees).",
                 ]
             ),
             rng.choice(
@@ -341,7 +343,8 @@ def _element_page(w: _Writer, el: Entity) -> None:
         return [
             rng.choice(
                 [
-                    f"{el.name} is a chemical element with symbol {a['symbol']} and atomic number {a['number']}.",
+                    f"{el.name} is a chemical element with symbol {a['symbol']} "
+                    f"and atomic number {a['number']}.",
                     f"{el.name} (symbol {a['symbol']}) has atomic number {a['number']}.",
                 ]
             ),
@@ -401,7 +404,8 @@ def _currency_pages(w: _Writer, facts: FactBase, cur: Entity) -> None:
         cur.name,
         lambda rng: rng.choice(
             [
-                f"The {cur.name} (ISO 4217 code {code}) is the currency of the following countries:",
+                f"The {cur.name} (ISO 4217 code {code}) is the currency of "
+                "the following countries:",
                 f"Countries and territories that use the {cur.name} ({code}):",
             ]
         ),
@@ -457,7 +461,8 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
                 lambda rng, country=country: rng.choice(
                     [
                         f"Cities of {country.name} ranked by population, largest first:",
-                        f"The most populous cities in {country.name}, in descending order of population:",
+                        f"The most populous cities in {country.name}, "
+                        "in descending order of population:",
                     ]
                 ),
                 [c.name for c in cities],

@@ -192,7 +192,10 @@ _ZH_TABLE = (
     "请以一整个Markdown表格的格式输出整理后的数据，不要拆分成多个markdown表格。\n表格中的列名依次为：\n{columns}",
     "请把结果整理成一个Markdown表格，列名依次为：\n{columns}",
 )
-_ZH_CLOSE = "不要问我任何问题，只需输出结果，每个单元格都需要按列名要求输出，不得无故省略，输出格式为```markdown{{数据内容}}```"
+_ZH_CLOSE = (
+    "不要问我任何问题，只需输出结果，每个单元格都需要按列名要求输出，不得无故省略，"
+    "输出格式为```markdown{{数据内容}}```"
+)
 
 
 def render_query(group: Group, lang: str, titles: list[str], rng: random.Random) -> str:
