@@ -62,3 +62,12 @@ def test_rebuild_replaces_a_world_but_refuses_foreign_directories(small_world, t
     with pytest.raises(WorldError, match="not a world directory"):
         build_world(foreign, seed=7, wide_sizes=SMALL_WIDE, deep_sizes=SMALL_DEEP)
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_default_build_reproduces_the_shipped_world(tmp_path):
+    from wideseek.world.store import read_manifest, shipped_asset_dir
+
+    shipped = read_manifest(shipped_asset_dir())
+    rebuilt = build_world(tmp_path / "w", seed=shipped.seed)
+    assert rebuilt.sources == shipped.sources
+    assert rebuilt.files == shipped.files

