@@ -141,3 +141,51 @@ def test_exact_match_gold_values_are_written_on_some_page(world):
         for i, h in enumerate(header):
             if ev["eval_pipeline"][norm_column(h)]["metric"] == ["exact_match"]:
                 assert all(row[i] in corpus for row in rows), (r["instance_id"], h)
+
+
+@pytest.fixture(scope="module")
+def pages(world):
+    return {p["url"]: p["text"] for p in _jsonl(world.corpus_path)}
+
+
+@pytest.mark.parametrize("split", ("dev", "test"))
+def test_list_pages_in_the_metadata_name_every_row(world, pages, split):
+    for meta in _jsonl(world.wide_meta(split)):
+        _, rows = _gold(world, split, meta["instance_id"])
+        listed = "\n".join(pages[url] for url in meta["list_pages"])
+        missing = [row[0] for row in rows if row[0] not in listed]
+        assert missing == [], meta["instance_id"]
+
+
+@pytest.mark.parametrize("split", ("dev", "test"))
+def test_deep_answers_are_written_on_the_last_hop_page(world, pages, split):
+    for r, meta in zip(
+        _jsonl(world.deep_tasks(split)), _jsonl(world.deep_meta(split)), strict=True
+    ):
+        assert any(a in pages[meta["pages"][-1]] for a in r["golden_answers"]), r["id"]
+
+
+def _as_markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+@pytest.mark.parametrize("split", ("dev", "test"))
+def test_gold_tables_survive_a_markdown_round_trip(world, split):
+    """A perfect answer parsed the way WideSearch parses answers gives back the gold cells."""
+    import io
+
+    import pandas as pd
+
+    for r in _jsonl(world.wide_tasks(split)):
+        header, rows = _gold(world, split, r["instance_id"])
+        text = "\n".join(
+            "|".join(cell.strip() for cell in line.split("|"))
+            for line in _as_markdown(header, rows).splitlines()
+            if set(line) - set("|-: ")
+        )
+        parsed = pd.read_csv(io.StringIO(text), sep="|")
+        parsed = parsed.loc[:, ~parsed.columns.str.startswith("Unnamed")]
+        gold = pd.read_csv(world.wide_gold_dir(split) / f"{r['instance_id']}.csv")
+        assert list(parsed.columns) == list(gold.columns)
+        assert parsed.astype(str).values.tolist() == gold.astype(str).values.tolist()

@@ -96,6 +96,11 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "x"
 
 
+def _clean(name: str) -> str:
+    # Source names carry stray whitespace now and then ("Bonaire, ... and Saba ").
+    return " ".join(name.split())
+
+
 def _safe_name(name: str) -> bool:
     """Names that survive a markdown table cell and pandas' CSV quoting unchanged."""
     return bool(name) and "|" not in name and not name.startswith('"') and "\n" not in name
@@ -157,7 +162,7 @@ def _countries(raw: dict[str, dict], en: Any, zh: Any) -> dict[str, Entity]:
         out[f"country:{iso}"] = Entity(
             kind="country",
             key=f"country:{iso}",
-            name=c["name"],
+            name=_clean(c["name"]),
             slug=slugify(c["name"]),
             name_zh=zh.territories.get(iso),
             attrs={
@@ -165,7 +170,7 @@ def _countries(raw: dict[str, dict], en: Any, zh: Any) -> dict[str, Entity]:
                 "iso3": c["iso3"],
                 "continent": continent,
                 "continent_zh": zh.territories[region],
-                "capital": c["capital"] or None,
+                "capital": _clean(c["capital"]) or None,
                 "capital_city": None,  # filled by _link_capitals
                 "area_km2": int(c["areakm2"]) if c["areakm2"] else None,
                 "population": int(c["population"]),
@@ -210,7 +215,7 @@ def _cities(
     seen: set[tuple[str, str]] = set()
     distractors: list[Entity] = []
     for c in ranked:
-        cc, name = c["countrycode"], c["name"]
+        cc, name = c["countrycode"], _clean(c["name"])
         # Spelling variants of one place ("Kashan"/"Kāshān") would share a slug: keep the first.
         place = (cc, slugify(name))
         if f"country:{cc}" not in countries or not _safe_name(name) or place in seen:
@@ -276,12 +281,12 @@ def _airports(
         out[f"airport:{iata}"] = Entity(
             kind="airport",
             key=f"airport:{iata}",
-            name=a["name"],
+            name=_clean(a["name"]),
             slug=iata.lower(),
             attrs={
                 "iata": iata,
                 "icao": a["icao"],
-                "city": a["city"],
+                "city": _clean(a["city"]),
                 "country": country,
                 "elevation_ft": round(a["elevation"]),
                 "timezone": a["tz"],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from wideseek.world.facts import CONTINENTS, Entity, FactBase
 from wideseek.world.pages import (
+    LIST_PART_SIZE,
     RenderedCorpus,
     cities_by_size,
     entity_url,
@@ -76,9 +77,8 @@ def _continent_part_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[
             key=lambda c: c.name,
         )
         urls = corpus.list_pages[f"continent:{code}:en"]
-        size = -(-len(members) // len(urls))  # the list parts' size
         for k, url in enumerate(urls):
-            part = members[k * size : (k + 1) * size]
+            part = members[k * LIST_PART_SIZE : (k + 1) * LIST_PART_SIZE]
             if not _sized(part):
                 continue
             first, last = part[0].name, part[-1].name
@@ -121,7 +121,7 @@ def _city_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
         # Top-N groups of one country share the split key: they overlap in entities.
         for n in range(MIN_ROWS, min(len(cities), MAX_WINDOW) + 1):
             subject = {"en": f"the {n} most populous cities of {c.name}"}
-            pages = {"en": tuple(urls[: -(-n // 15)])}
+            pages = {"en": tuple(urls[: -(-n // LIST_PART_SIZE)])}
             yield Group(
                 "largest_cities", c.key, "city", tuple(cities[:n]), subject, pages, "ranked_list"
             )
