@@ -64,3 +64,17 @@ def test_stats_on_a_missing_directory_is_one_line_error(tmp_path, capsys):
         main(["world", "stats", str(tmp_path / "nowhere")])
     assert done.value.code == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_suites_read_as_tasks_with_metadata(cache):
+    from wideseek.world.suites import deep_tasks, wide_tasks
+
+    world = load_world()
+    wide = list(wide_tasks(world, "dev"))
+    assert len(wide) == world.manifest.counts["wide"]["dev"]
+    assert all(t.kind == "wide" and t.evaluation["required"] for t in wide)
+    assert all(
+        t.metadata["list_pages"] and t.metadata["gold"].endswith(f"{t.id}.csv") for t in wide
+    )
+    deep = list(deep_tasks(world, "test"))
+    assert all(t.kind == "qa" and t.golden_answers and t.metadata["pages"] for t in deep)

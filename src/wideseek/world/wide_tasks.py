@@ -43,6 +43,11 @@ FAMILY_WEIGHTS = {
 }
 ZH_SHARE = 0.8
 
+# How to search for a row entity's own page (measured on the local BM25 backend: a bare English
+# country name ranks city pages that mention it above the country's profile; "<name> country"
+# finds the profile in the top 5 for ~99% of rows).
+MEMBER_QUERY = {("country", "en"): "{name} country"}
+
 
 @dataclass
 class WideTask:
@@ -149,7 +154,7 @@ def _make_task(
     }
     record = {
         "instance_id": "",
-        "query": render_query(group, lang, [c.title for c in columns], rng),
+        "query": render_query(group, lang, columns, rng),
         "evaluation": json.dumps(evaluation, ensure_ascii=False),
         "language": lang,
     }
@@ -161,6 +166,7 @@ def _make_task(
         "n_rows": len(rows),
         "list_pages": list(group.list_pages[lang]),
         "members_from": group.members_from,
+        "member_query": MEMBER_QUERY.get((group.kind, lang), "{name}"),
         "column_sources": {c.title: c.source for c in columns},
     }
     return WideTask(record=record, header=[c.title for c in columns], rows=rows, meta=meta)
@@ -198,11 +204,36 @@ _ZH_CLOSE = (
 )
 
 
-def render_query(group: Group, lang: str, titles: list[str], rng: random.Random) -> str:
+_EN_NUMBER_NOTES = (
+    "Give {titles} as plain numbers, without units.",
+    "For {titles}, write digits only (no units or words).",
+)
+_ZH_NUMBER_NOTE = "{titles}只填写阿拉伯数字，不带单位。"
+_ZH_NAME_NOTE = "国家名称请使用中文。"
+
+
+def _notes(lang: str, columns: list[Column], rng: random.Random) -> list[str]:
+    """Formatting notes like WideSearch queries carry; added to some queries, not all."""
+    numeric = [c.title for c in columns if c.metric == "number_near"]
+    notes = []
+    if numeric and rng.random() < 0.5:
+        if lang == "zh":
+            notes.append(_ZH_NUMBER_NOTE.format(titles="、".join(numeric)))
+        else:
+            notes.append(rng.choice(_EN_NUMBER_NOTES).format(titles=", ".join(numeric)))
+    if lang == "zh" and rng.random() < 0.5:
+        notes.append(_ZH_NAME_NOTE)
+    return notes
+
+
+def render_query(group: Group, lang: str, columns: list[Column], rng: random.Random) -> str:
     subject = group.subject[lang]
+    titles = [c.title for c in columns]
     if lang == "zh":
-        parts = [rng.choice(_ZH_OPENERS), rng.choice(_ZH_TABLE), _ZH_CLOSE]
-        return "\n".join(parts).format(subject=subject, columns="、".join(titles))
-    parts = [rng.choice(_EN_OPENERS), rng.choice(_EN_TABLE), _EN_CLOSE]
-    text = "\n".join(parts).format(subject=subject, columns=", ".join(titles))
+        opener = rng.choice(_ZH_OPENERS).format(subject=subject)
+        table = rng.choice(_ZH_TABLE).format(columns="、".join(titles))
+        return "\n".join([opener, table, *_notes(lang, columns, rng), _ZH_CLOSE.format()])
+    opener = rng.choice(_EN_OPENERS).format(subject=subject)
+    table = rng.choice(_EN_TABLE).format(columns=", ".join(titles))
+    text = "\n".join([opener, table, *_notes(lang, columns, rng), _EN_CLOSE.format()])
     return text[0].upper() + text[1:]
