@@ -62,6 +62,14 @@ def test_rebuild_replaces_a_world_but_refuses_foreign_directories(small_world, t
     with pytest.raises(WorldError, match="not a world directory"):
         build_world(foreign, seed=7, wide_sizes=SMALL_WIDE, deep_sizes=SMALL_DEEP)
     assert (foreign / "notes.txt").read_text() == "keep me"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(WorldError, match="is a file"):
+        build_world(tmp_path / "file", seed=7, wide_sizes=SMALL_WIDE, deep_sizes=SMALL_DEEP)
+    out, manifest = small_world
+    (out / "stray.txt").write_text("from an older build")
+    again = build_world(out, seed=7, wide_sizes=SMALL_WIDE, deep_sizes=SMALL_DEEP)
+    assert again.files == manifest.files and not (out / "stray.txt").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no temp dirs left
 
 
 def test_default_build_reproduces_the_shipped_world(tmp_path):

@@ -78,3 +78,17 @@ def test_suites_read_as_tasks_with_metadata(cache):
     )
     deep = list(deep_tasks(world, "test"))
     assert all(t.kind == "qa" and t.golden_answers and t.metadata["pages"] for t in deep)
+
+
+def test_a_corrupt_shipped_archive_is_a_clear_error(tmp_path, monkeypatch):
+    from wideseek.world import store
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / ARCHIVE).write_bytes(b"not a tarball")
+    (assets / "manifest.json").write_bytes((shipped_asset_dir() / "manifest.json").read_bytes())
+    monkeypatch.setattr(store, "shipped_asset_dir", lambda: assets)
+    monkeypatch.setenv("WIDESEEK_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(WorldError, match="cannot unpack"):
+        load_world()
+    assert [p.name for p in (tmp_path / "cache" / "world").iterdir()] == []

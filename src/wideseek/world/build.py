@@ -68,6 +68,8 @@ def build_world(
     progress: Progress | None = None,
 ) -> Manifest:
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise WorldError(f"{out} is a file, not a directory")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise WorldError(f"{out} exists and is not a world directory; refusing to replace it")
     step = progress or (lambda stage, n: None)

@@ -118,14 +118,21 @@ def _extract(archive: Path, target: Path) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(tmp, filter="data")
-        old = target.with_name(f".{target.name}.stale-{os.getpid()}")
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():  # a corrupt copy: move it aside, drop it once the new one is in
+            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+            os.replace(target, stale / "world")
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process put a copy in place meanwhile; the caller verifies whichever won.
+            if not target.is_dir():
+                raise
     except (tarfile.TarError, OSError, EOFError) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise WorldError(f"cannot unpack {archive}: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in target.parent.glob(f".{target.name}.stale-*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def pack_world(world_dir: str | Path, asset_dir: str | Path | None = None) -> Path:
