@@ -12,7 +12,7 @@ This module knows nothing about files or page text beyond URLs.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,16 +20,122 @@ from wideseek.world.facts import Entity, FactBase
 from wideseek.world.pages import entity_url
 from wideseek.world.wide_tasks import SPLITS
 
-Ask = Callable[[Entity, FactBase], tuple[str, list[str], list[str]] | None]
-
 
 @dataclass(frozen=True)
 class Shape:
+    """A question template walked from a start entity along link attributes to an answer.
+
+    `via` names the attributes that link each hop to the next entity (a city's "country", a
+    country's "capital_city"); the answer is `answer` on the last entity, written on that
+    entity's page (or its `section` sub-page). The question is formatted with the start entity
+    `e`, its attributes `a` and, for row kinds that have one, its `country`.
+    """
+
     name: str
     kind: str
     language: str
-    hops: int
-    ask: Ask  # entity -> (question, golden answers, pages to read in hop order) or None
+    question: str
+    answer: str
+    via: tuple[str, ...] = ()
+    section: str = ""
+
+    @property
+    def hops(self) -> int:
+        return len(self.via) + 1
+
+
+SHAPES: tuple[Shape, ...] = (
+    Shape("country_capital", "country", "en", "What is the capital of {e.name}?", "capital"),
+    Shape(
+        "country_iso3",
+        "country",
+        "en",
+        "What is the ISO 3166-1 alpha-3 code of {e.name}?",
+        "iso3",
+        section="codes",
+    ),
+    Shape(
+        "country_currency_code",
+        "country",
+        "en",
+        "What is the ISO 4217 code of the currency used in {e.name}?",
+        "currency_code",
+    ),
+    Shape(
+        "country_calling_code_zh",
+        "country",
+        "zh",
+        "{e.name_zh}的国际电话区号是多少？",
+        "calling_code",
+    ),
+    Shape(
+        "country_currency_zh", "country", "zh", "{e.name_zh}使用的法定货币叫什么？", "currency_zh"
+    ),
+    Shape(
+        "city_population",
+        "city",
+        "en",
+        "What is the population of {e.name}, {country.name}?",
+        "population",
+    ),
+    Shape(
+        "airport_icao",
+        "airport",
+        "en",
+        "What is the ICAO code of the airport with IATA code {a[iata]}?",
+        "icao",
+    ),
+    Shape("element_symbol", "element", "en", "What is the chemical symbol of {e.name}?", "symbol"),
+    Shape(
+        "state_statehood",
+        "us_state",
+        "en",
+        "In which year was {e.name} admitted to the Union?",
+        "statehood_year",
+    ),
+    Shape(
+        "capital_population",
+        "country",
+        "en",
+        "How many people live in the capital city of {e.name}?",
+        "population",
+        via=("capital_city",),
+    ),
+    Shape(
+        "airport_country_capital",
+        "airport",
+        "en",
+        "What is the capital of the country where the airport with IATA code {a[iata]} is located?",
+        "capital",
+        via=("country",),
+    ),
+    Shape(
+        "airport_country_currency",
+        "airport",
+        "en",
+        "Which currency code is used in the country that has the airport {e.name} ({a[iata]})?",
+        "currency_code",
+        via=("country",),
+    ),
+    Shape(
+        "city_country_calling_code",
+        "city",
+        "en",
+        "What is the international calling code of the country in which the city of {e.name} "
+        "(population {a[population]:,}) lies?",
+        "calling_code",
+        via=("country",),
+        section="codes",
+    ),
+    Shape(
+        "airport_country_calling_code_zh",
+        "airport",
+        "zh",
+        "IATA代码为{a[iata]}的机场所在国家的国际电话区号是多少？",
+        "calling_code",
+        via=("country",),
+    ),
+)
 
 
 @dataclass
@@ -38,206 +144,35 @@ class DeepTask:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _number_answers(value: int) -> list[str]:
-    return list(dict.fromkeys([str(value), f"{value:,}"]))
+def _answers(attr: str, value: Any) -> list[str]:
+    """The answer and the spellings EM should also accept (grouped digits, a "+" prefix)."""
+    if attr == "calling_code":
+        return [str(value), f"+{value}"]
+    if attr == "population":
+        return [str(value), f"{value:,}"]
+    return [str(value)]
 
 
-def _capital_city(c: Entity, facts: FactBase) -> Entity | None:
-    return facts.get(c.attrs["capital_city"])
-
-
-def _country(e: Entity, facts: FactBase) -> Entity:
-    return facts.entities[e.attrs["country"]]
-
-
-SHAPES: tuple[Shape, ...] = (
-    Shape(
-        "country_capital",
-        "country",
-        "en",
-        1,
-        lambda c, f: (
-            (f"What is the capital of {c.name}?", [c.attrs["capital"]], [entity_url(c)])
-            if c.attrs["capital"]
-            else None
-        ),
-    ),
-    Shape(
-        "country_iso3",
-        "country",
-        "en",
-        1,
-        lambda c, f: (
-            f"What is the ISO 3166-1 alpha-3 code of {c.name}?",
-            [c.attrs["iso3"]],
-            [entity_url(c, section="codes")],
-        ),
-    ),
-    Shape(
-        "country_currency_code",
-        "country",
-        "en",
-        1,
-        lambda c, f: (
-            (
-                f"What is the ISO 4217 code of the currency used in {c.name}?",
-                [c.attrs["currency_code"]],
-                [entity_url(c)],
-            )
-            if c.attrs["currency_code"]
-            else None
-        ),
-    ),
-    Shape(
-        "country_calling_code_zh",
-        "country",
-        "zh",
-        1,
-        lambda c, f: (
-            (
-                f"{c.name_zh}的国际电话区号是多少？",
-                [c.attrs["calling_code"], "+" + c.attrs["calling_code"]],
-                [entity_url(c, "zh")],
-            )
-            if c.name_zh and c.attrs["calling_code"]
-            else None
-        ),
-    ),
-    Shape(
-        "country_currency_zh",
-        "country",
-        "zh",
-        1,
-        lambda c, f: (
-            (f"{c.name_zh}使用的法定货币叫什么？", [c.attrs["currency_zh"]], [entity_url(c, "zh")])
-            if c.name_zh and c.attrs["currency_zh"]
-            else None
-        ),
-    ),
-    Shape(
-        "city_population",
-        "city",
-        "en",
-        1,
-        lambda e, f: (
-            f"What is the population of {e.name}, {_country(e, f).name}?",
-            _number_answers(e.attrs["population"]),
-            [entity_url(e)],
-        ),
-    ),
-    Shape(
-        "airport_icao",
-        "airport",
-        "en",
-        1,
-        lambda e, f: (
-            f"What is the ICAO code of the airport with IATA code {e.attrs['iata']}?",
-            [e.attrs["icao"]],
-            [entity_url(e)],
-        ),
-    ),
-    Shape(
-        "element_symbol",
-        "element",
-        "en",
-        1,
-        lambda e, f: (
-            f"What is the chemical symbol of {e.name.lower()}?",
-            [e.attrs["symbol"]],
-            [entity_url(e)],
-        ),
-    ),
-    Shape(
-        "state_statehood",
-        "us_state",
-        "en",
-        1,
-        lambda e, f: (
-            f"In which year was {e.name} admitted to the Union?",
-            [str(e.attrs["statehood_year"])],
-            [entity_url(e)],
-        ),
-    ),
-    Shape(
-        "capital_population",
-        "country",
-        "en",
-        2,
-        lambda c, f: (
-            (
-                f"How many people live in the capital city of {c.name}?",
-                _number_answers(_capital_city(c, f).attrs["population"]),
-                [entity_url(c), entity_url(_capital_city(c, f))],
-            )
-            if _capital_city(c, f)
-            else None
-        ),
-    ),
-    Shape(
-        "airport_country_capital",
-        "airport",
-        "en",
-        2,
-        lambda e, f: (
-            (
-                f"What is the capital of the country where the airport with IATA code "
-                f"{e.attrs['iata']} is located?",
-                [_country(e, f).attrs["capital"]],
-                [entity_url(e), entity_url(_country(e, f))],
-            )
-            if _country(e, f).attrs["capital"]
-            else None
-        ),
-    ),
-    Shape(
-        "airport_country_currency",
-        "airport",
-        "en",
-        2,
-        lambda e, f: (
-            (
-                f"Which currency code is used in the country that has the airport "
-                f"{e.name} ({e.attrs['iata']})?",
-                [_country(e, f).attrs["currency_code"]],
-                [entity_url(e), entity_url(_country(e, f))],
-            )
-            if _country(e, f).attrs["currency_code"]
-            else None
-        ),
-    ),
-    Shape(
-        "city_country_calling_code",
-        "city",
-        "en",
-        2,
-        lambda e, f: (
-            (
-                f"What is the international calling code of the country in which "
-                f"the city of {e.name} "
-                f"(population {e.attrs['population']:,}) lies?",
-                [_country(e, f).attrs["calling_code"], "+" + _country(e, f).attrs["calling_code"]],
-                [entity_url(e), entity_url(_country(e, f), section="codes")],
-            )
-            if _country(e, f).attrs["calling_code"]
-            else None
-        ),
-    ),
-    Shape(
-        "airport_country_calling_code_zh",
-        "airport",
-        "zh",
-        2,
-        lambda e, f: (
-            (
-                f"IATA代码为{e.attrs['iata']}的机场所在国家的国际电话区号是多少？",
-                [_country(e, f).attrs["calling_code"], "+" + _country(e, f).attrs["calling_code"]],
-                [entity_url(e), entity_url(_country(e, f), "zh")],
-            )
-            if _country(e, f).name_zh and _country(e, f).attrs["calling_code"]
-            else None
-        ),
-    ),
-)
+def ask(shape: Shape, start: Entity, facts: FactBase) -> tuple[str, list[str], list[str]] | None:
+    """(question, golden answers, page URLs in hop order), or None when a hop has no fact."""
+    chain = [start]
+    for link in shape.via:
+        nxt = facts.get(chain[-1].attrs.get(link))
+        if nxt is None:
+            return None
+        chain.append(nxt)
+    value = chain[-1].attrs.get(shape.answer)
+    countries = [e for e in chain if e.kind == "country"]
+    if value in (None, "") or (shape.language == "zh" and not all(c.name_zh for c in countries)):
+        return None
+    # Country pages exist in Chinese; other kinds are read on their English page.
+    langs = [shape.language if e.kind == "country" else "en" for e in chain]
+    pages = [entity_url(e, lang) for e, lang in zip(chain[:-1], langs, strict=False)]
+    last_section = shape.section if langs[-1] == "en" else ""
+    pages.append(entity_url(chain[-1], langs[-1], section=last_section))
+    country = facts.get(start.attrs.get("country"))
+    question = shape.question.format(e=start, a=start.attrs, country=country)
+    return question, _answers(shape.answer, value), pages
 
 
 def _split_of(shape: Shape, entity: Entity, seed: int) -> str:
@@ -251,7 +186,7 @@ def make_deep_suites(
     pools: dict[str, list[DeepTask]] = {s: [] for s in SPLITS}
     for shape in SHAPES:
         for entity in facts.of_kind(shape.kind):
-            asked = shape.ask(entity, facts)
+            asked = ask(shape, entity, facts)
             if asked is None:
                 continue
             question, answers, pages = asked
