@@ -78,11 +78,18 @@ def build_world(
     step("rendering pages", 2)
     corpus = render_corpus(facts, seed)
     step("generating wide tasks", 3)
-    wide = make_wide_suites(
-        facts, list(enumerate_groups(facts, corpus)), seed, wide_sizes or WIDE_SIZES
-    )
+    groups = list(enumerate_groups(facts, corpus))
+    try:
+        wide = make_wide_suites(facts, groups, seed, wide_sizes or WIDE_SIZES)
+    except ValueError as e:  # more tasks requested than distinct (group, columns) variants
+        raise WorldError(str(e)) from e
     step("generating deep tasks", 4)
     deep = make_deep_suites(facts, seed, deep_sizes or DEEP_SIZES)
+    for split, wanted in (deep_sizes or DEEP_SIZES).items():
+        if len(deep[split]) < wanted:
+            raise WorldError(
+                f"only {len(deep[split])} deep tasks for {split!r}; {wanted} requested"
+            )
     step("writing files", 5)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))

@@ -18,7 +18,7 @@ import math
 import random
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from wideseek.world.facts import CONTINENTS, Entity, FactBase
@@ -537,8 +537,3 @@ def international_airports(facts: FactBase, country: Entity) -> list[Entity]:
 
 def states_by_admission(facts: FactBase) -> list[Entity]:
     return sorted(facts.of_kind("us_state"), key=lambda s: (s.attrs["statehood_year"], s.name))
-
-
-def iter_records(corpus: RenderedCorpus) -> Iterator[dict[str, str]]:
-    for page in corpus.pages:
-        yield page.record()

@@ -87,8 +87,15 @@ def make_wide_suites(
         seen: set[tuple] = set()
         for family, weight in FAMILY_WEIGHTS.items():
             pool = by_split.get(family, {}).get(split, [])
-            target = math.ceil(sizes[split] * weight)
-            _fill_family(facts, pool, target, rng, seen, tasks)
+            _fill_family(facts, pool, math.ceil(sizes[split] * weight), rng, seen, tasks)
+        for family in FAMILY_WEIGHTS:  # top up from any family when one ran out of variants
+            pool = by_split.get(family, {}).get(split, [])
+            _fill_family(facts, pool, sizes[split] - len(tasks), rng, seen, tasks)
+        if len(tasks) < sizes[split]:
+            raise ValueError(
+                f"only {len(tasks)} distinct wide tasks can be made for split {split!r}, "
+                f"{sizes[split]} requested"
+            )
         rng.shuffle(tasks)
         for n, task in enumerate(tasks[: sizes[split]], 1):
             lang = task.record["language"]
