@@ -18,7 +18,9 @@ from wideseek.world.facts import CONTINENTS, Entity, FactBase
 from wideseek.world.pages import (
     LIST_PART_SIZE,
     RenderedCorpus,
+    alphabetical,
     cities_by_size,
+    countries_of_continent,
     entity_url,
     international_airports,
     states_by_admission,
@@ -72,10 +74,7 @@ def _neighbour_groups(facts: FactBase) -> Iterator[Group]:
 
 def _continent_part_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
     for code, (continent, _) in CONTINENTS.items():
-        members = sorted(
-            (c for c in facts.of_kind("country") if c.attrs["continent"] == continent),
-            key=lambda c: c.name,
-        )
+        members = countries_of_continent(facts, continent)
         urls = corpus.list_pages[f"continent:{code}:en"]
         for k, url in enumerate(urls):
             part = members[k * LIST_PART_SIZE : (k + 1) * LIST_PART_SIZE]
@@ -98,7 +97,7 @@ def _continent_part_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[
 
 def _currency_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
     for cur in facts.of_kind("currency"):
-        members = sorted((facts.entities[k] for k in cur.attrs["countries"]), key=lambda c: c.name)
+        members = alphabetical(facts.entities[k] for k in cur.attrs["countries"])
         if not _sized(members):
             continue
         code = cur.attrs["code"]

@@ -18,10 +18,10 @@ import math
 import random
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from wideseek.world.facts import CONTINENTS, Entity, FactBase
+from wideseek.world.facts import CONTINENTS, Entity, FactBase, slugify
 
 BASE_URL = "https://world.wideseek.local"
 PAGE_TOKEN_BUDGET = 300
@@ -416,7 +416,7 @@ def _state_page(w: _Writer, st: Entity) -> None:
 def _currency_pages(w: _Writer, facts: FactBase, cur: Entity) -> None:
     users = [facts.entities[k] for k in cur.attrs["countries"]]
     code = cur.attrs["code"]
-    en_names = sorted(u.name for u in users)
+    en_names = [u.name for u in alphabetical(users)]
     w.add_list(
         f"currency:{code}:en",
         entity_url(cur),
@@ -431,7 +431,7 @@ def _currency_pages(w: _Writer, facts: FactBase, cur: Entity) -> None:
         en_names,
     )
     if cur.name_zh:
-        zh_names = [u.name_zh for u in sorted(users, key=lambda u: u.name) if u.name_zh]
+        zh_names = [u.name_zh for u in alphabetical(users) if u.name_zh]
         w.add_list(
             f"currency:{code}:zh",
             entity_url(cur, "zh"),
@@ -443,11 +443,8 @@ def _currency_pages(w: _Writer, facts: FactBase, cur: Entity) -> None:
 
 
 def _list_pages(w: _Writer, facts: FactBase) -> None:
-    countries = facts.of_kind("country")
     for code, (continent, _) in CONTINENTS.items():
-        members = sorted(
-            (c for c in countries if c.attrs["continent"] == continent), key=lambda c: c.name
-        )
+        members = countries_of_continent(facts, continent)
         w.add_list(
             f"continent:{code}:en",
             f"{BASE_URL}/list/countries-of-{continent.lower().replace(' ', '-')}",
@@ -470,7 +467,7 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
             [c.name_zh for c in zh_members],
             "zh",
         )
-    for country in countries:
+    for country in facts.of_kind("country"):
         cities = cities_by_size(facts, country)
         if cities:
             w.add_list(
@@ -517,6 +514,15 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
     )
 
 
+def alphabetical(entities: Iterable[Entity]) -> list[Entity]:
+    """Dictionary order of English names, accents folded ("Åland" files under A, not after Z)."""
+    return sorted(entities, key=lambda e: (slugify(e.name), e.name))
+
+
+def countries_of_continent(facts: FactBase, continent: str) -> list[Entity]:
+    return alphabetical(c for c in facts.of_kind("country") if c.attrs["continent"] == continent)
+
+
 def cities_by_size(facts: FactBase, country: Entity) -> list[Entity]:
     return sorted(
         (c for c in facts.of_kind("city") if c.attrs["country"] == country.key),
@@ -531,7 +537,7 @@ def international_airports(facts: FactBase, country: Entity) -> list[Entity]:
             for a in facts.of_kind("airport")
             if a.attrs["country"] == country.key and a.attrs["international"]
         ),
-        key=lambda a: a.name,
+        key=lambda a: (slugify(a.name), a.name),
     )
 
 
