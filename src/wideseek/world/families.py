@@ -27,7 +27,8 @@ from wideseek.world.pages import (
 )
 
 MIN_ROWS, MAX_ROWS = 3, 60
-MAX_WINDOW = 15
+MAX_WINDOW = 15  # most groups stay small enough for a small model's context ...
+LARGE_TOP_N = (20, 25, 30, 40)  # ... and a few "top N cities" groups are larger
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ def _city_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
             continue
         urls = corpus.list_pages[f"cities:{c.attrs['iso2']}"]
         # Top-N groups of one country share the split key: they overlap in entities.
-        for n in range(MIN_ROWS, min(len(cities), MAX_WINDOW) + 1):
+        sizes = [*range(MIN_ROWS, MAX_WINDOW + 1), *LARGE_TOP_N]
+        for n in (n for n in sizes if n <= len(cities)):
             subject = {"en": f"the {n} most populous cities of {c.name}"}
             pages = {"en": tuple(urls[: -(-n // LIST_PART_SIZE)])}
             yield Group(

@@ -146,7 +146,9 @@ def _pick_columns(
     usable = [c for c in optional if all(c.get(m, facts) not in (None, "") for m in group.members)]
     if not usable:
         return None
-    k = rng.randint(1, min(len(usable), MAX_COLUMNS - 1, 5))
+    most = min(len(usable), MAX_COLUMNS - 1)
+    # Mostly 2-6 columns; now and then as many as the kind offers (up to 8, like WideSearch).
+    k = rng.randint(1, min(most, 5)) if rng.random() < 0.85 else rng.randint(1, most)
     chosen = set(rng.sample(range(len(usable)), k))
     return [key] + [c for i, c in enumerate(usable) if i in chosen]
 
