@@ -87,6 +87,11 @@ def test_no_dev_or_test_entity_set_is_a_train_entity_set_of_the_same_family(worl
     for split in ("dev", "test"):
         for family, entity_sets in sets[split].items():
             assert not entity_sets & sets["train"][family], family
+    # Window families are split by blocks: no element or state appears in two splits at all.
+    for family in ("element_range", "states_admitted"):
+        members = {s: set().union(*sets[s][family]) for s in SPLITS}
+        assert not members["train"] & (members["dev"] | members["test"]), family
+        assert not members["dev"] & members["test"], family
 
 
 def test_deep_records_and_split_separation(world):

@@ -29,6 +29,8 @@ from wideseek.world.pages import (
 MIN_ROWS, MAX_ROWS = 3, 60
 MAX_WINDOW = 15  # most groups stay small enough for a small model's context ...
 LARGE_TOP_N = (20, 25, 30, 40)  # ... and a few "top N cities" groups are larger
+ELEMENT_BLOCK = 15
+STATE_BLOCK = 10
 
 
 @dataclass(frozen=True)
@@ -142,12 +144,15 @@ def _airport_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
 
 
 def _element_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
+    """Atomic-number windows. A window stays inside one block of ELEMENT_BLOCK numbers and the
+    block is the split key, so dev/test windows share no element with any train window."""
     elements = sorted(facts.of_kind("element"), key=lambda e: e.attrs["number"])
     blocks = {key: urls for key, urls in corpus.list_pages.items() if key.startswith("elements:")}
     for lo in range(1, len(elements) + 1):
+        block = (lo - 1) // ELEMENT_BLOCK
         for n in range(MIN_ROWS, MAX_WINDOW + 1):
             hi = lo + n - 1
-            if hi > len(elements):
+            if hi > len(elements) or (hi - 1) // ELEMENT_BLOCK != block:
                 break
             pages = tuple(
                 url
@@ -158,7 +163,13 @@ def _element_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
             subject = {"en": f"the chemical elements with atomic numbers {lo} to {hi}"}
             members = tuple(elements[lo - 1 : hi])
             yield Group(
-                "element_range", f"{lo}-{hi}", "element", members, subject, {"en": pages}, "list"
+                "element_range",
+                f"block-{block}",
+                "element",
+                members,
+                subject,
+                {"en": pages},
+                "list",
             )
 
 
@@ -168,23 +179,39 @@ def _overlaps(block: str, lo: int, hi: int) -> bool:
 
 
 def _state_groups(facts: FactBase, corpus: RenderedCorpus) -> Iterator[Group]:
+    """Admission-year windows, kept inside blocks of consecutive years holding about
+    STATE_BLOCK states; the block is the split key (no state shared across splits)."""
     states = states_by_admission(facts)
-    years = sorted({s.attrs["statehood_year"] for s in states})
     urls = tuple(corpus.list_pages["us_states"])
-    for i, y1 in enumerate(years):
-        for y2 in years[i:]:
-            members = [s for s in states if y1 <= s.attrs["statehood_year"] <= y2]
-            if len(members) > MAX_WINDOW:
-                break
-            if len(members) < MIN_ROWS:
-                continue
-            subject = {"en": f"the U.S. states admitted to the Union from {y1} to {y2} (inclusive)"}
-            yield Group(
-                "states_admitted",
-                f"{y1}-{y2}",
-                "us_state",
-                tuple(members),
-                subject,
-                {"en": urls},
-                "list",
-            )
+    for block, years in enumerate(_year_blocks(states)):
+        for i, y1 in enumerate(years):
+            for y2 in years[i:]:
+                members = [s for s in states if y1 <= s.attrs["statehood_year"] <= y2]
+                if len(members) > MAX_WINDOW:
+                    break
+                if len(members) < MIN_ROWS:
+                    continue
+                subject = {
+                    "en": f"the U.S. states admitted to the Union from {y1} to {y2} (inclusive)"
+                }
+                yield Group(
+                    "states_admitted",
+                    f"block-{block}",
+                    "us_state",
+                    tuple(members),
+                    subject,
+                    {"en": urls},
+                    "list",
+                )
+
+
+def _year_blocks(states: list[Entity]) -> list[list[int]]:
+    blocks: list[list[int]] = [[]]
+    in_block = 0
+    for year in sorted({s.attrs["statehood_year"] for s in states}):
+        if in_block >= STATE_BLOCK:
+            blocks.append([])
+            in_block = 0
+        blocks[-1].append(year)
+        in_block += sum(1 for s in states if s.attrs["statehood_year"] == year)
+    return blocks
