@@ -131,7 +131,7 @@ SHAPES: tuple[Shape, ...] = (
         "airport_country_calling_code_zh",
         "airport",
         "zh",
-        "IATA代码为{a[iata]}的机场所在国家的国际电话区号是多少？",
+        "IATA代码为 {a[iata]} 的机场所在国家的国际电话区号是多少？",
         "calling_code",
         via=("country",),
     ),
