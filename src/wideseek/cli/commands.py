@@ -7,6 +7,7 @@ from wideseek.cli import app
 from wideseek.cli import retrieval as retrieval_cli
 from wideseek.cli import serve as _serve  # noqa: F401  (registers `wideseek serve`)
 from wideseek.cli import trace as trace_cli
+from wideseek.cli.world import world_app
 
 
 @app.command()
@@ -17,3 +18,4 @@ def version() -> None:
 
 app.add_typer(retrieval_cli.app, name="retrieval")
 app.add_typer(trace_cli.app, name="trace")
+app.add_typer(world_app, name="world")

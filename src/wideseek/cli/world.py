@@ -1,0 +1,95 @@
+"""`wideseek world build|pack|stats`: thin commands over wideseek.world."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from wideseek.cli.common import UserError
+from wideseek.world import WorldError, build_world, load_world, pack_world
+from wideseek.world.build import BUILD_STAGES
+from wideseek.world.facts import WorldSourceError
+from wideseek.world.stats import ROW_BUCKETS, all_wide_stats, deep_stats
+from wideseek.world.store import SPLITS
+
+world_app = typer.Typer(help="Build, pack and inspect the offline world (corpus + task suites).")
+console = Console()
+
+
+@world_app.command()
+def build(
+    out: Annotated[Path, typer.Option(help="Directory to write the world into.")] = Path("world"),
+    seed: Annotated[int, typer.Option(help="Seed for page wording, splits and sampling.")] = 0,
+    ship: Annotated[bool, typer.Option(help="Also pack it as the shipped default world.")] = False,
+) -> None:
+    """Build corpus, wide/deep tasks and gold tables from the pinned fact packages."""
+    start = time.perf_counter()
+    try:
+        with Progress(console=console) as progress:
+            bar = progress.add_task("building world", total=BUILD_STAGES)
+
+            def step(stage: str, n: int) -> None:
+                progress.update(bar, completed=n - 1, description=stage)
+
+            manifest = build_world(out, seed=seed, progress=step)
+            progress.update(bar, completed=BUILD_STAGES, description="done")
+        if ship:
+            console.print(f"packed into {pack_world(out)}")
+    except (WorldError, WorldSourceError) as e:
+        raise UserError(str(e)) from e
+    c = manifest.counts
+    console.print(
+        f"world {manifest.world_hash[:16]} in {out}: {c['entities_total']} entities, "
+        f"{c['facts']} facts, {c['pages']} pages, wide {c['wide']}, deep {c['deep']} "
+        f"({time.perf_counter() - start:.1f}s)"
+    )
+
+
+@world_app.command()
+def stats(
+    directory: Annotated[
+        Path | None, typer.Argument(help="World directory (default: the shipped world).")
+    ] = None,
+) -> None:
+    """Print entity/page/task counts and row, column and metric distributions per suite."""
+    try:
+        world = load_world(directory)
+    except WorldError as e:
+        raise UserError(str(e)) from e
+    m = world.manifest
+    console.print(f"world {m.world_hash[:16]} at {world.root} (seed {m.seed})")
+    console.print(f"sources: {', '.join(f'{k}=={v}' for k, v in m.sources.items())}")
+    entities = ", ".join(f"{k} {v}" for k, v in m.counts["entities"].items())
+    console.print(
+        f"entities {m.counts['entities_total']} ({entities}); "
+        f"facts {m.counts['facts']}; pages {m.counts['pages']}"
+    )
+    wide = all_wide_stats(world)
+    table = Table(title="wide suites")
+    table.add_column("")
+    for split in SPLITS:
+        table.add_column(split, justify="right")
+    table.add_row("tasks", *(str(wide[s].tasks) for s in SPLITS))
+    for lang in ("en", "zh"):
+        table.add_row(f"language {lang}", *(str(wide[s].languages[lang]) for s in SPLITS))
+    for lo, hi in ROW_BUCKETS:
+        table.add_row(f"rows {lo}-{hi}", *(str(wide[s].rows[f"{lo}-{hi}"]) for s in SPLITS))
+    for n in sorted({n for s in SPLITS for n in wide[s].columns}):
+        table.add_row(f"{n} columns", *(str(wide[s].columns[n]) for s in SPLITS))
+    for metric in sorted({k for s in SPLITS for k in wide[s].metrics}):
+        table.add_row(f"metric {metric}", *(str(wide[s].metrics[metric]) for s in SPLITS))
+    console.print(table)
+    deep = {s: deep_stats(world, s) for s in SPLITS}
+    table = Table(title="deep suites")
+    table.add_column("")
+    for split in SPLITS:
+        table.add_column(split, justify="right")
+    for key in sorted({k for s in SPLITS for k in deep[s]}):
+        table.add_row(f"{key[0]} {key[1]}-hop", *(str(deep[s][key]) for s in SPLITS))
+    console.print(table)

@@ -1,0 +1,165 @@
+"""Find, verify and unpack worlds; pack one into the package as the shipped default.
+
+Contract: `load_world(dir)` returns a `World` (paths of the corpus, the task files and gold
+directories per split, and the manifest). With no directory it uses the world shipped in
+`wideseek/assets/world/` (a deterministic tar.gz + its manifest): it is unpacked once into
+`$WIDESEEK_CACHE` or `~/.cache/wideseek/world/<hash>`, atomically (temp dir + rename), and
+unpacked again when the cached copy fails its manifest's sha256 check. `pack_world` writes that
+archive. Nothing here needs the fact packages, and nothing reads /work/shared or any network.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from wideseek.world.build import MANIFEST, Manifest, WorldError, hash_files
+
+ARCHIVE = "world.tar.gz"
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    manifest: Manifest
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.root / "corpus.jsonl"
+
+    def wide_tasks(self, split: str) -> Path:
+        return self.root / "wide" / f"{_check_split(split)}.jsonl"
+
+    def wide_meta(self, split: str) -> Path:
+        return self.root / "wide" / f"{_check_split(split)}.meta.jsonl"
+
+    def wide_gold_dir(self, split: str) -> Path:
+        return self.root / "wide" / "gold" / _check_split(split)
+
+    def deep_tasks(self, split: str) -> Path:
+        return self.root / "deep" / f"{_check_split(split)}.jsonl"
+
+    def deep_meta(self, split: str) -> Path:
+        return self.root / "deep" / f"{_check_split(split)}.meta.jsonl"
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise WorldError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return split
+
+
+def read_manifest(root: Path) -> Manifest:
+    path = root / MANIFEST
+    try:
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise WorldError(f"{root} is not a world directory (no {MANIFEST})") from e
+    except (ValidationError, ValueError) as e:
+        raise WorldError(f"{path} is not a valid world manifest: {e.__class__.__name__}") from e
+
+
+def verify(root: Path, manifest: Manifest) -> bool:
+    """True when every file listed in the manifest is present with its recorded hash."""
+    try:
+        return hash_files(root) == manifest.files
+    except OSError:
+        return False
+
+
+def load_world(dir: str | Path | None = None) -> World:
+    if dir is not None:
+        root = Path(dir)
+        return World(root=root, manifest=read_manifest(root))
+    root = _unpacked_default()
+    return World(root=root, manifest=read_manifest(root))
+
+
+def shipped_asset_dir() -> Path:
+    return Path(str(resources.files("wideseek") / "assets" / "world"))
+
+
+def cache_root() -> Path:
+    base = os.environ.get("WIDESEEK_CACHE") or Path.home() / ".cache" / "wideseek"
+    return Path(base) / "world"
+
+
+def _unpacked_default() -> Path:
+    assets = shipped_asset_dir()
+    if not (assets / ARCHIVE).exists():
+        raise WorldError(f"no shipped world in {assets}; build one with `wideseek world build`")
+    shipped = read_manifest(assets)
+    target = cache_root() / shipped.world_hash[:16]
+    if target.exists():
+        try:
+            if verify(target, read_manifest(target)) and read_manifest(target) == shipped:
+                return target
+        except WorldError:
+            pass
+    _extract(assets / ARCHIVE, target)
+    if not verify(target, shipped):
+        raise WorldError(f"shipped world {assets / ARCHIVE} does not match its manifest")
+    return target
+
+
+def _extract(archive: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.unpack-", dir=target.parent))
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        if target.exists():  # a corrupt copy: move it aside, drop it once the new one is in
+            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+            os.replace(target, stale / "world")
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process put a copy in place meanwhile; the caller verifies whichever won.
+            if not target.is_dir():
+                raise
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise WorldError(f"cannot unpack {archive}: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in target.parent.glob(f".{target.name}.stale-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def pack_world(world_dir: str | Path, asset_dir: str | Path | None = None) -> Path:
+    """Write `world.tar.gz` (byte-deterministic: sorted, zero mtimes/owners) + manifest copy."""
+    root = Path(world_dir)
+    manifest = read_manifest(root)
+    if not verify(root, manifest):
+        raise WorldError(f"{root} does not match its manifest; rebuild it before packing")
+    dest = Path(asset_dir) if asset_dir else shipped_asset_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            info = tarfile.TarInfo(path.relative_to(root).as_posix())
+            data = path.read_bytes()
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    _atomic_write(dest / ARCHIVE, buf.getvalue())
+    _atomic_write(dest / MANIFEST, (root / MANIFEST).read_bytes())
+    return dest / ARCHIVE
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
