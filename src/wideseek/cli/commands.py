@@ -4,6 +4,7 @@ import typer
 
 from wideseek import __version__
 from wideseek.cli import app
+from wideseek.cli import score as _score  # noqa: F401  (registers `wideseek score`)
 
 
 @app.command()
