@@ -4,7 +4,8 @@ Contract: `with FakeJudgeServer() as server:` serves `POST {server.base_url}/cha
 on 127.0.0.1 (free port, uvicorn in a background thread) until the block ends. It reads the
 prompts that `judges.LLMJudge` writes and answers them as `OfflineJudge` would, in a fenced
 JSON block, so LLM-judge scores over real HTTP equal offline scores. Fault injection for
-retry tests: the first `fail_first` requests get HTTP 500. `requests` counts what arrived.
+retry tests: the first `fail_first` requests get HTTP 500. `requests` counts what arrived,
+`last_authorization` keeps the last Authorization header.
 
 Knows only our own prompt layout; it is not a model and grades nothing else.
 """
@@ -59,6 +60,7 @@ class FakeJudgeServer:
     def __init__(self, fail_first: int = 0) -> None:
         self.fail_first = fail_first
         self.requests = 0
+        self.last_authorization: str | None = None  # to check that the API key is sent
         self._lock = threading.Lock()
         app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
         config = uvicorn.Config(app, log_level="warning", lifespan="off")
@@ -75,6 +77,7 @@ class FakeJudgeServer:
         with self._lock:
             self.requests += 1
             failing = self.requests <= self.fail_first
+            self.last_authorization = request.headers.get("authorization")
         if failing:
             return JSONResponse({"error": "injected failure"}, status_code=500)
         body = await request.json()

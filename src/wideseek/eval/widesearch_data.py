@@ -6,6 +6,8 @@ Contract:
 - `load_gold(gold_dir, instance_id, required)`: `<id>.csv` read with pandas defaults as the
   official loader does, headers normalised with `norm_column`, only `required` kept in order.
   Where upstream silently drops a task whose gold lacks a required column, we raise.
+- `load_benchmark(data_dir)`: every task of `widesearch.jsonl` with its gold table from
+  `widesearch_gold/` (the Hugging Face layout).
 
 Bad files raise `WideSearchDataError` naming the file (and line). Knows nothing about scoring.
 """
@@ -86,3 +88,10 @@ def load_gold(
     if missing:
         raise WideSearchDataError(f"{path}: gold table lacks required columns {missing}")
     return gold[list(required)]
+
+
+def load_benchmark(data_dir: str | Path) -> list[tuple[Task, pd.DataFrame]]:
+    data_dir = Path(data_dir)
+    tasks = load_widesearch_tasks(data_dir / "widesearch.jsonl")
+    gold_dir = data_dir / "widesearch_gold"
+    return [(t, load_gold(gold_dir, t.id, (t.evaluation or {}).get("required"))) for t in tasks]
