@@ -1,6 +1,7 @@
 """Judges: the offline definition, LLM-judge prompt/reply handling, and the HTTP client
 against a real loopback OpenAI-compatible server (retries, cache, errors)."""
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -95,6 +96,15 @@ async def test_http_judge_cache_makes_rescoring_free(tmp_path, monkeypatch):
         await other.complete("A b")
         assert other.calls == 1
         await other.aclose()
+
+
+async def test_http_judge_caps_requests_in_flight():
+    with FakeJudgeServer(delay_s=0.05) as server:
+        completer = ChatCompleter("m", server.base_url, max_concurrency=3)
+        await asyncio.gather(*(completer.complete(f"prompt {i}") for i in range(10)))
+        await completer.aclose()
+    assert server.requests == 10
+    assert server.max_in_flight == 3
 
 
 def test_corrupt_cache_is_moved_aside_and_rebuilt(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from wideseek.cli import main
+from wideseek.eval.fake_judge_server import FakeJudgeServer
 from wideseek.eval.judges import OfflineJudge
 from wideseek.eval.table_extract import render_markdown_table
 from wideseek.eval.widesearch_data import load_benchmark
@@ -113,6 +114,16 @@ def test_score_command_end_to_end(gold_answers, tmp_path, capsys):
     }  # fmt: skip
     summary = capsys.readouterr().out
     assert "zh" in summary and "0.333" in summary  # overall success rate 1/3
+
+    # the same through the LLM judge path, over HTTP to a loopback server answering offline
+    llm_out = tmp_path / "llm_scores.jsonl"
+    with FakeJudgeServer() as server, pytest.raises(SystemExit) as done:
+        judge = ["--judge", "llm", "--judge-model", "m", "--judge-base-url", server.base_url]
+        cache = ["--judge-cache", str(tmp_path / "cache.sqlite")]
+        main([*base, "--responses", str(responses), "--out", str(llm_out), *judge, *cache])
+    assert done.value.code == 0
+    assert [json.loads(x) for x in llm_out.read_text().splitlines()] == rows
+    capsys.readouterr()
 
     responses.write_text('{"instance_id": "ws_xx_999", "response": "x"}\n')
     with pytest.raises(SystemExit) as done:

@@ -4,7 +4,8 @@ Contract: `with FakeJudgeServer() as server:` serves `POST {server.base_url}/cha
 on 127.0.0.1 (free port, uvicorn in a background thread) until the block ends. It reads the
 prompts that `judges.LLMJudge` writes and answers them as `OfflineJudge` would, in a fenced
 JSON block, so LLM-judge scores over real HTTP equal offline scores. Fault injection for
-retry tests: the first `fail_first` requests get HTTP 500. `requests` counts what arrived,
+retry tests: the first `fail_first` requests get HTTP 500; every reply waits `delay_s`.
+`requests` counts what arrived, `max_in_flight` the most requests served at once, and
 `last_authorization` keeps the last Authorization header.
 
 Knows only our own prompt layout; it is not a model and grades nothing else.
@@ -57,9 +58,12 @@ async def offline_reply(prompt: str) -> str:
 
 
 class FakeJudgeServer:
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, delay_s: float = 0.0) -> None:
         self.fail_first = fail_first
+        self.delay_s = delay_s
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.last_authorization: str | None = None  # to check that the API key is sent
         self._lock = threading.Lock()
         app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
@@ -81,6 +85,10 @@ class FakeJudgeServer:
         if failing:
             return JSONResponse({"error": "injected failure"}, status_code=500)
         body = await request.json()
+        self.in_flight += 1  # handlers share one event loop: no lock needed here
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        await asyncio.sleep(self.delay_s)
+        self.in_flight -= 1
         content = await offline_reply(body["messages"][-1]["content"])
         return JSONResponse(
             {
