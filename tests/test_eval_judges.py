@@ -120,6 +120,14 @@ def test_corrupt_cache_is_moved_aside_and_rebuilt(tmp_path):
         assert db.execute("SELECT count(*) FROM completions").fetchone()[0] == 1
 
 
+def test_cache_failures_after_opening_are_misses_not_crashes(tmp_path):
+    cache = JudgeCache(tmp_path / "judge.sqlite")
+    cache.put("m", "p", "reply")
+    cache.close()  # every later statement fails inside sqlite
+    assert cache.get("m", "p") is None
+    cache.put("m", "p", "again")
+
+
 async def test_client_errors_are_judge_errors(tmp_path):
     with FakeJudgeServer(fail_first=100) as server:
         completer = ChatCompleter("m", server.base_url, max_retries=2, backoff_s=0.01)

@@ -117,13 +117,21 @@ def test_score_command_end_to_end(gold_answers, tmp_path, capsys):
 
     # the same through the LLM judge path, over HTTP to a loopback server answering offline
     llm_out = tmp_path / "llm_scores.jsonl"
-    with FakeJudgeServer() as server, pytest.raises(SystemExit) as done:
+    with FakeJudgeServer() as server:
         judge = ["--judge", "llm", "--judge-model", "m", "--judge-base-url", server.base_url]
-        cache = ["--judge-cache", str(tmp_path / "cache.sqlite")]
-        main([*base, "--responses", str(responses), "--out", str(llm_out), *judge, *cache])
-    assert done.value.code == 0
-    assert [json.loads(x) for x in llm_out.read_text().splitlines()] == rows
-    capsys.readouterr()
+        cache = ["--judge-cache", str(tmp_path / "cache.db")]
+        with pytest.raises(SystemExit) as done:
+            main([*base, "--responses", str(responses), "--out", str(llm_out), *judge, *cache])
+        assert done.value.code == 0
+        assert [json.loads(x) for x in llm_out.read_text().splitlines()] == rows
+        # a judge that fails: scores are still written, then one line and exit code 1
+        judge[-1] = server.base_url + "/missing"  # and a fresh cache, so nothing is a hit
+        cache = ["--judge-cache", str(tmp_path / "fresh.db")]
+        with pytest.raises(SystemExit) as done:
+            main([*base, "--responses", str(responses), "--out", str(llm_out), *judge, *cache])
+    assert done.value.code == 1
+    assert len(llm_out.read_text().splitlines()) == 3
+    assert capsys.readouterr().err.startswith("error: 2 answer(s) scored 0, judge error:")
 
     responses.write_text('{"instance_id": "ws_xx_999", "response": "x"}\n')
     with pytest.raises(SystemExit) as done:

@@ -1,7 +1,8 @@
 """`wideseek score`: score existing answers to WideSearch tasks (ours or any system's).
 
 Thin: parses options, builds the judge, calls `eval.response_scoring`, prints a rich summary.
-Bad files and unknown instance ids end in one line (`UserError`).
+Bad files and unknown instance ids end in one line (`UserError`). Answers the judge failed on
+score 0 (as upstream) and are still written, then the command exits 1 saying how many.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class TableBlockOption(StrEnum):
     last = "last"
 
 
-def _print_summary(rows: list[SummaryRow], scored: list[ScoredAnswer]) -> None:
+def _print_summary(rows: list[SummaryRow]) -> None:
     table = Table(title="WideSearch scores (means over answers)")
     for name in ("group", "answers", "item F1", "row F1", "success"):
         table.add_column(name, justify="left" if name == "group" else "right")
@@ -51,11 +52,7 @@ def _print_summary(rows: list[SummaryRow], scored: list[ScoredAnswer]) -> None:
         table.add_row(
             r.group, str(r.answers), f"{r.item_f1:.4f}", f"{r.row_f1:.4f}", f"{r.success_rate:.3f}"
         )
-    console = Console()
-    console.print(table)
-    judge_errors = sum(s.msg.startswith("judge error") for s in scored)
-    if judge_errors:
-        console.print(f"[yellow]{judge_errors} answer(s) scored 0 because the judge failed[/]")
+    Console().print(table)
 
 
 async def _run(
@@ -131,4 +128,7 @@ def score(
     scored, rows = asyncio.run(_run(tasks, gold_dir, responses, chosen, completer, options))
     if out is not None:
         write_scores(out, scored)
-    _print_summary(rows, scored)
+    _print_summary(rows)
+    judge_failures = [s.msg for s in scored if s.msg.startswith("judge error")]
+    if judge_failures:  # scores were written, but they are not what the judge would give
+        raise UserError(f"{len(judge_failures)} answer(s) scored 0, {judge_failures[0]}")

@@ -3,7 +3,8 @@
 Contract: `get(model, prompt)` / `put(model, prompt, text)` over one SQLite file. Every write
 is its own transaction (atomic; a killed run keeps what was written). A file that is not a
 readable cache is moved aside to `<name>.corrupt` (kept, never deleted) and a fresh cache is
-started: a broken cache costs judge calls, never a crash. Knows nothing about HTTP or prompts.
+started; a read or write that fails later (a locked or vanished file) is logged and treated
+as a miss. A broken cache costs judge calls, never a crash. Knows nothing about HTTP or prompts.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def cache_key(model: str, prompt: str) -> str:
 class JudgeCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path}: judge cache path is a directory")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = self._open()
@@ -45,16 +48,23 @@ class JudgeCache:
         return db
 
     def get(self, model: str, prompt: str) -> str | None:
-        row = self._db.execute(
-            "SELECT text FROM completions WHERE key = ?", (cache_key(model, prompt),)
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT text FROM completions WHERE key = ?", (cache_key(model, prompt),)
+            ).fetchone()
+        except sqlite3.Error as e:
+            log.warning("judge cache %s: read failed (%s); treated as a miss", self.path, e)
+            return None
         return None if row is None else row[0]
 
     def put(self, model: str, prompt: str, text: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO completions VALUES (?, ?, ?)",
-            (cache_key(model, prompt), model, text),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?)",
+                (cache_key(model, prompt), model, text),
+            )
+        except sqlite3.Error as e:
+            log.warning("judge cache %s: write failed (%s); reply not cached", self.path, e)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM completions").fetchone()[0]
