@@ -90,6 +90,8 @@ def test_lookup_by_name():
     assert preprocess_function("norm_str", None)(" A ") == "a"
     assert cell_metric("llm_judge", "rubric", None) is None
     assert cell_metric("number_near", 0.1, None)("109", "100") == 1.0
+    assert cell_metric("number_near", "0.1", None)("109", "100") == 1.0
+    assert cell_metric("number_near", None, None)("109", "100") == 0.0
     with pytest.raises(ValueError, match="unknown metric"):
         cell_metric("fuzzy", None, None)
     with pytest.raises(ValueError, match="unknown preprocess"):

@@ -102,6 +102,14 @@ def in_match(response: str, target: str) -> float:
     return float(response in target)
 
 
+def _tolerance(criterion: object) -> float:
+    """`number_near`'s criterion as a float; absent or unusable means exact (0.0)."""
+    try:
+        return float(criterion)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def preprocess_function(name: str, now: datetime | None) -> Callable[[str], str]:
     """The preprocess named in an `eval_pipeline`; unknown names are a ValueError."""
     if name == "norm_str":
@@ -126,8 +134,7 @@ def cell_metric(
     if name == "url_match":
         return url_match
     if name == "number_near":
-        tolerance = float(criterion) if isinstance(criterion, int | float) else 0.0
-        return lambda r, t: number_near(r, t, tolerance)
+        return lambda r, t: number_near(r, t, _tolerance(criterion))
     if name == "date_near":
         return lambda r, t: date_near(r, t, now)
     raise ValueError(f"unknown metric {name!r}")
