@@ -5,6 +5,7 @@ import typer
 from wideseek import __version__
 from wideseek.cli import app
 from wideseek.cli import retrieval as retrieval_cli
+from wideseek.cli import score as _score  # noqa: F401  (registers `wideseek score`)
 from wideseek.cli import serve as _serve  # noqa: F401  (registers `wideseek serve`)
 from wideseek.cli import trace as trace_cli
 from wideseek.cli.world import world_app

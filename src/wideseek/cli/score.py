@@ -1,0 +1,134 @@
+"""`wideseek score`: score existing answers to WideSearch tasks (ours or any system's).
+
+Thin: parses options, builds the judge, calls `eval.response_scoring`, prints a rich summary.
+Bad files and unknown instance ids end in one line (`UserError`). Answers the judge failed on
+score 0 (as upstream) and are still written, then the command exits 1 saying how many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wideseek.cli import app
+from wideseek.cli.common import UserError
+from wideseek.eval.judge_client import ChatCompleter
+from wideseek.eval.judges import Judge, LLMJudge, OfflineJudge
+from wideseek.eval.response_scoring import (
+    ScoredAnswer,
+    SummaryRow,
+    read_responses,
+    score_responses,
+    summarise,
+    write_scores,
+)
+from wideseek.eval.widesearch_data import WideSearchDataError, load_widesearch_tasks
+from wideseek.eval.widesearch_scorer import ScoreOptions
+
+DEFAULT_JUDGE_CACHE = Path.home() / ".cache" / "wideseek" / "judge-cache.sqlite"
+
+
+class JudgeKind(StrEnum):
+    offline = "offline"
+    llm = "llm"
+
+
+class TableBlockOption(StrEnum):
+    first = "first"
+    last = "last"
+
+
+def _print_summary(rows: list[SummaryRow]) -> None:
+    table = Table(title="WideSearch scores (means over answers)")
+    for name in ("group", "answers", "item F1", "row F1", "success"):
+        table.add_column(name, justify="left" if name == "group" else "right")
+    for r in rows:
+        table.add_row(
+            r.group, str(r.answers), f"{r.item_f1:.4f}", f"{r.row_f1:.4f}", f"{r.success_rate:.3f}"
+        )
+    Console().print(table)
+
+
+async def _run(
+    tasks_path: Path,
+    gold_dir: Path,
+    responses_path: Path,
+    judge: Judge,
+    completer: ChatCompleter | None,
+    options: ScoreOptions,
+) -> tuple[list[ScoredAnswer], list[SummaryRow]]:
+    try:
+        tasks = load_widesearch_tasks(tasks_path)
+        answers = read_responses(responses_path)
+        scored = await score_responses(answers, tasks, gold_dir, judge, options)
+    except WideSearchDataError as e:
+        raise UserError(str(e)) from e
+    finally:
+        if completer is not None:
+            await completer.aclose()
+    return scored, summarise(scored, tasks)
+
+
+@app.command()
+def score(
+    tasks: Annotated[Path, typer.Option(help="WideSearch task file (widesearch.jsonl)")],
+    gold_dir: Annotated[Path, typer.Option(help="directory of <instance_id>.csv gold tables")],
+    responses: Annotated[
+        Path, typer.Option(help="JSON lines: instance_id, optional trial, response")
+    ],
+    out: Annotated[Path | None, typer.Option(help="write one JSON line per answer")] = None,
+    judge: Annotated[JudgeKind, typer.Option(help="offline: deterministic; llm: a model")] = (
+        JudgeKind.offline
+    ),
+    judge_model: Annotated[str | None, typer.Option(help="judge model name (llm)")] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    ] = None,
+    judge_api_key_env: Annotated[str, typer.Option(help="env variable with the API key")] = (
+        "OPENAI_API_KEY"
+    ),
+    judge_cache: Annotated[Path, typer.Option(help="judge reply cache (sqlite)")] = (
+        DEFAULT_JUDGE_CACHE
+    ),
+    judge_concurrency: Annotated[int, typer.Option(min=1, help="judge calls in flight")] = 8,
+    table_block: Annotated[
+        TableBlockOption, typer.Option(help="first ```markdown block, or last after </think>")
+    ] = TableBlockOption.first,
+    reconcile_int_float: Annotated[
+        bool, typer.Option(help="cast int columns to float when the other side is float")
+    ] = False,
+    dedup_after_normalise: Annotated[
+        bool, typer.Option(help="also drop rows whose keys collide after normalising")
+    ] = False,
+) -> None:
+    """Score answers to WideSearch tasks: item/row precision, recall, F1 and success."""
+    completer: ChatCompleter | None = None
+    if judge is JudgeKind.llm:
+        if not judge_model or not judge_base_url:
+            raise UserError("--judge llm needs --judge-model and --judge-base-url")
+        completer = ChatCompleter(
+            judge_model,
+            judge_base_url,
+            api_key_env=judge_api_key_env,
+            cache_path=judge_cache,
+            max_concurrency=judge_concurrency,
+        )
+    options = ScoreOptions(
+        table_block=table_block.value,
+        reconcile_int_float=reconcile_int_float,
+        dedup_after_normalise=dedup_after_normalise,
+    )
+    chosen: Judge = LLMJudge(completer) if completer is not None else OfflineJudge()
+    scored, rows = asyncio.run(_run(tasks, gold_dir, responses, chosen, completer, options))
+    if out is not None:
+        write_scores(out, scored)
+    _print_summary(rows)
+    judge_failures = [s.msg for s in scored if s.msg.startswith("judge error")]
+    if judge_failures:  # scores were written, but they are not what the judge would give
+        raise UserError(f"{len(judge_failures)} answer(s) scored 0, {judge_failures[0]}")

@@ -1,0 +1,110 @@
+"""A prompt completer over any OpenAI-compatible `/v1/chat/completions` endpoint (httpx).
+
+Contract: `await ChatCompleter(...).complete(prompt)` sends one user message and returns the
+reply's content (None when the model gave none). Connection errors, timeouts, 429 and 5xx are
+retried with exponential backoff; other 4xx and exhausted retries raise `JudgeError` with a
+one-line reason. At most `max_concurrency` requests are in flight. Replies are cached on disk
+by (model, prompt) when a cache path is given. The API key is read from the environment
+variable named `api_key_env` and never logged. Knows nothing about tables or grading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wideseek.eval.judge_cache import JudgeCache
+from wideseek.eval.judges import JudgeError
+
+_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class ChatCompleter:
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        cache_path: str | Path | None = None,
+        max_concurrency: int = 8,
+        max_retries: int = 5,
+        backoff_s: float = 2.0,
+        timeout_s: float = 300.0,
+        max_tokens: int = 10240,
+        temperature: float = 0.0,
+    ) -> None:
+        self.model = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.api_key_env = api_key_env
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.cache = JudgeCache(cache_path) if cache_path is not None else None
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._client: httpx.AsyncClient | None = None
+        self.calls = 0  # requests actually sent (cache hits excluded), for reports and tests
+
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self.api_key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def complete(self, prompt: str) -> str | None:
+        if self.cache is not None:
+            hit = self.cache.get(self.model, prompt)
+            if hit is not None:
+                return hit
+        async with self._slots:
+            text = await self._post_with_retries(prompt)
+        if text is not None and self.cache is not None:
+            self.cache.put(self.model, prompt, text)
+        return text
+
+    async def _post_with_retries(self, prompt: str) -> str | None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
+        problem = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            self.calls += 1
+            try:
+                response = await self._client.post(self.url, json=body, headers=self._headers())
+            except httpx.HTTPError as e:
+                problem = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                continue
+            if response.status_code in _RETRYABLE_STATUS:
+                problem = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                raise JudgeError(f"judge {self.url}: HTTP {response.status_code}")
+            return _content(response, self.url)
+        raise JudgeError(f"judge {self.url}: {problem} after {self.max_retries + 1} attempts")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self.cache is not None:
+            self.cache.close()
+
+
+def _content(response: httpx.Response, url: str) -> str | None:
+    try:
+        payload: Any = response.json()
+        content = payload["choices"][0]["message"].get("content")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise JudgeError(f"judge {url}: not a chat-completions reply ({type(e).__name__})") from e
+    return content if isinstance(content, str) else None

@@ -1,0 +1,235 @@
+"""The WideSearch scoring pipeline: alignment, de-dup, join, counts, quirks (SCORER.md §3)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from wideseek.eval.judges import JudgeError, OfflineJudge
+from wideseek.eval.widesearch_scorer import ScoreOptions, score_widesearch, stringify
+from wideseek.types import Task
+
+PIPELINE = {
+    "university": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+    "fee": {"preprocess": ["extract_number"], "metric": ["number_near"], "criterion": 0.05},
+    "city": {"preprocess": ["norm_str"], "metric": ["llm_judge"], "criterion": "same city"},
+}
+TASK = Task(
+    id="t1",
+    question="q",
+    evaluation={
+        "unique_columns": ["university"],
+        "required": ["university", "fee", "city"],
+        "eval_pipeline": PIPELINE,
+    },
+)
+GOLD = pd.DataFrame(
+    {
+        "University": ["Harvard University", "MIT", "Oxford", "ETH"],
+        "Fee": [100, 200, 300, 400],
+        "City": ["Cambridge, MA", "Cambridge, MA", "Oxford", "Zurich"],
+    }
+)
+
+
+def answer(rows: Sequence[str], header: str = "| University | Fee | City |") -> str:
+    return "\n".join(["```markdown", header, "|---|---|---|", *rows, "```"])
+
+
+PERFECT = answer(
+    [
+        "| Harvard University | $100 | Cambridge, MA |",
+        "| MIT | 200 | Cambridge, MA |",
+        "| Oxford | 300 | Oxford |",
+        "| ETH | 400 | Zurich |",
+    ]
+)
+
+
+class SpyJudge(OfflineJudge):
+    """The offline judge, recording every question it is asked."""
+
+    def __init__(self) -> None:
+        self.aligns: list[tuple[list[str], list[str]]] = []
+        self.grades: list[tuple[str, list[str], list[str]]] = []
+
+    async def align(self, candidates, reference):
+        self.aligns.append((list(candidates), list(reference)))
+        return await super().align(candidates, reference)
+
+    async def grade(self, criterion, responses, targets):
+        self.grades.append((criterion, list(responses), list(targets)))
+        return await super().grade(criterion, responses, targets)
+
+
+async def test_perfect_answer_succeeds_with_one_key_call_and_one_batch_per_judged_column():
+    judge = SpyJudge()
+    score = await score_widesearch(TASK, PERFECT, GOLD, judge)
+    assert score.success
+    assert (score.item_f1, score.row_f1) == (1.0, 1.0)
+    # headers already match: no column alignment; one key alignment; one grade call for `city`
+    assert len(judge.aligns) == 1 and judge.aligns[0][1] == GOLD["University"].tolist()
+    assert len(judge.grades) == 1
+    criterion, responses, targets = judge.grades[0]
+    assert criterion == "same city" and len(responses) == 4
+    assert "cambridge,ma" in targets  # the judge sees preprocessed values
+
+
+async def test_partial_answer_counts_rows_and_items():
+    text = answer(
+        [
+            "| Harvard University | 100 | Cambridge, MA |",
+            "| MIT | 260 | Cambridge, MA |",  # fee off by 30%: one wrong cell
+            "| Yale | 1 | New Haven |",  # not in gold: counts only in n_pred
+        ]
+    )
+    score = await score_widesearch(TASK, text, GOLD, OfflineJudge())
+    # joined: Harvard (3/3 cells), MIT (2/3); n_pred = 3, n_gold = 4, 3 columns
+    assert score.row_precision == pytest.approx(1 / 3)
+    assert score.row_recall == pytest.approx(1 / 4)
+    assert score.item_precision == pytest.approx(5 / 9)
+    assert score.item_recall == pytest.approx(5 / 12)
+    assert not score.success
+
+
+async def test_key_alignment_maps_spelling_variants_to_gold():
+    text = PERFECT.replace("| Harvard University |", "| harvard   UNIVERSITY |")
+    judge = SpyJudge()
+    score = await score_widesearch(TASK, text, GOLD, judge)
+    assert score.success
+
+
+async def test_post_normalisation_duplicates_push_recall_above_one():
+    text = answer(
+        [
+            "| Harvard University | 100 | Cambridge, MA |",
+            "| harvard university | 100 | Cambridge, MA |",
+            "| Harvard  University | 100 | Cambridge, MA |",
+            "| MIT | 200 | Cambridge, MA |",
+        ]
+    )
+    gold = GOLD.iloc[:2]
+    head = await score_widesearch(TASK, text, gold, OfflineJudge())
+    # raw strings differ, so all three Harvard rows survive de-dup and join the one gold row
+    assert head.row_recall == pytest.approx(2.0)
+    assert head.row_precision == 1.0
+    assert not head.success
+    fixed = await score_widesearch(
+        TASK, text, gold, OfflineJudge(), ScoreOptions(dedup_after_normalise=True)
+    )
+    assert (fixed.row_recall, fixed.row_precision, fixed.success) == (1.0, 1.0, True)
+
+
+async def test_raw_duplicate_keys_are_dropped_keep_first():
+    text = PERFECT.replace(
+        "| MIT | 200 | Cambridge, MA |", "| MIT | 200 | Cambridge, MA |\n| MIT | 999 | Boston |"
+    )
+    assert (await score_widesearch(TASK, text, GOLD, OfflineJudge())).success
+
+
+async def test_nan_cells_match_nan_cells():
+    gold = GOLD.copy()
+    gold["Fee"] = [100, None, 300, 400]
+    gold["City"] = ["Cambridge, MA", None, "Oxford", "Zurich"]
+    text = PERFECT.replace("| MIT | 200 | Cambridge, MA |", "| MIT | N/A |  |")
+    assert (await score_widesearch(TASK, text, gold, OfflineJudge())).success
+
+
+INT_TASK = Task(
+    id="t2",
+    question="q",
+    evaluation={
+        "unique_columns": ["name"],
+        "required": ["name", "age"],
+        "eval_pipeline": {
+            "name": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+            "age": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+        },
+    },
+)
+
+
+async def test_float_printing_and_int_float_reconciliation():
+    gold = pd.DataFrame({"name": ["a", "b"], "age": [19.0, 20.5]})  # float64 column
+    assert stringify(gold["age"]).tolist() == ["19.0", "20.5"]
+    text = "| name | age |\n|-|-|\n| a | 19 |\n| b | 20.5 |"  # pred column is float too
+    assert (await score_widesearch(INT_TASK, text, gold, OfflineJudge())).success
+    gold_whole = pd.DataFrame({"name": ["a", "b"], "age": [19.0, 20.0]})
+    int_text = "| name | age |\n|-|-|\n| a | 19 |\n| b | 20 |"  # pred column is int64
+    head = await score_widesearch(INT_TASK, int_text, gold_whole, OfflineJudge())
+    assert head.item_f1 == pytest.approx(0.5)  # "19" != "19.0": HEAD's `is` never reconciles
+    fixed = await score_widesearch(
+        INT_TASK, int_text, gold_whole, OfflineJudge(), ScoreOptions(reconcile_int_float=True)
+    )
+    assert fixed.success
+
+
+async def test_column_alignment_through_the_judge():
+    nbsp = answer(PERFECT.splitlines()[3:7], header="| University | Fee | City\u00a0 Name |")
+    task = Task(
+        id="t3",
+        question="q",
+        evaluation={
+            **TASK.evaluation,
+            "required": ["university", "fee", "cityname"],
+            "eval_pipeline": {**PIPELINE, "cityname": PIPELINE["city"]},
+        },
+    )
+    gold = GOLD.rename(columns={"City": "City Name"})
+    judge = SpyJudge()
+    score = await score_widesearch(task, nbsp, gold, judge)
+    assert judge.aligns[0] == (["university", "fee", "city\u00a0name"], task.evaluation["required"])
+    assert score.success
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (answer(["| MIT | 1 | x |"], header="| **University** | Fee | City |"), "columns differ"),
+        (answer(["| MIT | 1 | x | y |"], header="| University | Fee | City | Extra |"), "extra"),
+        ("I could not find anything.", "no markdown table"),
+        ("```markdown\n| a | b |\n|-|-|\n| 1 | 2 |\n| 1 | 2 | 3 | 4 |\n```", "does not parse"),
+    ],
+)
+async def test_unusable_answers_score_zero_with_a_reason(text, reason):
+    score = await score_widesearch(TASK, text, GOLD, OfflineJudge())
+    assert score.item_f1 == 0.0 and not score.success
+    assert reason in score.msg
+
+
+async def test_none_response_and_empty_join():
+    assert (await score_widesearch(TASK, None, GOLD, OfflineJudge())).msg == "response is None"
+    text = answer(["| Yale | 1 | New Haven |"])
+    score = await score_widesearch(TASK, text, GOLD, OfflineJudge())
+    assert score.item_f1 == 0.0 and score.row_f1 == 0.0
+
+
+async def test_judge_failure_is_a_zero_score_not_a_crash():
+    class DownJudge(OfflineJudge):
+        async def align(self, candidates, reference):
+            raise JudgeError("judge http://x: HTTP 503 after 3 attempts")
+
+    score = await score_widesearch(TASK, PERFECT, GOLD, DownJudge())
+    assert score.item_f1 == 0.0 and score.msg.startswith("judge error")
+
+
+async def test_date_near_uses_the_frozen_clock():
+    task = Task(
+        id="t4",
+        question="q",
+        evaluation={
+            "unique_columns": ["name"],
+            "required": ["name", "date"],
+            "eval_pipeline": {
+                "name": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+                "date": {"preprocess": ["norm_date"], "metric": ["date_near"]},
+            },
+        },
+    )
+    gold = pd.DataFrame({"name": ["a", "b"], "date": ["2024", "March 3, 2021"]})
+    text = "| name | date |\n|-|-|\n| a | 2024-08-10 |\n| b | 2021-03-20 |"
+    frozen = await score_widesearch(task, text, gold, OfflineJudge())
+    assert frozen.success  # "2024" -> 2024-08-01 under the frozen August "now"
+    january = ScoreOptions(now=datetime(2026, 1, 5))
+    assert not (await score_widesearch(task, text, gold, OfflineJudge(), january)).success
