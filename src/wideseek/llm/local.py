@@ -48,6 +48,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, token_logprobs
+from wideseek.llm.renderer import HFChatRenderer
 from wideseek.types import Usage
 
 __all__ = ["InvalidPromptError", "LocalEngine", "make_renderer", "token_logprobs"]
@@ -57,12 +58,9 @@ class InvalidPromptError(EngineError, ValueError):
     """The request itself is unusable (no prompt, ids outside the vocabulary): HTTP 400."""
 
 
-def make_renderer(model_dir: str | Path, tokenizer, context_length: int) -> ChatRenderer:
-    """The renderer of the token path. TEMPORARY: at merge this becomes
-    `HFChatRenderer.from_pretrained(model_dir, context_length=context_length)`."""
-    from wideseek.llm.template_renderer import TemplateRenderer
-
-    return TemplateRenderer(tokenizer, context_length)
+def make_renderer(tokenizer, context_length: int) -> ChatRenderer:
+    """The token-path renderer over the model's own tokenizer and chat template."""
+    return HFChatRenderer(tokenizer, context_length)
 
 
 @dataclass(eq=False)
@@ -98,9 +96,7 @@ class LocalEngine:
             getattr(self.model.config, "max_position_embeddings", 4096)
         )
         self.model_name = model_name or self.model_dir.name
-        self.renderer: ChatRenderer | None = make_renderer(
-            self.model_dir, self.tokenizer, self.context_length
-        )
+        self.renderer: ChatRenderer | None = make_renderer(self.tokenizer, self.context_length)
         self.eos_ids = self._eos_ids()
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:

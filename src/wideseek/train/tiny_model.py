@@ -22,7 +22,8 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
-from wideseek.train.tokenizer import EOS, IM_END, save_atomically
+from wideseek.llm.chat_template import END_OF_TURN, PAD
+from wideseek.train.tokenizer import save_atomically
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def qwen3_config(
     if size.hidden % size.heads:
         raise ValueError(f"hidden ({size.hidden}) must be a multiple of heads ({size.heads})")
     vocab = max(len(tokenizer), vocab_size or 0)
-    eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in (IM_END, EOS)]
+    eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in (END_OF_TURN, PAD)]
     return Qwen3Config(
         vocab_size=vocab,
         hidden_size=size.hidden,

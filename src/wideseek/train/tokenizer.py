@@ -33,67 +33,15 @@ from pathlib import Path
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-EOS = "<|endoftext|>"
-IM_START, IM_END = "<|im_start|>", "<|im_end|>"
-# Control tokens: skipped by `decode(..., skip_special_tokens=True)`.
-CONTROL_TOKENS = [EOS, IM_START, IM_END]
-# Markup the model writes as text: single tokens, but kept when decoding (as in Qwen3), so the
+from wideseek.llm import chat_template
+
+# The Qwen3-format tokens and template are defined once, in llm/chat_template.py; the markup
+# tokens (tool calls, tool responses, think) are single tokens but kept when decoding, so the
 # tool-call parser still sees them in a completion's text.
-MARKUP_TOKENS = [
-    "<tool_call>",
-    "</tool_call>",
-    "<tool_response>",
-    "</tool_response>",
-    "<think>",
-    "</think>",
-]
+CONTROL_TOKENS = list(chat_template.CONTROL_TOKENS)
+MARKUP_TOKENS = list(chat_template.MARKUP_TOKENS + chat_template.THINK_TOKENS)
 SPECIAL_TOKENS = CONTROL_TOKENS + MARKUP_TOKENS
-
-# --- Chat template -------------------------------------------------------------------------------
-# TEMPORARY minimal Qwen3-format template, so this branch can train and test tokenizers now.
-# At merge, `attach_chat_template` below becomes the one from `wideseek.llm.chat_template`
-# (a one-line swap: nothing else in the project reads MINIMAL_CHAT_TEMPLATE).
-MINIMAL_CHAT_TEMPLATE = (
-    # Hugging Face renders with trim_blocks, which eats a newline right after a tag, so such
-    # newlines are written as {{ '\\n' }}.
-    "{% set ns = namespace(system='') %}"
-    "{% if messages and messages[0].role == 'system' %}"
-    "{% set ns.system = messages[0].content %}{% endif %}"
-    "{% if tools %}"
-    "<|im_start|>system\n{{ ns.system }}{% if ns.system %}{{ '\\n' }}{{ '\\n' }}{% endif %}"
-    "Functions you can call, one JSON schema per line:\n<tools>"
-    "{% for tool in tools %}{{ '\\n' }}{{ tool | tojson }}{% endfor %}\n</tools>\n"
-    "Call one by writing <tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-    "<|im_end|>\n"
-    "{% elif ns.system %}<|im_start|>system\n{{ ns.system }}<|im_end|>\n{% endif %}"
-    "{% for m in messages %}"
-    "{% if m.role == 'user' %}<|im_start|>user\n{{ m.content }}<|im_end|>\n"
-    "{% elif m.role == 'assistant' %}<|im_start|>assistant\n{{ m.content or '' }}"
-    "{% for c in (m.tool_calls or []) %}"
-    "{% set f = c.function if c.function is defined else c %}"
-    "{% if not loop.first or m.content %}{{ '\\n' }}{% endif %}"
-    '<tool_call>\n{"name": "{{ f.name }}", "arguments": '
-    "{{ f.arguments if f.arguments is string else f.arguments | tojson }}}\n</tool_call>"
-    "{% endfor %}<|im_end|>\n"
-    "{% elif m.role == 'tool' %}"
-    "{% if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user{% endif %}"
-    "{{ '\\n' }}<tool_response>\n{{ m.content }}\n</tool_response>"
-    "{% if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>\n{% endif %}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n"
-    "{% endif %}{% endif %}"
-)
-
-
-def attach_chat_template(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
-    """Set the chat template and the special-token roles the Qwen3 format expects."""
-    tokenizer.chat_template = MINIMAL_CHAT_TEMPLATE
-    tokenizer.eos_token = IM_END  # a chat model ends its turn with <|im_end|>, as Qwen3 does
-    tokenizer.pad_token = EOS
-    return tokenizer
+IM_START = "<|im_start|>"
 
 
 # --- BPE ---------------------------------------------------------------------------------------
@@ -153,7 +101,7 @@ def train_tokenizer(
         additional_special_tokens=[IM_START],
         clean_up_tokenization_spaces=False,
     )
-    attach_chat_template(hf)
+    chat_template.attach_chat_template(hf)
     save_atomically(hf.save_pretrained, Path(out_dir))
     return hf
 
