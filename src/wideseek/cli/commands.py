@@ -4,6 +4,7 @@ import typer
 
 from wideseek import __version__
 from wideseek.cli import app
+from wideseek.cli import ask as _ask  # noqa: F401  (registers `wideseek ask`)
 from wideseek.cli import retrieval as retrieval_cli
 from wideseek.cli import score as _score  # noqa: F401  (registers `wideseek score`)
 from wideseek.cli import serve as _serve  # noqa: F401  (registers `wideseek serve`)

@@ -25,6 +25,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """USER_ERRORS plus the data errors of the library's parts, imported only when needed."""
+    from wideseek.eval.widesearch_data import WideSearchDataError
+    from wideseek.tools.local_corpus import CorpusError
+    from wideseek.tools.retrieval_client import RetrievalError
+    from wideseek.world.build import WorldError
+
+    return (*USER_ERRORS, CorpusError, RetrievalError, WorldError, WideSearchDataError)
+
+
 def run_cli(app: typer.Typer, argv: list[str] | None) -> int:
     try:
         app(args=argv, standalone_mode=False)
@@ -36,7 +46,9 @@ def run_cli(app: typer.Typer, argv: list[str] | None) -> int:
     except click.exceptions.Abort:
         print("aborted", file=sys.stderr)
         return 130
-    except USER_ERRORS as e:
+    except Exception as e:
+        if not isinstance(e, user_errors()):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -18,8 +18,17 @@ from rich.table import Table
 
 from wideseek.cli import app
 from wideseek.cli.common import UserError
+from wideseek.cli.options import (
+    JudgeApiKeyEnvOpt,
+    JudgeBaseUrlOpt,
+    JudgeCacheOpt,
+    JudgeConcurrencyOpt,
+    JudgeModelOpt,
+    JudgeOpt,
+    build_judge,
+)
 from wideseek.eval.judge_client import ChatCompleter
-from wideseek.eval.judges import Judge, LLMJudge, OfflineJudge
+from wideseek.eval.judges import Judge
 from wideseek.eval.response_scoring import (
     ScoredAnswer,
     SummaryRow,
@@ -30,13 +39,6 @@ from wideseek.eval.response_scoring import (
 )
 from wideseek.eval.widesearch_data import WideSearchDataError, load_widesearch_tasks
 from wideseek.eval.widesearch_scorer import ScoreOptions
-
-DEFAULT_JUDGE_CACHE = Path.home() / ".cache" / "wideseek" / "judge-cache.sqlite"
-
-
-class JudgeKind(StrEnum):
-    offline = "offline"
-    llm = "llm"
 
 
 class TableBlockOption(StrEnum):
@@ -83,20 +85,12 @@ def score(
         Path, typer.Option(help="JSON lines: instance_id, optional trial, response")
     ],
     out: Annotated[Path | None, typer.Option(help="write one JSON line per answer")] = None,
-    judge: Annotated[JudgeKind, typer.Option(help="offline: deterministic; llm: a model")] = (
-        JudgeKind.offline
-    ),
-    judge_model: Annotated[str | None, typer.Option(help="judge model name (llm)")] = None,
-    judge_base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    ] = None,
-    judge_api_key_env: Annotated[str, typer.Option(help="env variable with the API key")] = (
-        "OPENAI_API_KEY"
-    ),
-    judge_cache: Annotated[Path, typer.Option(help="judge reply cache (sqlite)")] = (
-        DEFAULT_JUDGE_CACHE
-    ),
-    judge_concurrency: Annotated[int, typer.Option(min=1, help="judge calls in flight")] = 8,
+    judge: JudgeOpt = "offline",
+    judge_model: JudgeModelOpt = None,
+    judge_base_url: JudgeBaseUrlOpt = None,
+    judge_api_key_env: JudgeApiKeyEnvOpt = "OPENAI_API_KEY",
+    judge_cache: JudgeCacheOpt = None,
+    judge_concurrency: JudgeConcurrencyOpt = 8,
     table_block: Annotated[
         TableBlockOption, typer.Option(help="first ```markdown block, or last after </think>")
     ] = TableBlockOption.first,
@@ -108,23 +102,14 @@ def score(
     ] = False,
 ) -> None:
     """Score answers to WideSearch tasks: item/row precision, recall, F1 and success."""
-    completer: ChatCompleter | None = None
-    if judge is JudgeKind.llm:
-        if not judge_model or not judge_base_url:
-            raise UserError("--judge llm needs --judge-model and --judge-base-url")
-        completer = ChatCompleter(
-            judge_model,
-            judge_base_url,
-            api_key_env=judge_api_key_env,
-            cache_path=judge_cache,
-            max_concurrency=judge_concurrency,
-        )
+    chosen, completer = build_judge(
+        judge, judge_model, judge_base_url, judge_api_key_env, judge_cache, judge_concurrency
+    )
     options = ScoreOptions(
         table_block=table_block.value,
         reconcile_int_float=reconcile_int_float,
         dedup_after_normalise=dedup_after_normalise,
     )
-    chosen: Judge = LLMJudge(completer) if completer is not None else OfflineJudge()
     scored, rows = asyncio.run(_run(tasks, gold_dir, responses, chosen, completer, options))
     if out is not None:
         write_scores(out, scored)

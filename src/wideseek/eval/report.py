@@ -68,6 +68,16 @@ def failure_totals(rows: Iterable[ResultRow]) -> Counter[str]:
     return totals
 
 
+def metric_breakdown(rows: Iterable[ResultRow]) -> dict[str, tuple[float, int]]:
+    """Cell accuracy per metric type over the joined rows of every answer: {kind: (acc, n)}."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for row in rows:
+        for kind, (right, n) in (row.scores.get("metric_cells") or {}).items():
+            totals[kind][0] += right
+            totals[kind][1] += n
+    return {k: (r / n if n else 0.0, int(n)) for k, (r, n) in sorted(totals.items())}
+
+
 def worst_tasks(rows: Sequence[ResultRow], key: str = "item_f1", n: int = 10) -> list[tuple]:
     by_task = _per_task(rows, key)
     ranked = sorted((mean(v), task) for task, v in by_task.items())
@@ -142,6 +152,11 @@ def write_report(path: str | Path, plots: bool = True) -> Path:
         langs = by_language(rows)
         if len(langs) > 1:
             lines += ["By language:", "", *_summary_table(langs, HEADLINE_KEYS), ""]
+        breakdown = metric_breakdown(rows)
+        if breakdown:
+            lines += ["Cell accuracy by metric type (non-key cells of matched rows):", ""]
+            lines += ["| metric | accuracy | cells |", "|---|---:|---:|"]
+            lines += [f"| {k} | {acc:.3f} | {n} |" for k, (acc, n) in breakdown.items()] + [""]
         failures = failure_totals(rows)
         if failures:
             lines += ["Failure flags (agents flagged, all trials):", ""]

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from wideseek.eval.judges import Judge, JudgeError
 from wideseek.eval.table_extract import TableBlock, TableParseError, extract_table, norm_column
@@ -59,6 +59,9 @@ class WideSearchScore(BaseModel):
     row_f1: float = 0.0
     success: bool = False
     msg: str = ""
+    # Non-key cells of joined rows per metric type: {"number_near": [correct, total], ...};
+    # the report's per-metric-type breakdown (which kinds of values a system gets wrong).
+    metric_cells: dict[str, list[float]] = Field(default_factory=dict)
 
 
 class _Zero(Exception):
@@ -210,7 +213,14 @@ async def _score(
     tp_row = sum(min(cells, default=1.0) for cells in rows)
     p_item, r_item = _ratio(tp_item, n_pred * n_cols), _ratio(tp_item, n_gold * n_cols)
     p_row, r_row = _ratio(tp_row, n_pred), _ratio(tp_row, n_gold)
+    metric_cells: dict[str, list[float]] = {}
+    for column, cells in zip(scored, columns, strict=True):
+        kind = "+".join(pipeline.get(column, {}).get("metric", [])) or "none"
+        tally = metric_cells.setdefault(kind, [0.0, 0.0])
+        tally[0] += sum(cells)
+        tally[1] += len(cells)
     score = WideSearchScore(
+        metric_cells=metric_cells,
         item_precision=p_item,
         item_recall=r_item,
         item_f1=_f1(p_item, r_item),

@@ -1,0 +1,97 @@
+"""`wideseek ask "QUESTION"`: one question through the agents; prints the answer, keeps a trace."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+from wideseek.cli import app
+from wideseek.cli.options import (
+    ConfigOpt,
+    CorpusOpt,
+    EngineOpt,
+    ModelOpt,
+    ModeOpt,
+    ProfileOpt,
+    RetrievalOpt,
+    SetOpt,
+    SubagentsOpt,
+    TokenizerOpt,
+    build_config,
+)
+from wideseek.cli.views import LiveAgentView
+from wideseek.config import Config
+from wideseek.runtime import open_orchestrator
+from wideseek.types import Task, Trajectory, write_trajectories
+
+
+async def _ask(config: Config, task: Task, live: bool) -> Trajectory:
+    view = LiveAgentView() if live else None
+    async with open_orchestrator(config, observer=view) as orchestrator:
+        if view is None:
+            return await orchestrator.run(task)
+        with view:
+            return await orchestrator.run(task)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question, e.g. a table you want filled")],
+    mode: ModeOpt = None,
+    subagents: SubagentsOpt = None,
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+    tokenizer: TokenizerOpt = None,
+    corpus: CorpusOpt = None,
+    retrieval: RetrievalOpt = None,
+    profile: ProfileOpt = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="where to write the trajectory (JSON)")
+    ] = Path("trajectory.json"),
+    qa: Annotated[bool, typer.Option("--qa", help="a short-answer question, not a table")] = False,
+    live: Annotated[bool, typer.Option(help="show the agents while they work")] = True,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Answer QUESTION with the lead agent and parallel subagents (or one agent with --mode single).
+
+    With no --engine and no --model it runs the small model shipped with wideseek on the bundled
+    offline world, with no network. The final answer is printed; the full trajectory (every turn
+    of every agent) goes to --out, viewable with `wideseek trace show`.
+    """
+    cfg = build_config(
+        config,
+        set_,
+        mode=mode,
+        subagents=subagents,
+        engine=engine,
+        model=model,
+        tokenizer=tokenizer,
+        corpus=corpus,
+        retrieval=retrieval,
+        profile=profile,
+    )
+    task = Task(id="ask", question=question, kind="qa" if qa else "wide")
+    traj = asyncio.run(_ask(cfg, task, live))
+    write_trajectories(out, [traj])
+    console = Console()
+    if traj.error:
+        console.print(f"[red]run failed:[/red] {traj.error.splitlines()[0]}")
+    elif traj.final_answer:
+        console.print(Markdown(traj.final_answer))
+    else:
+        console.print("[yellow]no final answer[/yellow]")
+    failures = traj.failure_counts()
+    usage = traj.usage()
+    tokens = usage.prompt_tokens + usage.completion_tokens
+    summary = f"{len(traj.subagents)} subagents, {traj.duration_s:.1f}s, {tokens} tokens"
+    if failures:
+        summary += ", failures: " + ", ".join(f"{k}×{v}" for k, v in failures.items())
+    console.print(f"[dim]{summary}; trajectory → {out}[/dim]")
+    if traj.error or not traj.final_answer:
+        raise typer.Exit(1)

@@ -1,0 +1,109 @@
+"""Assemble a runnable system from a `Config`: engine, search backend and orchestrator.
+
+This is the one place that decides what the defaults are, so `wideseek ask`, `wideseek eval`
+and training's dev evaluation behave the same:
+- engine: `engine.base_url` set → `HttpEngine` (checked with one GET /v1/models first);
+  else `engine.model` names a local model directory → `LocalEngine`; else the model shipped
+  inside the package (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
+- search backend: `tools.retrieval_url` → the retrieval service; `tools.corpus` → BM25 over
+  that JSONL file; else the bundled offline world's corpus.
+
+It sits above `agents`, `llm`, `tools` and `world` and below the CLI; nothing below imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from wideseek.agents.orchestrator import AgentObserver, Orchestrator
+from wideseek.config import Config, EngineConfig
+from wideseek.llm.base import Engine, EngineError
+from wideseek.tools.base import SearchBackend
+
+MODEL_ENV = "WIDESEEK_MODEL"
+
+
+def shipped_model_dir() -> Path | None:
+    """The model directory that ships inside the package, or `$WIDESEEK_MODEL`; None if none."""
+    override = os.environ.get(MODEL_ENV)
+    if override:
+        return Path(override)
+    path = Path(str(resources.files("wideseek") / "assets" / "model"))
+    return path if (path / "config.json").is_file() else None
+
+
+async def open_engine(config: Config) -> Engine:
+    """The engine `config` asks for; an unusable one raises `EngineError` with one clear line."""
+    engine_cfg: EngineConfig = config.engine
+    agent = config.agent
+    if engine_cfg.base_url:
+        from wideseek.llm.http import HttpEngine
+
+        engine = HttpEngine.from_config(
+            engine_cfg, context_length=agent.context_length, enable_thinking=agent.thinking
+        )
+        try:
+            await engine.check()
+        except BaseException:
+            await engine.close()
+            raise
+        return engine
+    model_dir = Path(engine_cfg.model) if engine_cfg.model else shipped_model_dir()
+    if model_dir is None:
+        raise EngineError(
+            "no engine: give --engine URL (an OpenAI-compatible server) or --model DIR "
+            "(a local Hugging Face model directory); this install ships no default model"
+        )
+    if not (model_dir / "config.json").is_file():
+        raise EngineError(f"{model_dir}: not a local model directory (no config.json)")
+    try:
+        from wideseek.llm.local import LocalEngine
+    except ImportError as e:
+        raise EngineError(f"a local model needs the [local] extra ({e.name} missing)") from None
+    return LocalEngine(model_dir, seed=agent.seed or 0)
+
+
+async def close_engine(engine: Engine) -> None:
+    close = getattr(engine, "close", None)
+    if close is not None:
+        await close()
+
+
+def open_backend(config: Config) -> SearchBackend:
+    """The search/access backend `config` asks for (see the module docstring)."""
+    tools = config.tools
+    if tools.retrieval_url:
+        from wideseek.tools.retrieval_client import RetrievalClient
+
+        return RetrievalClient(tools.retrieval_url)
+    if tools.corpus:
+        corpus = Path(tools.corpus)
+    else:
+        from wideseek.world.store import load_world
+
+        corpus = load_world().corpus_path
+    from wideseek.tools.local_corpus import LocalCorpus
+
+    return LocalCorpus(corpus)
+
+
+@asynccontextmanager
+async def open_orchestrator(
+    config: Config, observer: AgentObserver | None = None, engine: Engine | None = None
+) -> AsyncIterator[Orchestrator]:
+    """An orchestrator over the configured (or given) engine and backend, closed on exit."""
+    backend = open_backend(config)
+    own_engine = engine is None
+    engine = engine or await open_engine(config)
+    try:
+        yield Orchestrator.with_backend(engine, backend, config.agent, observer)
+    finally:
+        if own_engine:
+            await close_engine(engine)
+        aclose = getattr(backend, "aclose", None)
+        if aclose is not None:
+            await aclose()

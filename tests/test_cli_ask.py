@@ -1,0 +1,84 @@
+"""`wideseek ask` end to end: CLI → runtime → HttpEngine → fake server policy → BM25 corpus tools."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fake_openai import FakeOpenAIServer
+from fake_policy import CapitalsPolicy, question, write_corpus
+
+from wideseek.cli import main
+from wideseek.types import read_trajectories
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return int(e.value.code)
+
+
+def test_ask_multi_agent_over_http_and_local_corpus(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    out = tmp_path / "traj.json"
+    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
+        code = run(
+            ["ask", question(["Chile", "Peru", "Bolivia"]), "--engine", srv.base_url,
+             "--corpus", str(corpus), "--out", str(out), "--no-live"]
+        )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "Santiago" in printed and "Lima" in printed and "Sucre" in printed
+    (traj,) = read_trajectories(out)
+    assert [a.role for a in traj.agents].count("subagent") == 3
+    sub = traj.subagents[0]
+    assert [c.name for t in sub.turns for c in t.tool_calls] == ["search", "access"]
+    assert "Santiago" in traj.final_answer
+
+
+def test_ask_single_mode_flag_reaches_the_orchestrator(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    out = tmp_path / "traj.json"
+    with FakeOpenAIServer(responder=lambda endpoint, body: "I cannot tell.") as srv:
+        code = run(
+            ["ask", "anything", "--mode", "single", "--engine", srv.base_url,
+             "--corpus", str(corpus), "--out", str(out), "--no-live"]
+        )  # fmt: skip
+        tools = {t["function"]["name"] for t in srv.requests[-1].body["tools"]}
+    assert code == 0
+    (traj,) = read_trajectories(out)
+    assert traj.mode == "single" and tools == {"search", "access"}
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--engine", "http://127.0.0.1:9"], "127.0.0.1:9"),
+        (["--model", "/nonexistent/model"], "/nonexistent/model"),
+        (["--corpus", "/nonexistent/corpus.jsonl", "--engine", "URL"], "corpus"),
+        (["--set", "agent.lead_turns=zero"], "lead_turns"),
+    ],
+)
+def test_ask_user_errors_are_one_line(tmp_path, capsys, argv, needle):
+    with FakeOpenAIServer() as srv:
+        argv = [a.replace("URL", srv.base_url) for a in argv]
+        code = run(["ask", "q", "--no-live", "--out", str(tmp_path / "t.json"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert err.startswith("error:") and "\n" not in err and needle in err
+
+
+def test_ask_without_any_engine_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("wideseek.runtime.shipped_model_dir", lambda: None)
+    code = run(["ask", "q", "--no-live", "--corpus", str(write_corpus(tmp_path / "c.jsonl"))])
+    err = capsys.readouterr().err
+    assert code == 1 and "--engine" in err and "--model" in err
+
+
+def test_trajectory_file_is_json(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    out = tmp_path / "traj.json"
+    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
+        run(["ask", question(["Peru"]), "--engine", srv.base_url, "--corpus", str(corpus),
+             "--out", str(out), "--no-live"])  # fmt: skip
+    assert json.loads(out.read_text())["task"]["question"].startswith("List the capitals")
