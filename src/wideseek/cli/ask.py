@@ -50,9 +50,9 @@ def ask(
     corpus: CorpusOpt = None,
     retrieval: RetrievalOpt = None,
     profile: ProfileOpt = None,
-    out: Annotated[
-        Path, typer.Option("--out", help="where to write the trajectory (JSON)")
-    ] = Path("trajectory.json"),
+    out: Annotated[Path, typer.Option("--out", help="where to write the trajectory (JSON)")] = Path(
+        "trajectory.json"
+    ),
     qa: Annotated[bool, typer.Option("--qa", help="a short-answer question, not a table")] = False,
     live: Annotated[bool, typer.Option(help="show the agents while they work")] = True,
     config: ConfigOpt = None,
