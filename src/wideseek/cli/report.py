@@ -17,8 +17,9 @@ def report(
     path: Annotated[Path, typer.Argument(help="a run directory, or a directory of runs")],
     plots: Annotated[bool, typer.Option(help="also draw PNG plots (needs matplotlib)")] = True,
 ) -> None:
-    """Write DIR/report.md: Avg@N / Max@N of item and row F1, success Avg@N / Pass@N, overall
-    and per language, cell accuracy per metric type, worst tasks, failure flags, token and time
+    """Write a markdown report (and plots) of benchmark runs into DIR/report.md.
+
+    It holds Avg@N / Max@N of item and row F1, success Avg@N / Pass@N, overall and per language, cell accuracy per metric type, worst tasks, failure flags, token and time
     cost, and plots of per-task item F1 and of any width sweep (runs with different
     --subagents under one directory)."""
     if not path.is_dir():
