@@ -1,13 +1,13 @@
-"""`wideseek ask` end to end: CLI → runtime → HttpEngine → fake server policy → BM25 corpus tools."""
+"""`wideseek ask` end to end: CLI → runtime → HttpEngine → fake server policy → corpus tools."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+
 from fake_openai import FakeOpenAIServer
 from fake_policy import CapitalsPolicy, question, write_corpus
-
 from wideseek.cli import main
 from wideseek.types import read_trajectories
 

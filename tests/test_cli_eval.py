@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from fake_openai import FakeOpenAIServer, chat_reply
 from fake_policy import COUNTRIES, CapitalsPolicy, question, write_corpus
-
 from wideseek.cli import main
 from wideseek.eval.runner import read_results
 
@@ -93,7 +93,8 @@ def test_eval_qa_exact_match(tmp_path):
 
     with FakeOpenAIServer(responder=answer) as srv:
         code = run(["eval", "qa", "--data", str(data), "--mode", "single", "--engine",
-                    srv.base_url, "--corpus", str(corpus), "--out", str(tmp_path / "qa")])  # fmt: skip
+                    srv.base_url, "--corpus", str(corpus), "--out", str(tmp_path / "qa")],
+                   )  # fmt: skip
     assert code == 0
     scores = {r.instance_id: r.scores["em"] for r in read_results(tmp_path / "qa")}
     assert scores == {"a": 1.0, "b": 0.0}
