@@ -19,9 +19,10 @@ def report(
 ) -> None:
     """Write a markdown report (and plots) of benchmark runs into DIR/report.md.
 
-    It holds Avg@N / Max@N of item and row F1, success Avg@N / Pass@N, overall and per language, cell accuracy per metric type, worst tasks, failure flags, token and time
-    cost, and plots of per-task item F1 and of any width sweep (runs with different
-    --subagents under one directory)."""
+    Avg@N / Max@N of item and row F1, success Avg@N / Pass@N, overall and per language; cell
+    accuracy per metric type; worst tasks; failure flags; token and time cost; plots of
+    per-task item F1 and of any width sweep (runs with other --subagents in one directory).
+    """
     if not path.is_dir():
         raise UserError(f"{path}: not a directory")
     if not find_runs(path):
