@@ -82,3 +82,24 @@ def test_trajectory_file_is_json(tmp_path):
         run(["ask", question(["Peru"]), "--engine", srv.base_url, "--corpus", str(corpus),
              "--out", str(out), "--no-live"])  # fmt: skip
     assert json.loads(out.read_text())["task"]["question"].startswith("List the capitals")
+
+
+async def test_summarize_pages_puts_the_engines_summary_in_the_access_result(tmp_path):
+    from wideseek.config import Config
+    from wideseek.llm.scripted import ScriptedEngine
+    from wideseek.runtime import open_orchestrator
+    from wideseek.types import Task
+
+    access = '<tool_call>\n{"name": "access", "arguments": {"url": "https://w.test/peru", '
+    access += '"info_to_extract": "capital"}}\n</tool_call>'
+    engine = ScriptedEngine({"single": [access, "Lima."], "extractor": ["Capital: Lima"]})
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    cfg = Config.model_validate(
+        {"agent": {"mode": "single"}, "tools": {"corpus": str(corpus), "summarize_pages": True}}
+    )
+    async with open_orchestrator(cfg, engine=engine) as orchestrator:
+        traj = await orchestrator.run(Task(id="p", question="Capital of Peru?", kind="qa"))
+    (result,) = traj.agents[0].turns[0].tool_results
+    assert "Capital: Lima" in result.text and "South America" not in result.text
+    extract_request = next(r for r in engine.requests if r.metadata["role"] == "extractor")
+    assert "capital" in extract_request.messages[1].content

@@ -59,6 +59,9 @@ class EngineConfig(BaseModel):
 class ToolsConfig(BaseModel):
     corpus: str | None = Field(None, description="local JSONL corpus; None: the bundled world")
     retrieval_url: str | None = Field(None, description="retrieval service base URL")
+    summarize_pages: bool = Field(
+        False, description="access with info_to_extract returns the engine's focused summary"
+    )
 
 
 class Config(BaseModel):

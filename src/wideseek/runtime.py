@@ -7,6 +7,8 @@ and training's dev evaluation behave the same:
   inside the package (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
 - search backend: `tools.retrieval_url` → the retrieval service; `tools.corpus` → BM25 over
   that JSONL file; else the bundled offline world's corpus.
+- page extraction: `tools.summarize_pages` → `access` with `info_to_extract` returns the
+  engine's focused summary of the page (agents/extractor.py).
 
 It sits above `agents`, `llm`, `tools` and `world` and below the CLI; nothing below imports it.
 """
@@ -19,6 +21,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+from wideseek.agents.extractor import engine_extractor
 from wideseek.agents.orchestrator import AgentObserver, Orchestrator
 from wideseek.config import Config, EngineConfig
 from wideseek.llm.base import Engine, EngineError
@@ -100,7 +103,8 @@ async def open_orchestrator(
     own_engine = engine is None
     engine = engine or await open_engine(config)
     try:
-        yield Orchestrator.with_backend(engine, backend, config.agent, observer)
+        extractor = engine_extractor(engine) if config.tools.summarize_pages else None
+        yield Orchestrator.with_backend(engine, backend, config.agent, observer, extractor)
     finally:
         if own_engine:
             await close_engine(engine)
