@@ -130,8 +130,8 @@ async def test_raw_duplicate_keys_are_dropped_keep_first():
 
 async def test_nan_cells_match_nan_cells():
     gold = GOLD.copy()
-    gold["Fee"] = [100, None, 300, 400]
-    gold["City"] = ["Cambridge, MA", None, "Oxford", "Zurich"]
+    gold["Fee"] = [100, float("nan"), 300, 400]
+    gold["City"] = ["Cambridge, MA", float("nan"), "Oxford", "Zurich"]
     text = PERFECT.replace("| MIT | 200 | Cambridge, MA |", "| MIT | N/A |  |")
     assert (await score_widesearch(TASK, text, gold, OfflineJudge())).success
 
