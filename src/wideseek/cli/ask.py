@@ -11,19 +11,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from wideseek.cli import app
-from wideseek.cli.options import (
-    ConfigOpt,
-    CorpusOpt,
-    EngineOpt,
-    ModelOpt,
-    ModeOpt,
-    ProfileOpt,
-    RetrievalOpt,
-    SetOpt,
-    SubagentsOpt,
-    TokenizerOpt,
-    build_config,
-)
+from wideseek.cli.options import with_run_config
 from wideseek.cli.views import LiveAgentView
 from wideseek.config import Config
 from wideseek.runtime import open_orchestrator
@@ -40,23 +28,15 @@ async def _ask(config: Config, task: Task, live: bool) -> Trajectory:
 
 
 @app.command()
+@with_run_config
 def ask(
     question: Annotated[str, typer.Argument(help="the question, e.g. a table you want filled")],
-    mode: ModeOpt = None,
-    subagents: SubagentsOpt = None,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    tokenizer: TokenizerOpt = None,
-    corpus: CorpusOpt = None,
-    retrieval: RetrievalOpt = None,
-    profile: ProfileOpt = None,
+    cfg: Config,
     out: Annotated[Path, typer.Option("--out", help="where to write the trajectory (JSON)")] = Path(
         "trajectory.json"
     ),
     qa: Annotated[bool, typer.Option("--qa", help="a short-answer question, not a table")] = False,
     live: Annotated[bool, typer.Option(help="show the agents while they work")] = True,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
 ) -> None:
     """Answer QUESTION with the lead agent and parallel subagents (or one agent with --mode single).
 
@@ -64,18 +44,6 @@ def ask(
     offline world, with no network. The final answer is printed; the full trajectory (every turn
     of every agent) goes to --out, viewable with `wideseek trace show`.
     """
-    cfg = build_config(
-        config,
-        set_,
-        mode=mode,
-        subagents=subagents,
-        engine=engine,
-        model=model,
-        tokenizer=tokenizer,
-        corpus=corpus,
-        retrieval=retrieval,
-        profile=profile,
-    )
     task = Task(id="ask", question=question, kind="qa" if qa else "wide")
     traj = asyncio.run(_ask(cfg, task, live))
     write_trajectories(out, [traj])

@@ -19,24 +19,14 @@ from rich.table import Table
 
 from wideseek.cli.common import UserError
 from wideseek.cli.options import (
-    ConfigOpt,
-    CorpusOpt,
-    EngineOpt,
     JudgeApiKeyEnvOpt,
     JudgeBaseUrlOpt,
     JudgeCacheOpt,
     JudgeConcurrencyOpt,
     JudgeModelOpt,
     JudgeOpt,
-    ModelOpt,
-    ModeOpt,
-    ProfileOpt,
-    RetrievalOpt,
-    SetOpt,
-    SubagentsOpt,
-    TokenizerOpt,
-    build_config,
     build_judge,
+    with_run_config,
 )
 from wideseek.config import Config
 from wideseek.eval.judges import Judge
@@ -137,18 +127,12 @@ def evaluate(
 
 
 @app.command("widesearch")
+@with_run_config
 def widesearch(
+    cfg: Config,
     tasks: Annotated[Path, typer.Option(help="WideSearch task file (widesearch.jsonl)")],
     gold_dir: Annotated[Path, typer.Option(help="directory of <instance_id>.csv gold tables")],
     trials: TrialsOpt = 1,
-    mode: ModeOpt = None,
-    subagents: SubagentsOpt = None,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    tokenizer: TokenizerOpt = None,
-    corpus: CorpusOpt = None,
-    retrieval: RetrievalOpt = None,
-    profile: ProfileOpt = None,
     out: OutOpt = None,
     language: LanguageOpt = None,
     ids: IdsOpt = None,
@@ -160,15 +144,9 @@ def widesearch(
     judge_api_key_env: JudgeApiKeyEnvOpt = "OPENAI_API_KEY",
     judge_cache: JudgeCacheOpt = None,
     judge_concurrency: JudgeConcurrencyOpt = 8,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
 ) -> None:
     """Run the WideSearch benchmark (or any file in its format) and score it like the official
     evaluator: item/row F1, success; Avg@N / Max@N / Pass@N over --trials."""
-    cfg = build_config(
-        config, set_, mode=mode, subagents=subagents, engine=engine, model=model,
-        tokenizer=tokenizer, corpus=corpus, retrieval=retrieval, profile=profile,
-    )  # fmt: skip
     chosen = build_judge(
         judge, judge_model, judge_base_url, judge_api_key_env, judge_cache, judge_concurrency
     )
@@ -210,55 +188,37 @@ def load_qa_tasks(path: Path) -> list[Task]:
 
 
 @app.command("qa")
+@with_run_config
 def qa(
+    cfg: Config,
     data: Annotated[Path, typer.Option("--data", help="JSONL: question, golden_answers[, id]")],
     trials: TrialsOpt = 1,
-    mode: ModeOpt = None,
-    subagents: SubagentsOpt = None,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    tokenizer: TokenizerOpt = None,
-    corpus: CorpusOpt = None,
-    retrieval: RetrievalOpt = None,
-    profile: ProfileOpt = None,
     out: OutOpt = None,
     ids: IdsOpt = None,
     limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
 ) -> None:
     """Run open-domain QA (NQ, HotpotQA, ... in the usual question/golden_answers format) and
     score exact match and token F1 of the extracted short answer."""
-    cfg = build_config(
-        config, set_, mode=mode, subagents=subagents, engine=engine, model=model,
-        tokenizer=tokenizer, corpus=corpus, retrieval=retrieval, profile=profile,
-    )  # fmt: skip
     selected = select(load_qa_tasks(data), None, ids, limit)
     evaluate(selected, data.stem, cfg, out, trials, concurrency)
 
 
 @app.command("world")
+@with_run_config
 def world(
+    cfg: Config,
     suite: Annotated[Literal["wide", "deep"], typer.Option(help="wide tables or deep QA")] = "wide",
     split: Annotated[Literal["train", "dev", "test"], typer.Option(help="task split")] = "dev",
     world_dir: Annotated[
         Path | None, typer.Option("--world", help="a built world dir [the bundled world]")
     ] = None,
     trials: TrialsOpt = 1,
-    mode: ModeOpt = None,
-    subagents: SubagentsOpt = None,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    tokenizer: TokenizerOpt = None,
-    profile: ProfileOpt = None,
     out: OutOpt = None,
     language: LanguageOpt = None,
     ids: IdsOpt = None,
     limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
 ) -> None:
     """Run a task suite of the bundled offline world (searching its corpus), scored with the
     offline judge: item F1 / row F1 / success for wide tables, EM / F1 for deep QA."""
@@ -266,10 +226,8 @@ def world(
     from wideseek.world.suites import deep_tasks, wide_tasks
 
     w = load_world(world_dir)
-    cfg = build_config(
-        config, set_, mode=mode, subagents=subagents, engine=engine, model=model,
-        tokenizer=tokenizer, corpus=w.corpus_path, profile=profile,
-    )  # fmt: skip
+    if not (cfg.tools.corpus or cfg.tools.retrieval_url):  # the suite's own pages by default
+        cfg.tools.corpus = str(w.corpus_path)
     loaded = list((wide_tasks if suite == "wide" else deep_tasks)(w, split))
     selected = select(loaded, language, ids, limit)
     evaluate(selected, f"world-{suite}-{split}", cfg, out, trials, concurrency)

@@ -6,8 +6,11 @@ Every flag is a shorthand for a config key; `--config FILE` and `--set key=value
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 import typer
 
@@ -84,6 +87,46 @@ def build_config(
     }
     extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
     return load_config(config, [*(overrides or []), *extra])
+
+
+# The flags every agent-running command takes, in --help order: name -> annotation.
+_RUN_FLAGS: dict[str, Any] = {
+    "mode": ModeOpt,
+    "subagents": SubagentsOpt,
+    "engine": EngineOpt,
+    "model": ModelOpt,
+    "tokenizer": TokenizerOpt,
+    "corpus": CorpusOpt,
+    "retrieval": RetrievalOpt,
+    "profile": ProfileOpt,
+    "config": ConfigOpt,
+    "set_": SetOpt,
+}
+
+
+def with_run_config(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a typer command the shared agent/engine/tool flags; it receives them as `cfg`.
+
+    The command declares its own options plus a `cfg: Config` parameter; the wrapper's
+    signature (what typer reads) swaps `cfg` for the flags above, and builds the Config.
+    """
+    own = inspect.signature(command)
+    hints = get_type_hints(command, include_extras=True)
+    params = [p.replace(annotation=hints[p.name]) for p in own.parameters.values()]
+    params = [p for p in params if p.name != "cfg"] + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+        for name, ann in _RUN_FLAGS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name) for name in _RUN_FLAGS}
+        config, overrides = flags.pop("config"), flags.pop("set_")
+        return command(cfg=build_config(config, overrides, **flags), **kwargs)
+
+    wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
 
 
 # --- the judge of WideSearch scoring (`score`, `eval`) ------------------------------------------
