@@ -19,17 +19,12 @@ from rich.table import Table
 
 from wideseek.cli.common import UserError
 from wideseek.cli.options import (
-    JudgeApiKeyEnvOpt,
-    JudgeBaseUrlOpt,
-    JudgeCacheOpt,
-    JudgeConcurrencyOpt,
-    JudgeModelOpt,
-    JudgeOpt,
-    build_judge,
+    with_judge,
     with_run_config,
 )
 from wideseek.config import Config
-from wideseek.eval.judges import Judge
+from wideseek.eval.judge_client import ChatCompleter
+from wideseek.eval.judges import Judge, OfflineJudge
 from wideseek.eval.report import summarize
 from wideseek.eval.runner import ResultRow, RunInfo, run_benchmark
 from wideseek.eval.task_scoring import TaskScorer
@@ -43,7 +38,7 @@ app = typer.Typer(
 )
 
 TrialsOpt = Annotated[int, typer.Option("--trials", min=1, help="runs per task (Avg@N, Pass@N)")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="run directory [runs/<suite>-<mode>]")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="run directory (default: runs/<suite>-<mode>)")]
 LanguageOpt = Annotated[str | None, typer.Option("--language", help="only tasks in: en | zh")]
 IdsOpt = Annotated[str | None, typer.Option("--ids", help="only these task ids (comma-separated)")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="only the first N tasks")]
@@ -109,18 +104,18 @@ def evaluate(
     out: Path | None,
     trials: int,
     concurrency: int,
-    judge: tuple[Judge, object | None] | None = None,
+    judge: tuple[Judge, ChatCompleter | None] | None = None,
 ) -> None:
     """Run, score, print the summary; shared by every `eval` sub-command."""
     out = out or Path("runs") / f"{suite}-{cfg.agent.mode}"
-    chosen, completer = judge or build_judge("offline", None, None, "", None, 1)
+    chosen, completer = judge or (OfflineJudge(), None)
 
     async def go() -> list[ResultRow]:
         try:
             return await _run(tasks, cfg, suite, out, trials, chosen, concurrency)
         finally:
             if completer is not None:
-                await completer.aclose()  # type: ignore[attr-defined]
+                await completer.aclose()
 
     rows = asyncio.run(go())
     _print_summary(f"{suite}: {len(rows)} runs in {out}", rows)
@@ -128,8 +123,10 @@ def evaluate(
 
 @app.command("widesearch")
 @with_run_config
+@with_judge
 def widesearch(
     cfg: Config,
+    judge: tuple[Judge, ChatCompleter | None],
     tasks: Annotated[Path, typer.Option(help="WideSearch task file (widesearch.jsonl)")],
     gold_dir: Annotated[Path, typer.Option(help="directory of <instance_id>.csv gold tables")],
     trials: TrialsOpt = 1,
@@ -138,23 +135,14 @@ def widesearch(
     ids: IdsOpt = None,
     limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
-    judge: JudgeOpt = "offline",
-    judge_model: JudgeModelOpt = None,
-    judge_base_url: JudgeBaseUrlOpt = None,
-    judge_api_key_env: JudgeApiKeyEnvOpt = "OPENAI_API_KEY",
-    judge_cache: JudgeCacheOpt = None,
-    judge_concurrency: JudgeConcurrencyOpt = 8,
 ) -> None:
     """Run the WideSearch benchmark (or any file in its format) and score it like the official
     evaluator: item/row F1, success; Avg@N / Max@N / Pass@N over --trials."""
-    chosen = build_judge(
-        judge, judge_model, judge_base_url, judge_api_key_env, judge_cache, judge_concurrency
-    )
     loaded = load_widesearch_tasks(tasks)
     for t in loaded:
         t.metadata["gold"] = str(gold_dir / f"{t.id}.csv")
     selected = select(loaded, language, ids, limit)
-    evaluate(selected, tasks.stem, cfg, out, trials, concurrency, chosen)
+    evaluate(selected, tasks.stem, cfg, out, trials, concurrency, judge)
 
 
 def load_qa_tasks(path: Path) -> list[Task]:
@@ -211,7 +199,7 @@ def world(
     suite: Annotated[Literal["wide", "deep"], typer.Option(help="wide tables or deep QA")] = "wide",
     split: Annotated[Literal["train", "dev", "test"], typer.Option(help="task split")] = "dev",
     world_dir: Annotated[
-        Path | None, typer.Option("--world", help="a built world dir [the bundled world]")
+        Path | None, typer.Option("--world", help="a built world dir (default: the bundled world)")
     ] = None,
     trials: TrialsOpt = 1,
     out: OutOpt = None,

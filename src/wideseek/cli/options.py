@@ -28,7 +28,7 @@ ModeOpt = Annotated[
     Mode | None, typer.Option("--mode", help="multi: lead + parallel subagents; single: one agent")
 ]
 SubagentsOpt = Annotated[
-    int | None, typer.Option("--subagents", min=1, help="most subagents per lead call [10]")
+    int | None, typer.Option("--subagents", min=1, help="most subagents per lead call (default: 10)")
 ]
 EngineOpt = Annotated[
     str | None,
@@ -89,44 +89,58 @@ def build_config(
     return load_config(config, [*(overrides or []), *extra])
 
 
-# The flags every agent-running command takes, in --help order: name -> annotation.
-_RUN_FLAGS: dict[str, Any] = {
-    "mode": ModeOpt,
-    "subagents": SubagentsOpt,
-    "engine": EngineOpt,
-    "model": ModelOpt,
-    "tokenizer": TokenizerOpt,
-    "corpus": CorpusOpt,
-    "retrieval": RetrievalOpt,
-    "profile": ProfileOpt,
-    "config": ConfigOpt,
-    "set_": SetOpt,
-}
+def flag_group(
+    flags: dict[str, Any], build: Callable[..., Any], into: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator that gives a typer command a group of shared flags, built into one value.
 
-
-def with_run_config(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a typer command the shared agent/engine/tool flags; it receives them as `cfg`.
-
-    The command declares its own options plus a `cfg: Config` parameter; the wrapper's
-    signature (what typer reads) swaps `cfg` for the flags above, and builds the Config.
+    The command declares its own options plus a parameter named `into`; the wrapper's
+    signature (what typer reads) swaps that parameter for `flags`, and passes
+    `build(**flag_values)` in its place.
     """
-    own = inspect.signature(command)
-    hints = get_type_hints(command, include_extras=True)
-    params = [p.replace(annotation=hints[p.name]) for p in own.parameters.values()]
-    params = [p for p in params if p.name != "cfg"] + [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
-        for name, ann in _RUN_FLAGS.items()
-    ]
 
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> Any:
-        flags = {name: kwargs.pop(name) for name in _RUN_FLAGS}
-        config, overrides = flags.pop("config"), flags.pop("set_")
-        return command(cfg=build_config(config, overrides, **flags), **kwargs)
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = inspect.signature(command)
+        hints = get_type_hints(command, include_extras=True)
+        params = [p.replace(annotation=hints[p.name]) for p in own.parameters.values()]
+        params = [p for p in params if p.name != into] + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=a)
+            for name, (a, default) in flags.items()
+        ]
 
-    wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in flags}
+            return command(**{into: build(**values)}, **kwargs)
+
+        wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
+def _run_config(config: Path | None, set_: list[str] | None, **flags: Any) -> Config:
+    return build_config(config, set_, **flags)
+
+
+# `cfg: Config` for the commands that run agents: the flags, in --help order.
+with_run_config = flag_group(
+    {
+        "mode": (ModeOpt, None),
+        "subagents": (SubagentsOpt, None),
+        "engine": (EngineOpt, None),
+        "model": (ModelOpt, None),
+        "tokenizer": (TokenizerOpt, None),
+        "corpus": (CorpusOpt, None),
+        "retrieval": (RetrievalOpt, None),
+        "profile": (ProfileOpt, None),
+        "config": (ConfigOpt, None),
+        "set_": (SetOpt, None),
+    },
+    _run_config,
+    "cfg",
+)
 
 
 # --- the judge of WideSearch scoring (`score`, `eval`) ------------------------------------------
@@ -141,7 +155,7 @@ JudgeBaseUrlOpt = Annotated[
 ]
 JudgeApiKeyEnvOpt = Annotated[str, typer.Option(help="env variable with the judge's API key")]
 JudgeCacheOpt = Annotated[
-    Path | None, typer.Option(help=f"judge reply cache (sqlite) [{DEFAULT_JUDGE_CACHE}]")
+    Path | None, typer.Option(help=f"judge reply cache, sqlite (default: {DEFAULT_JUDGE_CACHE})")
 ]
 JudgeConcurrencyOpt = Annotated[int, typer.Option(min=1, help="judge calls in flight")]
 
@@ -171,3 +185,18 @@ def build_judge(
         max_concurrency=concurrency,
     )
     return LLMJudge(completer), completer
+
+
+# `judge: tuple[Judge, ChatCompleter | None]` for the commands that score tables.
+with_judge = flag_group(
+    {
+        "judge": (JudgeOpt, "offline"),
+        "judge_model": (JudgeModelOpt, None),
+        "judge_base_url": (JudgeBaseUrlOpt, None),
+        "judge_api_key_env": (JudgeApiKeyEnvOpt, "OPENAI_API_KEY"),
+        "judge_cache": (JudgeCacheOpt, None),
+        "judge_concurrency": (JudgeConcurrencyOpt, 8),
+    },
+    lambda **f: build_judge(*f.values()),
+    "judge",
+)

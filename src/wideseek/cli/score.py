@@ -18,15 +18,7 @@ from rich.table import Table
 
 from wideseek.cli import app
 from wideseek.cli.common import UserError
-from wideseek.cli.options import (
-    JudgeApiKeyEnvOpt,
-    JudgeBaseUrlOpt,
-    JudgeCacheOpt,
-    JudgeConcurrencyOpt,
-    JudgeModelOpt,
-    JudgeOpt,
-    build_judge,
-)
+from wideseek.cli.options import with_judge
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge
 from wideseek.eval.response_scoring import (
@@ -78,19 +70,15 @@ async def _run(
 
 
 @app.command()
+@with_judge
 def score(
+    judge: tuple[Judge, ChatCompleter | None],
     tasks: Annotated[Path, typer.Option(help="WideSearch task file (widesearch.jsonl)")],
     gold_dir: Annotated[Path, typer.Option(help="directory of <instance_id>.csv gold tables")],
     responses: Annotated[
         Path, typer.Option(help="JSON lines: instance_id, optional trial, response")
     ],
     out: Annotated[Path | None, typer.Option(help="write one JSON line per answer")] = None,
-    judge: JudgeOpt = "offline",
-    judge_model: JudgeModelOpt = None,
-    judge_base_url: JudgeBaseUrlOpt = None,
-    judge_api_key_env: JudgeApiKeyEnvOpt = "OPENAI_API_KEY",
-    judge_cache: JudgeCacheOpt = None,
-    judge_concurrency: JudgeConcurrencyOpt = 8,
     table_block: Annotated[
         TableBlockOption, typer.Option(help="first ```markdown block, or last after </think>")
     ] = TableBlockOption.first,
@@ -102,9 +90,7 @@ def score(
     ] = False,
 ) -> None:
     """Score answers to WideSearch tasks: item/row precision, recall, F1 and success."""
-    chosen, completer = build_judge(
-        judge, judge_model, judge_base_url, judge_api_key_env, judge_cache, judge_concurrency
-    )
+    chosen, completer = judge
     options = ScoreOptions(
         table_block=table_block.value,
         reconcile_int_float=reconcile_int_float,
