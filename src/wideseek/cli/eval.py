@@ -38,7 +38,9 @@ app = typer.Typer(
 )
 
 TrialsOpt = Annotated[int, typer.Option("--trials", min=1, help="runs per task (Avg@N, Pass@N)")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="run directory (default: runs/<suite>-<mode>)")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="run directory (default: runs/<suite>-<mode>)")
+]
 LanguageOpt = Annotated[str | None, typer.Option("--language", help="only tasks in: en | zh")]
 IdsOpt = Annotated[str | None, typer.Option("--ids", help="only these task ids (comma-separated)")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="only the first N tasks")]

@@ -28,7 +28,8 @@ ModeOpt = Annotated[
     Mode | None, typer.Option("--mode", help="multi: lead + parallel subagents; single: one agent")
 ]
 SubagentsOpt = Annotated[
-    int | None, typer.Option("--subagents", min=1, help="most subagents per lead call (default: 10)")
+    int | None,
+    typer.Option("--subagents", min=1, help="most subagents per lead call (default: 10)"),
 ]
 EngineOpt = Annotated[
     str | None,
