@@ -8,18 +8,23 @@ from collections import defaultdict
 import pytest
 
 from wideseek.agents.orchestrator import Orchestrator
+from wideseek.cli import main
 from wideseek.config import AgentConfig
 from wideseek.eval.runner import read_results
 from wideseek.eval.table_extract import extract_table, norm_column
 from wideseek.eval.task_scoring import TaskScorer
 from wideseek.tools.base import Page, SearchHit
 from wideseek.tools.local_corpus import LocalCorpus
+from wideseek.tools.search_tools import make_tools
 from wideseek.types import Failure, Task
 from wideseek.world.oracle import OracleEngine
+from wideseek.world.oracle.lookup import lookup
+from wideseek.world.oracle.members import list_members
 from wideseek.world.oracle.run import run_oracle
 from wideseek.world.oracle.steps import Call, parallel
 from wideseek.world.oracle.text import (
     EntitySubtask,
+    Subject,
     entity_line,
     member_subtask,
     parse_entity_lines,
@@ -214,6 +219,59 @@ def test_parallel_packs_calls_into_turns_without_splitting_a_routine():
     assert result == ["a:3", "b:3", "c:1"]
 
 
+# -- step routines against the real tools ---------------------------------------------------
+
+
+async def drive(routine, backend):
+    """Run a step routine's calls with the runtime's own search/access tools."""
+    tools = {t.name: t for t in make_tools("wideseek", "subagent", backend, AgentConfig())}
+    calls = next(routine)
+    try:
+        while True:
+            assert len(calls) <= 5
+            calls = routine.send([(await tools[c.name].call(c.arguments)).text for c in calls])
+    except StopIteration as done:
+        return done.value
+
+
+async def test_lookups_tell_namesakes_apart_and_fill_gaps_of_chinese_pages(corpus):
+    titles = ("IATA Code", "City Served")
+    for country, iata, city in (
+        ("Colombia", "SMR", "Santa Marta"),
+        ("Ecuador", "GYE", "Guayaquil"),
+    ):
+        ref = f"Simon Bolivar International Airport ({country})"
+        found = await drive(lookup("airport", "en", ref, titles, 5), corpus)
+        assert found == {"IATA Code": iata, "City Served": city}
+    # The Chinese page of Zimbabwe names no currency; its English page does.
+    found = await drive(lookup("country", "zh", "津巴布韦", ("货币代码", "人口"), 5), corpus)
+    assert found == {"货币代码": "ZWG", "人口": "16868409"}
+    found = await drive(lookup("country", "en", "Kenya", ("Capital Population",), 5), corpus)
+    assert found is not None and found["Capital Population"].isdigit()
+    assert await drive(lookup("element", "en", "Unobtainium", ("Symbol",), 5), corpus) is None
+
+
+async def test_member_lists_read_from_list_and_profile_pages(corpus):
+    def subject(family, lang, **params):
+        return Subject(family, lang, "", params)
+
+    states = await drive(
+        list_members(subject("states_admitted", "en", y1="1787", y2="1788"), 5), corpus
+    )
+    assert states[:3] == ["Delaware", "New Jersey", "Pennsylvania"] and len(states) == 11
+    # "..., Croatia, Bosnia and Herzegovina and Bulgaria": the longer name is checked by search.
+    neighbours = await drive(
+        list_members(subject("neighbours", "en", country="Serbia and Montenegro"), 5), corpus
+    )
+    assert neighbours[-2:] == ["Bosnia and Herzegovina", "Bulgaria"]
+    elements = await drive(list_members(subject("element_range", "en", lo="9", hi="12"), 5), corpus)
+    assert elements == ["Fluorine", "Neon", "Sodium", "Magnesium"]
+    cities = await drive(
+        list_members(subject("largest_cities", "en", n="17", country="Japan"), 5), corpus
+    )
+    assert len(cities) == 17 and cities[0] == "Tokyo"
+
+
 # -- through the runtime ---------------------------------------------------------------------
 
 
@@ -322,3 +380,36 @@ async def test_run_oracle_writes_a_resumable_scored_run(world, tmp_path):
     assert again.tasks == 3 and len(read_results(tmp_path)) == 3
     lines = (tmp_path / "trajectories.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3
+
+
+def _cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_cli_runs_the_oracle_and_refuses_a_run_dir_of_other_settings(tmp_path, capsys):
+    args = ["world", "oracle", "--suite", "deep", "--split", "dev", "--limit", "2"]
+    assert _cli([*args, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 tasks: em 1.0000" in out and "subagent" in out
+    assert _cli([*args, "--mode", "single", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "other settings" in err and "\n" not in err
+    assert _cli([*args, "--world", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err.startswith("error:")
+
+
+async def test_oracle_plays_the_r1_profile_with_batched_calls(world, corpus):
+    tasks = _sample_wide(world)[:4]
+    config = AgentConfig(profile="wideseek-r1")
+    orchestrator = Orchestrator.with_backend(OracleEngine(tasks), corpus, config)
+    trajectories = await orchestrator.run_many(tasks)
+    scorer = TaskScorer()
+    for task, traj in zip(tasks, trajectories, strict=True):
+        assert (await scorer(task, traj))["item_f1"] == 1.0, task.id
+        for sub in traj.subagents:
+            assert all(len(turn.tool_calls) <= 1 for turn in sub.turns)
+            assert not any(Failure.TOO_MANY_CALLS in turn.failures for turn in sub.turns)

@@ -15,13 +15,14 @@ a subagent knows only its subtask, which the lead wrote in `oracle.text`'s fixed
 The engine keeps no state between calls: a policy (`oracle.policies`) is a generator, and each
 call replays it over the tool results already in the conversation to reach the next turn, so
 any number of agents can run concurrently and a turn is a pure function of the conversation.
-Only the `wideseek` tool profile's subagents are played (the r1 profile batches calls per tool).
+Both tool profiles are played (`ToolStyle`): `wideseek` and the batched calls of `wideseek-r1`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
@@ -60,25 +61,72 @@ def replay(policy: Policy, transcript: list[list[str]]) -> Say:
     return step if isinstance(step, Say) else Say(calls=step)
 
 
-def render(say: Say) -> str:
+@dataclass(frozen=True)
+class ToolStyle:
+    """How a role's search/access tools take calls. The `wideseek` profile: one call per item,
+    several per turn. The `wideseek-r1` profile: subagents batch items into one `search` or
+    `access` call, only the first call of a turn runs, and `access` needs `info_to_extract`."""
+
+    batched: bool = False
+    first_call_only: bool = False
+    info_required: bool = False
+
+
+WIDESEEK = ToolStyle()
+# What an r1 `access` is asked to extract; without an extractor the page comes back whole.
+R1_INFO = "the facts the task asks for"
+_RESULT_START = re.compile(r"\n\n(?=## (?:Search results for|Page): )")
+
+
+def tool_style(tools: list[dict[str, Any]] | None) -> ToolStyle:
+    params = {t["function"]["name"]: t["function"]["parameters"] for t in tools or []}
+    if "queries" in params.get("search", {}).get("properties", {}):
+        return ToolStyle(batched=True, first_call_only=True, info_required=True)
+    if "info_to_extract" in params.get("access", {}).get("required", []):
+        return ToolStyle(first_call_only=True, info_required=True)  # r1's single agent
+    return WIDESEEK
+
+
+def render_calls(calls: list[Call], style: ToolStyle) -> list[Call]:
+    """The calls as the tools of `style` take them (items grouped into batched calls)."""
+    if style.info_required:
+        calls = [
+            Call(c.name, {**c.arguments, "info_to_extract": R1_INFO}) if c.name == "access" else c
+            for c in calls
+        ]
+    if not style.batched:
+        return calls
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for call in calls:
+        grouped.setdefault(call.name, []).append(call.arguments)
+    key = {"search": "queries", "access": "urls"}
+    return [Call(name, {key[name]: items}) for name, items in grouped.items()]
+
+
+def render(say: Say, style: ToolStyle = WIDESEEK) -> str:
     head = f"<think>\n{say.think}\n</think>\n\n" if say.think else ""
     if say.calls:
-        return head + "\n".join(format_tool_call(c.name, c.arguments) for c in say.calls)
+        calls = render_calls(say.calls, style)
+        return head + "\n".join(format_tool_call(c.name, c.arguments) for c in calls)
     return head + say.answer
 
 
-def transcript(messages: list[Message]) -> list[list[str]]:
-    """Per assistant turn with tool calls, the result text of each call (hints removed)."""
+def transcript(messages: list[Message], style: ToolStyle = WIDESEEK) -> list[list[str]]:
+    """Per assistant turn with tool calls, the result text of each call item (hints removed)."""
     results = {
         m.tool_call_id: _HINT.sub("", m.content)
         for m in messages
         if m.role == "tool" and m.tool_call_id is not None
     }
-    return [
-        [results.get(call.id, "") for call in m.tool_calls]
-        for m in messages
-        if m.role == "assistant" and m.tool_calls
-    ]
+    turns = []
+    for m in messages:
+        if m.role != "assistant" or not m.tool_calls:
+            continue
+        texts = [results.get(call.id, "") for call in m.tool_calls]
+        if style.batched:  # one result text per batched call: split it into its items
+            texts = [item for text in texts for item in _RESULT_START.split(text)]
+        turns.append(texts)
+    return turns
 
 
 def _limit(pattern: re.Pattern[str], system: str, default: int) -> int:
@@ -115,12 +163,13 @@ class OracleEngine:
             raise OracleError("the oracle plays the chat path: system and user messages needed")
         system, user = messages[0].content, messages[1].content
         role = request.metadata.get("role")
+        style = tool_style(request.tools)
+        capacity = (
+            1 if style.first_call_only and not style.batched else _limit(_MAX_CALLS, system, 5)
+        )
         if role == "subagent":
-            names = {t["function"]["name"] for t in request.tools or []}
-            if "search" in names and _is_batched(request.tools or []):
-                raise OracleError("the oracle plays subagents of the `wideseek` profile only")
             subtask = _MAIN_TASK.sub("", _TURNS.sub("", user))
-            return subagent(subtask, _limit(_MAX_CALLS, system, 5))
+            return subagent(subtask, capacity, one_tool=style.batched)
         task = self._task(user)
         if role == "lead":
             name, key, wrapped = _delegate_tool(request.tools)
@@ -133,24 +182,19 @@ class OracleEngine:
                 return lead_deep(task, delegate)
             return lead_wide(task, delegate, _limit(_MAX_SUBAGENTS, system, 10))
         if role == "single":
-            capacity = _limit(_MAX_CALLS, system, 5)
             return single_deep(task, capacity) if task.kind == "qa" else single_wide(task, capacity)
         raise OracleError(f"unknown role {role!r}")
 
     async def generate(self, request: GenerateRequest) -> Completion:
+        style = tool_style(request.tools)
         try:
-            say = replay(self._policy(request), transcript(request.messages or []))
+            say = replay(self._policy(request), transcript(request.messages or [], style))
         except OracleError as e:
             raise EngineError(f"oracle: {e}") from e
-        text = render(say)
+        text = render(say, style)
         prompt = sum(approx_tokens(m.content) for m in request.messages or [])
         return Completion(
             text=text,
             finish_reason="stop",
             usage=Usage(prompt_tokens=prompt, completion_tokens=approx_tokens(text)),
         )
-
-
-def _is_batched(tools: list[dict[str, Any]]) -> bool:
-    search = next(t for t in tools if t["function"]["name"] == "search")
-    return "queries" in search["function"]["parameters"]["properties"]

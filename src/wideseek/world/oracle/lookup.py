@@ -203,38 +203,54 @@ def lookup(
 ) -> Steps[dict[str, str | None] | None]:
     ref = parse_ref(kind, ref_text)
     sources = {source_of(kind, lang, t) for t in titles}
+    pages = yield from _source_pages(kind, lang, ref, sources, capacity)
+    if pages[PROFILE] is None:
+        return None
+    values = {title: _read(kind, lang, title, pages) for title in titles}
+    if lang == "zh":
+        yield from _fill_from_english(values, pages[PROFILE], capacity)
+    return values
+
+
+def _source_pages(
+    kind: str, lang: str, ref: Ref, sources: set[str], capacity: int
+) -> Steps[dict[str, SeenPage | None]]:
+    """The entity's profile, and its codes page and capital's page when columns need them."""
     wanted = [profile_query(kind, lang, ref)]
     if CODES in sources:
         wanted.append(codes_query(ref.name))
-    pages = yield from find_pages(wanted, capacity, lazy=True)
-    profile = pages[0]
-    if profile is None:
-        return None
-    by_source: dict[str, SeenPage | None] = {PROFILE: profile, CODES: pages[-1]}
-    if CAPITAL in sources:
+    found = yield from find_pages(wanted, capacity, lazy=True)
+    pages = {PROFILE: found[0], CODES: found[1] if len(found) > 1 else None, CAPITAL: None}
+    profile = pages[PROFILE]
+    if CAPITAL in sources and profile is not None:
         capital = read_attr(_page_kind(kind, lang, PROFILE), "capital", profile.text)
-        city = None
         if capital:
-            city_ref = Ref(name=capital, country=profile.title)
-            (city,) = yield from find_pages([profile_query("city", "en", city_ref)], capacity)
-        by_source[CAPITAL] = city
-    values: dict[str, str | None] = {}
-    for title in titles:
-        source = source_of(kind, lang, title)
-        page = by_source.get(source)
-        attr = ATTRIBUTES[(kind, lang)].get(title)
-        if page is None or attr is None:
-            values[title] = None
-        elif attr == "url":
-            values[title] = page.url
-        else:
-            values[title] = read_attr(_page_kind(kind, lang, source), attr, page.text)
+            city = profile_query("city", "en", Ref(name=capital, country=profile.title))
+            (pages[CAPITAL],) = yield from find_pages([city], capacity)
+    return pages
+
+
+def _read(kind: str, lang: str, title: str, pages: dict[str, SeenPage | None]) -> str | None:
+    source = source_of(kind, lang, title)
+    page = pages.get(source)
+    attr = ATTRIBUTES[(kind, lang)].get(title)
+    if page is None or attr is None:
+        return None
+    if attr == "url":
+        return page.url
+    return read_attr(_page_kind(kind, lang, source), attr, page.text)
+
+
+def _fill_from_english(
+    values: dict[str, str | None], profile: SeenPage, capacity: int
+) -> Steps[None]:
+    """Facts a Chinese profile leaves out, read on the English pages of the same country."""
     gaps = [t for t, v in values.items() if v is None and t in ENGLISH_TITLE]
-    name_en = read_attr("country_zh", "name_en", profile.text) if lang == "zh" else None
-    if gaps and name_en:
-        english = yield from lookup(
-            "country", "en", name_en, [ENGLISH_TITLE[t] for t in gaps], capacity
-        )
-        for title in gaps:
-            values[title] = (english or {}).get(ENGLISH_TITLE[title])
-    return values
+    name_en = read_attr("country_zh", "name_en", profile.text)
+    if not gaps or not name_en:
+        return
+    english = yield from lookup(
+        "country", "en", name_en, [ENGLISH_TITLE[t] for t in gaps], capacity
+    )
+    for title in gaps:
+        values[title] = (english or {}).get(ENGLISH_TITLE[title])

@@ -141,7 +141,7 @@ def _deep_plan(task: Task) -> HopPlan:
     return plan
 
 
-def subagent(subtask: str, capacity: int) -> Policy:
+def subagent(subtask: str, capacity: int, one_tool: bool = False) -> Policy:
     subject = parse_member_subtask(subtask)
     if subject is not None:
         names = yield from list_members(subject, capacity)
@@ -151,7 +151,7 @@ def subagent(subtask: str, capacity: int) -> Policy:
     if sub is None:
         raise OracleError(f"not a subtask the oracle writes: {subtask[:80]!r}")
     routines = [lookup(sub.kind, sub.lang, ref, sub.titles, capacity) for ref in sub.refs]
-    results = yield from parallel(routines, capacity)
+    results = yield from parallel(routines, capacity, one_tool)
     lines = [entity_line(ref, values) for ref, values in zip(sub.refs, results, strict=True)]
     yield Say(answer="\n".join(lines))
 

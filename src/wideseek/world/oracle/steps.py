@@ -51,9 +51,10 @@ def run_calls(calls: Sequence[Call], capacity: int) -> Steps[list[str]]:
     return out
 
 
-def parallel(routines: Sequence[Steps[T]], capacity: int) -> Steps[list[T]]:
+def parallel(routines: Sequence[Steps[T]], capacity: int, one_tool: bool = False) -> Steps[list[T]]:
     """Run routines side by side: each turn takes the pending calls of as many routines as fit
-    in `capacity` (lowest index first, a routine's calls never split), sends each its results."""
+    in `capacity` (lowest index first, a routine's calls never split), sends each its results.
+    `one_tool`: a turn holds calls of one tool only (the r1 profile batches per tool)."""
     results: list[Any] = [None] * len(routines)
     pending: dict[int, list[Call]] = {}
     for i, routine in enumerate(routines):
@@ -63,9 +64,12 @@ def parallel(routines: Sequence[Steps[T]], capacity: int) -> Steps[list[T]]:
             results[i] = done.value
     while pending:
         batch, used = [], 0
+        tool = pending[min(pending)][0].name
         for i in sorted(pending):
             size = len(pending[i])
             if batch and used + size > capacity:
+                continue
+            if one_tool and any(c.name != tool for c in pending[i]):
                 continue
             batch.append(i)
             used += size
