@@ -114,12 +114,20 @@ class Mode(StrEnum):
     single = "single"
 
 
+class Profile(StrEnum):
+    wideseek = "wideseek"
+    r1 = "wideseek-r1"
+
+
 @world_app.command()
 def oracle(
     suite: Annotated[Suite, typer.Option(help="Wide (tables) or deep (QA) tasks.")] = Suite.wide,
     split: Annotated[Split, typer.Option(help="Which split of the suite.")] = Split.dev,
     mode: Annotated[Mode, typer.Option(help="Lead + subagents, or one agent.")] = Mode.multi,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N tasks.")] = None,
+    profile: Annotated[
+        Profile, typer.Option(help="Tool names and call shapes the agents use.")
+    ] = Profile.wideseek,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/oracle-SUITE-SPLIT-MODE).")
     ] = None,
@@ -129,11 +137,14 @@ def oracle(
     ] = None,
 ) -> None:
     """Play the oracle policy through the runtime: demonstrations + its scores (resumable)."""
-    out = out or Path("runs") / f"oracle-{suite}-{split}-{mode}"
+    suffix = "" if profile == Profile.wideseek else f"-{profile}"
+    out = out or Path("runs") / f"oracle-{suite}-{split}-{mode}{suffix}"
     try:
         loaded = load_world(world)
         summary = asyncio.run(
-            run_oracle(loaded, suite, split, out, mode, limit, concurrency, show_progress=True)
+            run_oracle(
+                loaded, suite, split, out, mode, limit, profile, concurrency, show_progress=True
+            )
         )
     except (WorldError, ValueError) as e:
         raise UserError(str(e)) from e

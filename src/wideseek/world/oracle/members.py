@@ -179,21 +179,32 @@ def _element_range(lo: int, hi: int, capacity: int) -> Steps[list[str]]:
 def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[list[str]]:
     ordered = yield from read_list("U.S. states by date of admission", None, "en", None, capacity)
     years = [y1] if y1 == y2 else [y1, y2]
-    texts = yield from run_calls(
-        [search_call(f"{y} admitted to the Union statehood year", 10) for y in years], capacity
-    )
-    of_year: dict[str, set[str]] = {}
-    for year, text in zip(years, texts, strict=True):
-        of_year[year] = {
-            h.title
-            for h in parse_hits(text)
-            if "/us-state/" in h.url and read_attr("us_state", "statehood_year", h.snippet) == year
-        }
+    queries = [f"{y} admitted to the Union statehood year" for y in years]
+    texts = yield from run_calls([search_call(q) for q in queries], capacity)
+    of_year = {y: _states_of_year(t, y) for y, t in zip(years, texts, strict=True)}
+    # Every hit of that year: the year may have more states than the results showed.
+    more = [i for i, (y, t) in enumerate(zip(years, texts, strict=True)) if _all_of_year(t, y)]
+    texts = yield from run_calls([search_call(queries[i], WIDE_COUNT) for i in more], capacity)
+    for i, text in zip(more, texts, strict=True):
+        of_year[years[i]] = _states_of_year(text, years[i])
     firsts = [i for i, s in enumerate(ordered) if s in of_year[y1]]
     lasts = [i for i, s in enumerate(ordered) if s in of_year[y2]]
     if not firsts or not lasts:
         return []
     return list(ordered[min(firsts) : max(lasts) + 1])
+
+
+def _admitted_in(hit: Hit, year: str) -> bool:
+    return "/us-state/" in hit.url and read_attr("us_state", "statehood_year", hit.snippet) == year
+
+
+def _states_of_year(text: str, year: str) -> set[str]:
+    return {h.title for h in parse_hits(text) if _admitted_in(h, year)}
+
+
+def _all_of_year(text: str, year: str) -> bool:
+    hits = parse_hits(text)
+    return bool(hits) and all(_admitted_in(h, year) for h in hits)
 
 
 def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[list[str]]:

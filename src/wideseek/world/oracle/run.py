@@ -108,11 +108,12 @@ async def run_oracle(
     out: Path,
     mode: str = "multi",
     limit: int | None = None,
+    profile: str = "wideseek",
     concurrency: int = 4,
     show_progress: bool = True,
 ) -> OracleSummary:
     tasks = suite_tasks(world, suite, split, limit)
-    config = AgentConfig(mode=mode, seed=0)
+    config = AgentConfig(mode=mode, profile=profile, seed=0)
     orchestrator = Orchestrator.with_backend(
         OracleEngine(tasks), LocalCorpus(world.corpus_path), config
     )
