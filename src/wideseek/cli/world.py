@@ -1,8 +1,10 @@
-"""`wideseek world build|pack|stats`: thin commands over wideseek.world."""
+"""`wideseek world build|pack|stats|oracle`: thin commands over wideseek.world."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +17,7 @@ from wideseek.cli.common import UserError
 from wideseek.world import WorldError, build_world, load_world, pack_world
 from wideseek.world.build import BUILD_STAGES
 from wideseek.world.facts import WorldSourceError
+from wideseek.world.oracle.run import OracleSummary, run_oracle
 from wideseek.world.stats import ROW_BUCKETS, all_wide_stats, deep_stats
 from wideseek.world.store import SPLITS
 
@@ -93,3 +96,76 @@ def stats(
     for key in sorted({k for s in SPLITS for k in deep[s]}):
         table.add_row(f"{key[0]} {key[1]}-hop", *(str(deep[s][key]) for s in SPLITS))
     console.print(table)
+
+
+class Suite(StrEnum):
+    wide = "wide"
+    deep = "deep"
+
+
+class Split(StrEnum):
+    train = "train"
+    dev = "dev"
+    test = "test"
+
+
+class Mode(StrEnum):
+    multi = "multi"
+    single = "single"
+
+
+class Profile(StrEnum):
+    wideseek = "wideseek"
+    r1 = "wideseek-r1"
+
+
+@world_app.command()
+def oracle(
+    suite: Annotated[Suite, typer.Option(help="Wide (tables) or deep (QA) tasks.")] = Suite.wide,
+    split: Annotated[Split, typer.Option(help="Which split of the suite.")] = Split.dev,
+    mode: Annotated[Mode, typer.Option(help="Lead + subagents, or one agent.")] = Mode.multi,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N tasks.")] = None,
+    profile: Annotated[
+        Profile, typer.Option(help="Tool names and call shapes the agents use.")
+    ] = Profile.wideseek,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/oracle-SUITE-SPLIT-MODE).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 4,
+    world: Annotated[
+        Path | None, typer.Option(help="World directory (default: the shipped world).")
+    ] = None,
+) -> None:
+    """Play the oracle policy through the runtime: demonstrations + its scores (resumable)."""
+    suffix = "" if profile == Profile.wideseek else f"-{profile}"
+    out = out or Path("runs") / f"oracle-{suite}-{split}-{mode}{suffix}"
+    try:
+        loaded = load_world(world)
+        summary = asyncio.run(
+            run_oracle(
+                loaded, suite, split, out, mode, limit, profile, concurrency, show_progress=True
+            )
+        )
+    except (WorldError, ValueError) as e:
+        raise UserError(str(e)) from e
+    _print_summary(summary, out)
+
+
+def _print_summary(summary: OracleSummary, out: Path) -> None:
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.metrics.items())
+    console.print(
+        f"{summary.tasks} tasks: {metrics}; {summary.mean_task_s:.2f} s per task "
+        f"({summary.wall_s:.0f} s wall); {summary.errors} run errors"
+    )
+    table = Table(title="agent contexts (characters; tokens approximate)")
+    for column in ("role", "agents", "mean", "p50", "p90", "max", "p90 tok", "max tok"):
+        table.add_column(column, justify="left" if column == "role" else "right")
+    for role, c in summary.contexts.items():
+        table.add_row(
+            role,
+            str(c.agents),
+            f"{c.mean_chars:.0f}",
+            *(str(v) for v in (c.p50_chars, c.p90_chars, c.max_chars, c.p90_tokens, c.max_tokens)),
+        )
+    console.print(table)
+    console.print(f"trajectories and results in {out}")

@@ -1,0 +1,241 @@
+"""Find which entities a wide question is about: the names of its rows, read from pages.
+
+Contract. `list_members(subject, capacity)` is a step routine (see `oracle.steps`) returning the
+member names of a `Subject` in page order, as the pages write them (empty when it cannot find
+them). One strategy per family of `world/families.py`, each the way a careful person would use a
+search engine over the world's pages:
+
+- list families: search the list page by its title, open every part that is needed, read the
+  "- item" lines (ranked lists: the first N; element blocks: numbered from the page's intro;
+  alphabetical continent parts: the run between the two names the question gives);
+- neighbours: open the country's profile and read its neighbour sentence; an English name that
+  itself holds " and " makes that sentence ambiguous, settled by searching the longer name;
+- states admitted in a span of years: the list by admission order, cut at the first state of
+  the first year and the last state of the last year, both found by searching those years;
+- Chinese continent parts: the Chinese list is sorted by English name, and misses the few
+  members without a Chinese name, so it is aligned with the English list, checking the
+  English names of the candidates at each end on their Chinese pages.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from wideseek.world.oracle.lookup import Ref, profile_query
+from wideseek.world.oracle.steps import (
+    WIDE_COUNT,
+    Hit,
+    Steps,
+    Want,
+    find_hits,
+    find_pages,
+    open_pages,
+    run_calls,
+)
+from wideseek.world.oracle.steps import search as search_call
+from wideseek.world.oracle.text import Subject, parse_hits
+from wideseek.world.page_reader import and_splits, read_attr, read_list_items, split_names
+
+PART_SIZE = 15  # names per list part, as the pages show (part k holds items 15k-14..15k)
+_EN_PART = r"^{t} \(part (?P<k>\d+) of (?P<n>\d+)\)$"
+_ZH_PART = r"^{t}（第(?P<k>\d+)/(?P<n>\d+)部分）$"
+_ELEMENT_INTRO = re.compile(r"atomic numbers (?P<lo>\d+) to (?P<hi>\d+)")
+_CONTINENT = re.compile(
+    r"is a (?:country|sovereign state located) in (?P<v>[^.]+)\.|Located in (?P<w>[^,]+), "
+)
+
+
+def list_members(subject: Subject, capacity: int) -> Steps[list[str]]:
+    p, lang = subject.params, subject.lang
+    family = subject.family
+    if family == "neighbours":
+        return (yield from _neighbours(p["country"], lang, capacity))
+    if family == "continent_part" and lang == "zh":
+        return (yield from _continent_part_zh(p, capacity))
+    if family == "continent_part":
+        items = yield from read_list(f"Countries of {p['continent']}", None, "en", None, capacity)
+        return _between(items, p["first"], p["last"])
+    if family == "currency_users":
+        query = (
+            f"{p['currency']}（{p['code']}）" if lang == "zh" else f"{p['currency']} ({p['code']})"
+        )
+        return (yield from read_list(p["currency"], query, lang, None, capacity))
+    if family == "largest_cities":
+        n = int(p["n"])
+        title = f"Largest cities of {p['country']}"
+        items = yield from read_list(title, None, "en", math.ceil(n / PART_SIZE), capacity)
+        return items[:n]
+    if family == "intl_airports":
+        title = f"International airports in {p['country']}"
+        return (yield from read_list(title, None, "en", None, capacity))
+    if family == "element_range":
+        return (yield from _element_range(int(p["lo"]), int(p["hi"]), capacity))
+    if family == "states_admitted":
+        return (yield from _states_admitted(p["y1"], p["y2"], capacity))
+    return []
+
+
+def read_list(
+    title: str, query: str | None, lang: str, parts_needed: int | None, capacity: int
+) -> Steps[list[str]]:
+    """The items of a (possibly multi-part) list page titled `title`, parts in order.
+
+    `parts_needed` None means every part. Parts missing from the first results are searched
+    by their own titles."""
+    part_re = re.compile((_ZH_PART if lang == "zh" else _EN_PART).format(t=re.escape(title)))
+
+    def part_of(hit: Hit) -> tuple[int, int] | None:
+        if hit.title == title:
+            return 1, 1
+        match = part_re.match(hit.title)
+        return (int(match.group("k")), int(match.group("n"))) if match else None
+
+    query = query or title
+    texts = yield from run_calls([search_call(query)], capacity)
+    if not any(part_of(h) for h in parse_hits(texts[0])):
+        texts = yield from run_calls([search_call(query, WIDE_COUNT)], capacity)
+    urls: dict[int, str] = {}
+    total = 0
+    for hit in parse_hits(texts[0]):
+        part = part_of(hit)
+        if part:
+            urls.setdefault(part[0], hit.url)
+            total = part[1]
+    if not urls:
+        return []
+    wanted = list(range(1, min(parts_needed or total, total) + 1))
+    missing = [k for k in wanted if k not in urls]
+    if missing:
+        part_title = "{t}（第{k}/{n}部分）" if lang == "zh" else "{t} (part {k} of {n})"
+        queries = [part_title.format(t=title, k=k, n=total) for k in missing]
+        hits = yield from find_hits(
+            [Want(q, lambda h, q=q: h.title == q) for q in queries], capacity
+        )
+        for k, hit in zip(missing, hits, strict=True):
+            if hit is not None:
+                urls[k] = hit.url
+    pages = yield from open_pages([urls.get(k) for k in wanted], capacity)
+    return [item for page in pages if page for item in read_list_items(page.text)]
+
+
+def _between(items: Sequence[str], first: str, last: str) -> list[str]:
+    if first not in items or last not in items:
+        return []
+    return list(items[items.index(first) : items.index(last) + 1])
+
+
+def _neighbours(country: str, lang: str, capacity: int) -> Steps[list[str]]:
+    (page,) = yield from find_pages([profile_query("country", lang, Ref(country))], capacity)
+    if page is None:
+        return []
+    kind = "country_zh" if lang == "zh" else "country"
+    joined = read_attr(kind, "neighbours", page.text)
+    if not joined:
+        return []
+    if lang == "zh":
+        return split_names(joined, "zh")
+    readings = and_splits(joined)
+    if len(readings) == 1:
+        return readings[0]
+    # Names holding " and " that not every reading shares: does a country of that name exist?
+    doubtful = sorted(
+        {n for r in readings for n in r if " and " in n}
+        - set.intersection(*({n for n in r if " and " in n} for r in readings))
+    )
+    queries = [profile_query("country", "en", Ref(n)) for n in doubtful]
+    hits = yield from find_hits(queries, capacity)
+    exists = {n for n, hit in zip(doubtful, hits, strict=True) if hit is not None}
+    for reading in readings:
+        if all(n in exists for n in reading if n in doubtful):
+            return reading
+    return readings[0]
+
+
+def _element_range(lo: int, hi: int, capacity: int) -> Steps[list[str]]:
+    """Elements lo..hi from the lists of ten ("Chemical elements 61–70"), numbered in order."""
+    starts = list(range((lo - 1) // 10 * 10 + 1, hi + 1, 10))
+    wanted = [
+        Want(
+            f"Chemical elements {s} to {s + 9}",
+            lambda h, s=s: h.title.startswith(f"Chemical elements {s}–"),
+        )
+        for s in starts
+    ]
+    pages = yield from find_pages(wanted, capacity)
+    names: list[str] = []
+    for page in pages:
+        intro = _ELEMENT_INTRO.search(page.text) if page else None
+        if page is None or intro is None:
+            return []
+        first = int(intro.group("lo"))
+        for offset, name in enumerate(read_list_items(page.text)):
+            if lo <= first + offset <= hi:
+                names.append(name)
+    return names
+
+
+def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[list[str]]:
+    ordered = yield from read_list("U.S. states by date of admission", None, "en", None, capacity)
+    years = [y1] if y1 == y2 else [y1, y2]
+    queries = [f"{y} admitted to the Union statehood year" for y in years]
+    texts = yield from run_calls([search_call(q) for q in queries], capacity)
+    of_year = {y: _states_of_year(t, y) for y, t in zip(years, texts, strict=True)}
+    # Every hit of that year: the year may have more states than the results showed.
+    more = [i for i, (y, t) in enumerate(zip(years, texts, strict=True)) if _all_of_year(t, y)]
+    texts = yield from run_calls([search_call(queries[i], WIDE_COUNT) for i in more], capacity)
+    for i, text in zip(more, texts, strict=True):
+        of_year[years[i]] = _states_of_year(text, years[i])
+    firsts = [i for i, s in enumerate(ordered) if s in of_year[y1]]
+    lasts = [i for i, s in enumerate(ordered) if s in of_year[y2]]
+    if not firsts or not lasts:
+        return []
+    return list(ordered[min(firsts) : max(lasts) + 1])
+
+
+def _admitted_in(hit: Hit, year: str) -> bool:
+    return "/us-state/" in hit.url and read_attr("us_state", "statehood_year", hit.snippet) == year
+
+
+def _states_of_year(text: str, year: str) -> set[str]:
+    return {h.title for h in parse_hits(text) if _admitted_in(h, year)}
+
+
+def _all_of_year(text: str, year: str) -> bool:
+    hits = parse_hits(text)
+    return bool(hits) and all(_admitted_in(h, year) for h in hits)
+
+
+def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[list[str]]:
+    # 1) the English list (its continent read off the first name's profile) and the Chinese one
+    (profile,) = yield from find_pages([profile_query("country", "en", Ref(p["first"]))], capacity)
+    match = _CONTINENT.search(profile.text) if profile else None
+    if match is None:
+        return []
+    continent = match.group("v") or match.group("w")
+    english = yield from read_list(f"Countries of {continent}", None, "en", None, capacity)
+    chinese = yield from read_list(f"{p['continent']}国家列表", None, "zh", None, capacity)
+    if p["first"] not in english or p["last"] not in english:
+        return []
+    # 2) the Chinese list lacks `gap` names, so each end sits up to `gap` places earlier
+    gap = len(english) - len(chinese)
+    ends = []
+    for name in (p["first"], p["last"]):
+        i = english.index(name)
+        candidates = [k for k in range(i, i - gap - 1, -1) if 0 <= k < len(chinese)]
+        if len(candidates) == 1:
+            ends.append(candidates[0])
+            continue
+        queries = [profile_query("country", "zh", Ref(chinese[k])) for k in candidates]
+        hits = yield from find_hits(queries, capacity)
+        named = [k for k, h in zip(candidates, hits, strict=True) if h and _names(h, name)]
+        if not named:
+            return []
+        ends.append(named[0])
+    return chinese[ends[0] : ends[1] + 1]
+
+
+def _names(hit: Hit, english: str) -> bool:
+    """Does a Chinese profile hit say its English name is `english`?"""
+    return read_attr("country_zh", "name_en", hit.snippet) == english
