@@ -181,7 +181,7 @@ def _make_task(
     return WideTask(record=record, header=[c.title for c in columns], rows=rows, meta=meta)
 
 
-_EN_OPENERS = (
+EN_OPENERS = (
     "I am putting together a reference sheet on {subject}.",
     "Could you help me collect some facts about {subject}?",
     "For a school project I need information on {subject}.",
@@ -197,7 +197,7 @@ _EN_CLOSE = (
     "Don't ask me any questions, just output the results according to the columns without "
     "omitting cells arbitrarily. The output format is \n```markdown\n{{data_content}}\n```."
 )
-_ZH_OPENERS = (
+ZH_OPENERS = (
     "帮我整理一下{subject}的资料。",
     "我在做一份资料汇总，需要查询{subject}。",
     "请查找{subject}的相关信息。",
@@ -239,10 +239,10 @@ def render_query(group: Group, lang: str, columns: list[Column], rng: random.Ran
     subject = group.subject[lang]
     titles = [c.title for c in columns]
     if lang == "zh":
-        opener = rng.choice(_ZH_OPENERS).format(subject=subject)
+        opener = rng.choice(ZH_OPENERS).format(subject=subject)
         table = rng.choice(_ZH_TABLE).format(columns="、".join(titles))
         return "\n".join([opener, table, *_notes(lang, columns, rng), _ZH_CLOSE.format()])
-    opener = rng.choice(_EN_OPENERS).format(subject=subject)
+    opener = rng.choice(EN_OPENERS).format(subject=subject)
     table = rng.choice(_EN_TABLE).format(columns=", ".join(titles))
     text = "\n".join([opener, table, *_notes(lang, columns, rng), _EN_CLOSE.format()])
     return text[0].upper() + text[1:]

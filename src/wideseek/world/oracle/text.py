@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from wideseek.world.wide_tasks import _EN_OPENERS, _ZH_OPENERS
+from wideseek.world.wide_tasks import EN_OPENERS, ZH_OPENERS
 
 NOT_FOUND = "not found"
 
@@ -30,7 +30,7 @@ NOT_FOUND = "not found"
 
 _OPENERS = [
     re.compile("^" + re.escape(o).replace(re.escape("{subject}"), "(?P<s>.+)") + "$", re.I)
-    for o in (*_EN_OPENERS, *_ZH_OPENERS)
+    for o in (*EN_OPENERS, *ZH_OPENERS)
 ]
 _FAMILY_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("neighbours", "en", r"the countries that share a land border with (?P<country>.+)"),
