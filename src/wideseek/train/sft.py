@@ -274,7 +274,7 @@ def train_sft(
                 with contextlib.nullcontext() if last else accelerator.no_sync(model):
                     loss = model(**batch).loss  # mean over labelled tokens of this batch
                     accelerator.backward(loss / config.grad_accum)
-                loss_sum += float(loss)
+                loss_sum += float(loss.detach())
                 tokens_seen += int(batch["attention_mask"].sum()) * accelerator.num_processes
             # 4) the optimizer step
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
