@@ -13,7 +13,8 @@ positions) and returns the directory of the final model (HF format, tokenizer in
   checkpoint without it is incomplete and ignored. A new run in the same `out_dir` resumes from
   the latest one exactly where it stopped (same data order, same weights as an uninterrupted
   run); metrics rows logged after that checkpoint are dropped so the curve has no duplicates.
-  Only the newest `keep_checkpoints` are kept.
+  Only the newest `keep_checkpoints` are kept. `final/` gets a trainer_state.json too, so a
+  finished run given again returns at once.
 - `out_dir/metrics.jsonl`: one row per `log_every` optimizer steps (loss, lr, tokens), and one
   `{"eval": ...}` row per evaluation: `evaluate(model_dir, step) -> dict` is called every
   `eval_every` steps and at the end, on a freshly saved checkpoint.
@@ -219,6 +220,10 @@ def train_sft(
     # 2) resume: weights, optimizer, scheduler and RNG from the latest complete checkpoint
     signature = _data_signature(config, examples)
     metrics_path = out / METRICS
+    final = out / "final"
+    done = (final / TRAINER_STATE).exists() and _read_trainer_state(final, signature)
+    if done and done["step"] == total_steps:
+        return final  # this run is complete already
     step, tokens_seen = 0, 0
     found = checkpoints(out)
     if found:
@@ -234,13 +239,14 @@ def train_sft(
         step, tokens_seen = state["step"], state["tokens_seen"]
         _truncate_metrics(metrics_path, step)
 
+    def trainer_state() -> dict[str, Any]:
+        return {"step": step, "tokens_seen": tokens_seen, "data": signature}
+
     def save_checkpoint() -> Path:
         path = out / f"checkpoint-{step}"
         accelerator.save_state(str(path))
         save_model_dir(accelerator.unwrap_model(model), tokenizer, path / "model")
-        _write_json(
-            path / TRAINER_STATE, {"step": step, "tokens_seen": tokens_seen, "data": signature}
-        )
+        _write_json(path / TRAINER_STATE, trainer_state())
         for old in checkpoints(out)[: -config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return path
@@ -303,9 +309,9 @@ def train_sft(
                 ckpt = save_checkpoint()
                 if due_eval:
                     run_eval(metrics, ckpt / "model")
-        final = out / "final"
         if accelerator.is_main_process:
             save_model_dir(accelerator.unwrap_model(model), tokenizer, final)
+            _write_json(final / TRAINER_STATE, trainer_state())
             if evaluate is not None and config.eval_every and step % config.eval_every:
                 run_eval(metrics, final)
     accelerator.wait_for_everyone()
