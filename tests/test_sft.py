@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import shutil
 
 import pytest
 import torch
@@ -89,6 +90,10 @@ def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model_dir, examples, tmp_path):
     cfg = config(model_dir, tmp_path, epochs=2, save_every=1)
     train_sft(cfg, examples, show_progress=False)
+    metrics = (tmp_path / "metrics.jsonl").read_text()
+    train_sft(cfg, examples, show_progress=False)  # finished: returns at once
+    assert (tmp_path / "metrics.jsonl").read_text() == metrics
+    shutil.rmtree(tmp_path / "final")  # as if killed before the end
     latest = checkpoints(tmp_path)[-1]
     (latest / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="checkpoint-2: cannot resume"):

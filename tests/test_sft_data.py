@@ -112,3 +112,19 @@ async def test_single_mode_trajectory_gives_one_example(tokenizer):
     traj = await Orchestrator(engine, tools_for, AgentConfig(mode="single")).run(TASK)
     examples = list(trajectory_examples(tokenizer, [traj], max_length=100_000))
     assert [e.role for e in examples] == ["single"]
+
+
+def test_copy_curriculum_asks_for_a_value_shown_on_the_page(tokenizer):
+    from itertools import islice
+
+    from wideseek.train.curriculum import copy_examples
+    from wideseek.world import load_world
+
+    examples = list(islice(copy_examples(tokenizer, load_world(), "dev"), 20))
+    assert len(examples) == 20
+    for ex in examples:
+        ((start, end),) = runs(ex.labels)
+        answer = tokenizer.decode(ex.input_ids[start:end])
+        assert answer.startswith("\\boxed{") and answer.endswith("}<|im_end|>")
+        value = answer[len("\\boxed{") : -len("}<|im_end|>")]
+        assert value in tokenizer.decode(ex.input_ids[:start])  # copyable from the page

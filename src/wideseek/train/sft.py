@@ -185,6 +185,7 @@ def train_sft(
 
     from wideseek.train.tiny_model import save_model_dir
 
+    examples = [e for e in examples if len(e.input_ids) <= config.max_length]
     if not examples:
         raise ValueError("no training examples (check the trajectories and max_length)")
     out = Path(config.out_dir)

@@ -65,26 +65,36 @@ def _split_turn_end(target: list[int], end_id: int | None) -> tuple[list[int], l
     return target[:cut], target[cut:]
 
 
-def agent_example(tokenizer: Any, agent: AgentRun, task_id: str = "") -> SFTExample:
+def messages_example(
+    tokenizer: Any,
+    messages: list[Message],
+    tools: list[dict[str, Any]],
+    role: str,
+    task_id: str = "",
+) -> SFTExample:
+    """One conversation as an example: loss on its assistant messages (see module docstring)."""
     end_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     ids: list[int] = []
     labels: list[int] = []
-    messages = agent.messages
     for i, message in enumerate(messages):
         if message.role != "assistant":
             continue
-        prefix = _render(tokenizer, messages[:i], agent.tool_schemas, gen=True)
-        upto = _render(tokenizer, messages[: i + 1], agent.tool_schemas, gen=False)
+        prefix = _render(tokenizer, messages[:i], tools, gen=True)
+        upto = _render(tokenizer, messages[: i + 1], tools, gen=False)
         if upto[: len(prefix)] != prefix or prefix[: len(ids)] != ids:
             raise TemplateError(
-                f"task {task_id} agent {agent.agent_id}: the chat template does not render "
-                "prefixes of a conversation as token prefixes; assistant spans cannot be found"
+                f"task {task_id} ({role}): the chat template does not render prefixes of a "
+                "conversation as token prefixes; assistant spans cannot be found"
             )
         context = prefix[len(ids) :]
         generated, tail = _split_turn_end(upto[len(prefix) :], end_id)
         ids += context + generated + tail
         labels += [IGNORE] * len(context) + generated + [IGNORE] * len(tail)
-    return SFTExample(input_ids=ids, labels=labels, role=agent.role, task_id=task_id)
+    return SFTExample(input_ids=ids, labels=labels, role=role, task_id=task_id)
+
+
+def agent_example(tokenizer: Any, agent: AgentRun, task_id: str = "") -> SFTExample:
+    return messages_example(tokenizer, agent.messages, agent.tool_schemas, agent.role, task_id)
 
 
 def trajectory_examples(

@@ -1,10 +1,11 @@
 """One SFT run as configured in a YAML file: what `wideseek train sft --config` executes.
 
 Contract: `SFTRun` is the file's schema; `run_sft(run)` does, in order:
-1) the optional language-model warm-up on corpus pages (loss on every token), in
-   `out_dir/warmup/`;
-2) SFT on the assistant tokens of the given trajectories, in `out_dir/sft/`, starting from the
-   warm-up's model when there was one;
+1) optional phases, each starting from the model of the one before: a language-model
+   warm-up on corpus pages (loss on every token) in `out_dir/warmup/`, then the copy
+   curriculum (train/curriculum.py) in `out_dir/copy/`, each probed on dev-split examples of
+   its own kind every `eval_every` steps;
+2) SFT on the assistant tokens of the given trajectories, in `out_dir/sft/`;
 3) at every `train.eval_every` steps and at the end: the teacher-forced probe (loss, token and
    copy accuracy) on the held-out `probe_trajectories`, and the end-to-end dev evaluation when
    `dev_eval` is set, both as `{"eval": ...}` rows of `out_dir/sft/metrics.jsonl`;
@@ -33,15 +34,21 @@ class RunError(ValueError):
     """A run file that points to missing or unusable data."""
 
 
-class Warmup(BaseModel):
+class Phase(BaseModel):
+    """A training phase before SFT; its other SFTConfig fields come from `train`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    pages: int | None = Field(None, ge=1, description="first N corpus pages; None: all")
     epochs: float = Field(1.0, gt=0)
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(20, ge=0)
     batch_tokens: int = Field(8192, ge=64)
-    max_length: int = Field(512, ge=2, description="pages are cut into windows this long")
+    max_length: int = Field(512, ge=2, description="longer examples are cut or skipped")
+    eval_every: int = Field(0, ge=0, description="probe on the dev split every N steps")
+
+
+class Warmup(Phase):
+    pages: int | None = Field(None, ge=1, description="first N corpus pages; None: all")
 
 
 class SFTRun(BaseModel):
@@ -57,6 +64,9 @@ class SFTRun(BaseModel):
     roles: list[str] = Field(["lead", "subagent", "single"], description="agents trained on")
     world: str | None = Field(None, description="world dir for warm-up pages; None: shipped")
     warmup: Warmup | None = None
+    copy_curriculum: Phase | None = Field(
+        None, description="short page -> exact answer examples before SFT (train/curriculum.py)"
+    )
     train: dict[str, Any] = Field(default_factory=dict, description="SFTConfig fields")
     dev_eval: DevEvalSettings | None = None
 
@@ -105,28 +115,63 @@ def _examples(run: SFTRun, patterns: list[str], max_length: int) -> list[SFTExam
     return list(trajectory_examples(tokenizer, trajectories, max_length, tuple(run.roles)))
 
 
-def _warmup(run: SFTRun, out: Path) -> str:
-    from wideseek.train.texts import corpus_texts
+def _probe(examples: list[SFTExample], prefix: str) -> Evaluate:
+    """Teacher-forced metrics on held-out examples, as an evaluate callback."""
+
+    def probe(model_dir: str, step: int) -> dict[str, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from wideseek.train.copy_probe import teacher_forced_metrics
+
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        metrics = teacher_forced_metrics(model, tokenizer, examples)
+        return {f"{prefix}_{k}": v for k, v in metrics.items()}
+
+    return probe
+
+
+def _phase(
+    run: SFTRun, model: str, phase: Phase, name: str, train: list[SFTExample], dev: list[SFTExample]
+) -> str:
+    """Train one pre-SFT phase in out_dir/<name>; returns its final model directory."""
+    fields = {
+        **run.train,
+        **phase.model_dump(exclude={"pages"}),
+        "model": model,
+        "out_dir": str(Path(run.out_dir) / name),
+    }
+    evaluate = _probe(dev[: run.probe_examples], name) if phase.eval_every and dev else None
+    return str(train_sft(SFTConfig(**fields), train, evaluate=evaluate))
+
+
+def _pre_sft_phases(run: SFTRun) -> str:
+    """LM warm-up on pages, then the copy curriculum, as configured; returns the model."""
+    model = run.model
+    if run.warmup is None and run.copy_curriculum is None:
+        return model
     from wideseek.world import load_world
 
-    assert run.warmup is not None
-    w = run.warmup
-    texts = corpus_texts(load_world(run.world))[: w.pages]
-    examples = list(page_examples(_tokenizer(run.model), texts, w.max_length))
-    config = SFTConfig(
-        **{
-            **run.train,
-            "model": run.model,
-            "out_dir": str(out / "warmup"),
-            "epochs": w.epochs,
-            "lr": w.lr,
-            "warmup_steps": w.warmup_steps,
-            "batch_tokens": w.batch_tokens,
-            "max_length": w.max_length,
-            "eval_every": 0,
-        }
-    )
-    return str(train_sft(config, examples))
+    world = load_world(run.world)
+    tokenizer = _tokenizer(run.model)
+    if run.warmup is not None:
+        from wideseek.train.texts import corpus_texts
+
+        w = run.warmup
+        texts = corpus_texts(world)
+        train = list(page_examples(tokenizer, texts[: w.pages], w.max_length))
+        dev = list(page_examples(tokenizer, texts[-run.probe_examples :], w.max_length))
+        model = _phase(run, model, w, "warmup", train, dev)
+    if run.copy_curriculum is not None:
+        from wideseek.train.curriculum import copy_examples
+
+        c = run.copy_curriculum
+        train = [
+            e for e in copy_examples(tokenizer, world, "train") if len(e.input_ids) <= c.max_length
+        ]
+        dev = list(copy_examples(tokenizer, world, "dev"))
+        model = _phase(run, model, c, "copy", train, dev)
+    return model
 
 
 def _evaluator(run: SFTRun, out: Path, max_length: int) -> Evaluate | None:
@@ -136,18 +181,7 @@ def _evaluator(run: SFTRun, out: Path, max_length: int) -> Evaluate | None:
         probe_set = _examples(run, run.probe_trajectories, max_length)[: run.probe_examples]
         if not probe_set:
             raise RunError("probe_trajectories hold no usable examples")
-
-        def probe(model_dir: str, step: int) -> dict[str, Any]:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            from wideseek.train.copy_probe import teacher_forced_metrics
-
-            model = AutoModelForCausalLM.from_pretrained(model_dir)
-            tokenizer = AutoTokenizer.from_pretrained(model_dir)
-            metrics = teacher_forced_metrics(model, tokenizer, probe_set)
-            return {f"probe_{k}": v for k, v in metrics.items()}
-
-        parts.append(probe)
+        parts.append(_probe(probe_set, "probe"))
     if run.dev_eval is not None:
         parts.append(make_evaluator(run.dev_eval, out))
     if not parts:
@@ -162,7 +196,7 @@ def _evaluator(run: SFTRun, out: Path, max_length: int) -> Evaluate | None:
 def run_sft(run: SFTRun, show_progress: bool = True) -> Path:
     """Warm-up (optional), then SFT with evaluations; returns the final model directory."""
     out = Path(run.out_dir)
-    model = _warmup(run, out) if run.warmup is not None else run.model
+    model = _pre_sft_phases(run)
     config = SFTConfig(**{**run.train, "model": model, "out_dir": str(out / "sft")})
     examples = _examples(run, run.trajectories, config.max_length)
     if not examples:
