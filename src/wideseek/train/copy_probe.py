@@ -10,8 +10,10 @@ skill a small model trained from scratch learns last (a value must be copied fro
 a call or a table).
 
 `teacher_forced_metrics(model, tokenizer, examples)` returns loss (token mean over labels),
-token_acc, fields, field_acc, copy_fields and copy_acc. It knows token examples and text
-formats, not agents or training.
+token_acc, fields, field_acc, copy_fields, copy_acc (fields entirely right) and copy_token_acc
+(tokens of copy fields right: partial credit, which moves before copy_acc does).
+
+It knows token examples and text formats, not agents or training.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import torch
 
+from wideseek.llm.chat_template import END_OF_TURN
 from wideseek.train.sft import collate, make_batches
 from wideseek.train.sft_data import IGNORE, SFTExample
 
@@ -99,7 +102,8 @@ def _score_fields(
         if enc["input_ids"] != ids[start:end]:
             continue  # re-encoding differs: offsets would not line up; skip this turn
         context = tokenizer.decode(ids[:start])
-        for lo, hi in field_spans(text):
+        # fields are looked for in what the agent wrote, without the end-of-turn token
+        for lo, hi in field_spans(text.removesuffix(END_OF_TURN)):
             tokens = [t for t, (a, b) in enumerate(enc["offset_mapping"]) if a < hi and b > lo]
             right = all(correct[start + t] for t in tokens)
             totals["fields"] += 1
@@ -107,6 +111,8 @@ def _score_fields(
             if text[lo:hi] in context:
                 totals["copy_fields"] += 1
                 totals["copy_right"] += right
+                totals["copy_tokens"] += len(tokens)
+                totals["copy_tokens_right"] += sum(correct[start + t] for t in tokens)
 
 
 @torch.no_grad()
@@ -117,7 +123,17 @@ def teacher_forced_metrics(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     totals = dict.fromkeys(
-        ("tokens", "tokens_right", "fields", "fields_right", "copy_fields", "copy_right"), 0
+        (
+            "tokens",
+            "tokens_right",
+            "fields",
+            "fields_right",
+            "copy_fields",
+            "copy_right",
+            "copy_tokens",
+            "copy_tokens_right",
+        ),
+        0,
     )
     loss_sum = 0.0
     for batch_idx in make_batches(examples, batch_tokens, seed=0):
@@ -145,4 +161,5 @@ def teacher_forced_metrics(
         "field_acc": totals["fields_right"] / max(totals["fields"], 1),
         "copy_fields": totals["copy_fields"],
         "copy_acc": totals["copy_right"] / max(totals["copy_fields"], 1),
+        "copy_token_acc": totals["copy_tokens_right"] / max(totals["copy_tokens"], 1),
     }
