@@ -141,7 +141,9 @@ def _phase(
         "model": model,
         "out_dir": str(Path(run.out_dir) / name),
     }
-    evaluate = _probe(dev[: run.probe_examples], name) if phase.eval_every and dev else None
+    evaluate = (
+        _probe(dev[: run.probe_examples], f"{name}_probe") if phase.eval_every and dev else None
+    )
     return str(train_sft(SFTConfig(**fields), train, evaluate=evaluate))
 
 
