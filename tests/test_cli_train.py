@@ -65,12 +65,24 @@ def test_init_and_sft_from_the_command_line(setup, capsys):
         (["train", "init", "--tokenizer", "t", "--out", "x", "--size", "huge"], "unknown size"),
         (["train", "sft", "--config", "missing.yaml"], "cannot read config"),
         (["train", "tokenizer", "--out", "x", "--traces", "missing.jsonl"], "no such trace file"),
+        (["train", "eval", "--model", "nowhere", "--out", "x"], "not a model directory"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert run(argv) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_eval_prints_scores(setup, tmp_path, capsys):
+    _, model = setup
+    argv = ["train", "eval", "--model", str(model), "--out", str(tmp_path), "--wide", "0"]
+    argv += ["--deep", "1", "--max-response-tokens", "4", "--context-length", "2048"]
+    assert run(argv) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["deep_em"] == 0.0 and "call_validity" in scores
+    assert run([*argv, "--mode", "both"]) == 1
+    assert "--mode" in capsys.readouterr().err
 
 
 def test_bad_run_files_are_one_line_errors(setup, tmp_path, capsys):

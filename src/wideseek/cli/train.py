@@ -1,4 +1,4 @@
-"""`wideseek train tokenizer|init|sft`: the small model's pipeline, thin over wideseek.train."""
+"""`wideseek train tokenizer|init|sft|eval`: the small model's pipeline over wideseek.train."""
 
 from __future__ import annotations
 
@@ -79,6 +79,50 @@ def sft(
     except (RunError, CheckpointError, TemplateError) as e:
         raise UserError(str(e)) from e
     typer.echo(f"final model: {final}")
+
+
+@app.command(name="eval")
+def eval_(
+    model: Annotated[Path, typer.Option(help="Model directory (HF format).")],
+    out: Annotated[Path, typer.Option(help="Run directory for trajectories and results.")],
+    wide: Annotated[int, typer.Option(min=0, help="First N wide tasks of the split.")] = 30,
+    deep: Annotated[int, typer.Option(min=0, help="First N deep tasks of the split.")] = 30,
+    split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
+    mode: Annotated[str, typer.Option(help="multi | single")] = "multi",
+    context_length: Annotated[int, typer.Option(min=256, help="Tokens per agent.")] = 4096,
+    max_response_tokens: Annotated[int, typer.Option(min=1, help="Per generation.")] = 512,
+    world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
+        None
+    ),
+) -> None:
+    """Run a model on dev tasks through the runtime (greedy) and print its scores as JSON."""
+    import json
+
+    from pydantic import ValidationError
+
+    from wideseek.train.dev_eval import DevEvalSettings, dev_eval
+
+    if not (model / "config.json").is_file():
+        raise UserError(f"{model}: not a model directory (no config.json)")
+    agent = {
+        "temperature": 0.0,
+        "seed": 0,
+        "context_length": context_length,
+        "max_response_tokens": max_response_tokens,
+    }
+    try:
+        settings = DevEvalSettings(
+            world=str(world) if world else None,
+            split=split,
+            wide_tasks=wide,
+            deep_tasks=deep,
+            mode=mode,
+            agent=agent,
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(f"--{err['loc'][0]}: {err['msg']}") from e
+    typer.echo(json.dumps(dev_eval(model, settings, out), indent=2))
 
 
 def _world(directory: Path | None):
