@@ -74,6 +74,27 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert message in err and "\n" not in err
 
 
+@pytest.mark.slow  # builds the copy curriculum from the whole world (~20 s)
+def test_warmup_and_copy_phases_run_before_sft(setup, tmp_path):
+    from wideseek.train.sft_run import SFTRun, run_sft
+
+    root, model = setup
+    phase = {"epochs": 0.002, "max_length": 2048, "eval_every": 1, "batch_tokens": 4096}
+    run = SFTRun(
+        model=str(model),
+        out_dir=str(tmp_path),
+        trajectories=[str(root / "demos.jsonl")],
+        warmup={**phase, "pages": 40, "epochs": 0.5},
+        copy_curriculum=phase,
+        train={"epochs": 1},
+    )
+    assert run_sft(run, show_progress=False) == tmp_path / "sft" / "final"
+    for name in ("warmup", "copy"):
+        rows = (tmp_path / name / "metrics.jsonl").read_text()
+        assert f'"{name}_probe_loss"' in rows
+    assert (tmp_path / "copy" / "final" / "trainer_state.json").exists()
+
+
 def test_eval_prints_scores(setup, tmp_path, capsys):
     _, model = setup
     argv = ["train", "eval", "--model", str(model), "--out", str(tmp_path), "--wide", "0"]

@@ -162,7 +162,9 @@ def _pre_sft_phases(run: SFTRun) -> str:
         w = run.warmup
         texts = corpus_texts(world)
         train = list(page_examples(tokenizer, texts[: w.pages], w.max_length))
-        dev = list(page_examples(tokenizer, texts[-run.probe_examples :], w.max_length))
+        # held out when the warm-up reads only the first pages; else a sample of what it read
+        dev_pages = texts[w.pages :] if w.pages and w.pages < len(texts) else texts
+        dev = list(page_examples(tokenizer, dev_pages[: run.probe_examples], w.max_length))
         model = _phase(run, model, w, "warmup", train, dev)
     if run.copy_curriculum is not None:
         from wideseek.train.curriculum import copy_examples
