@@ -55,6 +55,7 @@ def test_short_run_lowers_the_loss_and_writes_metrics(model_dir, examples, tmp_p
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert rows[-1]["tokens_seen"] == 15 * sum(len(e.input_ids) for e in examples)
     assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
+    assert final.stat().st_mode & 0o055  # readable by others, unlike a bare mkdtemp
 
 
 def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(
