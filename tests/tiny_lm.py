@@ -16,10 +16,12 @@ CORPUS = [
 ]
 
 
-def make_tiny_lm(root: Path) -> Path:
+def make_tiny_lm(root: Path, max_positions: int = 256) -> Path:
     """Tokenizer (vocab <= 512) and model (hidden 64, 2 layers) under root/model."""
     train_tokenizer(CORPUS * 20, vocab_size=512, out_dir=root / "tok")
     # Untied embeddings: a random tied model only repeats its last token, a weak test input.
-    size = ModelSize(hidden=64, layers=2, heads=4, max_positions=256, tie_embeddings=False)
+    size = ModelSize(
+        hidden=64, layers=2, heads=4, max_positions=max_positions, tie_embeddings=False
+    )
     create_model(root / "tok", root / "model", size=size, seed=0)
     return root / "model"

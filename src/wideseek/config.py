@@ -11,11 +11,12 @@ subagent turn). Hitting a limit is recorded on the trajectory, never a crash.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+M = TypeVar("M", bound=BaseModel)
 ProfileName = Literal["wideseek", "wideseek-r1"]
 
 
@@ -81,6 +82,11 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    return validate_tree(Config, read_yaml_tree(path, overrides), path)
+
+
+def read_yaml_tree(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A YAML mapping (empty without a path) with dotted `key=value` overrides applied."""
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -98,8 +104,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value")
         _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def validate_tree(model: type[M], tree: dict[str, Any], path: str | Path | None) -> M:
+    """`model` from a config tree; the first problem as a ConfigError naming file and key."""
     try:
-        return Config.model_validate(tree)
+        return model.model_validate(tree)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

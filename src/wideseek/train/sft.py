@@ -1,53 +1,79 @@
-"""Supervised fine-tuning of a causal LM on agent trajectories (and optionally raw pages).
+"""Supervised fine-tuning of a causal LM on token examples (agent turns, or raw pages).
 
-Next-token loss on assistant tokens only (see sft_data.py). The loop runs on accelerate: a
-single CPU process here, the same script multi-GPU with `accelerate launch`. Cosine schedule
-with warm-up, gradient accumulation, periodic checkpoints with exact resume (model, optimizer,
-scheduler, RNG states and the position in the data order), a metrics JSONL and a progress bar.
-An optional `evaluate(model_dir, step)` callback runs dev evaluation through the real runtime.
+Contract: `train_sft(config, examples, evaluate)` trains the model at `config.model` on
+`examples` (token ids + labels, see sft_data.py; the loss is the token mean over labelled
+positions) and returns the directory of the final model (HF format, tokenizer included).
+
+- The loop runs on accelerate: a single CPU process here, several GPUs with
+  `accelerate launch` (each process takes every n-th micro-batch). fp32 on CPU, bf16 via
+  `mixed_precision` where the hardware has it.
+- Cosine schedule with linear warm-up down to `min_lr_ratio * lr`; gradient accumulation.
+- Checkpoints `out_dir/checkpoint-<step>/` hold the accelerate state (weights, optimizer,
+  scheduler, RNG), a loadable model under `model/`, and `trainer_state.json`, written last: a
+  checkpoint without it is incomplete and ignored. A new run in the same `out_dir` resumes from
+  the latest one exactly where it stopped (same data order, same weights as an uninterrupted
+  run); metrics rows logged after that checkpoint are dropped so the curve has no duplicates.
+  Only the newest `keep_checkpoints` are kept. `final/` gets a trainer_state.json too, so a
+  finished run given again returns at once.
+- `out_dir/metrics.jsonl`: one row per `log_every` optimizer steps (loss, lr, tokens), and one
+  `{"eval": ...}` row per evaluation: `evaluate(model_dir, step) -> dict` is called every
+  `eval_every` steps and at the end, on a freshly saved checkpoint.
 
 It knows nothing about agents: examples come in as token ids and labels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from wideseek.train.sft_data import IGNORE, SFTExample
 
+Evaluate = Callable[[str, int], dict[str, Any]]
+TRAINER_STATE = "trainer_state.json"
+METRICS = "metrics.jsonl"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed from (missing, incomplete or corrupt)."""
+
 
 class SFTConfig(BaseModel):
-    model: str = Field(description="initial model dir (HF format) or a checkpoint to continue")
-    out_dir: str = Field(description="where checkpoints, metrics.jsonl and the final model go")
-    lr: float = Field(1e-3, description="peak learning rate")
-    min_lr_ratio: float = Field(0.1, description="cosine floor as a fraction of lr")
-    warmup_steps: int = Field(50, ge=0)
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="initial model dir (HF format, tokenizer included)")
+    out_dir: str = Field(description="where checkpoints, metrics.jsonl and final/ go")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
+    warmup_steps: int = Field(50, ge=0, description="linear warm-up, in optimizer steps")
     epochs: float = Field(1.0, gt=0, description="passes over the examples (may be fractional)")
-    batch_tokens: int = Field(8192, ge=64, description="padded tokens per micro-batch")
-    grad_accum: int = Field(1, ge=1)
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_length: int = Field(2048, description="longer examples are skipped")
+    batch_tokens: int = Field(8192, ge=64, description="padded tokens per micro-batch at most")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_length: int = Field(2048, ge=2, description="longer examples are skipped")
     seed: int = 0
-    log_every: int = 10
-    save_every: int = Field(200, description="checkpoint every N optimizer steps")
-    eval_every: int = Field(0, description="run the evaluate callback every N steps (0: never)")
-    mixed_precision: str = Field("no", description="no | bf16 | fp16 (GPU only)")
+    log_every: int = Field(10, ge=1, description="metrics row every N optimizer steps")
+    save_every: int = Field(200, ge=0, description="checkpoint every N steps (0: only for eval)")
+    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept on disk")
+    eval_every: int = Field(0, ge=0, description="evaluate every N steps and at the end (0: never)")
+    mixed_precision: str = Field("no", pattern="^(no|bf16|fp16)$", description="fp16/bf16: GPU")
 
 
 def make_batches(examples: Sequence[SFTExample], batch_tokens: int, seed: int) -> list[list[int]]:
     """Length-bucketed batches of example indices, shuffled deterministically by seed.
 
     Sorting by length before cutting into batches keeps padding small; shuffling the batches
-    keeps the order random. Batch b of epoch e is the same on every run with the same seed.
+    keeps the order random. The same examples and seed always give the same batches.
     """
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     batches: list[list[int]] = []
@@ -67,12 +93,13 @@ def make_batches(examples: Sequence[SFTExample], batch_tokens: int, seed: int) -
 
 
 def collate(examples: Sequence[SFTExample], pad_id: int) -> dict[str, Any]:
+    """Right-padded tensors: input_ids, labels (IGNORE on padding), attention_mask; (B, T)."""
     import torch
 
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # (B, T)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)  # (B, T)
     for row, e in enumerate(examples):
         n = len(e.input_ids)
         ids[row, :n] = torch.tensor(e.input_ids)
@@ -81,48 +108,100 @@ def collate(examples: Sequence[SFTExample], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def checkpoints(out_dir: Path) -> list[Path]:
+    """Complete checkpoints (with trainer_state.json), oldest first."""
+    found = [
+        p
+        for p in out_dir.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / TRAINER_STATE).exists()
+    ]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
     tmp.replace(path)
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    ckpts = [p for p in out_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return max(ckpts, key=lambda p: int(p.name.split("-")[1]), default=None)
+def _data_signature(config: SFTConfig, examples: Sequence[SFTExample]) -> dict[str, Any]:
+    """What fixes the data order; a checkpoint resumed under another order would not be exact."""
+    return {
+        "examples": len(examples),
+        "tokens": sum(len(e.input_ids) for e in examples),
+        "batch_tokens": config.batch_tokens,
+        "grad_accum": config.grad_accum,
+        "seed": config.seed,
+    }
+
+
+def _read_trainer_state(path: Path, signature: dict[str, Any]) -> dict[str, Any]:
+    try:
+        state = json.loads((path / TRAINER_STATE).read_text())
+        step, tokens = int(state["step"]), int(state["tokens_seen"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: unreadable {TRAINER_STATE} ({e})") from e
+    if state.get("data") != signature:
+        raise CheckpointError(
+            f"{path}: saved for other data or batching ({state.get('data')} vs {signature}); "
+            "use a new out_dir"
+        )
+    return {"step": step, "tokens_seen": tokens}
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after `step` (the run died after its last checkpoint)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line
+        if row.get("step", row.get("eval", {}).get("step", 0)) <= step:
+            kept.append(line + "\n")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)
 
 
 def train_sft(
     config: SFTConfig,
     examples: Sequence[SFTExample],
-    evaluate: Callable[[str, int], dict[str, float]] | None = None,
+    evaluate: Evaluate | None = None,
     show_progress: bool = True,
 ) -> Path:
-    """Train; returns the directory of the final model. Resumes from the latest checkpoint."""
+    """Train (resuming from the latest checkpoint in out_dir); returns out_dir/final."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from rich.progress import Progress
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        get_cosine_with_min_lr_schedule_with_warmup,
+    )
 
+    from wideseek.train.tiny_model import save_model_dir
+
+    examples = [e for e in examples if len(e.input_ids) <= config.max_length]
     if not examples:
         raise ValueError("no training examples (check the trajectories and max_length)")
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.grad_accum, mixed_precision=config.mixed_precision
-    )
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = AutoModelForCausalLM.from_pretrained(config.model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    # 1) the schedule: steps are optimizer steps, over a fixed number of micro-batches
+    # 1) the schedule, in optimizer steps; each step takes grad_accum micro-batches per process
     batches_per_epoch = len(make_batches(examples, config.batch_tokens, config.seed))
-    total_micro = max(1, math.ceil(batches_per_epoch * config.epochs))
-    total_steps = max(1, total_micro // config.grad_accum)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    per_step = config.grad_accum * accelerator.num_processes
+    total_steps = max(1, math.ceil(batches_per_epoch * config.epochs / per_step))
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # matrices; not norms or biases
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": config.weight_decay},
@@ -131,85 +210,110 @@ def train_sft(
         lr=config.lr,
         betas=(0.9, 0.95),
     )
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, config.warmup_steps, total_steps, num_cycles=0.5 * (1 - config.min_lr_ratio)
+    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, config.warmup_steps, total_steps, min_lr_rate=config.min_lr_ratio
     )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler is stepped by hand once per optimizer step, so it is only registered for
+    # checkpointing, not prepared (a prepared one steps once per process).
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
 
-    # 2) resume: weights, optimizer, scheduler and RNG from the latest checkpoint
-    micro = 0
-    tokens_seen = 0
-    resume = latest_checkpoint(out)
-    if resume is not None:
-        accelerator.load_state(str(resume))
-        state = json.loads((resume / "trainer_state.json").read_text())
-        micro, tokens_seen = state["micro_step"], state["tokens_seen"]
-    metrics_path = out / "metrics.jsonl"
-    start = time.time()
-    running: list[float] = []
+    # 2) resume: weights, optimizer, scheduler and RNG from the latest complete checkpoint
+    signature = _data_signature(config, examples)
+    metrics_path = out / METRICS
+    final = out / "final"
+    done = (final / TRAINER_STATE).exists() and _read_trainer_state(final, signature)
+    if done and done["step"] == total_steps:
+        return final  # this run is complete already
+    step, tokens_seen = 0, 0
+    found = checkpoints(out)
+    if found:
+        resume = found[-1]
+        state = _read_trainer_state(resume, signature)
+        try:
+            accelerator.load_state(str(resume))
+        except Exception as e:  # accelerate/torch/safetensors raise many types for bad files
+            raise CheckpointError(
+                f"{resume}: cannot resume ({type(e).__name__}: {e}); delete it to resume from "
+                "an earlier checkpoint"
+            ) from e
+        step, tokens_seen = state["step"], state["tokens_seen"]
+        _truncate_metrics(metrics_path, step)
 
-    def save(tag: str) -> Path:
-        path = out / tag
+    def trainer_state() -> dict[str, Any]:
+        return {"step": step, "tokens_seen": tokens_seen, "data": signature}
+
+    def save_checkpoint() -> Path:
+        path = out / f"checkpoint-{step}"
         accelerator.save_state(str(path))
-        accelerator.unwrap_model(model).save_pretrained(path / "model")
-        tokenizer.save_pretrained(path / "model")
-        _write_json(
-            path / "trainer_state.json",
-            {"micro_step": micro, "tokens_seen": tokens_seen, "step": micro // config.grad_accum},
-        )
+        save_model_dir(accelerator.unwrap_model(model), tokenizer, path / "model")
+        _write_json(path / TRAINER_STATE, trainer_state())
+        for old in checkpoints(out)[: -config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
         return path
 
+    def log(metrics: Any, row: dict[str, Any]) -> None:
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+
+    def run_eval(metrics: Any, model_dir: Path) -> None:
+        result = evaluate(str(model_dir), step) if evaluate else {}
+        log(metrics, {"eval": {"step": step, "tokens_seen": tokens_seen, **result}})
+
     model.train()
+    start = time.time()
+    losses: list[float] = []
     progress = Progress(disable=not show_progress or not accelerator.is_main_process)
     with progress, metrics_path.open("a") as metrics:
-        bar = progress.add_task("sft", total=total_micro, completed=micro)
-        while micro < total_micro:
-            # 3) the data order of this epoch, skipping what a resumed run already saw
-            epoch, offset = divmod(micro, batches_per_epoch)
-            batches = make_batches(examples, config.batch_tokens, config.seed + epoch)
-            for batch_idx in batches[offset:]:
-                if micro >= total_micro:
-                    break
-                batch = collate([examples[i] for i in batch_idx], pad_id)
-                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                with accelerator.accumulate(model):
-                    loss = model(**batch).loss  # token-mean over assistant tokens
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                micro += 1
-                tokens_seen += int(batch["attention_mask"].sum())
-                running.append(float(loss))
-                progress.update(bar, advance=1, description=f"sft loss {running[-1]:.3f}")
-                if not accelerator.sync_gradients:
-                    continue
-                step = micro // config.grad_accum
-                if step % config.log_every == 0 or micro == total_micro:
-                    row = {
-                        "step": step,
-                        "loss": sum(running) / len(running),
-                        "lr": scheduler.get_last_lr()[0],
-                        "tokens_seen": tokens_seen,
-                        "elapsed_s": round(time.time() - start, 2),
-                    }
-                    running.clear()
-                    metrics.write(json.dumps(row) + "\n")
-                    metrics.flush()
-                if config.save_every and step % config.save_every == 0:
-                    save(f"checkpoint-{step}")
-                if evaluate and config.eval_every and step % config.eval_every == 0:
-                    ckpt = save(f"checkpoint-{step}")
-                    result = {
-                        "step": step,
-                        "tokens_seen": tokens_seen,
-                        **evaluate(str(ckpt / "model"), step),
-                    }
-                    metrics.write(json.dumps({"eval": result}) + "\n")
-                    metrics.flush()
-    final = out / "final"
-    accelerator.unwrap_model(model).save_pretrained(final)
-    tokenizer.save_pretrained(final)
+        bar = progress.add_task("sft", total=total_steps, completed=step)
+        while step < total_steps:
+            # 3) the micro-batches of step `step`: global micro-batch index -> (epoch, offset)
+            loss_sum = 0.0
+            for k in range(config.grad_accum):
+                g = (step * config.grad_accum + k) * accelerator.num_processes
+                g += accelerator.process_index
+                epoch, offset = divmod(g, batches_per_epoch)
+                order = make_batches(examples, config.batch_tokens, config.seed + epoch)
+                batch = collate([examples[i] for i in order[offset]], pad_id)
+                batch = {name: t.to(accelerator.device) for name, t in batch.items()}
+                # gradients are synchronised across processes only on the last micro-batch
+                last = k == config.grad_accum - 1
+                with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                    loss = model(**batch).loss  # mean over labelled tokens of this batch
+                    accelerator.backward(loss / config.grad_accum)
+                loss_sum += float(loss.detach())
+                tokens_seen += int(batch["attention_mask"].sum()) * accelerator.num_processes
+            # 4) the optimizer step
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            losses.append(loss_sum / config.grad_accum)
+            progress.update(bar, advance=1, description=f"sft loss {losses[-1]:.3f}")
+            if not accelerator.is_main_process:
+                continue
+            # 5) metrics, checkpoints, evaluation
+            if step % config.log_every == 0 or step == total_steps:
+                row = {
+                    "step": step,
+                    "loss": sum(losses) / len(losses),
+                    "lr": scheduler.get_last_lr()[0],
+                    "tokens_seen": tokens_seen,
+                    "elapsed_s": round(time.time() - start, 2),
+                }
+                losses.clear()
+                log(metrics, row)
+            due_eval = evaluate is not None and config.eval_every and step % config.eval_every == 0
+            due_save = config.save_every and step % config.save_every == 0
+            if due_save or due_eval:
+                ckpt = save_checkpoint()
+                if due_eval:
+                    run_eval(metrics, ckpt / "model")
+        if accelerator.is_main_process:
+            save_model_dir(accelerator.unwrap_model(model), tokenizer, final)
+            _write_json(final / TRAINER_STATE, trainer_state())
+            if evaluate is not None and config.eval_every and step % config.eval_every:
+                run_eval(metrics, final)
+    accelerator.wait_for_everyone()
     return final

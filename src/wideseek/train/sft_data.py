@@ -1,14 +1,20 @@
-"""Trajectories → supervised examples: one token sequence per agent, loss on its own turns only.
+"""Trajectories and pages → supervised examples (token ids + labels) for train/sft.py.
 
 Each agent of a trajectory (lead and every subagent, or the single agent) becomes one example:
 its messages rendered with the tokenizer's chat template and the tools it was given, with
-labels on the assistant tokens only (its thinking, tool calls and final answer) and -100 on
-everything it read (system prompt, task, tool results).
+labels on the assistant tokens only (its thinking, tool calls, final answer and the
+end-of-turn token that stops generation) and IGNORE on everything it read (system prompt,
+task, tool results, and the newline the template writes after an end-of-turn token, which
+the model never generates).
 
 Assistant spans are found by rendering prefixes: the tokens of message i are
 render(messages[:i+1]) minus render(messages[:i], add_generation_prompt=True). That needs a
 template whose renderings of a conversation's prefixes are prefixes of each other — true of the
-project's template, which keeps earlier thinking; a template that is not gets a clear error.
+project's template, which keeps earlier thinking; a template that is not gets a TemplateError.
+
+`page_examples` gives the optional language-model warm-up: page texts with loss on every token.
+
+This module knows tokenizers and trajectories, not models or training loops.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from wideseek.llm.chat_template import END_OF_TURN
 from wideseek.types import AgentRun, Message, Trajectory
 
 IGNORE = -100
@@ -25,7 +32,7 @@ IGNORE = -100
 @dataclass
 class SFTExample:
     input_ids: list[int]
-    labels: list[int]
+    labels: list[int]  # the target of position t is input_ids[t]; IGNORE where no loss
     role: str
     task_id: str
 
@@ -50,27 +57,44 @@ def _render(tokenizer: Any, messages: list[Message], tools: list[dict], gen: boo
     )
 
 
-def agent_example(tokenizer: Any, agent: AgentRun, task_id: str = "") -> SFTExample:
+def _split_turn_end(target: list[int], end_id: int | None) -> tuple[list[int], list[int]]:
+    """(what the model generates, up to its end-of-turn token; the template's tail after it)."""
+    if end_id is None or end_id not in target:
+        return target, []
+    cut = len(target) - target[::-1].index(end_id)
+    return target[:cut], target[cut:]
+
+
+def messages_example(
+    tokenizer: Any,
+    messages: list[Message],
+    tools: list[dict[str, Any]],
+    role: str,
+    task_id: str = "",
+) -> SFTExample:
+    """One conversation as an example: loss on its assistant messages (see module docstring)."""
+    end_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     ids: list[int] = []
     labels: list[int] = []
-    messages = agent.messages
     for i, message in enumerate(messages):
         if message.role != "assistant":
             continue
-        prefix = _render(tokenizer, messages[:i], agent.tool_schemas, gen=True)
-        upto = _render(tokenizer, messages[: i + 1], agent.tool_schemas, gen=False)
+        prefix = _render(tokenizer, messages[:i], tools, gen=True)
+        upto = _render(tokenizer, messages[: i + 1], tools, gen=False)
         if upto[: len(prefix)] != prefix or prefix[: len(ids)] != ids:
             raise TemplateError(
-                f"task {task_id} agent {agent.agent_id}: the chat template does not render "
-                "prefixes of a conversation as token prefixes; assistant spans cannot be found"
+                f"task {task_id} ({role}): the chat template does not render prefixes of a "
+                "conversation as token prefixes; assistant spans cannot be found"
             )
         context = prefix[len(ids) :]
-        ids += context
-        labels += [IGNORE] * len(context)
-        target = upto[len(prefix) :]
-        ids += target
-        labels += target
-    return SFTExample(input_ids=ids, labels=labels, role=agent.role, task_id=task_id)
+        generated, tail = _split_turn_end(upto[len(prefix) :], end_id)
+        ids += context + generated + tail
+        labels += [IGNORE] * len(context) + generated + [IGNORE] * len(tail)
+    return SFTExample(input_ids=ids, labels=labels, role=role, task_id=task_id)
+
+
+def agent_example(tokenizer: Any, agent: AgentRun, task_id: str = "") -> SFTExample:
+    return messages_example(tokenizer, agent.messages, agent.tool_schemas, agent.role, task_id)
 
 
 def trajectory_examples(
@@ -89,3 +113,13 @@ def trajectory_examples(
             example = agent_example(tokenizer, agent, traj.task.id)
             if 0 < len(example.input_ids) <= max_length and example.n_target_tokens:
                 yield example
+
+
+def page_examples(tokenizer: Any, texts: Iterable[str], max_length: int) -> Iterator[SFTExample]:
+    """Language-model examples: each text's tokens, loss on all, cut into max_length windows."""
+    for n, text in enumerate(texts):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for start in range(0, len(ids), max_length):
+            window = ids[start : start + max_length]
+            if len(window) > 1:  # one token predicts nothing
+                yield SFTExample(input_ids=window, labels=list(window), role="page", task_id=str(n))

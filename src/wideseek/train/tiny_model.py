@@ -37,6 +37,15 @@ class ModelSize:
     tie_embeddings: bool = True  # halves the parameters of a small-vocabulary model
 
 
+# Named sizes for `wideseek train init`; parameters at vocabulary 8,192 with tied embeddings,
+# and CPU training speed measured on the 2-core development machine (see the issue).
+MODEL_SIZES = {
+    "tiny": ModelSize(hidden=256, layers=4, heads=4),  # ~5M, ~2,300 tokens/s
+    "small": ModelSize(hidden=384, layers=8, heads=6),  # ~18M, ~700 tokens/s
+    "base": ModelSize(hidden=512, layers=8, heads=8),  # ~31M
+}
+
+
 def qwen3_config(
     size: ModelSize, tokenizer: PreTrainedTokenizerBase, vocab_size: int | None = None
 ) -> Qwen3Config:

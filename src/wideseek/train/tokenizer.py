@@ -106,10 +106,17 @@ def train_tokenizer(
     return hf
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_atomically(write: Callable[[Path], object], out_dir: Path) -> None:
     """Run `write(tmp_dir)`, then put tmp_dir in place of `out_dir` (replaced only on success)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755 & ~_umask())  # mkdtemp makes it private (0700); a model dir is shared
     try:
         write(tmp)
     except BaseException:

@@ -1,0 +1,134 @@
+"""`wideseek train tokenizer|init|sft|eval`: the small model's pipeline over wideseek.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wideseek.cli.common import UserError
+
+app = typer.Typer(
+    help="Train the small model: tokenizer, initial weights, SFT.", no_args_is_help=True
+)
+
+
+@app.command()
+def tokenizer(
+    out: Annotated[Path, typer.Option(help="Directory to save the tokenizer to.")],
+    vocab_size: Annotated[int, typer.Option(min=300, help="BPE vocabulary size.")] = 8192,
+    traces: Annotated[
+        list[Path] | None, typer.Option(help="Trajectory JSONL files to learn from too.")
+    ] = None,
+    world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
+        None
+    ),
+    digit_group: Annotated[int, typer.Option(min=1, help="Digits per number token.")] = 3,
+) -> None:
+    """Train a byte-level BPE tokenizer on the world's pages and tasks (and agent traces)."""
+    from itertools import chain
+
+    from wideseek.train.texts import corpus_texts, task_texts, trace_texts
+    from wideseek.train.tokenizer import train_tokenizer
+
+    w = _world(world)
+    for path in traces or []:
+        if not path.is_file():
+            raise UserError(f"{path}: no such trace file")
+    texts = chain(corpus_texts(w), task_texts(w, "train"), trace_texts(traces or []))
+    tok = train_tokenizer(texts, vocab_size, out, digit_group=digit_group)
+    typer.echo(f"tokenizer with {len(tok)} tokens saved to {out}")
+
+
+@app.command()
+def init(
+    tokenizer: Annotated[Path, typer.Option(help="Tokenizer directory (train tokenizer).")],
+    out: Annotated[Path, typer.Option(help="Directory to save the model to.")],
+    size: Annotated[str, typer.Option(help="tiny | small | base")] = "tiny",
+    seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
+) -> None:
+    """Create a randomly initialised Qwen3 model of a named size (safetensors + tokenizer)."""
+    from wideseek.train.tiny_model import MODEL_SIZES, count_parameters, create_model
+
+    if size not in MODEL_SIZES:
+        raise UserError(f"unknown size {size!r}; expected one of {', '.join(MODEL_SIZES)}")
+    if not (tokenizer / "tokenizer.json").is_file():
+        raise UserError(f"{tokenizer}: not a tokenizer directory (no tokenizer.json)")
+    model = create_model(tokenizer, out, size=MODEL_SIZES[size], seed=seed)
+    typer.echo(f"{size} model, {count_parameters(model):,} parameters, saved to {out}")
+
+
+@app.command()
+def sft(
+    config: Annotated[Path, typer.Option(help="Run file (YAML), e.g. configs/sft-tiny.yaml.")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key=value overrides, e.g. train.lr=1e-3")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Warm-up (optional) and SFT on trajectories, with dev evaluations; resumable."""
+    from wideseek.config import read_yaml_tree, validate_tree
+    from wideseek.train.sft import CheckpointError
+    from wideseek.train.sft_data import TemplateError
+    from wideseek.train.sft_run import RunError, SFTRun, run_sft
+
+    run = validate_tree(SFTRun, read_yaml_tree(config, overrides), config)
+    try:
+        final = run_sft(run, show_progress=progress)
+    except (RunError, CheckpointError, TemplateError) as e:
+        raise UserError(str(e)) from e
+    typer.echo(f"final model: {final}")
+
+
+@app.command(name="eval")
+def eval_(
+    model: Annotated[Path, typer.Option(help="Model directory (HF format).")],
+    out: Annotated[Path, typer.Option(help="Run directory for trajectories and results.")],
+    wide: Annotated[int, typer.Option(min=0, help="First N wide tasks of the split.")] = 30,
+    deep: Annotated[int, typer.Option(min=0, help="First N deep tasks of the split.")] = 30,
+    split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
+    mode: Annotated[str, typer.Option(help="multi | single")] = "multi",
+    context_length: Annotated[int, typer.Option(min=256, help="Tokens per agent.")] = 4096,
+    max_response_tokens: Annotated[int, typer.Option(min=1, help="Per generation.")] = 512,
+    world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
+        None
+    ),
+) -> None:
+    """Run a model on dev tasks through the runtime (greedy) and print its scores as JSON."""
+    import json
+
+    from pydantic import ValidationError
+
+    from wideseek.train.dev_eval import DevEvalSettings, dev_eval
+
+    if not (model / "config.json").is_file():
+        raise UserError(f"{model}: not a model directory (no config.json)")
+    agent = {
+        "temperature": 0.0,
+        "seed": 0,
+        "context_length": context_length,
+        "max_response_tokens": max_response_tokens,
+    }
+    try:
+        settings = DevEvalSettings(
+            world=str(world) if world else None,
+            split=split,
+            wide_tasks=wide,
+            deep_tasks=deep,
+            mode=mode,
+            agent=agent,
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(f"--{err['loc'][0]}: {err['msg']}") from e
+    typer.echo(json.dumps(dev_eval(model, settings, out), indent=2))
+
+
+def _world(directory: Path | None):
+    from wideseek.world import WorldError, load_world
+
+    try:
+        return load_world(directory)
+    except WorldError as e:
+        raise UserError(str(e)) from e

@@ -1,0 +1,122 @@
+"""`wideseek train ...`: a whole tiny run from the command line, and one-line errors."""
+
+import asyncio
+import json
+
+import pytest
+
+from test_orchestrator import TASK, responder, tools_for
+from tiny_lm import make_tiny_lm
+from wideseek.agents.orchestrator import Orchestrator
+from wideseek.cli import main
+from wideseek.llm.scripted import ScriptedEngine
+from wideseek.types import write_trajectories
+
+
+def run(argv) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    model = make_tiny_lm(root, max_positions=2048)
+    traj = asyncio.run(Orchestrator(ScriptedEngine(responder=responder), tools_for).run(TASK))
+    write_trajectories(root / "demos.jsonl", [traj])
+    return root, model
+
+
+def write_config(root, model_dir, **extra):
+    config = {
+        "model": str(model_dir),
+        "out_dir": str(root / "run"),
+        "trajectories": [str(root / "demo*.jsonl")],
+        "probe_trajectories": [str(root / "demos.jsonl")],
+        "train": {"epochs": 4, "warmup_steps": 1, "log_every": 1, "eval_every": 2},
+        **extra,
+    }
+    path = root / "run.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def test_init_and_sft_from_the_command_line(setup, capsys):
+    root, model = setup
+    assert run(["train", "init", "--tokenizer", str(root / "tok"), "--out", str(root / "m")]) == 0
+    assert "parameters, saved to" in capsys.readouterr().out
+    config = write_config(root, model)
+    assert run(["train", "sft", "--config", str(config), "train.lr=3e-3", "--no-progress"]) == 0
+    assert (root / "run" / "sft" / "final" / "model.safetensors").exists()
+    rows = [
+        json.loads(x) for x in (root / "run" / "sft" / "metrics.jsonl").read_text().splitlines()
+    ]
+    evals = [r["eval"] for r in rows if "eval" in r]
+    assert [e["step"] for e in evals] == [2, 4]
+    assert evals[-1]["probe_loss"] < evals[0]["probe_loss"]
+    assert {"probe_copy_acc", "probe_field_acc", "probe_token_acc"} <= set(evals[0])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "init", "--tokenizer", "nowhere", "--out", "x"], "not a tokenizer directory"),
+        (["train", "init", "--tokenizer", "t", "--out", "x", "--size", "huge"], "unknown size"),
+        (["train", "sft", "--config", "missing.yaml"], "cannot read config"),
+        (["train", "tokenizer", "--out", "x", "--traces", "missing.jsonl"], "no such trace file"),
+        (["train", "eval", "--model", "nowhere", "--out", "x"], "not a model directory"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(argv, message, capsys):
+    assert run(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+@pytest.mark.slow  # builds the copy curriculum from the whole world (~20 s)
+def test_warmup_and_copy_phases_run_before_sft(setup, tmp_path):
+    from wideseek.train.sft_run import SFTRun, run_sft
+
+    root, model = setup
+    phase = {"epochs": 0.002, "max_length": 2048, "eval_every": 1, "batch_tokens": 4096}
+    run = SFTRun(
+        model=str(model),
+        out_dir=str(tmp_path),
+        trajectories=[str(root / "demos.jsonl")],
+        warmup={**phase, "pages": 40, "epochs": 0.5},
+        copy_curriculum=phase,
+        train={"epochs": 1},
+    )
+    assert run_sft(run, show_progress=False) == tmp_path / "sft" / "final"
+    for name in ("warmup", "copy"):
+        rows = (tmp_path / name / "metrics.jsonl").read_text()
+        assert f'"{name}_probe_loss"' in rows
+    assert (tmp_path / "copy" / "final" / "trainer_state.json").exists()
+
+
+def test_eval_prints_scores(setup, tmp_path, capsys):
+    _, model = setup
+    argv = ["train", "eval", "--model", str(model), "--out", str(tmp_path), "--wide", "0"]
+    argv += ["--deep", "1", "--max-response-tokens", "4", "--context-length", "2048"]
+    assert run(argv) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["deep_em"] == 0.0 and "call_validity" in scores
+    assert run([*argv, "--mode", "both"]) == 1
+    assert "--mode" in capsys.readouterr().err
+
+
+def test_bad_run_files_are_one_line_errors(setup, tmp_path, capsys):
+    root, model = setup
+    cases = [
+        ({"trajectories": [str(tmp_path / "none.jsonl")]}, "no such trajectory file"),
+        ({"train": {"learning_rate": 1}}, "learning_rate: Extra inputs"),
+        ({"model": str(tmp_path)}, "not a model directory"),
+        ({"warmup": {"pages": 0}}, "warmup.pages"),
+        ({"out_dir": str(tmp_path / "o"), "train": {"max_length": 10}}, "no usable examples"),
+    ]
+    for extra, message in cases:
+        config = write_config(root, model, **extra)
+        assert run(["train", "sft", "--config", str(config), "--no-progress"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
