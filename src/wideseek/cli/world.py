@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -14,6 +13,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from wideseek.cli.common import UserError
+from wideseek.cli.options import Mode, Profile
 from wideseek.world import WorldError, build_world, load_world, pack_world
 from wideseek.world.build import BUILD_STAGES
 from wideseek.world.facts import WorldSourceError
@@ -98,36 +98,19 @@ def stats(
     console.print(table)
 
 
-class Suite(StrEnum):
-    wide = "wide"
-    deep = "deep"
-
-
-class Split(StrEnum):
-    train = "train"
-    dev = "dev"
-    test = "test"
-
-
-class Mode(StrEnum):
-    multi = "multi"
-    single = "single"
-
-
-class Profile(StrEnum):
-    wideseek = "wideseek"
-    r1 = "wideseek-r1"
+Suite = Literal["wide", "deep"]
+Split = Literal["train", "dev", "test"]
 
 
 @world_app.command()
 def oracle(
-    suite: Annotated[Suite, typer.Option(help="Wide (tables) or deep (QA) tasks.")] = Suite.wide,
-    split: Annotated[Split, typer.Option(help="Which split of the suite.")] = Split.dev,
-    mode: Annotated[Mode, typer.Option(help="Lead + subagents, or one agent.")] = Mode.multi,
+    suite: Annotated[Suite, typer.Option(help="Wide (tables) or deep (QA) tasks.")] = "wide",
+    split: Annotated[Split, typer.Option(help="Which split of the suite.")] = "dev",
+    mode: Annotated[Mode, typer.Option(help="Lead + subagents, or one agent.")] = "multi",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N tasks.")] = None,
     profile: Annotated[
         Profile, typer.Option(help="Tool names and call shapes the agents use.")
-    ] = Profile.wideseek,
+    ] = "wideseek",
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/oracle-SUITE-SPLIT-MODE).")
     ] = None,
@@ -137,7 +120,7 @@ def oracle(
     ] = None,
 ) -> None:
     """Play the oracle policy through the runtime: demonstrations + its scores (resumable)."""
-    suffix = "" if profile == Profile.wideseek else f"-{profile}"
+    suffix = "" if profile == "wideseek" else f"-{profile}"
     out = out or Path("runs") / f"oracle-{suite}-{split}-{mode}{suffix}"
     try:
         loaded = load_world(world)
