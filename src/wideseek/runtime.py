@@ -7,6 +7,8 @@ and training's dev evaluation behave the same:
   inside the package (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
 - search backend: `tools.retrieval_url` → the retrieval service; `tools.corpus` → BM25 over
   that JSONL file; else the bundled offline world's corpus.
+- sampling: a local model's own generation_config.json (e.g. greedy, a response cap) fills the
+  agent settings the user left unset (`with_model_defaults`).
 - page extraction: `tools.summarize_pages` → `access` with `info_to_extract` returns the
   engine's focused summary of the page (agents/extractor.py).
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from wideseek.agents.extractor import engine_extractor
 from wideseek.agents.orchestrator import AgentObserver, Orchestrator
-from wideseek.config import Config, EngineConfig
+from wideseek.config import AgentConfig, Config, EngineConfig
 from wideseek.llm.base import Engine, EngineError
 from wideseek.tools.base import SearchBackend
 
@@ -94,6 +96,33 @@ def open_backend(config: Config) -> SearchBackend:
     return LocalCorpus(corpus)
 
 
+# Engine sampling terms → the agent settings they fill when the user set none.
+_DEFAULT_FIELDS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_new_tokens": "max_response_tokens",
+    "context_length": "context_length",
+}
+
+
+def with_model_defaults(agent: AgentConfig, engine: Engine) -> AgentConfig:
+    """`agent` with the engine's own recommended settings (a local model's
+    generation_config.json) in every field the user did not set explicitly. The context length
+    is only ever lowered: an agent should not plan for more room than the model has."""
+    defaults_of = getattr(engine, "generation_defaults", None)
+    if defaults_of is None:
+        return agent
+    update: dict[str, float | int] = {}
+    for key, value in defaults_of().items():
+        name = _DEFAULT_FIELDS[key]
+        if name in agent.model_fields_set:
+            continue
+        if name == "context_length":
+            value = min(int(value), agent.context_length)
+        update[name] = value
+    return agent.model_copy(update=update)
+
+
 @asynccontextmanager
 async def open_orchestrator(
     config: Config, observer: AgentObserver | None = None, engine: Engine | None = None
@@ -104,7 +133,8 @@ async def open_orchestrator(
     engine = engine or await open_engine(config)
     try:
         extractor = engine_extractor(engine) if config.tools.summarize_pages else None
-        yield Orchestrator.with_backend(engine, backend, config.agent, observer, extractor)
+        agent = with_model_defaults(config.agent, engine)
+        yield Orchestrator.with_backend(engine, backend, agent, observer, extractor)
     finally:
         if own_engine:
             await close_engine(engine)

@@ -81,6 +81,7 @@ async def _run(
     concurrency: int,
 ) -> list[ResultRow]:  # fmt: skip
     async with open_orchestrator(cfg) as orchestrator:
+        cfg = cfg.model_copy(update={"agent": orchestrator.config})  # with the model's defaults
         info = RunInfo(
             suite=suite,
             mode=cfg.agent.mode,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import random
 import threading
@@ -130,6 +131,27 @@ class LocalEngine:
         """In-process weight sync from a trainer holding the same architecture."""
         with self._model_lock:
             self.model.load_state_dict(state_dict)
+
+    def generation_defaults(self) -> dict[str, float | int]:
+        """Sampling settings the model directory itself recommends: the keys present in its
+        `generation_config.json` (`do_sample: false` reads as temperature 0), plus the context
+        length it was built for. Callers apply them where the user set nothing, as
+        transformers' `generate` and vLLM do with the same file."""
+        defaults: dict[str, float | int] = {"context_length": self.context_length}
+        path = self.model_dir / "generation_config.json"
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (OSError, ValueError) as e:
+            raise EngineError(f"{path}: unreadable generation config ({e})") from e
+        if saved.get("do_sample") is False:
+            defaults["temperature"] = 0.0
+        elif "temperature" in saved:
+            defaults["temperature"] = float(saved["temperature"])
+        if "top_p" in saved:
+            defaults["top_p"] = float(saved["top_p"])
+        if "max_new_tokens" in saved:
+            defaults["max_new_tokens"] = int(saved["max_new_tokens"])
+        return defaults
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
