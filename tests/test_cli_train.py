@@ -120,3 +120,47 @@ def test_bad_run_files_are_one_line_errors(setup, tmp_path, capsys):
         assert run(["train", "sft", "--config", str(config), "--no-progress"]) == 1
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err, err
+
+
+def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_path, capsys):
+    from wideseek.config import AgentConfig
+    from wideseek.llm.local import LocalEngine
+    from wideseek.runtime import with_model_defaults
+
+    _, model = setup
+    scores = tmp_path / "dev.json"
+    scores.write_text(json.dumps({"wide_item_f1": 0.25, "deep_em": 0.5}))
+    dest = tmp_path / "shipped"
+    argv = ["train", "ship", "--model", str(model), "--dest", str(dest), "--max-new-tokens", "64"]
+    assert run([*argv, "--scores", f"dev={scores}"]) == 0
+    assert "shipped" in capsys.readouterr().out
+    assert not (dest / "trainer_state.json").exists()
+    card = (dest / "README.md").read_text()
+    assert "| wide_item_f1 | 0.2500 |" in card and "| metric | dev |" in card
+    engine = LocalEngine(dest)
+    assert engine.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    agent = with_model_defaults(AgentConfig(), engine)
+    assert (agent.temperature, agent.max_response_tokens) == (0.0, 64)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scores", "dev"], "expected NAME=FILE"),
+        (["--scores", "dev=missing.json"], "cannot read scores JSON"),
+    ],
+)
+def test_ship_errors_are_one_line(setup, tmp_path, extra, message, capsys):
+    _, model = setup
+    assert run(["train", "ship", "--model", str(model), "--dest", str(tmp_path), *extra]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_ship_refuses_an_incomplete_model_dir(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    assert run(["train", "ship", "--model", str(tmp_path / "m"), "--dest", str(tmp_path / "d")])
+    err = capsys.readouterr().err.strip()
+    assert "not a model directory" in err and "\n" not in err
+    assert not (tmp_path / "d").exists()

@@ -32,12 +32,17 @@ from wideseek.tools.base import SearchBackend
 MODEL_ENV = "WIDESEEK_MODEL"
 
 
+def package_model_dir() -> Path:
+    """Where the default model lives inside the installed package (`wideseek train ship`)."""
+    return Path(str(resources.files("wideseek") / "assets" / "model"))
+
+
 def shipped_model_dir() -> Path | None:
     """The model directory that ships inside the package, or `$WIDESEEK_MODEL`; None if none."""
     override = os.environ.get(MODEL_ENV)
     if override:
         return Path(override)
-    path = Path(str(resources.files("wideseek") / "assets" / "model"))
+    path = package_model_dir()
     return path if (path / "config.json").is_file() else None
 
 

@@ -125,6 +125,75 @@ def eval_(
     typer.echo(json.dumps(dev_eval(model, settings, out), indent=2))
 
 
+REPRODUCE = """wideseek world oracle --suite wide --split train --limit 400
+wideseek world oracle --suite deep --split train --limit 600
+wideseek world oracle --suite wide --split dev --limit 40
+wideseek world oracle --suite deep --split dev --limit 40
+wideseek train tokenizer --out runs/tok-8k --vocab-size 8192
+wideseek train init --tokenizer runs/tok-8k --size tiny --out runs/init-tiny
+wideseek train sft --config configs/sft-tiny.yaml"""
+
+
+@app.command()
+def ship(
+    model: Annotated[Path, typer.Option(help="Trained model directory, e.g. RUN/sft/final.")],
+    run: Annotated[
+        Path | None, typer.Option(help="SFT run directory: its phases go into the model card.")
+    ] = None,
+    scores: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=FILE: scores JSON printed by `train eval` (repeatable)."),
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Recommended response cap.")] = 512,
+    greedy: Annotated[bool, typer.Option(help="Recommend greedy decoding.")] = True,
+    reproduce: Annotated[str, typer.Option(help="Commands that made it (model card).")] = (
+        REPRODUCE
+    ),
+    dest: Annotated[
+        Path | None, typer.Option(help="Where to install (default: inside the package).")
+    ] = None,
+) -> None:
+    """Install a trained model as the default engine of ask/eval, with a model card."""
+    import json
+
+    from wideseek.runtime import package_model_dir
+    from wideseek.train.shipping import (
+        ShipError,
+        model_card,
+        phase_summary,
+        saved_parameters,
+        ship_model,
+    )
+
+    figures: dict[str, dict] = {}
+    for item in scores or []:
+        name, sep, file = item.partition("=")
+        try:
+            figures[name] = json.loads(Path(file).read_text()) if sep else {}
+        except (OSError, ValueError) as e:
+            raise UserError(f"--scores {item}: cannot read scores JSON ({e})") from e
+        if not sep or not isinstance(figures[name], dict):
+            raise UserError(f"--scores {item}: expected NAME=FILE holding a JSON object")
+    phases = (
+        {p.parent.name: phase_summary(p) for p in sorted(run.glob("*/metrics.jsonl"))}
+        if run
+        else {}
+    )
+    try:
+        config = json.loads((model / "config.json").read_text())
+        parameters = saved_parameters(model)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{model}: not a model directory ({e})") from e
+    card = model_card("wideseek-tiny", config, parameters, phases, figures, reproduce)
+    generation = {"do_sample": not greedy, "max_new_tokens": max_new_tokens}
+    target = dest or package_model_dir()
+    try:
+        names = ship_model(model, target, generation, card)
+    except ShipError as e:
+        raise UserError(str(e)) from e
+    typer.echo(f"shipped {len(names)} files ({parameters:,} parameters) to {target}")
+
+
 def _world(directory: Path | None):
     from wideseek.world import WorldError, load_world
 
