@@ -26,7 +26,7 @@ from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge, LLMJudge, OfflineJudge
 from wideseek.eval.table_extract import render_markdown_table
 from wideseek.eval.widesearch_data import load_benchmark
-from wideseek.eval.widesearch_metrics import parse_date
+from wideseek.eval.widesearch_metrics import dateparse
 from wideseek.eval.widesearch_scorer import score_widesearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ async def main() -> None:
 
     seconds, ok = await score_all(items, OfflineJudge(), args.concurrency)
     rows.append(("offline judge, cold", seconds, ok, "-"))
-    parse_date.cache_clear()
+    dateparse.cache_clear()
     seconds, ok = await score_all(items, OfflineJudge(), args.concurrency)
     rows.append(("offline judge, warm", seconds, ok, "-"))
 
@@ -68,7 +68,7 @@ async def main() -> None:
                 cache_path=Path(tmp) / "judge.sqlite",
                 max_concurrency=args.concurrency,
             )
-            parse_date.cache_clear()
+            dateparse.cache_clear()
             seconds, ok = await score_all(items, LLMJudge(completer), args.concurrency)
             rows.append((label, seconds, ok, str(completer.calls)))
             await completer.aclose()
