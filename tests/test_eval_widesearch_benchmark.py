@@ -148,6 +148,11 @@ def test_score_command_end_to_end(gold_answers, tmp_path, capsys, monkeypatch):
     assert len(llm_out.read_text().splitlines()) == 3
     assert capsys.readouterr().err.startswith("error: 2 answer(s) scored 0, judge error:")
 
+    with pytest.raises(SystemExit) as done:
+        main([*base, "--responses", str(responses), "--out", str(tmp_path / "no" / "x.jsonl")])
+    assert done.value.code == 1
+    assert "cannot write scores" in capsys.readouterr().err
+
     responses.write_text('{"instance_id": "ws_xx_999", "response": "x"}\n')
     with pytest.raises(SystemExit) as done:
         main([*base, "--responses", str(responses)])
