@@ -8,6 +8,11 @@ Every gold table is rendered as a perfect markdown answer and scored. Figures, s
 - LLM judge, cached: the same again with every reply in the on-disk cache (re-scoring).
 
 Our date memo is cleared before every pass after the first, so passes compare like for like.
+After the timings, every gold answer that does not succeed under the offline judge is listed
+with its scores, what did not match (rows left out of the join, wrong cells per metric) and
+the gold-cell quirks behind it (SCORER.md §3.4): multi-line cells where `norm_str` keeps the
+newline, key cells starting with `"` (CSV quoting strips it on the answer side), and cells
+holding `|` (a markdown row cannot).
 
 Usage: python bench/score.py [--data ../shared/widesearch] [--concurrency 8]
 Target: offline < 10 s on the 2-core dev machine.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +32,13 @@ from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge, LLMJudge, OfflineJudge
 from wideseek.eval.table_extract import render_markdown_table
 from wideseek.eval.widesearch_data import load_benchmark
-from wideseek.eval.widesearch_metrics import parse_date
+from wideseek.eval.widesearch_metrics import dateparse
 from wideseek.eval.widesearch_scorer import score_widesearch
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-async def score_all(items, judge: Judge, concurrency: int) -> tuple[float, int]:
+async def score_all(items, judge: Judge, concurrency: int) -> tuple[float, list]:
     slots = asyncio.Semaphore(concurrency)
 
     async def one(task, gold, answer):
@@ -41,7 +47,42 @@ async def score_all(items, judge: Judge, concurrency: int) -> tuple[float, int]:
 
     start = time.perf_counter()
     scores = await asyncio.gather(*(one(*item) for item in items))
-    return time.perf_counter() - start, sum(s.success for s in scores)
+    return time.perf_counter() - start, scores
+
+
+def gold_quirks(task, gold) -> str:
+    """The gold cells a perfect markdown answer cannot reproduce, counted per kind."""
+    keys = set(task.evaluation["unique_columns"])
+    pipeline = task.evaluation["eval_pipeline"]
+    found: dict[str, int] = {}
+    for column in gold.columns:
+        metric = "key" if column in keys else "+".join(pipeline[column]["metric"])
+        cells = [str(v) for v in gold[column].dropna()]
+        for kind, hit in (
+            ("multi-line", lambda v: bool(re.search(r"[\r\n]", v.strip()))),
+            ('leading "', lambda v: v.startswith('"')),
+            ("pipe inside", lambda v: "|" in v),
+        ):
+            n = sum(hit(v) for v in cells)
+            if n:
+                label = f"{kind} {metric}"
+                found[label] = found.get(label, 0) + n
+    return ", ".join(f"{label} x{n}" for label, n in found.items()) or "none found"
+
+
+def why(score) -> str:
+    """Rows left out of the join and wrong cells per metric, from the score's counts."""
+    counts = re.fullmatch(r"(\d+) joined rows, \d+ answer rows, (\d+) gold rows", score.msg)
+    if counts is None:  # a zero score: its message says why
+        return score.msg
+    joined, gold_rows = int(counts[1]), int(counts[2])
+    parts = [f"{gold_rows - joined}/{gold_rows} gold rows not joined"] if joined < gold_rows else []
+    parts += [
+        f"{kind} {int(n - right)}/{int(n)} cells wrong"
+        for kind, (right, n) in score.metric_cells.items()
+        if right < n
+    ]
+    return "; ".join(parts)
 
 
 async def main() -> None:
@@ -54,11 +95,12 @@ async def main() -> None:
     cells = sum(g.size for _, g, _ in items)
     rows: list[tuple[str, float, int, str]] = []
 
-    seconds, ok = await score_all(items, OfflineJudge(), args.concurrency)
-    rows.append(("offline judge, cold", seconds, ok, "-"))
-    parse_date.cache_clear()
-    seconds, ok = await score_all(items, OfflineJudge(), args.concurrency)
-    rows.append(("offline judge, warm", seconds, ok, "-"))
+    seconds, scores = await score_all(items, OfflineJudge(), args.concurrency)
+    rows.append(("offline judge, cold", seconds, sum(s.success for s in scores), "-"))
+    dateparse.cache_clear()
+    seconds, scores = await score_all(items, OfflineJudge(), args.concurrency)
+    rows.append(("offline judge, warm", seconds, sum(s.success for s in scores), "-"))
+    failures = [(item, s) for item, s in zip(items, scores, strict=True) if not s.success]
 
     with tempfile.TemporaryDirectory() as tmp, FakeJudgeServer() as server:
         for label in ("LLM judge, loopback HTTP", "LLM judge, all cached"):
@@ -68,9 +110,9 @@ async def main() -> None:
                 cache_path=Path(tmp) / "judge.sqlite",
                 max_concurrency=args.concurrency,
             )
-            parse_date.cache_clear()
-            seconds, ok = await score_all(items, LLMJudge(completer), args.concurrency)
-            rows.append((label, seconds, ok, str(completer.calls)))
+            dateparse.cache_clear()
+            seconds, scores = await score_all(items, LLMJudge(completer), args.concurrency)
+            rows.append((label, seconds, sum(s.success for s in scores), str(completer.calls)))
             await completer.aclose()
 
     base = rows[1][1]
@@ -82,6 +124,15 @@ async def main() -> None:
         print(
             f"| {label:<26} | {seconds:7.2f} | {rate:9.1f} | {ok:3d}/{len(items)} "
             f"| {calls:>10} | {seconds / base:14.2f}x |"
+        )
+
+    print(f"\nGold answers that do not succeed with the offline judge: {len(failures)}\n")
+    print("| task | item F1 | row P / R | what did not match | gold cells no markdown row keeps |")
+    print("|---|---:|---:|---|---|")
+    for (task, gold, _), s in failures:
+        print(
+            f"| {task.id} | {s.item_f1:.4f} | {s.row_precision:.3f} / {s.row_recall:.3f} "
+            f"| {why(s)} | {gold_quirks(task, gold)} |"
         )
 
 

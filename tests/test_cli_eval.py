@@ -73,6 +73,11 @@ def test_eval_widesearch_filters_and_bad_ids(tmp_path, capsys):
         assert [r.instance_id for r in read_results(tmp_path / "r1")] == ["t1"]
         assert run([*base, "--ids", "nope", "--out", str(tmp_path / "r2")]) == 1
         assert "unknown task ids: nope" in capsys.readouterr().err
+        (gold / "t0.csv").unlink()  # refused before any agent runs
+        asked = len(srv.requests)
+        assert run([*base, "--out", str(tmp_path / "r3")]) == 1
+        assert f"{gold}: no gold table for 1 task(s): t0" in capsys.readouterr().err
+        assert len(srv.requests) == asked and not (tmp_path / "r3").exists()
         # the same directory with other settings is refused, not mixed
         assert run([*base, "--ids", "t1", "--mode", "single", "--out", str(tmp_path / "r1")]) == 1
         assert "other settings" in capsys.readouterr().err

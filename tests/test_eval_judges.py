@@ -2,6 +2,7 @@
 against a real loopback OpenAI-compatible server (retries, cache, errors)."""
 
 import asyncio
+import math
 import sqlite3
 
 import pytest
@@ -59,6 +60,10 @@ async def test_llm_judge_failures_follow_upstream():
     assert await LLMJudge(CannedCompleter("garbage")).align(["a"], ["a"]) == {}
     with pytest.raises(JudgeError, match="non-numeric"):
         await LLMJudge(CannedCompleter('```json\n{"idx_0": "yes"}\n```')).grade("r", ["a"], ["a"])
+    # values are used as returned: booleans count as numbers, null is "no verdict" (NaN)
+    reply = CannedCompleter('```json\n{"idx_0": true, "idx_1": false, "idx_2": null}\n```')
+    scores = await LLMJudge(reply).grade("r", ["a", "b", "c"], ["a", "b", "c"])
+    assert scores[:2] == [1.0, 0.0] and math.isnan(scores[2])
 
 
 async def test_http_judge_matches_offline_judge_and_retries_on_500(tmp_path):

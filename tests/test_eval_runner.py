@@ -6,7 +6,7 @@ import pytest
 
 from wideseek.eval.report import summarize, write_report
 from wideseek.eval.runner import RESULTS, TRAJECTORIES, ResultRow, RunInfo, run_benchmark
-from wideseek.types import AgentRun, Task, Trajectory
+from wideseek.types import AgentRun, Failure, Task, Trajectory
 
 TASKS = [Task(id=f"t{i}", question=f"q{i}", language="en" if i % 2 else "zh") for i in range(4)]
 INFO = RunInfo(suite="toy", mode="multi", profile="wideseek", model="m", trials=2)
@@ -16,7 +16,10 @@ def make_run_one(calls):
     async def run_one(task, trial):
         calls.append((task.id, trial))
         traj = Trajectory(task=task, mode="multi", trial=trial)
-        traj.agents.append(AgentRun(agent_id=0, role="lead", prompt=task.question))
+        lead = AgentRun(agent_id=0, role="lead", prompt=task.question)
+        if task.id == "t0":  # flags that the report counts
+            lead.failures = [Failure.TURN_LIMIT, Failure.MALFORMED_CALL]
+        traj.agents.append(lead)
         traj.final_answer = f"{task.id}:{trial}"
         return traj
 
@@ -83,6 +86,9 @@ async def test_report_for_a_width_sweep(tmp_path):
     report = write_report(tmp_path).read_text()
     assert "| w1 |" in report and "| w4 |" in report
     assert "item_f1_avg" in report and "success_pass" in report
-    assert "- t0: 0.500" in report
+    assert "- t0: 0.500" in report  # the worst task
+    assert "By language:" in report and "| en |" in report and "| zh |" in report
+    assert "- turn_limit: 2" in report and "- malformed_call: 2" in report  # t0, two trials
+    assert "tokens_per_run" in report and "seconds_per_run" in report
     assert (tmp_path / "item_f1_per_task.png").stat().st_size > 0
     assert (tmp_path / "width_sweep.png").stat().st_size > 0

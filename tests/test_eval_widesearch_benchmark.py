@@ -86,7 +86,7 @@ async def test_gold_answers_with_scorer_md_oracle_judge(gold_answers):
     assert await _failures(gold_answers, OracleJudge()) == ORACLE_FAILURES  # 193 / 200 succeed
 
 
-def test_score_command_end_to_end(gold_answers, tmp_path, capsys):
+def test_score_command_end_to_end(gold_answers, tmp_path, capsys, monkeypatch):
     answers = {task.id: answer for task, _, answer in gold_answers}
     lines = [
         {"instance_id": "ws_en_001", "trial": 0, "response": answers["ws_en_001"]},
@@ -115,23 +115,43 @@ def test_score_command_end_to_end(gold_answers, tmp_path, capsys):
     summary = capsys.readouterr().out
     assert "zh" in summary and "0.333" in summary  # overall success rate 1/3
 
-    # the same through the LLM judge path, over HTTP to a loopback server answering offline
+    # the same through the LLM judge path, over HTTP to a loopback server answering offline;
+    # model and server from the environment
     llm_out = tmp_path / "llm_scores.jsonl"
     with FakeJudgeServer() as server:
-        judge = ["--judge", "llm", "--judge-model", "m", "--judge-base-url", server.base_url]
+        monkeypatch.setenv("WIDESEEK_JUDGE_MODEL", "m")
+        monkeypatch.setenv("WIDESEEK_JUDGE_BASE_URL", server.base_url)
         cache = ["--judge-cache", str(tmp_path / "cache.db")]
         with pytest.raises(SystemExit) as done:
-            main([*base, "--responses", str(responses), "--out", str(llm_out), *judge, *cache])
+            main(
+                [
+                    *base,
+                    "--responses",
+                    str(responses),
+                    "--out",
+                    str(llm_out),
+                    "--judge",
+                    "llm",
+                    *cache,
+                ]
+            )
         assert done.value.code == 0
+        assert server.requests > 0
         assert [json.loads(x) for x in llm_out.read_text().splitlines()] == rows
-        # a judge that fails: scores are still written, then one line and exit code 1
-        judge[-1] = server.base_url + "/missing"  # and a fresh cache, so nothing is a hit
+        # a judge that fails (a flag overrides the environment): scores are still written,
+        # then one line and exit code 1; a fresh cache, so nothing is a hit
+        judge = ["--judge", "llm", "--judge-base-url", server.base_url + "/missing"]
         cache = ["--judge-cache", str(tmp_path / "fresh.db")]
         with pytest.raises(SystemExit) as done:
             main([*base, "--responses", str(responses), "--out", str(llm_out), *judge, *cache])
     assert done.value.code == 1
     assert len(llm_out.read_text().splitlines()) == 3
     assert capsys.readouterr().err.startswith("error: 2 answer(s) scored 0, judge error:")
+
+    with pytest.raises(SystemExit) as done:
+        main([*base, "--responses", str(responses), "--out", str(tmp_path / "no" / "x.jsonl")])
+    assert done.value.code == 1
+    assert "cannot write scores" in capsys.readouterr().err
 
     responses.write_text('{"instance_id": "ws_xx_999", "response": "x"}\n')
     with pytest.raises(SystemExit) as done:

@@ -8,6 +8,7 @@ from wideseek.eval.widesearch_metrics import (
     FROZEN_NOW,
     cell_metric,
     date_near,
+    dateparse,
     exact_match,
     extract_number,
     in_match,
@@ -36,6 +37,9 @@ def test_norm_str_keeps_newlines_and_punctuation():
         ("abc", "NULL"),
         ("-3.5 m", "-3.5"),
         (".5", ".5"),
+        ("12.%", "12.%"),  # upstream's pattern keeps a trailing dot, and the % after it
+        ("3.", "3."),
+        ("1.2.3", "1.2"),
     ],
 )
 def test_extract_number(raw, expected):
@@ -79,6 +83,25 @@ def test_url_match_compares_host_sets():
     assert url_match("mit.edu", "https://www.mit.edu/") == 0.0
     assert url_match("none", "nothing") == 1.0
     assert url_match("http://a.org http://b.org", "http://b.org/x http://a.org") == 1.0
+    # upstream's ASCII URL characters: non-ASCII ends a URL, brackets do not
+    assert url_match("官网https://www.pku.edu.cn，北京", "https://www.pku.edu.cn/") == 1.0
+    assert url_match("(https://a.org)", "https://a.org/") == 0.0  # host "a.org)"
+    with pytest.raises(ValueError, match="IPv6"):  # upstream's urlparse raises too: score 0
+        url_match("https://[oops/x", "https://a.org")
+
+
+def test_dateparser_exceptions_follow_upstream(monkeypatch):
+    def broken(value, settings):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr("wideseek.eval.widesearch_metrics.dateparser.parse", broken)
+    dateparse.cache_clear()
+    try:
+        assert date_near("x1", "x2") == 1.0  # upstream's date_near catches: both unparsable
+        with pytest.raises(OverflowError):  # upstream's norm_date does not: the answer scores 0
+            norm_date("x3")
+    finally:
+        dateparse.cache_clear()
 
 
 def test_in_match():

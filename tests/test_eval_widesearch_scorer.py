@@ -1,5 +1,6 @@
 """The WideSearch scoring pipeline: alignment, de-dup, join, counts, quirks (SCORER.md §3)."""
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -173,7 +174,11 @@ async def test_column_alignment_through_the_judge():
         evaluation={
             **TASK.evaluation,
             "required": ["university", "fee", "cityname"],
-            "eval_pipeline": {**PIPELINE, "cityname": PIPELINE["city"]},
+            "eval_pipeline": {
+                "university": PIPELINE["university"],
+                "fee": PIPELINE["fee"],
+                "cityname": PIPELINE["city"],
+            },
         },
     )
     gold = GOLD.rename(columns={"City": "City Name"})
@@ -233,3 +238,81 @@ async def test_date_near_uses_the_frozen_clock():
     assert frozen.success  # "2024" -> 2024-08-01 under the frozen August "now"
     january = ScoreOptions(now=datetime(2026, 1, 5))
     assert not (await score_widesearch(task, text, gold, OfflineJudge(), january)).success
+
+
+def _with_pipeline(pipeline: dict) -> Task:
+    return Task(
+        id="t5", question="q", evaluation={**INT_TASK.evaluation, "eval_pipeline": pipeline}
+    )
+
+
+AGE_GOLD = pd.DataFrame({"name": ["a", "b"], "age": ["19", "20"]})
+AGE_TEXT = "| name | age |\n|-|-|\n| a | 19 |\n| b | 21 |"
+
+
+async def test_each_metric_of_a_column_is_its_own_score_as_upstream():
+    name = {"preprocess": ["norm_str"], "metric": ["exact_match"]}
+    two = {"preprocess": ["norm_str"], "metric": ["exact_match", "in_match"]}
+    score = await score_widesearch(
+        _with_pipeline({"name": name, "age": two}), AGE_TEXT, AGE_GOLD, OfflineJudge()
+    )
+    # rows: a = key 1 + 1 + 1, b = key 1 + 0 + 0; items = 2 rows x 2 required columns
+    assert score.item_precision == pytest.approx(4 / 4)
+    assert score.row_precision == pytest.approx(1 / 2)
+    assert score.metric_cells == {"exact_match": [1.0, 2.0], "in_match": [1.0, 2.0]}
+    none = {"preprocess": ["norm_str"], "metric": []}
+    score = await score_widesearch(
+        _with_pipeline({"name": name, "age": none}), AGE_TEXT, AGE_GOLD, OfflineJudge()
+    )
+    # a column without a metric adds no score: only the key cells count, rows are right
+    assert (score.item_precision, score.row_precision, score.success) == (0.5, 1.0, False)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "reason"),
+    [
+        (
+            {
+                "name": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+                "age": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+                "other": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+            },
+            "eval_pipeline names columns not in required: ['other']",
+        ),
+        (
+            {"name": {"preprocess": ["norm_str"], "metric": ["exact_match"]}},
+            "required columns without an eval_pipeline entry: ['age']",
+        ),
+    ],
+)
+async def test_pipeline_that_does_not_fit_required_scores_zero(pipeline, reason):
+    text = "| name | age |\n|-|-|\n| a | 19 |\n| b | 20 |"
+    score = await score_widesearch(_with_pipeline(pipeline), text, AGE_GOLD, OfflineJudge())
+    assert score.item_f1 == 0.0 and reason in score.msg
+
+
+async def test_unparsable_url_scores_zero_as_upstream():
+    task = _with_pipeline(
+        {
+            "name": {"preprocess": ["norm_str"], "metric": ["exact_match"]},
+            "age": {"preprocess": ["norm_str"], "metric": ["url_match"]},
+        }
+    )
+    gold = pd.DataFrame({"name": ["a"], "age": ["https://a.org"]})
+    text = "| name | age |\n|-|-|\n| a | https://[a.org |"
+    score = await score_widesearch(task, text, gold, OfflineJudge())
+    assert score.item_f1 == 0.0 and score.msg.startswith("evaluator error: ValueError")
+
+
+async def test_a_null_grade_is_skipped_like_pandas_does_upstream():
+    class NoVerdictOnSecondRow(OfflineJudge):
+        async def grade(self, criterion, responses, targets):
+            return [math.nan if i == 1 else 1.0 for i in range(len(responses))]
+
+    score = await score_widesearch(TASK, PERFECT, GOLD, NoVerdictOnSecondRow())
+    # the second row's city has no verdict: the row still counts (pandas' min skips NaN)
+    # and the item sum lacks that one cell
+    assert score.row_precision == 1.0
+    assert score.item_precision == pytest.approx(11 / 12)
+    assert score.metric_cells["llm_judge"] == [3.0, 4.0]
+    assert not score.success

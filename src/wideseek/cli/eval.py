@@ -145,6 +145,10 @@ def widesearch(
     for t in loaded:
         t.metadata["gold"] = str(gold_dir / f"{t.id}.csv")
     selected = select(loaded, language, ids, limit)
+    missing = [t.id for t in selected if not Path(t.metadata["gold"]).is_file()]
+    if missing:  # before any agent runs: a wrong --gold-dir would score every run 0
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise UserError(f"{gold_dir}: no gold table for {len(missing)} task(s): {shown}")
     evaluate(selected, tasks.stem, cfg, out, trials, concurrency, judge)
 
 

@@ -150,9 +150,16 @@ JudgeKind = Literal["offline", "llm"]
 JudgeOpt = Annotated[
     JudgeKind, typer.Option("--judge", help="offline: deterministic, no network; llm: a model")
 ]
-JudgeModelOpt = Annotated[str | None, typer.Option(help="judge model name (--judge llm)")]
+JudgeModelOpt = Annotated[
+    str | None,
+    typer.Option(envvar="WIDESEEK_JUDGE_MODEL", help="judge model name (--judge llm)"),
+]
 JudgeBaseUrlOpt = Annotated[
-    str | None, typer.Option(help="judge server, e.g. http://127.0.0.1:8000/v1 (--judge llm)")
+    str | None,
+    typer.Option(
+        envvar="WIDESEEK_JUDGE_BASE_URL",
+        help="judge server, e.g. http://127.0.0.1:8000/v1 (--judge llm)",
+    ),
 ]
 JudgeApiKeyEnvOpt = Annotated[str, typer.Option(help="env variable with the judge's API key")]
 JudgeCacheOpt = Annotated[

@@ -91,6 +91,8 @@ def score(
 ) -> None:
     """Score answers to WideSearch tasks: item/row precision, recall, F1 and success."""
     chosen, completer = judge
+    if out is not None and not out.parent.is_dir():  # found out before scoring, not after
+        raise UserError(f"{out}: cannot write scores, {out.parent} is not a directory")
     options = ScoreOptions(
         table_block=table_block.value,
         reconcile_int_float=reconcile_int_float,

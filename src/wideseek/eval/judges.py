@@ -15,8 +15,10 @@ Two judges:
   maps a candidate to the first reference whose normalised form is equal.
 - `LLMJudge`: builds our own prompts for any `Completer` ("anything that completes a prompt",
   e.g. `judge_client.ChatCompleter`), and parses the last fenced ```` ```json ```` object of the
-  reply. A reply without parsable JSON means an empty map / all-zero column, as upstream; a
-  non-numeric grade raises `JudgeError` (upstream the sum fails and the task scores 0).
+  reply. A reply without parsable JSON means an empty map / all-zero column, as upstream.
+  Grades are used as returned, as upstream: `true`/`false` count 1/0, `null` is NaN (pandas
+  skips it in upstream's row minimum and item sum), a missing idx is 0, and any other value
+  (a string, a list) raises `JudgeError` (upstream the sum fails and the task scores 0).
 
 This module knows nothing about tables, pandas or HTTP.
 """
@@ -24,6 +26,7 @@ This module knows nothing about tables, pandas or HTTP.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Protocol
@@ -41,7 +44,7 @@ class Judge(Protocol):
     async def grade(
         self, criterion: str, responses: Sequence[str], targets: Sequence[str]
     ) -> list[float]:
-        """One score in {0, 1} per (response, target) pair."""
+        """One score per (response, target) pair: 0 or 1, or NaN for no verdict."""
         ...
 
 
@@ -157,7 +160,10 @@ class LLMJudge:
         scores: list[float] = []
         for key in cells:
             value = parsed.get(key, 0)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if value is None:
+                scores.append(math.nan)
+            elif isinstance(value, int | float):  # bool is an int: True counts 1
+                scores.append(float(value))
+            else:
                 raise JudgeError(f"judge gave a non-numeric grade for {key}: {value!r}")
-            scores.append(float(value))
         return scores

@@ -5,8 +5,14 @@ Contract (SCORER.md §2): every function takes the *stringified* cell (`"nan"`, 
 
 - `norm_str`: lowercase, strip, delete ASCII spaces and `*` (newlines and tabs survive).
 - `extract_number`: first signed decimal (optional `%`) after removing `,`; `"NULL"` if none.
-- `norm_date`: dateparser with day-of-month "first"; `YYYY-MM-DD` or the input unchanged.
+  A trailing dot belongs to the number, as upstream's pattern has it (`12.%` stays `12.%`).
+- `norm_date`: dateparser with day-of-month "first"; `YYYY-MM-DD` or the input unchanged. An
+  exception inside dateparser propagates (upstream does not catch it: the answer scores 0).
 - `exact_match`, `number_near`, `date_near`, `url_match`, `in_match`: 1.0 or 0.0.
+- `url_match` finds URLs with upstream's ASCII character set (letters, digits, `!` and the
+  range `$`..`_`), so a URL ends at a space, `"`, `#`, `{|}~` or any non-ASCII character
+  (`，` in Chinese text), and includes `()<>[]`; an unbalanced `[` in a host makes `urlparse`
+  raise, which upstream (and hence we) score as 0 for the whole answer.
 
 dateparser fills missing date parts from "now"; every date function takes `now` so a frozen
 clock (`FROZEN_NOW`) makes scores reproducible, and `now=None` reads the real clock as the
@@ -27,8 +33,8 @@ import dateparser
 # Just after the official scorer's last code change (Aug 2025): a neutral, fixed "today".
 FROZEN_NOW = datetime(2025, 8, 15)
 
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)%?")
-_URL = re.compile(r"https?://[^\s<>\"'()\[\]{}|]+")
+_NUMBER = re.compile(r"[-+]?(?:\d*\.\d+|\d+\.?\d*)%?")
+_URL = re.compile(r"https?://[!$-_a-z]+")  # `$-_` is a range: $ % & ' ( ) ... Z [ \ ] ^ _
 DATE_NEAR_DAYS = 31
 
 
@@ -42,19 +48,24 @@ def extract_number(value: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def parse_date(value: str, now: datetime | None = FROZEN_NOW) -> datetime | None:
-    """dateparser with the official settings; `now` is dateparser's RELATIVE_BASE."""
+def dateparse(value: str, now: datetime | None = FROZEN_NOW) -> datetime | None:
+    """dateparser with the official settings; `now` is dateparser's RELATIVE_BASE. May raise."""
     settings: dict[str, object] = {"PREFER_DAY_OF_MONTH": "first"}
     if now is not None:
         settings["RELATIVE_BASE"] = now
+    return dateparser.parse(value, settings=settings)
+
+
+def parse_date(value: str, now: datetime | None = FROZEN_NOW) -> datetime | None:
+    """`dateparse`, with any exception counting as unparsable (as in upstream's `date_near`)."""
     try:
-        return dateparser.parse(value, settings=settings)
-    except (ValueError, OverflowError, TypeError):
+        return dateparse(value, now)
+    except Exception:
         return None
 
 
 def norm_date(value: str, now: datetime | None = FROZEN_NOW) -> str:
-    parsed = parse_date(value, now)
+    parsed = dateparse(value, now)  # not caught, as upstream: the scorer turns it into a 0
     return parsed.strftime("%Y-%m-%d") if parsed else value
 
 

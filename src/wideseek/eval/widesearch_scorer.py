@@ -5,10 +5,13 @@ Contract: `await score_widesearch(task, response_text, gold, judge, options)` re
 upstream's: extract table -> normalise headers -> judge column alignment if the header set
 differs -> require exactly the `required` columns -> stringify -> de-duplicate keys on raw
 strings -> judge key alignment per key column -> preprocess -> inner join on keys -> cell
-scores (key cells 1, `llm_judge` columns graded in one batch each) -> counts -> metrics.
-Success is 1 iff all six P/R/F1 equal 1.0 exactly. Any failure along the way (no table,
-unparsable table, column mismatch, judge error, evaluator error) is a zero score whose `msg`
-says why; nothing raises.
+scores (key cells 1; one score per metric of every other column, `llm_judge` columns graded
+in one batch each) -> counts -> metrics. Success is 1 iff all six P/R/F1 equal 1.0 exactly.
+As upstream, a column with two metrics adds two scores per row to the item count and a column
+with none adds nothing; a task whose `eval_pipeline` names a column outside `required`, or
+lacks a non-key required column, scores 0 (upstream raises a KeyError there). Any failure
+along the way (no table, unparsable table, column mismatch, judge error, evaluator error) is
+a zero score whose `msg` says why; nothing raises.
 
 `ScoreOptions` holds the HEAD quirks a user may want changed; defaults reproduce HEAD:
 - `reconcile_int_float=False`: HEAD compares dtypes with `is`, so a gold float column (`19.0`)
@@ -27,6 +30,7 @@ Knows nothing about HTTP, files or the CLI.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -72,6 +76,11 @@ def _f1(p: float, r: float) -> float:
     return 0.0 if p + r <= 1e-9 else 2 * p * r / (p + r)
 
 
+def _present(scores: Sequence[float]) -> list[float]:
+    """Scores without NaN (a judge's `null`), which pandas' min and sum skip upstream."""
+    return [v for v in scores if not math.isnan(v)]
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den else 0.0
 
@@ -102,6 +111,12 @@ def _pipeline(task: Task) -> tuple[list[str], list[str], dict[str, Any]]:
         pipeline = dict(evaluation["eval_pipeline"])
     except (KeyError, TypeError) as e:
         raise _Zero(f"task {task.id} has no usable evaluation spec ({e})") from e
+    stray = [c for c in pipeline if c not in required]
+    if stray:
+        raise _Zero(f"task {task.id}: eval_pipeline names columns not in required: {stray}")
+    unscored = [c for c in required if c not in keys and c not in pipeline]
+    if unscored:
+        raise _Zero(f"task {task.id}: required columns without an eval_pipeline entry: {unscored}")
     return keys, required, pipeline
 
 
@@ -134,30 +149,28 @@ async def _align_keys(
 def _preprocess(df: pd.DataFrame, pipeline: dict[str, Any], now: datetime | None) -> pd.DataFrame:
     df = df.copy()
     for column, spec in pipeline.items():
-        if column not in df.columns:
-            continue
         for name in spec.get("preprocess", []):
             df[column] = df[column].map(preprocess_function(name, now))
     return df
 
 
-async def _column_scores(
+async def _metric_scores(
     column: str, spec: dict[str, Any], joined: pd.DataFrame, judge: Judge, now: datetime | None
-) -> list[float]:
-    """One score per joined row; several metrics on one column must all pass."""
+) -> list[tuple[str, list[float]]]:
+    """(metric, one score per joined row) for each metric of the column, as upstream's score
+    columns `<col>_<metric>`."""
     responses: Sequence[str] = joined[column + PRED_SUFFIX].tolist()
     targets: Sequence[str] = joined[column + GOLD_SUFFIX].tolist()
-    scores = [1.0] * len(joined)
+    out: list[tuple[str, list[float]]] = []
     for name in spec.get("metric", []):
         metric = cell_metric(name, spec.get("criterion"), now)
         if metric is None:
-            if not responses:
-                continue
-            graded = await judge.grade(str(spec.get("criterion", "")), responses, targets)
+            criterion = str(spec.get("criterion", ""))
+            graded = await judge.grade(criterion, responses, targets) if responses else []
         else:
             graded = [metric(r, t) for r, t in zip(responses, targets, strict=True)]
-        scores = [min(a, b) for a, b in zip(scores, graded, strict=True)]
-    return scores
+        out.append((name, graded))
+    return out
 
 
 async def _score(
@@ -201,23 +214,24 @@ async def _score(
     # 5) inner join on the keys and cell scores
     joined = gold.merge(pred, on=keys, how="inner", suffixes=(GOLD_SUFFIX, PRED_SUFFIX))
     scored = [c for c in required if c not in keys]
-    columns = await asyncio.gather(
-        *(_column_scores(c, pipeline.get(c, {}), joined, judge, opts.now) for c in scored)
+    per_column = await asyncio.gather(
+        *(_metric_scores(c, pipeline[c], joined, judge, opts.now) for c in scored)
     )
-    rows = [list(cells) for cells in zip(*columns, strict=True)] if columns else []
-    if not rows:  # every column is a key column: each joined row is fully right
-        rows = [[] for _ in range(len(joined))]
-    # 6) counts: key cells score 1; a row counts only when every cell is right
+    score_columns = [cells for metrics in per_column for _, cells in metrics]
+    # 6) counts: key cells score 1; a row counts only when every score of it is 1
     n_cols = len(required)
-    tp_item = sum(len(keys) + sum(cells) for cells in rows)
-    tp_row = sum(min(cells, default=1.0) for cells in rows)
+    tp_item = len(joined) * len(keys) + sum(sum(_present(cells)) for cells in score_columns)
+    if score_columns:
+        rows = zip(*score_columns, strict=True)
+        tp_row = sum(min(_present(row), default=1.0) for row in rows)
+    else:  # only key scores: every joined row is right
+        tp_row = float(len(joined))
     p_item, r_item = _ratio(tp_item, n_pred * n_cols), _ratio(tp_item, n_gold * n_cols)
     p_row, r_row = _ratio(tp_row, n_pred), _ratio(tp_row, n_gold)
     metric_cells: dict[str, list[float]] = {}
-    for column, cells in zip(scored, columns, strict=True):
-        kind = "+".join(pipeline.get(column, {}).get("metric", [])) or "none"
-        tally = metric_cells.setdefault(kind, [0.0, 0.0])
-        tally[0] += sum(cells)
+    for name, cells in (pair for metrics in per_column for pair in metrics):
+        tally = metric_cells.setdefault(name, [0.0, 0.0])
+        tally[0] += sum(_present(cells))
         tally[1] += len(cells)
     score = WideSearchScore(
         metric_cells=metric_cells,
