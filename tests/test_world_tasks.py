@@ -11,6 +11,7 @@ from pandas._libs.parsers import STR_NA_VALUES
 
 from wideseek.world import load_world
 from wideseek.world.columns import norm_column
+from world_checks import corpus_problems
 
 PREPROCESS = {"norm_str", "extract_number", "norm_date"}
 METRICS = {"exact_match", "number_near", "date_near", "url_match", "llm_judge", "in_match"}
@@ -42,6 +43,10 @@ def test_shipped_world_has_the_required_suite_sizes(world):
     for split in SPLITS:
         assert len(_jsonl(world.wide_tasks(split))) == wide[split]
         assert len(_jsonl(world.deep_tasks(split))) == deep[split]
+
+
+def test_shipped_corpus_pages_are_well_formed_short_and_varied(world):
+    assert corpus_problems(world.corpus_path) == []
 
 
 @pytest.mark.parametrize("split", SPLITS)
