@@ -64,6 +64,23 @@ def test_rebuild_replaces_a_world_but_refuses_foreign_directories(small_world, t
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no temp dirs left
 
 
+def test_cli_build_writes_the_same_world_as_the_library(small_world, tmp_path, monkeypatch, capsys):
+    from wideseek.cli import main
+    from wideseek.world import build
+    from wideseek.world.store import read_manifest
+
+    out, manifest = small_world
+    monkeypatch.setattr(build, "WIDE_SIZES", SMALL_WIDE)
+    monkeypatch.setattr(build, "DEEP_SIZES", SMALL_DEEP)
+    with pytest.raises(SystemExit) as done:
+        main(["world", "build", "--out", str(tmp_path / "cli"), "--seed", "7"])
+    assert done.value.code == 0
+    out_text = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "done" in out_text and "100%" in out_text  # the progress bar ran to its end
+    assert f"world {manifest.world_hash[:16]} in" in out_text
+    assert read_manifest(tmp_path / "cli") == read_manifest(out)
+
+
 def test_default_build_reproduces_the_shipped_world(tmp_path):
     from wideseek.world.store import read_manifest, shipped_asset_dir
 
