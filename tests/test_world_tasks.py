@@ -217,6 +217,25 @@ def test_exact_match_gold_values_are_written_on_some_page(world):
                 assert all(row[i] in corpus for row in rows), (r["instance_id"], h)
 
 
+def test_queries_are_worded_from_every_template(world):
+    from wideseek.world.wide_tasks import EN_OPENERS, ZH_OPENERS
+
+    openers = {"en": EN_OPENERS, "zh": ZH_OPENERS}
+    patterns = {
+        lang: [re.compile(re.escape(o).replace(re.escape("{subject}"), ".+"), re.I) for o in ops]
+        for lang, ops in openers.items()
+    }
+    used: dict[str, set[int]] = {"en": set(), "zh": set()}
+    for r in _jsonl(world.wide_tasks("dev")):
+        first = r["query"].split("\n", 1)[0]
+        used[r["language"]] |= {
+            i for i, p in enumerate(patterns[r["language"]]) if p.fullmatch(first)
+        }
+    assert {lang: len(ids) for lang, ids in used.items()} == {
+        lang: len(ops) for lang, ops in openers.items()
+    }
+
+
 @pytest.fixture(scope="module")
 def pages(world):
     return {p["url"]: p["text"] for p in _jsonl(world.corpus_path)}
