@@ -147,9 +147,15 @@ async def test_malformed_unknown_and_invalid_calls_are_fed_back():
     assert Failure.MALFORMED_CALL in t0.failures and "invalid JSON" in t0.errors[0]
     assert t1.tool_results[0].error and "unknown tool `browse`" in t1.tool_results[0].text
     assert t2.tool_results[0].error and "query" in t2.tool_results[0].text
+    # an unknown tool and arguments against the schema are malformed calls, not tool errors
+    for turn in (t1, t2):
+        assert turn.failures == [Failure.MALFORMED_CALL]
     # the model saw the error on its next turn
     second_prompt = engine.requests[1].messages
     assert "invalid JSON" in second_prompt[-1].content
+    assert "unknown tool `browse`" in engine.requests[2].messages[-1].content
+    # counted on the trajectory, once per turn
+    assert traj.failure_counts() == {"malformed_call": 3}
 
 
 async def test_turn_limit_keeps_best_answer_and_flags():

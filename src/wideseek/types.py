@@ -39,6 +39,11 @@ class Failure(StrEnum):
     NO_ANSWER = "no_answer"  # the final message holds no answer in the required format
 
 
+# Failures of one turn, after which the agent went on; they are kept on the Turn. The others end
+# the agent (or judge its answer) and are kept on the AgentRun.
+TURN_FAILURES = frozenset({Failure.MALFORMED_CALL, Failure.TOO_MANY_CALLS, Failure.TOOL_ERROR})
+
+
 class Task(BaseModel):
     """One question. Wide tasks follow the WideSearch record; QA tasks carry `golden_answers`."""
 
@@ -193,9 +198,12 @@ class Trajectory(BaseModel):
         return total
 
     def failure_counts(self) -> dict[str, int]:
+        """How often each failure happened: per agent for the ones that end an agent, per turn
+        for TURN_FAILURES (a malformed call in 3 turns counts 3)."""
         counts: dict[str, int] = {}
         for agent in self.agents:
-            for f in agent.failures:
+            turn_failures = [f for t in agent.turns for f in t.failures if f in TURN_FAILURES]
+            for f in [*agent.failures, *turn_failures]:
                 counts[f.value] = counts.get(f.value, 0) + 1
         return counts
 
