@@ -1,8 +1,12 @@
+import json
+
+import pytest
+
 from test_orchestrator import TASK, responder, tools_for
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
 from wideseek.llm.scripted import ScriptedEngine
-from wideseek.types import write_trajectories
+from wideseek.types import read_trajectories, write_trajectories
 
 
 async def test_trace_show_renders_tree(tmp_path, capsys):
@@ -22,10 +26,23 @@ async def test_trace_show_renders_tree(tmp_path, capsys):
 def test_trace_show_bad_file_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"not": "a trajectory"}\n{"x": 1}\n')
-    for path in (bad, tmp_path / "missing.jsonl"):
-        try:
+    one_bad_line = tmp_path / "one.json"
+    one_bad_line.write_text('{"not": "a trajectory"}\n')
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    for path in (bad, one_bad_line, binary, tmp_path / "missing.jsonl", tmp_path):
+        with pytest.raises(SystemExit) as e:
             main(["trace", "show", str(path)])
-        except SystemExit as e:
-            assert e.code == 1
+        assert e.value.code == 1, path
         err = capsys.readouterr().err.strip()
-        assert err.startswith("error:") and "\n" not in err
+        assert err.startswith("error:") and "\n" not in err, err
+
+
+async def test_trace_show_reads_a_pretty_printed_trajectory(tmp_path, capsys):
+    traj = await Orchestrator(ScriptedEngine(responder=responder), tools_for).run(TASK)
+    path = tmp_path / "pretty.json"
+    path.write_text(json.dumps(json.loads(traj.model_dump_json()), indent=2))
+    assert read_trajectories(path) == [traj]
+    with pytest.raises(SystemExit) as e:
+        main(["trace", "show", str(path)])
+    assert e.value.code == 0 and "subagent 2" in capsys.readouterr().out

@@ -12,6 +12,7 @@ so the trainer gets every per-turn sample without the quadratic cost of storing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -231,7 +232,7 @@ def append_trajectory(path: str | Path, trajectory: Trajectory) -> None:
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
-    """Read JSON lines (or one JSON object) written by `write_trajectories`.
+    """Read JSON lines written by `write_trajectories`, or one pretty-printed JSON object.
 
     A truncated last line (a run killed mid-write) is skipped, not fatal.
     """
@@ -244,5 +245,8 @@ def read_trajectories(path: str | Path) -> list[Trajectory]:
         except ValueError:
             if i == len(lines) - 1:
                 break
-            raise
+            if i == 0:  # not JSON lines; perhaps one indented object (`jq . trajectory.json`)
+                with contextlib.suppress(ValueError):
+                    return [Trajectory.model_validate_json(text)]
+            raise  # the first line's error: how a JSON-lines file usually breaks
     return out
