@@ -36,6 +36,23 @@ def test_ask_multi_agent_over_http_and_local_corpus(tmp_path, capsys):
     assert "Santiago" in traj.final_answer
 
 
+def test_ask_subagents_flag_caps_each_delegation(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    out = tmp_path / "new" / "dir" / "traj.json"  # missing directories are made
+    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
+        code = run(
+            ["ask", question(["Chile", "Peru", "Bolivia"]), "--subagents", "2",
+             "--engine", srv.base_url, "--corpus", str(corpus), "--out", str(out), "--no-live"]
+        )  # fmt: skip
+    assert code == 0
+    (traj,) = read_trajectories(out)
+    assert [a.prompt for a in traj.subagents] == [
+        "Find the capital of Chile.",
+        "Find the capital of Peru.",
+    ]
+    assert traj.lead.turns[0].tool_results[0].data["dropped"] == 1
+
+
 def test_ask_single_mode_flag_reaches_the_orchestrator(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.jsonl")
     out = tmp_path / "traj.json"

@@ -1,10 +1,12 @@
 import json
+import re
 
 import pytest
 
 from test_orchestrator import TASK, responder, tools_for
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
+from wideseek.config import AgentConfig
 from wideseek.llm.scripted import ScriptedEngine
 from wideseek.types import read_trajectories, write_trajectories
 
@@ -46,3 +48,20 @@ async def test_trace_show_reads_a_pretty_printed_trajectory(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["trace", "show", str(path)])
     assert e.value.code == 0 and "subagent 2" in capsys.readouterr().out
+
+
+async def test_trace_show_marks_failures_and_timings(tmp_path, capsys):
+    engine = ScriptedEngine(
+        {"single": ['<tool_call>{"name": "search", "arguments": {"query": </tool_call>']}
+    )
+    cfg = AgentConfig(mode="single", single_turns=1)
+    traj = await Orchestrator(engine, tools_for, cfg).run(TASK)
+    path = tmp_path / "t.jsonl"
+    write_trajectories(path, [traj])
+    with pytest.raises(SystemExit) as e:
+        main(["trace", "show", str(path)])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "single 0" in out and "1 turns" in out and re.search(r"gen \d+\.\d\ds", out)
+    assert "turn_limit, no_answer" in out  # the agent's failures
+    assert "malformed_call" in out and "invalid JSON" in out  # the turn's failure and error
