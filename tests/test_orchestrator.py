@@ -210,7 +210,30 @@ async def test_r1_profile_reads_first_call_and_batched_delegation():
     assert TASK.question in traj.subagents[0].messages[1].content
     sent_tools = engine.requests[0].tools
     assert sent_tools[0]["function"]["name"] == "create_sub_agents"
-    assert json.dumps(sent_tools[0]["function"]["parameters"]).count("prompt") >= 1
+    assert sent_tools[0]["function"]["parameters"]["properties"]["sub_agents"] == {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"prompt": {"type": "string"}},
+            "required": ["prompt"],
+        },
+    }
+
+
+async def test_blank_subtasks_are_dropped_and_none_at_all_is_an_error():
+    def delegate(*prompts):
+        return format_tool_call(
+            "create_sub_agents", {"sub_agents": [{"prompt": p} for p in prompts]}
+        )
+
+    lead = [delegate(), delegate(" ", "Capital of Chile"), TABLE]
+    engine = ScriptedEngine({"lead": lead}, fallback="report")
+    traj = await Orchestrator(engine, tools_for, AgentConfig(profile="wideseek-r1")).run(TASK)
+    empty, one = (t.tool_results[0] for t in traj.lead.turns[:2])
+    assert empty.error and "at least one non-empty subtask" in empty.text
+    assert traj.lead.turns[0].failures == [Failure.TOOL_ERROR]
+    assert not one.error and [a.prompt for a in traj.subagents] == ["Capital of Chile"]
+    assert traj.final_answer == TABLE
 
 
 async def test_real_local_corpus_tools_in_both_profiles(tmp_path):
