@@ -36,6 +36,23 @@ def test_ask_multi_agent_over_http_and_local_corpus(tmp_path, capsys):
     assert "Santiago" in traj.final_answer
 
 
+def test_ask_subagents_flag_caps_each_delegation(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    out = tmp_path / "new" / "dir" / "traj.json"  # missing directories are made
+    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
+        code = run(
+            ["ask", question(["Chile", "Peru", "Bolivia"]), "--subagents", "2",
+             "--engine", srv.base_url, "--corpus", str(corpus), "--out", str(out), "--no-live"]
+        )  # fmt: skip
+    assert code == 0
+    (traj,) = read_trajectories(out)
+    assert [a.prompt for a in traj.subagents] == [
+        "Find the capital of Chile.",
+        "Find the capital of Peru.",
+    ]
+    assert traj.lead.turns[0].tool_results[0].data["dropped"] == 1
+
+
 def test_ask_single_mode_flag_reaches_the_orchestrator(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.jsonl")
     out = tmp_path / "traj.json"
@@ -57,6 +74,9 @@ def test_ask_single_mode_flag_reaches_the_orchestrator(tmp_path):
         (["--model", "/nonexistent/model"], "/nonexistent/model"),
         (["--corpus", "/nonexistent/corpus.jsonl", "--engine", "URL"], "corpus"),
         (["--set", "agent.lead_turns=zero"], "lead_turns"),
+        (["--mode", "triple"], "--mode"),
+        (["--subagents", "0"], "--subagents"),
+        (["--no-such-flag"], "--no-such-flag"),
     ],
 )
 def test_ask_user_errors_are_one_line(tmp_path, capsys, argv, needle):
@@ -103,3 +123,31 @@ async def test_summarize_pages_puts_the_engines_summary_in_the_access_result(tmp
     assert "Capital: Lima" in result.text and "South America" not in result.text
     extract_request = next(r for r in engine.requests if r.metadata["role"] == "extractor")
     assert "capital" in extract_request.messages[1].content
+
+
+def test_ask_without_a_final_answer_exits_non_zero(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    out = tmp_path / "traj.json"
+    with FakeOpenAIServer(responder=lambda endpoint, body: "") as srv:
+        code = run(
+            ["ask", "anything", "--mode", "single", "--engine", srv.base_url,
+             "--corpus", str(corpus), "--out", str(out), "--no-live"]
+        )  # fmt: skip
+    assert code == 1 and "no final answer" in capsys.readouterr().out
+    (traj,) = read_trajectories(out)  # the trajectory is kept all the same
+    assert traj.failure_counts() == {"no_answer": 1}
+
+
+def test_ask_live_view_lists_the_lead_and_each_subagent(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
+        code = run(
+            ["ask", question(["Chile", "Peru"]), "--engine", srv.base_url,
+             "--corpus", str(corpus), "--out", str(tmp_path / "t.json")]
+        )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    rows = [line.split() for line in captured.err.splitlines()]
+    assert ["lead", "2", "done"] in rows
+    assert ["subagent", "1", "3", "done"] in rows and ["subagent", "2", "3", "done"] in rows
+    assert "Santiago" in captured.out and "subagent 1" not in captured.out  # view on stderr

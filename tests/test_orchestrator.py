@@ -13,6 +13,7 @@ from wideseek.types import (
     Failure,
     Task,
     ToolResult,
+    Usage,
     read_trajectories,
     write_trajectories,
 )
@@ -147,9 +148,15 @@ async def test_malformed_unknown_and_invalid_calls_are_fed_back():
     assert Failure.MALFORMED_CALL in t0.failures and "invalid JSON" in t0.errors[0]
     assert t1.tool_results[0].error and "unknown tool `browse`" in t1.tool_results[0].text
     assert t2.tool_results[0].error and "query" in t2.tool_results[0].text
+    # an unknown tool and arguments against the schema are malformed calls, not tool errors
+    for turn in (t1, t2):
+        assert turn.failures == [Failure.MALFORMED_CALL]
     # the model saw the error on its next turn
     second_prompt = engine.requests[1].messages
     assert "invalid JSON" in second_prompt[-1].content
+    assert "unknown tool `browse`" in engine.requests[2].messages[-1].content
+    # counted on the trajectory, once per turn
+    assert traj.failure_counts() == {"malformed_call": 3}
 
 
 async def test_turn_limit_keeps_best_answer_and_flags():
@@ -203,7 +210,30 @@ async def test_r1_profile_reads_first_call_and_batched_delegation():
     assert TASK.question in traj.subagents[0].messages[1].content
     sent_tools = engine.requests[0].tools
     assert sent_tools[0]["function"]["name"] == "create_sub_agents"
-    assert json.dumps(sent_tools[0]["function"]["parameters"]).count("prompt") >= 1
+    assert sent_tools[0]["function"]["parameters"]["properties"]["sub_agents"] == {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"prompt": {"type": "string"}},
+            "required": ["prompt"],
+        },
+    }
+
+
+async def test_blank_subtasks_are_dropped_and_none_at_all_is_an_error():
+    def delegate(*prompts):
+        return format_tool_call(
+            "create_sub_agents", {"sub_agents": [{"prompt": p} for p in prompts]}
+        )
+
+    lead = [delegate(), delegate(" ", "Capital of Chile"), TABLE]
+    engine = ScriptedEngine({"lead": lead}, fallback="report")
+    traj = await Orchestrator(engine, tools_for, AgentConfig(profile="wideseek-r1")).run(TASK)
+    empty, one = (t.tool_results[0] for t in traj.lead.turns[:2])
+    assert empty.error and "at least one non-empty subtask" in empty.text
+    assert traj.lead.turns[0].failures == [Failure.TOOL_ERROR]
+    assert not one.error and [a.prompt for a in traj.subagents] == ["Capital of Chile"]
+    assert traj.final_answer == TABLE
 
 
 async def test_real_local_corpus_tools_in_both_profiles(tmp_path):
@@ -247,3 +277,136 @@ DELEGATE_CALLS = {
     "wideseek": format_tool_call("create_subagents", {"subtasks": ["Capitals"]}),
     "wideseek-r1": format_tool_call("create_sub_agents", {"sub_agents": [{"prompt": "Capitals"}]}),
 }
+
+
+class CompletionEngine:
+    """Replays whole Completions (finish reason, usage), recording each request."""
+
+    model_name = "completions"
+    renderer = None
+
+    def __init__(self, completions: list[Completion]) -> None:
+        self.completions = list(completions)
+        self.requests: list[GenerateRequest] = []
+
+    async def generate(self, request: GenerateRequest) -> Completion:
+        self.requests.append(request)
+        return self.completions.pop(0)
+
+
+SEARCH_CALL = format_tool_call("search", {"query": "chile"})
+SINGLE = AgentConfig(mode="single", context_length=256)
+
+
+async def test_context_full_after_a_turn_ends_the_agent_with_its_best_answer():
+    # chat path: the server's token count says the context is full after the first turn
+    big = Completion(
+        text="partial" + SEARCH_CALL, usage=Usage(prompt_tokens=200, completion_tokens=60)
+    )
+    engine = CompletionEngine([big, Completion(text="never asked")])
+    traj = await Orchestrator(engine, tools_for, SINGLE).run(TASK)
+    assert len(engine.requests) == 1 and len(traj.lead.turns) == 1
+    assert traj.lead.failures == [Failure.CONTEXT_OVERFLOW]
+    assert traj.final_answer == "partial"
+    assert engine.requests[0].sampling.max_tokens == 256  # the whole context is the budget
+
+
+async def test_response_that_fills_the_context_is_an_overflow():
+    cut = Completion(text="| a | b" + SEARCH_CALL, finish_reason="length")
+    traj = await Orchestrator(CompletionEngine([cut]), tools_for, SINGLE).run(TASK)
+    (turn,) = traj.lead.turns
+    assert turn.failures == [Failure.CONTEXT_OVERFLOW] and turn.tool_calls == []
+    assert traj.lead.failures == [Failure.CONTEXT_OVERFLOW] and traj.final_answer == "| a | b"
+
+
+async def test_response_cut_by_the_per_response_cap_is_not_taken_as_final():
+    engine = CompletionEngine(
+        [Completion(text="| country | cap", finish_reason="length"), Completion(text=TABLE)]
+    )
+    cfg = SINGLE.model_copy(update={"max_response_tokens": 50})
+    traj = await Orchestrator(engine, tools_for, cfg).run(TASK)
+    assert traj.final_answer == TABLE and traj.lead.failures == []
+    assert engine.requests[0].sampling.max_tokens == 50
+    assert "cut after 50 tokens" in engine.requests[1].messages[-1].content
+
+
+async def test_tool_calls_of_one_turn_run_concurrently_up_to_the_limit():
+    in_flight = peak = 0
+
+    class SlowSearch(DictSearch):
+        async def call(self, arguments):
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.05)
+            in_flight -= 1
+            return await super().call(arguments)
+
+    calls = "".join(format_tool_call("search", {"query": f"q{i}"}) for i in range(7))
+    engine = ScriptedEngine({"single": [calls, TABLE]})
+    cfg = AgentConfig(mode="single", max_tool_calls=5)
+    traj = await Orchestrator(engine, lambda role: [SlowSearch(), DictAccess()], cfg).run(TASK)
+    turn = traj.lead.turns[0]
+    assert len(turn.tool_results) == 5 and peak == 5
+    assert turn.failures == [Failure.TOO_MANY_CALLS]
+    assert "2 more were ignored" in engine.requests[1].messages[-1].content
+    assert traj.failure_counts() == {"too_many_calls": 1}
+
+
+async def test_lead_turn_limit_and_subagent_ids_across_delegations():
+    delegate = format_tool_call("create_subagents", {"subtasks": ["a", "b"]})
+    engine = ScriptedEngine({"lead": [delegate] * 3}, fallback="report")
+    traj = await Orchestrator(engine, tools_for, AgentConfig(lead_turns=3)).run(TASK)
+    assert traj.lead.failures == [Failure.TURN_LIMIT, Failure.NO_ANSWER]
+    assert [a.agent_id for a in traj.agents] == list(range(7))
+    assert [a.parent_id for a in traj.subagents] == [0] * 6
+    ids = [t.tool_results[0].data["subagent_ids"] for t in traj.lead.turns]
+    assert ids == [[1, 2], [3, 4], [5, 6]]
+
+
+async def test_run_many_keeps_task_order_under_the_concurrency_cap():
+    in_flight = peak = 0
+
+    class CountingEngine(ScriptedEngine):
+        async def generate(self, request):
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.02)
+            in_flight -= 1
+            return await super().generate(request)
+
+    tasks = [TASK.model_copy(update={"id": f"t{i}"}) for i in range(6)]
+    orchestrator = Orchestrator(
+        CountingEngine(fallback=TABLE), tools_for, AgentConfig(mode="single")
+    )
+    trajectories = await orchestrator.run_many(tasks, concurrency=2)
+    assert [t.task.id for t in trajectories] == [t.id for t in tasks]
+    assert all(t.final_answer == TABLE for t in trajectories)
+    assert peak == 2
+
+
+async def test_live_view_shows_every_agent_and_how_it_ended():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from wideseek.cli.views import LiveAgentView
+
+    class FlakyEngine(ScriptedEngine):
+        async def generate(self, request):
+            if request.metadata["agent_id"] == 2:
+                raise EngineError("server down")
+            return await super().generate(request)
+
+    delegate = format_tool_call("create_subagents", {"subtasks": ["a", "b"]})
+    engine = FlakyEngine({"lead": [delegate, TABLE]}, fallback="report")
+    out = StringIO()
+    view = LiveAgentView(Console(file=out, width=100))
+    with view:
+        await Orchestrator(engine, tools_for, observer=view).run(TASK)
+    lines = out.getvalue().splitlines()
+    row = {line.split()[0] + line.split()[1]: line for line in lines if line.strip()}
+    assert "done" in row["lead2"]
+    assert "done" in row["subagent1"]
+    assert "failed: engine_error" in row["subagent2"]

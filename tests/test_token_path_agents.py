@@ -11,7 +11,7 @@ from tiny_tokenizer import build_tiny_tokenizer
 from wideseek.config import Config
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.runtime import open_orchestrator
-from wideseek.types import Task
+from wideseek.types import Task, read_trajectories, write_trajectories
 
 
 def call(name: str, arguments: dict) -> str:
@@ -52,3 +52,7 @@ async def test_single_agent_token_ids_match_the_wire(tmp_path):
     assert sent[1][: len(sent[0])] == sent[0] and sent[2][: len(sent[1])] == sent[1]
     tail = renderer.tokenizer.decode(sent[2][len(sent[1]) + len(encode(replies[1])) :])
     assert "<tool_response>" in tail and "capital is Lima" in tail
+    # ids and logprobs survive the trajectory file
+    path = tmp_path / "trajectory.jsonl"
+    write_trajectories(path, [traj])
+    assert read_trajectories(path) == [traj]

@@ -12,6 +12,7 @@ so the trainer gets every per-turn sample without the quadratic cost of storing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,11 @@ class Failure(StrEnum):
     TOOL_ERROR = "tool_error"  # a tool returned an error result
     SUBAGENT_FAILED = "subagent_failed"  # a subagent of this lead ended with a failure
     NO_ANSWER = "no_answer"  # the final message holds no answer in the required format
+
+
+# Failures of one turn, after which the agent went on; they are kept on the Turn. The others end
+# the agent (or judge its answer) and are kept on the AgentRun.
+TURN_FAILURES = frozenset({Failure.MALFORMED_CALL, Failure.TOO_MANY_CALLS, Failure.TOOL_ERROR})
 
 
 class Task(BaseModel):
@@ -193,9 +199,12 @@ class Trajectory(BaseModel):
         return total
 
     def failure_counts(self) -> dict[str, int]:
+        """How often each failure happened: per agent for the ones that end an agent, per turn
+        for TURN_FAILURES (a malformed call in 3 turns counts 3)."""
         counts: dict[str, int] = {}
         for agent in self.agents:
-            for f in agent.failures:
+            turn_failures = [f for t in agent.turns for f in t.failures if f in TURN_FAILURES]
+            for f in [*agent.failures, *turn_failures]:
                 counts[f.value] = counts.get(f.value, 0) + 1
         return counts
 
@@ -223,7 +232,7 @@ def append_trajectory(path: str | Path, trajectory: Trajectory) -> None:
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
-    """Read JSON lines (or one JSON object) written by `write_trajectories`.
+    """Read JSON lines written by `write_trajectories`, or one pretty-printed JSON object.
 
     A truncated last line (a run killed mid-write) is skipped, not fatal.
     """
@@ -236,5 +245,8 @@ def read_trajectories(path: str | Path) -> list[Trajectory]:
         except ValueError:
             if i == len(lines) - 1:
                 break
-            raise
+            if i == 0:  # not JSON lines; perhaps one indented object (`jq . trajectory.json`)
+                with contextlib.suppress(ValueError):
+                    return [Trajectory.model_validate_json(text)]
+            raise  # the first line's error: how a JSON-lines file usually breaks
     return out

@@ -155,13 +155,20 @@ async def run_agent(
                 f"only {len(calls)} tool call(s) per turn are run; {dropped} more were ignored"
             )
             turn.failures.append(Failure.TOO_MANY_CALLS)
-        if parsed.errors:
+        # An unknown tool or arguments that break its schema are malformed calls, like bad JSON:
+        # the model's mistake, answered with an error result instead of running anything.
+        problems = [_call_problem(c, by_name) for c in calls]
+        if parsed.errors or any(problems):
             turn.failures.append(Failure.MALFORMED_CALL)
         turn.tool_calls = calls
         tools_start = time.time()
-        turn.tool_results = list(await asyncio.gather(*(_run_call(c, by_name) for c in calls)))
+        turn.tool_results = list(
+            await asyncio.gather(
+                *(_run_call(c, by_name, p) for c, p in zip(calls, problems, strict=True))
+            )
+        )
         turn.tools_s = time.time() - tools_start
-        if any(r.error for r in turn.tool_results):
+        if any(r.error for r, p in zip(turn.tool_results, problems, strict=True) if p is None):
             turn.failures.append(Failure.TOOL_ERROR)
         turn.errors.extend(errors)
 
@@ -200,16 +207,20 @@ def _apply_call_limit(calls: list[ToolCall], limits: LoopLimits) -> tuple[list[T
     return calls[:keep], max(0, len(calls) - keep)
 
 
-async def _run_call(call: ToolCall, tools: dict[str, Tool]) -> ToolResult:
+def _call_problem(call: ToolCall, tools: dict[str, Tool]) -> str | None:
+    """Why `call` cannot be run (unknown tool, arguments against the schema), or None."""
     tool = tools.get(call.name)
     if tool is None:
         names = ", ".join(f"`{n}`" for n in tools) or "none"
-        return ToolResult(text=f"unknown tool `{call.name}`; available: {names}", error=True)
-    problem = validate_arguments(tool, call.arguments)
+        return f"unknown tool `{call.name}`; available: {names}"
+    return validate_arguments(tool, call.arguments)
+
+
+async def _run_call(call: ToolCall, tools: dict[str, Tool], problem: str | None) -> ToolResult:
     if problem is not None:
         return ToolResult(text=problem, error=True)
     try:
-        return await tool.call(call.arguments)
+        return await tools[call.name].call(call.arguments)
     except Exception as e:  # a tool bug must not kill the rollout; it is recorded instead
         return ToolResult(text=f"tool `{call.name}` failed: {type(e).__name__}: {e}", error=True)
 

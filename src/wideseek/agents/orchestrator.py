@@ -30,20 +30,28 @@ from wideseek.types import AgentRun, Failure, Message, Role, Task, ToolResult, T
 ToolsFor = Callable[[Role], list[Tool]]
 Spawn = Callable[[list[str]], Awaitable[list[AgentRun]]]
 
-# The delegation tool in each profile. `wideseek-r1` matches the published WideSeek-R1-4B.
+# The delegation tool in each profile: (name, argument, its array schema). `wideseek-r1` shows
+# the published WideSeek-R1-4B schema, which has no bounds; blank subtasks are dropped at run.
 _DELEGATE = {
     "wideseek": (
         "create_subagents",
         "subtasks",
-        {"type": "string", "minLength": 1, "description": "a self-contained subtask"},
+        {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "description": "a self-contained subtask"},
+            "minItems": 1,
+        },
     ),
     "wideseek-r1": (
         "create_sub_agents",
         "sub_agents",
         {
-            "type": "object",
-            "properties": {"prompt": {"type": "string", "minLength": 1}},
-            "required": ["prompt"],
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"prompt": {"type": "string"}},
+                "required": ["prompt"],
+            },
         },
     ),
 }
@@ -53,14 +61,14 @@ class DelegateTool:
     """The lead's tool: run subagents in parallel on the given subtasks, return their reports."""
 
     def __init__(self, profile: str, spawn: Spawn, max_subagents: int) -> None:
-        self.name, self._key, item = _DELEGATE[profile]
+        self.name, self._key, array = _DELEGATE[profile]
         self.description = (
             f"Start up to {max_subagents} subagents that work in parallel, one per subtask, "
             "each with search and access tools; returns each subagent's report."
         )
         self.parameters: dict[str, Any] = {
             "type": "object",
-            "properties": {self._key: {"type": "array", "items": item, "minItems": 1}},
+            "properties": {self._key: array},
             "required": [self._key],
         }
         self._spawn = spawn
@@ -68,7 +76,15 @@ class DelegateTool:
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         items = arguments[self._key]
-        subtasks = [i if isinstance(i, str) else i["prompt"] for i in items]
+        subtasks = [
+            s for s in (i if isinstance(i, str) else i["prompt"] for i in items) if s.strip()
+        ]
+        if not subtasks:
+            return ToolResult(
+                text=f"`{self.name}` needs at least one non-empty subtask.",
+                error=True,
+                data={"subagent_ids": [], "dropped": 0},
+            )
         kept, dropped = subtasks[: self._max], len(subtasks) - self._max
         runs = await self._spawn(kept)
         reports = [

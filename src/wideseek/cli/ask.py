@@ -45,6 +45,7 @@ def ask(
     of every agent) goes to --out, viewable with `wideseek trace show`.
     """
     task = Task(id="ask", question=question, kind="qa" if qa else "wide")
+    out.parent.mkdir(parents=True, exist_ok=True)  # before the run, not after it is lost
     traj = asyncio.run(_ask(cfg, task, live))
     write_trajectories(out, [traj])
     console = Console()

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from wideseek.config import ConfigError
 from wideseek.llm.base import EngineError
+
+try:  # recent typer runs on its own copy of click and no longer installs the click package
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # older typer: click itself
+    from click import exceptions as click_exceptions
+
+# A command group run without arguments: its "error" is the help page, shown as is.
+_NO_ARGS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 
 class UserError(Exception):
@@ -36,14 +43,17 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def run_cli(app: typer.Typer, argv: list[str] | None) -> int:
+    """Run `app`; the exit code. Usage and user errors are one `error: ...` line on stderr."""
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
+        # Outside standalone mode, `raise typer.Exit(n)` in a command comes back as n.
+        code = app(args=argv, standalone_mode=False)
+    except _NO_ARGS_HELP as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
+    except click_exceptions.ClickException as e:  # bad flag, missing argument, no such command
+        print(f"error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        return e.exit_code
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         return 130
     except Exception as e:
@@ -51,4 +61,4 @@ def run_cli(app: typer.Typer, argv: list[str] | None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0

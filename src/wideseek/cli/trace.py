@@ -26,6 +26,8 @@ def show(
         trajectories = read_trajectories(path)
     except ValueError as e:
         raise UserError(f"{path}: not a trajectory file ({str(e).splitlines()[0]})") from e
+    if not trajectories:
+        raise UserError(f"{path}: no complete trajectory in the file")
     if task is not None:
         trajectories = [t for t in trajectories if t.task.id == task]
         if not trajectories:
