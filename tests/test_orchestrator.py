@@ -309,6 +309,7 @@ async def test_context_full_after_a_turn_ends_the_agent_with_its_best_answer():
     assert traj.lead.failures == [Failure.CONTEXT_OVERFLOW]
     assert traj.final_answer == "partial"
     assert engine.requests[0].sampling.max_tokens == 256  # the whole context is the budget
+    assert engine.requests[0].sampling.stop == ["</tool_response>"]  # no self-made results
 
 
 async def test_response_that_fills_the_context_is_an_overflow():

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from wideseek.agents import prompts
 from wideseek.llm.base import Completion, Engine, EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.chat_template import TOOL_RESPONSE_END
 from wideseek.llm.toolcall import parse_tool_calls
 from wideseek.tools.base import Tool, tool_schema, validate_arguments
 from wideseek.types import AgentRun, Failure, Message, ToolCall, ToolResult, Turn
@@ -102,6 +103,8 @@ async def run_agent(
                 temperature=limits.temperature,
                 top_p=limits.top_p,
                 max_tokens=max_tokens,
+                # a model that starts writing its own tool results stops there (as RLinf does)
+                stop=[TOOL_RESPONSE_END],
                 seed=None if limits.seed is None else limits.seed + agent.agent_id * 1000 + index,
             ),
             metadata={"role": agent.role, "agent_id": agent.agent_id, "turn": index},

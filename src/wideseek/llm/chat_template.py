@@ -30,7 +30,8 @@ from typing import Any
 # Control tokens: skipped by decode(skip_special_tokens=True). Markup tokens: single tokens,
 # but kept in decoded text, because agents parse them (same split as Qwen3's tokenizer).
 CONTROL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-MARKUP_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
+TOOL_RESPONSE_END = "</tool_response>"
+MARKUP_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", TOOL_RESPONSE_END)
 THINK_TOKENS = ("<think>", "</think>")
 END_OF_TURN = "<|im_end|>"
 PAD = "<|endoftext|>"
