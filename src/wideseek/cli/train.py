@@ -125,7 +125,8 @@ def eval_(
     typer.echo(json.dumps(dev_eval(model, settings, out), indent=2))
 
 
-REPRODUCE = """wideseek world oracle --suite wide --split train --limit 400
+REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:
+wideseek world oracle --suite wide --split train --limit 400
 wideseek world oracle --suite deep --split train --limit 600
 wideseek world oracle --suite wide --split dev --limit 40
 wideseek world oracle --suite deep --split dev --limit 40

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The shipped default model, end to end: oracle demonstrations in the bundled world -> BPE
+# tokenizer -> random Qwen3 (tiny) -> copy curriculum + SFT -> dev and test scores -> installed
+# into the package with its model card. Every step is resumable: run it again after a stop.
+# Extra arguments go to `wideseek train sft` as overrides, e.g. train.epochs=3 on a GPU.
+#   bash scripts/train_default_model.sh [key=value ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for suite_limit in wide:400 deep:600; do
+    wideseek world oracle --suite "${suite_limit%%:*}" --split train --limit "${suite_limit##*:}"
+done
+for suite in wide deep; do  # held-out demonstrations for the teacher-forced probe
+    wideseek world oracle --suite "$suite" --split dev --limit 40
+done
+[ -f runs/tok-8k/tokenizer.json ] || wideseek train tokenizer --out runs/tok-8k --vocab-size 8192
+[ -f runs/init-tiny/config.json ] || wideseek train init --tokenizer runs/tok-8k --size tiny \
+    --out runs/init-tiny
+wideseek train sft --config configs/sft-tiny.yaml "$@"
+
+model=runs/sft-tiny/sft/final
+for split in dev test; do
+    wideseek train eval --model "$model" --split "$split" --wide 100 --deep 100 \
+        --out "runs/sft-tiny/eval-$split" > "runs/sft-tiny/scores-$split.json"
+done
+wideseek train ship --model "$model" --run runs/sft-tiny \
+    --scores "dev (100+100 tasks)=runs/sft-tiny/scores-dev.json" \
+    --scores "test (100+100 tasks)=runs/sft-tiny/scores-test.json"
