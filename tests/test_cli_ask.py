@@ -93,6 +93,15 @@ def test_ask_without_any_engine_says_how_to_get_one(tmp_path, capsys, monkeypatc
     code = run(["ask", "q", "--no-live", "--corpus", str(write_corpus(tmp_path / "c.jsonl"))])
     err = capsys.readouterr().err
     assert code == 1 and "--engine" in err and "--model" in err
+    assert "small model shipped with wideseek" in err  # the note says which engine it is
+
+
+def test_no_default_engine_note_with_a_server(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
+        run(["ask", question(["Peru"]), "--engine", srv.base_url, "--corpus", str(corpus),
+             "--out", str(tmp_path / "t.json"), "--no-live"])  # fmt: skip
+    assert "shipped with wideseek" not in capsys.readouterr().err
 
 
 def test_trajectory_file_is_json(tmp_path):

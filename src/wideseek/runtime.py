@@ -46,6 +46,11 @@ def shipped_model_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+def uses_shipped_model(config: Config) -> bool:
+    """Whether `config` leaves the engine to the shipped default (no server, no model dir)."""
+    return not (config.engine.base_url or config.engine.model)
+
+
 async def open_engine(config: Config) -> Engine:
     """The engine `config` asks for; an unusable one raises `EngineError` with one clear line."""
     engine_cfg: EngineConfig = config.engine

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from wideseek.cli import app
+from wideseek.cli.common import note_default_engine
 from wideseek.cli.options import with_run_config
 from wideseek.cli.views import LiveAgentView
 from wideseek.config import Config
@@ -46,6 +47,7 @@ def ask(
     """
     task = Task(id="ask", question=question, kind="qa" if qa else "wide")
     out.parent.mkdir(parents=True, exist_ok=True)  # before the run, not after it is lost
+    note_default_engine(cfg)
     traj = asyncio.run(_ask(cfg, task, live))
     write_trajectories(out, [traj])
     console = Console()

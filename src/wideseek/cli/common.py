@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from wideseek.config import ConfigError
+from wideseek.config import Config, ConfigError
 from wideseek.llm.base import EngineError
 
 try:  # recent typer runs on its own copy of click and no longer installs the click package
@@ -16,6 +16,20 @@ except ImportError:  # older typer: click itself
 
 # A command group run without arguments: its "error" is the help page, shown as is.
 _NO_ARGS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
+
+
+def note_default_engine(config: Config) -> None:
+    """One dim line on stderr when the run uses the small shipped model, so nobody mistakes its
+    scores for what the system does with a real model."""
+    from wideseek.runtime import package_model_dir, uses_shipped_model
+
+    if uses_shipped_model(config):
+        card = package_model_dir() / "README.md"
+        print(
+            f"engine: the small model shipped with wideseek (its scores: {card}); "
+            "give --engine URL or --model DIR for a real one",
+            file=sys.stderr,
+        )
 
 
 class UserError(Exception):

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wideseek.cli.common import UserError
+from wideseek.cli.common import UserError, note_default_engine
 from wideseek.cli.options import (
     with_judge,
     with_run_config,
@@ -80,6 +80,7 @@ async def _run(
     tasks: list[Task], cfg: Config, suite: str, out: Path, trials: int, judge: Judge,
     concurrency: int,
 ) -> list[ResultRow]:  # fmt: skip
+    note_default_engine(cfg)
     async with open_orchestrator(cfg) as orchestrator:
         cfg = cfg.model_copy(update={"agent": orchestrator.config})  # with the model's defaults
         info = RunInfo(

@@ -1,0 +1,54 @@
+"""The model that ships inside the package: the default engine, and its calls are well formed.
+
+These tests read the shipped artifact itself (wideseek/assets/model), so they fail when the
+package ships no model, a model that does not load, or one that does not speak the tool-call
+format it was trained on. They score nothing: the model's figures are in its model card.
+"""
+
+from itertools import islice
+
+import pytest
+
+from wideseek.config import Config
+from wideseek.llm.local import LocalEngine
+from wideseek.runtime import close_engine, open_engine, open_orchestrator, package_model_dir
+from wideseek.types import Failure
+from wideseek.world import load_world
+from wideseek.world.suites import deep_tasks, wide_tasks
+
+
+def test_the_package_ships_a_model_with_its_card():
+    path = package_model_dir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json"):
+        assert (path / name).is_file(), name
+    card = (path / "README.md").read_text()
+    assert "parameters" in card and "## Scores" in card
+
+
+async def test_it_is_the_default_engine(monkeypatch):
+    monkeypatch.delenv("WIDESEEK_MODEL", raising=False)
+    engine = await open_engine(Config())
+    try:
+        assert isinstance(engine, LocalEngine) and engine.model_dir == package_model_dir()
+        assert engine.generation_defaults()["temperature"] == 0.0  # it asks for greedy
+    finally:
+        await close_engine(engine)
+
+
+@pytest.mark.parametrize("suite", ["wide", "deep"])
+async def test_first_turns_of_lead_and_subagents_are_well_formed_calls(suite, monkeypatch):
+    monkeypatch.delenv("WIDESEEK_MODEL", raising=False)
+    world = load_world()
+    tasks = list(islice((wide_tasks if suite == "wide" else deep_tasks)(world, "dev"), 3))
+    cfg = Config.model_validate(
+        {"agent": {"lead_turns": 1, "subagent_turns": 1, "max_response_tokens": 256, "seed": 0}}
+    )
+    async with open_orchestrator(cfg) as orchestrator:
+        trajectories = await orchestrator.run_many(tasks)
+    for traj in trajectories:
+        assert [c.name for c in traj.lead.turns[0].tool_calls] == ["create_subagents"], traj.task.id
+        assert traj.subagents, traj.task.id
+        for agent in traj.subagents:
+            turn = agent.turns[0]
+            assert Failure.MALFORMED_CALL not in turn.failures, turn.response_text
+            assert {c.name for c in turn.tool_calls} == {"search"}, turn.response_text
