@@ -36,13 +36,11 @@ async def test_it_is_the_default_engine(monkeypatch):
 
 
 @pytest.mark.parametrize("suite", ["wide", "deep"])
-async def test_first_turns_of_lead_and_subagents_are_well_formed_calls(suite, monkeypatch):
+async def test_lead_delegates_and_subagents_search_in_well_formed_calls(suite, monkeypatch):
     monkeypatch.delenv("WIDESEEK_MODEL", raising=False)
     world = load_world()
     tasks = list(islice((wide_tasks if suite == "wide" else deep_tasks)(world, "dev"), 3))
-    cfg = Config.model_validate(
-        {"agent": {"lead_turns": 1, "subagent_turns": 1, "max_response_tokens": 256, "seed": 0}}
-    )
+    cfg = Config.model_validate({"agent": {"seed": 0}})  # the limits it was trained under
     async with open_orchestrator(cfg) as orchestrator:
         trajectories = await orchestrator.run_many(tasks)
     for traj in trajectories:

@@ -153,6 +153,7 @@ def ship(
     dest: Annotated[
         Path | None, typer.Option(help="Where to install (default: inside the package).")
     ] = None,
+    notes: Annotated[str, typer.Option(help="A paragraph for the model card.")] = "",
 ) -> None:
     """Install a trained model as the default engine of ask/eval, with a model card."""
     import json
@@ -185,7 +186,7 @@ def ship(
         parameters = saved_parameters(model)
     except (OSError, ValueError) as e:
         raise UserError(f"{model}: not a model directory ({e})") from e
-    card = model_card("wideseek-tiny", config, parameters, phases, figures, reproduce)
+    card = model_card("wideseek-tiny", config, parameters, phases, figures, reproduce, notes)
     generation = {"do_sample": not greedy, "max_new_tokens": max_new_tokens}
     target = dest or package_model_dir()
     try:

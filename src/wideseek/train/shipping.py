@@ -80,7 +80,7 @@ def phase_summary(metrics_path: Path) -> dict[str, Any]:
 
 def model_card(
     name: str, config: dict[str, Any], parameters: int, phases: dict[str, dict[str, Any]],
-    scores: dict[str, dict[str, Any]], reproduce: str,
+    scores: dict[str, dict[str, Any]], reproduce: str, notes: str = "",
 ) -> str:  # fmt: skip
     """The shipped model's README.md: what it is, how it was trained, what it scores."""
     lines = [
@@ -92,14 +92,22 @@ def model_card(
         f"{config.get('max_position_embeddings')}), trained from scratch by wideseek on the "
         "oracle's demonstrations in the bundled offline world. It runs on a CPU.",
         "",
+        *([notes, ""] if notes else []),
         "## Training",
         "",
-        "| phase | steps | tokens | wall time (s) | last loss |",
-        "|---|---:|---:|---:|---:|",
+        "| phase | steps | tokens | wall time (s) | last loss | last held-out probe |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for phase, p in phases.items():
         loss = f"{p['loss']:.3f}" if p["loss"] is not None else "-"
-        lines.append(f"| {phase} | {p['steps']} | {p['tokens']:,} | {p['wall_s']:.0f} | {loss} |")
+        probe = ", ".join(
+            f"{k.split('probe_', 1)[-1]} {v:.3f}"
+            for k, v in p["eval"].items()
+            if k.endswith("_acc") and isinstance(v, float)
+        )
+        lines.append(
+            f"| {phase} | {p['steps']} | {p['tokens']:,} | {p['wall_s']:.0f} | {loss} | {probe} |"
+        )
     lines += ["", "## Scores", ""]
     if scores:  # one column per evaluation (e.g. dev multi, test single)
         metrics = list(dict.fromkeys(k for figures in scores.values() for k in figures))
