@@ -18,14 +18,18 @@ def run(argv: list[str]) -> int:
     return int(e.value.code)
 
 
-def test_ask_multi_agent_over_http_and_local_corpus(tmp_path, capsys):
+def ask_over_http(tmp_path, responder, text: str, *flags: str, out=None, live=False):
+    """`wideseek ask TEXT` against a fake server over the test corpus: (exit code, out, srv)."""
     corpus = write_corpus(tmp_path / "corpus.jsonl")
-    out = tmp_path / "traj.json"
-    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
-        code = run(
-            ["ask", question(["Chile", "Peru", "Bolivia"]), "--engine", srv.base_url,
-             "--corpus", str(corpus), "--out", str(out), "--no-live"]
-        )  # fmt: skip
+    out = out or tmp_path / "traj.json"
+    with FakeOpenAIServer(responder=responder) as srv:
+        argv = ["ask", text, *flags, "--engine", srv.base_url, "--corpus", str(corpus)]
+        code = run([*argv, "--out", str(out), *([] if live else ["--no-live"])])
+    return code, out, srv
+
+
+def test_ask_multi_agent_over_http_and_local_corpus(tmp_path, capsys):
+    code, out, _ = ask_over_http(tmp_path, CapitalsPolicy(), question(["Chile", "Peru", "Bolivia"]))
     printed = capsys.readouterr().out
     assert code == 0
     assert "Santiago" in printed and "Lima" in printed and "Sucre" in printed
@@ -37,13 +41,15 @@ def test_ask_multi_agent_over_http_and_local_corpus(tmp_path, capsys):
 
 
 def test_ask_subagents_flag_caps_each_delegation(tmp_path):
-    corpus = write_corpus(tmp_path / "corpus.jsonl")
     out = tmp_path / "new" / "dir" / "traj.json"  # missing directories are made
-    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
-        code = run(
-            ["ask", question(["Chile", "Peru", "Bolivia"]), "--subagents", "2",
-             "--engine", srv.base_url, "--corpus", str(corpus), "--out", str(out), "--no-live"]
-        )  # fmt: skip
+    code, _, _ = ask_over_http(
+        tmp_path,
+        CapitalsPolicy(),
+        question(["Chile", "Peru", "Bolivia"]),
+        "--subagents",
+        "2",
+        out=out,
+    )
     assert code == 0
     (traj,) = read_trajectories(out)
     assert [a.prompt for a in traj.subagents] == [
@@ -54,14 +60,10 @@ def test_ask_subagents_flag_caps_each_delegation(tmp_path):
 
 
 def test_ask_single_mode_flag_reaches_the_orchestrator(tmp_path):
-    corpus = write_corpus(tmp_path / "corpus.jsonl")
-    out = tmp_path / "traj.json"
-    with FakeOpenAIServer(responder=lambda endpoint, body: "I cannot tell.") as srv:
-        code = run(
-            ["ask", "anything", "--mode", "single", "--engine", srv.base_url,
-             "--corpus", str(corpus), "--out", str(out), "--no-live"]
-        )  # fmt: skip
-        tools = {t["function"]["name"] for t in srv.requests[-1].body["tools"]}
+    code, out, srv = ask_over_http(
+        tmp_path, lambda endpoint, body: "I cannot tell.", "anything", "--mode", "single"
+    )
+    tools = {t["function"]["name"] for t in srv.requests[-1].body["tools"]}
     assert code == 0
     (traj,) = read_trajectories(out)
     assert traj.mode == "single" and tools == {"search", "access"}
@@ -96,21 +98,10 @@ def test_ask_without_any_engine_says_how_to_get_one(tmp_path, capsys, monkeypatc
     assert "small model shipped with wideseek" in err  # the note says which engine it is
 
 
-def test_no_default_engine_note_with_a_server(tmp_path, capsys):
-    corpus = write_corpus(tmp_path / "corpus.jsonl")
-    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
-        run(["ask", question(["Peru"]), "--engine", srv.base_url, "--corpus", str(corpus),
-             "--out", str(tmp_path / "t.json"), "--no-live"])  # fmt: skip
-    assert "shipped with wideseek" not in capsys.readouterr().err
-
-
-def test_trajectory_file_is_json(tmp_path):
-    corpus = write_corpus(tmp_path / "corpus.jsonl")
-    out = tmp_path / "traj.json"
-    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
-        run(["ask", question(["Peru"]), "--engine", srv.base_url, "--corpus", str(corpus),
-             "--out", str(out), "--no-live"])  # fmt: skip
+def test_trajectory_file_is_json(tmp_path, capsys):
+    _, out, _ = ask_over_http(tmp_path, CapitalsPolicy(), question(["Peru"]))
     assert json.loads(out.read_text())["task"]["question"].startswith("List the capitals")
+    assert "shipped with wideseek" not in capsys.readouterr().err  # no note with a server
 
 
 async def test_summarize_pages_puts_the_engines_summary_in_the_access_result(tmp_path):
@@ -135,25 +126,16 @@ async def test_summarize_pages_puts_the_engines_summary_in_the_access_result(tmp
 
 
 def test_ask_without_a_final_answer_exits_non_zero(tmp_path, capsys):
-    corpus = write_corpus(tmp_path / "corpus.jsonl")
-    out = tmp_path / "traj.json"
-    with FakeOpenAIServer(responder=lambda endpoint, body: "") as srv:
-        code = run(
-            ["ask", "anything", "--mode", "single", "--engine", srv.base_url,
-             "--corpus", str(corpus), "--out", str(out), "--no-live"]
-        )  # fmt: skip
+    code, out, _ = ask_over_http(
+        tmp_path, lambda endpoint, body: "", "anything", "--mode", "single"
+    )
     assert code == 1 and "no final answer" in capsys.readouterr().out
     (traj,) = read_trajectories(out)  # the trajectory is kept all the same
     assert traj.failure_counts() == {"no_answer": 1}
 
 
 def test_ask_live_view_lists_the_lead_and_each_subagent(tmp_path, capsys):
-    corpus = write_corpus(tmp_path / "corpus.jsonl")
-    with FakeOpenAIServer(responder=CapitalsPolicy()) as srv:
-        code = run(
-            ["ask", question(["Chile", "Peru"]), "--engine", srv.base_url,
-             "--corpus", str(corpus), "--out", str(tmp_path / "t.json")]
-        )  # fmt: skip
+    code, _, _ = ask_over_http(tmp_path, CapitalsPolicy(), question(["Chile", "Peru"]), live=True)
     captured = capsys.readouterr()
     assert code == 0
     rows = [line.split() for line in captured.err.splitlines()]
