@@ -30,6 +30,7 @@ async def test_it_is_the_default_engine(monkeypatch):
     engine = await open_engine(Config())
     try:
         assert isinstance(engine, LocalEngine) and engine.model_dir == package_model_dir()
+        assert engine.model_name == "wideseek-tiny"  # not its directory's name
         assert engine.generation_defaults()["temperature"] == 0.0  # it asks for greedy
     finally:
         await close_engine(engine)

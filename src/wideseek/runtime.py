@@ -30,6 +30,7 @@ from wideseek.llm.base import Engine, EngineError
 from wideseek.tools.base import SearchBackend
 
 MODEL_ENV = "WIDESEEK_MODEL"
+SHIPPED_MODEL_NAME = "wideseek-tiny"
 
 
 def package_model_dir() -> Path:
@@ -79,7 +80,9 @@ async def open_engine(config: Config) -> Engine:
         from wideseek.llm.local import LocalEngine
     except ImportError as e:
         raise EngineError(f"a local model needs the [local] extra ({e.name} missing)") from None
-    return LocalEngine(model_dir, seed=agent.seed or 0)
+    # traces and reports name the shipped model by what it is, not by its directory ("model")
+    name = SHIPPED_MODEL_NAME if model_dir == package_model_dir() else None
+    return LocalEngine(model_dir, seed=agent.seed or 0, model_name=name)
 
 
 async def close_engine(engine: Engine) -> None:

@@ -158,7 +158,7 @@ def ship(
     """Install a trained model as the default engine of ask/eval, with a model card."""
     import json
 
-    from wideseek.runtime import package_model_dir
+    from wideseek.runtime import SHIPPED_MODEL_NAME, package_model_dir
     from wideseek.train.shipping import (
         ShipError,
         model_card,
@@ -186,7 +186,7 @@ def ship(
         parameters = saved_parameters(model)
     except (OSError, ValueError) as e:
         raise UserError(f"{model}: not a model directory ({e})") from e
-    card = model_card("wideseek-tiny", config, parameters, phases, figures, reproduce, notes)
+    card = model_card(SHIPPED_MODEL_NAME, config, parameters, phases, figures, reproduce, notes)
     generation = {"do_sample": not greedy, "max_new_tokens": max_new_tokens}
     target = dest or package_model_dir()
     try:
