@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The shipped default model, end to end: oracle demonstrations in the bundled world -> BPE
-# tokenizer -> random Qwen3 (tiny) -> copy curriculum + SFT -> dev and test scores -> installed
+# tokenizer -> random Qwen3 (tiny) -> copy curriculum + SFT -> dev and test scores (first 30
+# wide + 30 deep tasks, multi and single mode) -> installed
 # into the package with its model card. Every step is resumable: run it again after a stop.
 # Extra arguments go to `wideseek train sft` as overrides, e.g. train.epochs=3 on a GPU.
 #   bash scripts/train_default_model.sh [key=value ...]
@@ -19,10 +20,12 @@ done
 wideseek train sft --config configs/sft-tiny.yaml "$@"
 
 model=runs/sft-tiny/sft/final
+scores=()
 for split in dev test; do
-    wideseek train eval --model "$model" --split "$split" --wide 100 --deep 100 \
-        --out "runs/sft-tiny/eval-$split" > "runs/sft-tiny/scores-$split.json"
+    for mode in multi single; do
+        wideseek train eval --model "$model" --split "$split" --mode "$mode" --wide 30 --deep 30 \
+            --out "runs/sft-tiny/eval-$split-$mode" > "runs/sft-tiny/scores-$split-$mode.json"
+        scores+=(--scores "$split $mode=runs/sft-tiny/scores-$split-$mode.json")
+    done
 done
-wideseek train ship --model "$model" --run runs/sft-tiny \
-    --scores "dev (100+100 tasks)=runs/sft-tiny/scores-dev.json" \
-    --scores "test (100+100 tasks)=runs/sft-tiny/scores-test.json"
+wideseek train ship --model "$model" --run runs/sft-tiny "${scores[@]}"
