@@ -51,3 +51,15 @@ async def test_lead_delegates_and_subagents_search_in_well_formed_calls(suite, m
             turn = agent.turns[0]
             assert Failure.MALFORMED_CALL not in turn.failures, turn.response_text
             assert {c.name for c in turn.tool_calls} == {"search"}, turn.response_text
+
+
+def test_runs_on_it_say_so_and_runs_on_another_model_do_not(monkeypatch, capsys, tmp_path):
+    from wideseek.cli.common import note_default_engine
+
+    monkeypatch.delenv("WIDESEEK_MODEL", raising=False)
+    note_default_engine(Config())
+    assert "small model shipped with wideseek" in capsys.readouterr().err
+    monkeypatch.setenv("WIDESEEK_MODEL", str(tmp_path))  # a user's own default
+    note_default_engine(Config())
+    note_default_engine(Config.model_validate({"engine": {"base_url": "http://127.0.0.1:9"}}))
+    assert capsys.readouterr().err == ""

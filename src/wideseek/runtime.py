@@ -47,9 +47,17 @@ def shipped_model_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+def local_model_dir(config: Config) -> Path | None:
+    """The model directory a local engine runs: `engine.model`, else the shipped default (or
+    `$WIDESEEK_MODEL`); None when a server is configured or nothing is there."""
+    if config.engine.base_url:
+        return None
+    return Path(config.engine.model) if config.engine.model else shipped_model_dir()
+
+
 def uses_shipped_model(config: Config) -> bool:
-    """Whether `config` leaves the engine to the shipped default (no server, no model dir)."""
-    return not (config.engine.base_url or config.engine.model)
+    """Whether `config` runs the model inside the package (not a server, a dir, an override)."""
+    return local_model_dir(config) == package_model_dir()
 
 
 async def open_engine(config: Config) -> Engine:
@@ -68,7 +76,7 @@ async def open_engine(config: Config) -> Engine:
             await engine.close()
             raise
         return engine
-    model_dir = Path(engine_cfg.model) if engine_cfg.model else shipped_model_dir()
+    model_dir = local_model_dir(config)
     if model_dir is None:
         raise EngineError(
             "no engine: give --engine URL (an OpenAI-compatible server) or --model DIR "
