@@ -107,16 +107,25 @@ async def test_lead_delegates_and_assembles_table(tmp_path):
     assert read_trajectories(path) == [traj]
 
 
+class InFlight:
+    """Counts callers inside `hold` at once and keeps the peak (a concurrency probe)."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+
+    async def hold(self, seconds: float) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        await asyncio.sleep(seconds)
+        self.now -= 1
+
+
 async def test_subagents_run_concurrently():
-    in_flight = peak = 0
+    counter = InFlight()
 
     class CountingEngine(ScriptedEngine):
         async def generate(self, request: GenerateRequest) -> Completion:
-            nonlocal in_flight, peak
-            in_flight += 1
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0.05)
-            in_flight -= 1
+            await counter.hold(0.05)
             return await super().generate(request)
 
     subtasks = [f"subtask {i}" for i in range(8)]
@@ -126,7 +135,7 @@ async def test_subagents_run_concurrently():
     )
     traj = await Orchestrator(engine, tools_for).run(TASK)
     assert len(traj.subagents) == 8
-    assert peak == 8
+    assert counter.peak == 8
 
 
 async def test_malformed_unknown_and_invalid_calls_are_fed_back():
@@ -332,15 +341,11 @@ async def test_response_cut_by_the_per_response_cap_is_not_taken_as_final():
 
 
 async def test_tool_calls_of_one_turn_run_concurrently_up_to_the_limit():
-    in_flight = peak = 0
+    counter = InFlight()
 
     class SlowSearch(DictSearch):
         async def call(self, arguments):
-            nonlocal in_flight, peak
-            in_flight += 1
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0.05)
-            in_flight -= 1
+            await counter.hold(0.05)
             return await super().call(arguments)
 
     calls = "".join(format_tool_call("search", {"query": f"q{i}"}) for i in range(7))
@@ -348,7 +353,7 @@ async def test_tool_calls_of_one_turn_run_concurrently_up_to_the_limit():
     cfg = AgentConfig(mode="single", max_tool_calls=5)
     traj = await Orchestrator(engine, lambda role: [SlowSearch(), DictAccess()], cfg).run(TASK)
     turn = traj.lead.turns[0]
-    assert len(turn.tool_results) == 5 and peak == 5
+    assert len(turn.tool_results) == 5 and counter.peak == 5
     assert turn.failures == [Failure.TOO_MANY_CALLS]
     assert "2 more were ignored" in engine.requests[1].messages[-1].content
     assert traj.failure_counts() == {"too_many_calls": 1}
@@ -366,15 +371,11 @@ async def test_lead_turn_limit_and_subagent_ids_across_delegations():
 
 
 async def test_run_many_keeps_task_order_under_the_concurrency_cap():
-    in_flight = peak = 0
+    counter = InFlight()
 
     class CountingEngine(ScriptedEngine):
         async def generate(self, request):
-            nonlocal in_flight, peak
-            in_flight += 1
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0.02)
-            in_flight -= 1
+            await counter.hold(0.02)
             return await super().generate(request)
 
     tasks = [TASK.model_copy(update={"id": f"t{i}"}) for i in range(6)]
@@ -384,7 +385,7 @@ async def test_run_many_keeps_task_order_under_the_concurrency_cap():
     trajectories = await orchestrator.run_many(tasks, concurrency=2)
     assert [t.task.id for t in trajectories] == [t.id for t in tasks]
     assert all(t.final_answer == TABLE for t in trajectories)
-    assert peak == 2
+    assert counter.peak == 2
 
 
 async def test_live_view_shows_every_agent_and_how_it_ended():
