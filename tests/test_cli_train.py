@@ -75,7 +75,7 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
 
 
 @pytest.mark.slow  # builds the copy curriculum from the whole world (~20 s)
-def test_warmup_and_copy_phases_run_before_sft(setup, tmp_path):
+def test_pre_sft_phases_run_in_order_before_sft(setup, tmp_path):
     from wideseek.train.sft_run import SFTRun, run_sft
 
     root, model = setup
@@ -84,12 +84,13 @@ def test_warmup_and_copy_phases_run_before_sft(setup, tmp_path):
         model=str(model),
         out_dir=str(tmp_path),
         trajectories=[str(root / "demos.jsonl")],
+        induction={**phase, "examples": 64, "span": 8, "epochs": 1},
         warmup={**phase, "pages": 40, "epochs": 0.5},
         copy_curriculum=phase,
         train={"epochs": 1},
     )
     assert run_sft(run, show_progress=False) == tmp_path / "sft" / "final"
-    for name in ("warmup", "copy"):
+    for name in ("induction", "warmup", "copy"):
         rows = (tmp_path / name / "metrics.jsonl").read_text()
         assert f'"{name}_probe_loss"' in rows
     assert (tmp_path / "copy" / "final" / "trainer_state.json").exists()

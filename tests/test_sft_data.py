@@ -128,3 +128,20 @@ def test_copy_curriculum_asks_for_a_value_shown_on_the_page(tokenizer):
         assert answer.startswith("\\boxed{") and answer.endswith("}<|im_end|>")
         value = answer[len("\\boxed{") : -len("}<|im_end|>")]
         assert value in tokenizer.decode(ex.input_ids[:start])  # copyable from the page
+
+
+def test_induction_examples_label_only_the_predictable_part_of_the_repeat(tokenizer):
+    from wideseek.train.curriculum import induction_examples, token_pool
+
+    pool = token_pool(tokenizer, ["Lima is the capital of Peru.", "Quito is in Ecuador."], 12)
+    assert len(pool) == 12
+    examples = list(induction_examples(pool, n=5, span=8, seed=3))
+    assert len(examples) == 5 and len({tuple(e.input_ids) for e in examples}) > 1
+    for ex in examples:
+        first, second = ex.input_ids[:8], ex.input_ids[8:]
+        assert first == second and set(first) <= set(pool)
+        ((start, end),) = runs(ex.labels)
+        # the repeat's first token is a guess; every later one is a copy of the first showing
+        assert (start, end) == (9, 16) and ex.labels[start:end] == ex.input_ids[9:16]
+    again = list(induction_examples(pool, n=5, span=8, seed=3))
+    assert [e.input_ids for e in again] == [e.input_ids for e in examples]  # seeded

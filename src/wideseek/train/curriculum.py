@@ -1,4 +1,4 @@
-"""A copying curriculum: short "read this page, answer with the exact value" examples.
+"""Copying curricula: random spans shown twice, then "read this page, answer with the value".
 
 Small models trained from scratch learn to copy a value from their context last, and agent
 demonstrations are long (a subagent's context is ~1,400 tokens for ~150 target tokens), so
@@ -7,18 +7,22 @@ a copy: the pages that hold a deep task's answer, shown the way the `access` too
 the question, and the answer in `\\boxed{}`, with loss on the answer turn only. They come
 from the world's train-split deep tasks whose answer appears verbatim on the pages.
 
+`induction_examples` comes first: pure copying of a repeated random span, which makes the
+attention pattern that copying needs form before anything else is asked of the model.
+
 This module knows the world's task files and the tool output format, not training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from wideseek.tools.base import Page
 from wideseek.tools.local_corpus import read_corpus
 from wideseek.tools.search_tools import format_page
-from wideseek.train.sft_data import SFTExample, messages_example
+from wideseek.train.sft_data import IGNORE, SFTExample, messages_example
 from wideseek.types import Message
 from wideseek.world.store import World
 from wideseek.world.suites import deep_tasks
@@ -39,3 +43,33 @@ def copy_examples(
             Message(role="assistant", content=f"\\boxed{{{answer}}}"),
         ]
         yield messages_example(tokenizer, messages, [], role="copy", task_id=task.id)
+
+
+def token_pool(tokenizer: Any, texts: Sequence[str], max_tokens: int = 1_000_000) -> list[int]:
+    """The tokens of the first texts, up to `max_tokens`: a sample of the corpus's tokens."""
+    pool: list[int] = []
+    for text in texts:
+        pool += tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(pool) >= max_tokens:
+            break
+    return pool[:max_tokens]
+
+
+def induction_examples(
+    token_pool: Sequence[int], n: int, span: int = 48, seed: int = 0
+) -> Iterator[SFTExample]:
+    """`n` sequences of `span` random tokens shown twice, with loss on the second showing.
+
+    Predicting a repeat needs nothing but "find where the current token was before and copy
+    what followed it" (an induction head), the mechanism every copy from a page relies on. A
+    model trained from scratch on agent traces gets that signal rarely and late; these
+    examples give it on every labelled token. Tokens are drawn from `token_pool` (e.g. the
+    corpus's tokens, so common tokens are common here too); the first token of the repeat
+    cannot be predicted and carries no loss.
+    """
+    rng = random.Random(seed)
+    for i in range(n):
+        seq = rng.choices(token_pool, k=span)
+        ids = seq + seq
+        labels = [IGNORE] * (span + 1) + seq[1:]
+        yield SFTExample(input_ids=ids, labels=labels, role="induction", task_id=str(i))

@@ -1,9 +1,10 @@
 """One SFT run as configured in a YAML file: what `wideseek train sft --config` executes.
 
 Contract: `SFTRun` is the file's schema; `run_sft(run)` does, in order:
-1) optional phases, each starting from the model of the one before: a language-model
+1) optional phases, each starting from the model of the one before: induction (random
+   token spans shown twice, train/curriculum.py) in `out_dir/induction/`, a language-model
    warm-up on corpus pages (loss on every token) in `out_dir/warmup/`, then the copy
-   curriculum (train/curriculum.py) in `out_dir/copy/`, each probed on dev-split examples of
+   curriculum (train/curriculum.py) in `out_dir/copy/`, each probed on held-out examples of
    its own kind every `eval_every` steps;
 2) SFT on the assistant tokens of the given trajectories, in `out_dir/sft/`;
 3) at every `train.eval_every` steps and at the end: the teacher-forced probe (loss, token and
@@ -51,6 +52,12 @@ class Warmup(Phase):
     pages: int | None = Field(None, ge=1, description="first N corpus pages; None: all")
 
 
+class Induction(Phase):
+    examples: int = Field(16_000, ge=1, description="random spans, each shown twice")
+    span: int = Field(48, ge=2, description="tokens per span")
+    max_length: int = Field(2048, ge=2)
+
+
 class SFTRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +70,9 @@ class SFTRun(BaseModel):
     probe_examples: int = Field(64, ge=1, description="examples of the probe set used")
     roles: list[str] = Field(["lead", "subagent", "single"], description="agents trained on")
     world: str | None = Field(None, description="world dir for warm-up pages; None: shipped")
+    induction: Induction | None = Field(
+        None, description="copy-a-repeat examples first, so induction heads form early"
+    )
     warmup: Warmup | None = None
     copy_curriculum: Phase | None = Field(
         None, description="short page -> exact answer examples before SFT (train/curriculum.py)"
@@ -137,7 +147,7 @@ def _phase(
     """Train one pre-SFT phase in out_dir/<name>; returns its final model directory."""
     fields = {
         **run.train,
-        **phase.model_dump(exclude={"pages"}),
+        **phase.model_dump(exclude={"pages", "examples", "span"}),
         "model": model,
         "out_dir": str(Path(run.out_dir) / name),
     }
@@ -148,19 +158,26 @@ def _phase(
 
 
 def _pre_sft_phases(run: SFTRun) -> str:
-    """LM warm-up on pages, then the copy curriculum, as configured; returns the model."""
+    """Induction, LM warm-up on pages, copy curriculum, as configured; returns the model."""
     model = run.model
-    if run.warmup is None and run.copy_curriculum is None:
+    if run.induction is None and run.warmup is None and run.copy_curriculum is None:
         return model
+    from wideseek.train.texts import corpus_texts
     from wideseek.world import load_world
 
     world = load_world(run.world)
     tokenizer = _tokenizer(run.model)
-    if run.warmup is not None:
-        from wideseek.train.texts import corpus_texts
+    texts = corpus_texts(world)
+    if run.induction is not None:
+        from wideseek.train.curriculum import induction_examples, token_pool
 
+        ind = run.induction
+        pool = token_pool(tokenizer, texts)
+        train = list(induction_examples(pool, ind.examples, ind.span, seed=0))
+        dev = list(induction_examples(pool, run.probe_examples, ind.span, seed=1))
+        model = _phase(run, model, ind, "induction", train, dev)
+    if run.warmup is not None:
         w = run.warmup
-        texts = corpus_texts(world)
         train = list(page_examples(tokenizer, texts[: w.pages], w.max_length))
         # held out when the warm-up reads only the first pages; else a sample of what it read
         dev_pages = texts[w.pages :] if w.pages and w.pages < len(texts) else texts
