@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped default model, end to end: oracle demonstrations in the bundled world -> BPE
-# tokenizer -> random Qwen3 (tiny) -> induction + copy curricula + SFT -> dev and test scores (first 30
-# wide + 30 deep tasks, multi and single mode) -> installed
+# tokenizer -> random Qwen3 (tiny) -> induction + copy curricula + SFT -> dev and test scores
+# (first 30 wide + 30 deep tasks, multi and single mode) -> installed
 # into the package with its model card. Every step is resumable: run it again after a stop.
 # Extra arguments go to `wideseek train sft` as overrides, e.g. train.epochs=3 on a GPU.
 #   bash scripts/train_default_model.sh [key=value ...]
