@@ -56,10 +56,13 @@ class Fault:
     delay_s: float = 0.0  # sleep before answering (longer than the client timeout: a timeout)
     malformed: bool = False  # answer 200 with a body that is not JSON
     retry_after: float | None = None  # Retry-After header (429)
+    message: str | None = None  # the error's text; None: "injected fault <status>"
 
     @classmethod
-    def http(cls, status: int, retry_after: float | None = None) -> Fault:
-        return cls(status=status, retry_after=retry_after)
+    def http(
+        cls, status: int, retry_after: float | None = None, message: str | None = None
+    ) -> Fault:
+        return cls(status=status, retry_after=retry_after, message=message)
 
     @classmethod
     def delay(cls, seconds: float) -> Fault:
@@ -271,7 +274,7 @@ class FakeOpenAIServer:
             return Response('{"choices": [', media_type="application/json")
         if fault.status != 200:
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            error = {"error": {"message": f"injected fault {fault.status}"}}
+            error = {"error": {"message": fault.message or f"injected fault {fault.status}"}}
             return JSONResponse(error, fault.status, headers=headers)
         return None
 

@@ -19,8 +19,11 @@ from wideseek.config import Config
 from wideseek.runtime import open_orchestrator
 from wideseek.types import Failure, Task, read_trajectories, write_trajectories
 
-SUBTASKS = ["malformed: Chile", "retry: Peru", "down: Bolivia"]
-TASK = Task(id="http", question="Capitals of Chile, Peru and Bolivia? Columns: Country, Capital.")
+SUBTASKS = ["malformed: Chile", "retry: Peru", "down: Bolivia", "toolong: Ecuador"]
+TASK = Task(
+    id="http", question="Capitals of Chile, Peru, Bolivia, Ecuador? Columns: Country, Capital."
+)
+TOO_LONG = "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens."
 BAD_JSON = '<tool_call>\n{"name": "search", "arguments": {"query": </tool_call>'
 
 
@@ -43,6 +46,8 @@ class MisbehavingServer:
         attempt = self.attempts[kind] = self.attempts.get(kind, 0) + 1
         if kind == "down":
             return Fault.http(503)
+        if kind == "toolong" and attempt == 2:  # after its search: the results filled the context
+            return Fault.http(400, message=TOO_LONG)
         if kind == "retry" and attempt == 1:
             return Fault.http(500)
         if kind == "retry" and attempt == 2:
@@ -74,8 +79,8 @@ async def test_malformed_calls_retries_and_a_dead_subagent_are_recorded(tmp_path
 
     assert traj.error is None
     assert "| Chile | Santiago |" in traj.final_answer and "| Peru | Lima |" in traj.final_answer
-    malformed, retried, down = traj.subagents
-    assert [a.prompt for a in (malformed, retried, down)] == SUBTASKS
+    malformed, retried, down, too_long = traj.subagents
+    assert [a.prompt for a in (malformed, retried, down, too_long)] == SUBTASKS
 
     # malformed calls: a failure on each of those turns, and an error the model read next turn
     assert [t.failures for t in malformed.turns[:3]] == [[Failure.MALFORMED_CALL]] * 3
@@ -99,10 +104,16 @@ async def test_malformed_calls_retries_and_a_dead_subagent_are_recorded(tmp_path
     assert "Bolivia" not in traj.final_answer
     report = traj.lead.turns[0].tool_results[0].text
     assert "## Subagent 3: down: Bolivia\n(failed" in report
-    assert traj.lead.failures == [Failure.SUBAGENT_FAILED]
+
+    # a server that refuses the grown prompt as too long: a full context, not a broken engine
+    assert too_long.failures == [Failure.CONTEXT_OVERFLOW] and server.attempts["toolong"] == 2
+    assert too_long.turns[-1].failures == [Failure.CONTEXT_OVERFLOW]
+    assert "maximum context length" in too_long.turns[-1].errors[0]
+    assert traj.lead.failures == [Failure.SUBAGENT_FAILED]  # once per lead turn
     assert traj.failure_counts() == {
         "malformed_call": 3,
         "engine_error": 1,
+        "context_overflow": 1,
         "subagent_failed": 1,
     }
 

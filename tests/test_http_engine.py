@@ -11,7 +11,7 @@ import pytest
 
 from fake_openai import FakeOpenAIServer, Fault, chat_reply, completion_reply
 from wideseek.config import EngineConfig
-from wideseek.llm.base import EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.base import ContextLengthError, EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.http import HttpEngine
 from wideseek.llm.toolcall import parse_tool_calls
 from wideseek.types import Message
@@ -152,6 +152,24 @@ async def test_client_error_is_not_retried():
             with pytest.raises(EngineError, match="HTTP 400: injected fault 400"):
                 await engine.generate(chat_request())
     assert len(srv.bodies()) == 1
+
+
+VLLM_TOO_LONG = (
+    "This model's maximum context length is 4096 tokens. However, you requested 4600 tokens "
+    "(4100 in the messages, 500 in the completion). Please reduce the length of the messages."
+)
+
+
+async def test_a_prompt_refused_as_too_long_is_a_context_length_error():
+    with FakeOpenAIServer() as srv:
+        srv.inject(Fault.http(400, message=VLLM_TOO_LONG))
+        srv.inject(Fault.http(400, message="messages[0]: unknown role 'robot'"))
+        async with HttpEngine(srv.base_url, "fake-model", **FAST) as engine:
+            with pytest.raises(ContextLengthError, match="maximum context length is 4096"):
+                await engine.generate(chat_request())
+            with pytest.raises(EngineError) as other:
+                await engine.generate(chat_request())
+    assert not isinstance(other.value, ContextLengthError)
 
 
 async def test_timeout_then_retry_succeeds_and_timeout_exhausted_fails():

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wideseek.agents import prompts
-from wideseek.llm.base import Completion, Engine, EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.base import (
+    Completion,
+    ContextLengthError,
+    Engine,
+    EngineError,
+    GenerateRequest,
+    SamplingParams,
+)
 from wideseek.llm.chat_template import TOOL_RESPONSE_END
 from wideseek.llm.toolcall import parse_tool_calls
 from wideseek.tools.base import Tool, tool_schema, validate_arguments
@@ -118,11 +125,17 @@ async def run_agent(
         try:
             completion = await engine.generate(request)
         except EngineError as e:
+            # a server that refuses an over-long prompt: the context is full, not the engine down
+            failure = (
+                Failure.CONTEXT_OVERFLOW
+                if isinstance(e, ContextLengthError)
+                else Failure.ENGINE_ERROR
+            )
             turn.errors.append(str(e))
-            turn.failures.append(Failure.ENGINE_ERROR)
+            turn.failures.append(failure)
             turn.finish_reason = "error"
             agent.turns.append(turn)
-            agent.failures.append(Failure.ENGINE_ERROR)
+            agent.failures.append(failure)
             observer.turn_finished(agent, turn)
             break
         turn.generate_s = time.time() - turn.started_at

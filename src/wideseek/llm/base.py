@@ -54,6 +54,10 @@ class EngineError(RuntimeError):
     """The engine could not produce a completion (server unreachable, retries exhausted...)."""
 
 
+class ContextLengthError(EngineError):
+    """The server refused the request because the prompt does not fit the model's context."""
+
+
 @runtime_checkable
 class ChatRenderer(Protocol):
     """Turns chat messages into token ids with a model's chat template (token path)."""

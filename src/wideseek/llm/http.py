@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import random
+import re
 from typing import Any
 
 import httpx
@@ -46,6 +47,7 @@ from wideseek.config import EngineConfig
 from wideseek.llm.base import (
     ChatRenderer,
     Completion,
+    ContextLengthError,
     EngineError,
     FinishReason,
     GenerateRequest,
@@ -318,7 +320,10 @@ class HttpEngine:
                 _retry_after(resp.headers.get("Retry-After")),
             )
         if resp.status_code >= 400:
-            raise EngineError(f"{url}: HTTP {resp.status_code}: {_server_message(resp)}")
+            message = f"{url}: HTTP {resp.status_code}: {_server_message(resp)}"
+            if resp.status_code == 400 and _CONTEXT_REFUSAL.search(resp.text):
+                raise ContextLengthError(message)
+            raise EngineError(message)
         try:
             data = resp.json()
         except ValueError:
@@ -399,6 +404,13 @@ def _usage(data: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> 
         prompt_tokens=int(usage.get("prompt_tokens") or prompt_tokens),
         completion_tokens=int(usage.get("completion_tokens") or completion_tokens),
     )
+
+
+# How servers say that a prompt is too long: OpenAI's error code, vLLM's and SGLang's texts
+# ("This model's maximum context length is ...", "... longer than the model's context length").
+_CONTEXT_REFUSAL = re.compile(
+    r"context_length_exceeded|maximum context length|context length", re.I
+)
 
 
 def _server_message(resp: httpx.Response) -> str:
