@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shipped default model, end to end: oracle demonstrations in the bundled world -> BPE
-# tokenizer -> random Qwen3 (tiny) -> induction + copy curricula + SFT -> dev and test scores
+# tokenizer -> random Qwen3 (tiny) -> copy curriculum + SFT -> dev and test scores
 # (first 30 wide + 30 deep tasks, multi and single mode) -> installed
 # into the package with its model card. Every step is resumable: run it again after a stop.
 # Extra arguments go to `wideseek train sft` as overrides, e.g. train.epochs=3 on a GPU.
