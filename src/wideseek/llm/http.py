@@ -408,9 +408,7 @@ def _usage(data: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> 
 
 # How servers say that a prompt is too long: OpenAI's error code, vLLM's and SGLang's texts
 # ("This model's maximum context length is ...", "... longer than the model's context length").
-_CONTEXT_REFUSAL = re.compile(
-    r"context_length_exceeded|maximum context length|context length", re.I
-)
+_CONTEXT_REFUSAL = re.compile(r"context_length_exceeded|context length", re.I)
 
 
 def _server_message(resp: httpx.Response) -> str:

@@ -7,8 +7,8 @@ a copy: the pages that hold a deep task's answer, shown the way the `access` too
 the question, and the answer in `\\boxed{}`, with loss on the answer turn only. They come
 from the world's train-split deep tasks whose answer appears verbatim on the pages.
 
-`induction_examples` comes first: pure copying of a repeated random span, which makes the
-attention pattern that copying needs form before anything else is asked of the model.
+`induction_examples` can come first: pure copying of a repeated random span, meant to form
+the attention pattern that copying needs before anything else is asked of the model.
 
 This module knows the world's task files and the tool output format, not training.
 """
@@ -56,20 +56,20 @@ def token_pool(tokenizer: Any, texts: Sequence[str], max_tokens: int = 1_000_000
 
 
 def induction_examples(
-    token_pool: Sequence[int], n: int, span: int = 48, seed: int = 0
+    pool: Sequence[int], n: int, span: int = 48, seed: int = 0
 ) -> Iterator[SFTExample]:
     """`n` sequences of `span` random tokens shown twice, with loss on the second showing.
 
     Predicting a repeat needs nothing but "find where the current token was before and copy
     what followed it" (an induction head), the mechanism every copy from a page relies on. A
     model trained from scratch on agent traces gets that signal rarely and late; these
-    examples give it on every labelled token. Tokens are drawn from `token_pool` (e.g. the
+    examples give it on every labelled token. Tokens are drawn from `pool` (e.g. `token_pool`, the
     corpus's tokens, so common tokens are common here too); the first token of the repeat
     cannot be predicted and carries no loss.
     """
     rng = random.Random(seed)
     for i in range(n):
-        seq = rng.choices(token_pool, k=span)
+        seq = rng.choices(pool, k=span)
         ids = seq + seq
         labels = [IGNORE] * (span + 1) + seq[1:]
         yield SFTExample(input_ids=ids, labels=labels, role="induction", task_id=str(i))
