@@ -147,7 +147,7 @@ def _phase(
     """Train one pre-SFT phase in out_dir/<name>; returns its final model directory."""
     fields = {
         **run.train,
-        **phase.model_dump(exclude={"pages", "examples", "span"}),
+        **phase.model_dump(include=set(Phase.model_fields)),  # not a subclass's data fields
         "model": model,
         "out_dir": str(Path(run.out_dir) / name),
     }
@@ -167,7 +167,8 @@ def _pre_sft_phases(run: SFTRun) -> str:
 
     world = load_world(run.world)
     tokenizer = _tokenizer(run.model)
-    texts = corpus_texts(world)
+    # the pages are read only by the phases that use them (the copy curriculum reads tasks)
+    texts = corpus_texts(world) if run.induction or run.warmup else []
     if run.induction is not None:
         from wideseek.train.curriculum import induction_examples, token_pool
 
