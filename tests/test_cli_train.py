@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -94,6 +95,18 @@ def test_pre_sft_phases_run_in_order_before_sft(setup, tmp_path):
         rows = (tmp_path / name / "metrics.jsonl").read_text()
         assert f'"{name}_probe_loss"' in rows
     assert (tmp_path / "copy" / "final" / "trainer_state.json").exists()
+
+
+def test_a_phase_overrides_train_settings_it_sets_and_inherits_the_rest():
+    from wideseek.train.sft_run import Induction, SFTRun, phase_config
+
+    run = SFTRun(
+        model="m", out_dir="out", trajectories=["t.jsonl"], train={"min_lr_ratio": 0.2, "seed": 7}
+    )
+    flat = phase_config(run, Induction(lr=0.01, min_lr_ratio=1.0), "m0", "induction")
+    assert (flat.lr, flat.min_lr_ratio, flat.seed) == (0.01, 1.0, 7)
+    assert flat.out_dir == str(Path("out") / "induction") and flat.model == "m0"
+    assert phase_config(run, Induction(), "m0", "induction").min_lr_ratio == 0.2
 
 
 def test_eval_prints_scores(setup, tmp_path, capsys):

@@ -46,6 +46,9 @@ class Phase(BaseModel):
     batch_tokens: int = Field(8192, ge=64)
     max_length: int = Field(512, ge=2, description="longer examples are cut or skipped")
     eval_every: int = Field(0, ge=0, description="probe on the dev split every N steps")
+    min_lr_ratio: float | None = Field(
+        None, ge=0, le=1, description="cosine floor; 1.0: flat after warm-up; None: train's"
+    )
 
 
 class Warmup(Phase):
@@ -145,16 +148,22 @@ def _phase(
     run: SFTRun, model: str, phase: Phase, name: str, train: list[SFTExample], dev: list[SFTExample]
 ) -> str:
     """Train one pre-SFT phase in out_dir/<name>; returns its final model directory."""
-    fields = {
-        **run.train,
-        **phase.model_dump(include=set(Phase.model_fields)),  # not a subclass's data fields
-        "model": model,
-        "out_dir": str(Path(run.out_dir) / name),
-    }
     evaluate = (
         _probe(dev[: run.probe_examples], f"{name}_probe") if phase.eval_every and dev else None
     )
-    return str(train_sft(SFTConfig(**fields), train, evaluate=evaluate))
+    return str(train_sft(phase_config(run, phase, model, name), train, evaluate=evaluate))
+
+
+def phase_config(run: SFTRun, phase: Phase, model: str, name: str) -> SFTConfig:
+    """The trainer settings of a phase: its own fields over `train`'s, in out_dir/<name>."""
+    fields = {
+        **run.train,
+        # Phase's own fields, not a subclass's data fields; unset ones come from `train`
+        **phase.model_dump(include=set(Phase.model_fields), exclude_none=True),
+        "model": model,
+        "out_dir": str(Path(run.out_dir) / name),
+    }
+    return SFTConfig(**fields)
 
 
 def _pre_sft_phases(run: SFTRun) -> str:
