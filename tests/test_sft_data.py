@@ -105,6 +105,10 @@ def test_field_spans_find_call_values_table_cells_and_boxed():
     )
     assert [text[a:b] for a, b in field_spans(text)] == ["Lima", "Lima", "10,092,000", "Peru"]
     assert field_spans("<tool_call>{broken</tool_call>") == []
+    report = "Found 2:\n- Syria\n- Chad\nSyria — Currency: Syrian Pound; Code: SYP\n"
+    report += "Chad — page not found"
+    expected = ["Syria", "Chad", "Syria", "Syrian Pound", "SYP", "Chad"]
+    assert [report[a:b] for a, b in field_spans(report)] == expected
 
 
 async def test_single_mode_trajectory_gives_one_example(tokenizer):
@@ -145,3 +149,33 @@ def test_induction_examples_label_only_the_predictable_part_of_the_repeat(tokeni
         assert (start, end) == (9, 16) and ex.labels[start:end] == ex.input_ids[9:16]
     again = list(induction_examples(pool, n=5, span=8, seed=3))
     assert [e.input_ids for e in again] == [e.input_ids for e in examples]  # seeded
+
+
+async def test_answer_examples_put_each_final_answer_after_only_what_holds_its_values(
+    tokenizer, tmp_path
+):
+    from wideseek.train.curriculum import answer_examples
+    from wideseek.types import read_trajectories
+    from wideseek.world import load_world
+    from wideseek.world.oracle.run import run_oracle
+
+    await run_oracle(load_world(), "wide", "dev", tmp_path, limit=2, show_progress=False)
+    trajectories = read_trajectories(tmp_path / "trajectories.jsonl")
+    examples = list(answer_examples(tokenizer, trajectories))
+    finals = {
+        (traj.task.id, a.role): a.messages[-1].content for traj in trajectories for a in traj.agents
+    }
+    assert {e.role for e in examples} == {"lead", "subagent"}
+    for ex in examples:
+        ((start, end),) = runs(ex.labels)
+        read = tokenizer.decode(ex.input_ids[:start])
+        assert "## Search results" not in read  # listings are left out, opened pages kept
+        assert ("## Page:" in read) == (ex.role == "subagent")
+        answer = tokenizer.decode(ex.input_ids[start:end]).removesuffix("<|im_end|>")
+        if ex.role == "lead":
+            assert answer == finals[(ex.task_id, "lead")] and "| ---" in answer
+            # every cell of the lead's table was in the reports it read
+            rows = [line for line in answer.splitlines() if line.startswith("|")]
+            for row in rows[2:]:  # after the header and its separator
+                missing = [c.strip() for c in row.strip("|").split("|") if c.strip() not in read]
+                assert not missing, (missing, read[-1500:])

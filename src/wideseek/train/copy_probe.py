@@ -3,7 +3,9 @@
 End-to-end dev evaluation runs whole agents and is slow on CPU; this probe is one forward pass
 per batch, so it can be measured often along training. On each assistant turn of an example
 (a contiguous run of labels, see sft_data.py) it finds the *fields* the agent writes — string
-values in tool-call arguments, cells of markdown table rows, `\\boxed{}` answers — and counts a
+values in tool-call arguments, cells of markdown table rows, `\\boxed{}` answers, and in a
+report (world/oracle/text.py) each entity and value of "ref — title: value; ..." lines and
+each "- name" list item — and counts a
 field right when greedy argmax predicts every one of its tokens given the true prefix. A
 *copy* field is one whose text already occurs in what the agent read before that turn: the
 skill a small model trained from scratch learns last (a value must be copied from a page into
@@ -32,6 +34,8 @@ from wideseek.train.sft_data import IGNORE, SFTExample
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _TABLE_SEPARATOR = re.compile(r"^\|?[\s:|-]+\|?$")
+# a report line: "ref — title: value; title: value", or a list item "- name"
+_REPORT_CELL = re.compile(r"^(.+?) — |(?<=— |; )[^:;\n]+: ([^;\n]+)|^- (.+)$")
 
 
 def _string_leaves(value: Any) -> Iterator[str]:
@@ -77,7 +81,11 @@ def field_spans(text: str) -> list[tuple[int, int]]:
             header_seen = False
         pos += len(line)
     spans += [m.span(1) for m in _BOXED.finditer(text) if m.group(1).strip()]
-    return spans
+    for line in re.finditer(r"^.+ — .+$|^- .+$", text, re.M):
+        for m in _REPORT_CELL.finditer(line.group()):
+            group = next(g for g in (1, 2, 3) if m.group(g) is not None)
+            spans.append((line.start() + m.start(group), line.start() + m.end(group)))
+    return sorted(spans)
 
 
 def _runs(labels: list[int]) -> Iterator[tuple[int, int]]:

@@ -7,6 +7,11 @@ a copy: the pages that hold a deep task's answer, shown the way the `access` too
 the question, and the answer in `\\boxed{}`, with loss on the answer turn only. They come
 from the world's train-split deep tasks whose answer appears verbatim on the pages.
 
+`answer_examples` gives the same kind of example from the oracle's trajectories: each agent's
+final answer (a subagent's report, the lead's table or boxed answer) after only what it read
+that holds the values — the pages it opened, or the reports it got — and its task. These carry
+the wide tasks' copies (many values per answer) at a fraction of a whole agent's tokens.
+
 `induction_examples` can come first: pure copying of a repeated random span, meant to form
 the attention pattern that copying needs before anything else is asked of the model.
 
@@ -16,14 +21,14 @@ This module knows the world's task files and the tool output format, not trainin
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from wideseek.tools.base import Page
 from wideseek.tools.local_corpus import read_corpus
 from wideseek.tools.search_tools import format_page
 from wideseek.train.sft_data import IGNORE, SFTExample, messages_example
-from wideseek.types import Message
+from wideseek.types import Message, Trajectory
 from wideseek.world.store import World
 from wideseek.world.suites import deep_tasks
 
@@ -43,6 +48,30 @@ def copy_examples(
             Message(role="assistant", content=f"\\boxed{{{answer}}}"),
         ]
         yield messages_example(tokenizer, messages, [], role="copy", task_id=task.id)
+
+
+def answer_examples(
+    tokenizer: Any, trajectories: Iterable[Trajectory], roles: Sequence[str] = ("lead", "subagent")
+) -> Iterator[SFTExample]:
+    for traj in trajectories:
+        if traj.error is not None:
+            continue
+        for agent in traj.agents:
+            final = agent.messages[-1] if agent.messages else None
+            task = next((m.content for m in agent.messages if m.role == "user"), "")
+            if agent.role not in roles or not agent.ok or final is None or final.tool_calls:
+                continue
+            if final.role != "assistant" or not final.content.strip():
+                continue
+            # search listings only point to pages; the values are on the pages opened
+            read = [m.content for m in agent.messages if m.role == "tool" and m.name != "search"]
+            if not read:
+                continue
+            messages = [
+                Message(role="user", content="\n\n".join([*read, task])),
+                Message(role="assistant", content=final.content),
+            ]
+            yield messages_example(tokenizer, messages, [], role=agent.role, task_id=traj.task.id)
 
 
 def token_pool(tokenizer: Any, texts: Sequence[str], max_tokens: int = 1_000_000) -> list[int]:

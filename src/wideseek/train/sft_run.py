@@ -4,8 +4,9 @@ Contract: `SFTRun` is the file's schema; `run_sft(run)` does, in order:
 1) optional phases, each starting from the model of the one before: induction (random
    token spans shown twice, train/curriculum.py) in `out_dir/induction/`, a language-model
    warm-up on corpus pages (loss on every token) in `out_dir/warmup/`, then the copy
-   curriculum (train/curriculum.py) in `out_dir/copy/`, each probed on held-out examples of
-   its own kind every `eval_every` steps;
+   curriculum (train/curriculum.py: deep answers from their pages, and with `answers: true`
+   every oracle agent's final answer after what it read) in `out_dir/copy/`, each probed on
+   held-out examples of its own kind every `eval_every` steps;
 2) SFT on the assistant tokens of the given trajectories, in `out_dir/sft/`;
 3) at every `train.eval_every` steps and at the end: the teacher-forced probe (loss, token and
    copy accuracy) on the held-out `probe_trajectories`, and the end-to-end dev evaluation when
@@ -19,6 +20,7 @@ This module wires data, trainer and evaluations together; each lives in its own 
 from __future__ import annotations
 
 import glob
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,12 @@ class Induction(Phase):
     max_length: int = Field(2048, ge=2)
 
 
+class CopyCurriculum(Phase):
+    answers: bool = Field(
+        False, description="add each oracle agent's final answer after what it read (reports)"
+    )
+
+
 class SFTRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,7 +85,7 @@ class SFTRun(BaseModel):
         None, description="copy-a-repeat examples first, so induction heads form early"
     )
     warmup: Warmup | None = None
-    copy_curriculum: Phase | None = Field(
+    copy_curriculum: CopyCurriculum | None = Field(
         None, description="short page -> exact answer examples before SFT (train/curriculum.py)"
     )
     train: dict[str, Any] = Field(default_factory=dict, description="SFTConfig fields")
@@ -197,10 +205,18 @@ def _pre_sft_phases(run: SFTRun) -> str:
         from wideseek.train.curriculum import copy_examples
 
         c = run.copy_curriculum
-        train = [
-            e for e in copy_examples(tokenizer, world, "train") if len(e.input_ids) <= c.max_length
-        ]
+        train = list(copy_examples(tokenizer, world, "train"))
+        if c.answers:
+            from wideseek.train.curriculum import answer_examples
+
+            trajectories = load_trajectories(run.trajectories)
+            train += answer_examples(tokenizer, trajectories, run.roles)
+        train = [e for e in train if len(e.input_ids) <= c.max_length]
         dev = list(copy_examples(tokenizer, world, "dev"))
+        if c.answers and run.probe_trajectories:
+            held_out = load_trajectories(run.probe_trajectories)
+            dev += answer_examples(tokenizer, held_out, run.roles)
+            random.Random(0).shuffle(dev)  # the probe's first examples mix both kinds
         model = _phase(run, model, c, "copy", train, dev)
     return model
 
