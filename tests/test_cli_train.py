@@ -87,7 +87,7 @@ def test_pre_sft_phases_run_in_order_before_sft(setup, tmp_path):
         trajectories=[str(root / "demos.jsonl")],
         induction={**phase, "examples": 64, "span": 8, "epochs": 1},
         warmup={**phase, "pages": 40, "epochs": 0.5},
-        copy_curriculum=phase,
+        copy_curriculum={**phase, "answers": True},
         train={"epochs": 1},
     )
     assert run_sft(run, show_progress=False) == tmp_path / "sft" / "final"

@@ -58,11 +58,11 @@ def answer_examples(
             continue
         for agent in traj.agents:
             final = agent.messages[-1] if agent.messages else None
-            task = next((m.content for m in agent.messages if m.role == "user"), "")
             if agent.role not in roles or not agent.ok or final is None or final.tool_calls:
                 continue
             if final.role != "assistant" or not final.content.strip():
                 continue
+            task = next((m.content for m in agent.messages if m.role == "user"), "")
             # search listings only point to pages; the values are on the pages opened
             read = [m.content for m in agent.messages if m.role == "tool" and m.name != "search"]
             if not read:
