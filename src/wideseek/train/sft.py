@@ -4,9 +4,12 @@ Contract: `train_sft(config, examples, evaluate)` trains the model at `config.mo
 `examples` (token ids + labels, see sft_data.py; the loss is the token mean over labelled
 positions) and returns the directory of the final model (HF format, tokenizer included).
 
-- The loop runs on accelerate: a single CPU process here, several GPUs with
-  `accelerate launch` (each process takes every n-th micro-batch). fp32 on CPU, bf16 via
-  `mixed_precision` where the hardware has it.
+- The loop runs on accelerate: a single CPU process here, several processes (GPUs, or CPU
+  processes with `accelerate launch --cpu`) under data-parallel `accelerate launch`: each
+  process takes every n-th micro-batch, so a step covers n times the data and an epoch has
+  1/n of the steps. Every process saves its part of a checkpoint (RNG state); the main one
+  writes the model, metrics and evaluations. fp32 on CPU, bf16 via `mixed_precision` where
+  the hardware has it.
 - Cosine schedule with linear warm-up down to `min_lr_ratio * lr`; gradient accumulation.
 - Checkpoints `out_dir/checkpoint-<step>/` hold the accelerate state (weights, optimizer,
   scheduler, RNG), a loadable model under `model/`, and `trainer_state.json`, written last: a
@@ -27,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -124,15 +128,20 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-def _data_signature(config: SFTConfig, examples: Sequence[SFTExample]) -> dict[str, Any]:
+def _data_signature(
+    config: SFTConfig, examples: Sequence[SFTExample], processes: int = 1
+) -> dict[str, Any]:
     """What fixes the data order; a checkpoint resumed under another order would not be exact."""
-    return {
+    signature = {
         "examples": len(examples),
         "tokens": sum(len(e.input_ids) for e in examples),
         "batch_tokens": config.batch_tokens,
         "grad_accum": config.grad_accum,
         "seed": config.seed,
     }
+    if processes > 1:  # absent for one process, so single-process checkpoints stay valid
+        signature["processes"] = processes
+    return signature
 
 
 def _read_trainer_state(path: Path, signature: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +156,20 @@ def _read_trainer_state(path: Path, signature: dict[str, Any]) -> dict[str, Any]
             "use a new out_dir"
         )
     return {"step": step, "tokens_seen": tokens}
+
+
+def _cpu_only_processes() -> bool:
+    """True when launched as several processes (torchrun) on a host with no accelerator: only
+    then does Accelerator need cpu=True to join them (gloo); without it each process would
+    train alone, silently."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    has_accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    if has_accelerator is not None:
+        return not torch.accelerator.is_available()
+    return not torch.cuda.is_available()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -190,7 +213,7 @@ def train_sft(
         raise ValueError("no training examples (check the trajectories and max_length)")
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=_cpu_only_processes())
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = AutoModelForCausalLM.from_pretrained(config.model)
@@ -219,7 +242,7 @@ def train_sft(
     accelerator.register_for_checkpointing(scheduler)
 
     # 2) resume: weights, optimizer, scheduler and RNG from the latest complete checkpoint
-    signature = _data_signature(config, examples)
+    signature = _data_signature(config, examples, accelerator.num_processes)
     metrics_path = out / METRICS
     final = out / "final"
     done = (final / TRAINER_STATE).exists() and _read_trainer_state(final, signature)
@@ -238,18 +261,23 @@ def train_sft(
                 "an earlier checkpoint"
             ) from e
         step, tokens_seen = state["step"], state["tokens_seen"]
-        _truncate_metrics(metrics_path, step)
+        if accelerator.is_main_process:
+            _truncate_metrics(metrics_path, step)
 
     def trainer_state() -> dict[str, Any]:
         return {"step": step, "tokens_seen": tokens_seen, "data": signature}
 
     def save_checkpoint() -> Path:
+        """Called by every process: accelerate saves each one's RNG state (and, under FSDP or
+        DeepSpeed, its shard); the main process then completes the checkpoint."""
         path = out / f"checkpoint-{step}"
         accelerator.save_state(str(path))
-        save_model_dir(accelerator.unwrap_model(model), tokenizer, path / "model")
-        _write_json(path / TRAINER_STATE, trainer_state())
-        for old in checkpoints(out)[: -config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            save_model_dir(accelerator.unwrap_model(model), tokenizer, path / "model")
+            _write_json(path / TRAINER_STATE, trainer_state())
+            for old in checkpoints(out)[: -config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
         return path
 
     def log(metrics: Any, row: dict[str, Any]) -> None:
@@ -268,7 +296,7 @@ def train_sft(
         bar = progress.add_task("sft", total=total_steps, completed=step)
         while step < total_steps:
             # 3) the micro-batches of step `step`: global micro-batch index -> (epoch, offset)
-            loss_sum = 0.0
+            loss_sum, tokens = 0.0, 0
             for k in range(config.grad_accum):
                 g = (step * config.grad_accum + k) * accelerator.num_processes
                 g += accelerator.process_index
@@ -282,7 +310,15 @@ def train_sft(
                     loss = model(**batch).loss  # mean over labelled tokens of this batch
                     accelerator.backward(loss / config.grad_accum)
                 loss_sum += float(loss.detach())
-                tokens_seen += int(batch["attention_mask"].sum()) * accelerator.num_processes
+                tokens += int(batch["attention_mask"].sum())
+            if accelerator.num_processes > 1:  # the step's loss and tokens over all processes
+                totals = torch.tensor(
+                    [loss_sum, tokens], dtype=torch.float64, device=accelerator.device
+                )
+                totals = accelerator.reduce(totals, reduction="sum")
+                loss_sum = float(totals[0]) / accelerator.num_processes
+                tokens = int(totals[1])
+            tokens_seen += tokens
             # 4) the optimizer step
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -291,9 +327,13 @@ def train_sft(
             step += 1
             losses.append(loss_sum / config.grad_accum)
             progress.update(bar, advance=1, description=f"sft loss {losses[-1]:.3f}")
+            # 5) metrics, checkpoints, evaluation (the other processes wait at the next step)
+            due_eval = evaluate is not None and config.eval_every and step % config.eval_every == 0
+            due_save = config.save_every and step % config.save_every == 0
+            if due_save or due_eval:
+                ckpt = save_checkpoint()
             if not accelerator.is_main_process:
                 continue
-            # 5) metrics, checkpoints, evaluation
             if step % config.log_every == 0 or step == total_steps:
                 row = {
                     "step": step,
@@ -304,12 +344,8 @@ def train_sft(
                 }
                 losses.clear()
                 log(metrics, row)
-            due_eval = evaluate is not None and config.eval_every and step % config.eval_every == 0
-            due_save = config.save_every and step % config.save_every == 0
-            if due_save or due_eval:
-                ckpt = save_checkpoint()
-                if due_eval:
-                    run_eval(metrics, ckpt / "model")
+            if due_eval:
+                run_eval(metrics, ckpt / "model")
         if accelerator.is_main_process:
             save_model_dir(accelerator.unwrap_model(model), tokenizer, final)
             _write_json(final / TRAINER_STATE, trainer_state())
