@@ -27,6 +27,7 @@ from wideseek.agents.extractor import engine_extractor
 from wideseek.agents.orchestrator import AgentObserver, Orchestrator
 from wideseek.config import AgentConfig, Config, EngineConfig
 from wideseek.llm.base import Engine, EngineError
+from wideseek.llm.model_dir import require_model_dir
 from wideseek.tools.base import SearchBackend
 
 MODEL_ENV = "WIDESEEK_MODEL"
@@ -82,8 +83,7 @@ async def open_engine(config: Config) -> Engine:
             "no engine: give --engine URL (an OpenAI-compatible server) or --model DIR "
             "(a local Hugging Face model directory); this install ships no default model"
         )
-    if not (model_dir / "config.json").is_file():
-        raise EngineError(f"{model_dir}: not a local model directory (no config.json)")
+    require_model_dir(model_dir)
     try:
         from wideseek.llm.local import LocalEngine
     except ImportError as e:

@@ -33,8 +33,6 @@ def serve(
 
     if model is None:
         raise UserError("no model given: pass --model DIR (a Hugging Face model directory)")
-    if not (model / "config.json").is_file():
-        raise UserError(f"{model}: not a model directory (no config.json)")
     engine = LocalEngine(model, device=device, model_name=name)
     typer.echo(f"serving {engine.model_name!r} on http://{host}:{port}/v1", err=True)
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")

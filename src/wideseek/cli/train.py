@@ -100,10 +100,10 @@ def eval_(
 
     from pydantic import ValidationError
 
+    from wideseek.llm.model_dir import require_model_dir
     from wideseek.train.dev_eval import DevEvalSettings, dev_eval
 
-    if not (model / "config.json").is_file():
-        raise UserError(f"{model}: not a model directory (no config.json)")
+    require_model_dir(model)
     agent = {
         "temperature": 0.0,
         "seed": 0,

@@ -45,10 +45,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import PreTrainedModel
 
 from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, token_logprobs
+from wideseek.llm.model_dir import load_causal_lm, load_tokenizer, require_model_dir
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.types import Usage
 
@@ -85,13 +86,11 @@ class LocalEngine:
         batch_window_s: float = 0.005,
         seed: int = 0,
     ) -> None:
-        self.model_dir = Path(model_dir)
-        if not (self.model_dir / "config.json").is_file():
-            raise EngineError(f"{self.model_dir}: not a model directory (no config.json)")
+        self.model_dir = require_model_dir(model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # fp32 on CPU: bf16 autocast measured ~30x slower on this class of machine.
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.tokenizer = load_tokenizer(self.model_dir)
         self.model = self._load(self.model_dir)
         self.context_length = context_length or int(
             getattr(self.model.config, "max_position_embeddings", 4096)
@@ -114,10 +113,7 @@ class LocalEngine:
 
     # --- weights -------------------------------------------------------------------------
     def _load(self, path: Path) -> PreTrainedModel:
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)
-        except (OSError, ValueError) as e:
-            raise EngineError(f"{path}: cannot load model ({e})") from e
+        model = load_causal_lm(path, dtype=self.dtype)
         return model.to(self.device).eval()
 
     def reload(self, checkpoint_dir: str | Path) -> None:

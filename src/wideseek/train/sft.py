@@ -200,12 +200,9 @@ def train_sft(
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from rich.progress import Progress
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        get_cosine_with_min_lr_schedule_with_warmup,
-    )
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+    from wideseek.llm.model_dir import load_causal_lm, load_tokenizer
     from wideseek.train.tiny_model import save_model_dir
 
     examples = [e for e in examples if len(e.input_ids) <= config.max_length]
@@ -215,8 +212,8 @@ def train_sft(
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=_cpu_only_processes())
     set_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
-    model = AutoModelForCausalLM.from_pretrained(config.model)
+    tokenizer = load_tokenizer(config.model)
+    model = load_causal_lm(config.model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     # 1) the schedule, in optimizer steps; each step takes grad_accum micro-batches per process

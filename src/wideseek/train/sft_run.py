@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from wideseek.llm.model_dir import load_causal_lm, load_tokenizer
 from wideseek.train.dev_eval import DevEvalSettings, make_evaluator
 from wideseek.train.sft import Evaluate, SFTConfig, train_sft
 from wideseek.train.sft_data import SFTExample, page_examples, trajectory_examples
@@ -122,16 +123,8 @@ def load_trajectories(patterns: list[str]) -> list[Trajectory]:
     return trajectories
 
 
-def _tokenizer(model_dir: str) -> Any:
-    from transformers import AutoTokenizer
-
-    if not (Path(model_dir) / "config.json").is_file():
-        raise RunError(f"{model_dir}: not a model directory (no config.json)")
-    return AutoTokenizer.from_pretrained(model_dir)
-
-
 def _examples(run: SFTRun, patterns: list[str], max_length: int) -> list[SFTExample]:
-    tokenizer = _tokenizer(run.model)
+    tokenizer = load_tokenizer(run.model)
     trajectories = load_trajectories(patterns)
     return list(trajectory_examples(tokenizer, trajectories, max_length, tuple(run.roles)))
 
@@ -140,12 +133,9 @@ def _probe(examples: list[SFTExample], prefix: str) -> Evaluate:
     """Teacher-forced metrics on held-out examples, as an evaluate callback."""
 
     def probe(model_dir: str, step: int) -> dict[str, Any]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from wideseek.train.copy_probe import teacher_forced_metrics
 
-        model = AutoModelForCausalLM.from_pretrained(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model, tokenizer = load_causal_lm(model_dir), load_tokenizer(model_dir)
         metrics = teacher_forced_metrics(model, tokenizer, examples)
         return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
@@ -183,7 +173,7 @@ def _pre_sft_phases(run: SFTRun) -> str:
     from wideseek.world import load_world
 
     world = load_world(run.world)
-    tokenizer = _tokenizer(run.model)
+    tokenizer = load_tokenizer(run.model)
     # the pages are read only by the phases that use them (the copy curriculum reads tasks)
     texts = corpus_texts(world) if run.induction or run.warmup else []
     if run.induction is not None:
