@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped default model, end to end: oracle demonstrations in the bundled world -> BPE
 # tokenizer -> random Qwen3 (tiny by default) -> copy curriculum + SFT -> dev and test scores
-# (first 30 wide + 30 deep tasks, multi and single mode) -> installed
+# (first 30 wide + 30 deep tasks, multi and single mode; the oracle's beside them) -> installed
 # into the package with its model card. Every step is resumable: run it again after a stop.
 # Extra arguments go to `wideseek train sft` as overrides, e.g. train.epochs=3 on a GPU, and
 # WIDESEEK_SIZE picks the model size of `wideseek train init` (tiny: the shipped CPU model;
@@ -29,7 +29,11 @@ for split in dev test; do
     for mode in multi single; do
         wideseek train eval --model "$model" --split "$split" --mode "$mode" --wide 30 --deep 30 \
             --out "$run/eval-$split-$mode" > "$run/scores-$split-$mode.json"
+        # the oracle on the same tasks under the same limits: the figure beside the model's
+        wideseek train eval --oracle --split "$split" --mode "$mode" --wide 30 --deep 30 \
+            --out "$run/oracle-$split-$mode" > "$run/oracle-scores-$split-$mode.json"
         scores+=(--scores "$split $mode=$run/scores-$split-$mode.json")
+        scores+=(--scores "oracle $split $mode=$run/oracle-scores-$split-$mode.json")
     done
 done
 wideseek train ship --model "$model" --run "$run" "${scores[@]}"

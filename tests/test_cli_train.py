@@ -67,6 +67,8 @@ def test_init_and_sft_from_the_command_line(setup, capsys):
         (["train", "sft", "--config", "missing.yaml"], "cannot read config"),
         (["train", "tokenizer", "--out", "x", "--traces", "missing.jsonl"], "no such trace file"),
         (["train", "eval", "--model", "nowhere", "--out", "x"], "not a model directory"),
+        (["train", "eval", "--out", "x"], "give --model DIR or --oracle"),
+        (["train", "eval", "--oracle", "--model", "m", "--out", "x"], "one of them"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys):

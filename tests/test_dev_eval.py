@@ -5,10 +5,11 @@ from itertools import islice
 import pandas as pd
 
 from tiny_lm import make_tiny_lm
+from wideseek.eval.runner import read_results
 from wideseek.eval.table_extract import render_markdown_table
 from wideseek.llm.scripted import ScriptedEngine
 from wideseek.llm.toolcall import format_tool_call
-from wideseek.train.dev_eval import DevEvalSettings, dev_eval, evaluate_engine
+from wideseek.train.dev_eval import DevEvalSettings, dev_eval, evaluate_engine, oracle_eval
 from wideseek.world import load_world
 from wideseek.world.suites import deep_tasks, wide_tasks
 
@@ -63,3 +64,16 @@ def test_dev_eval_runs_a_checkpoint_through_the_local_engine(tmp_path):
     metrics = dev_eval(model, settings, tmp_path / "run")
     assert set(metrics) >= {"wide_item_f1", "deep_em", "call_validity", "answer_validity"}
     assert metrics["turns_per_task"] == 1.0  # one lead turn each; a random model delegates never
+
+
+def test_the_oracle_is_scored_on_the_same_tasks_and_limits(tmp_path):
+    # ample context: it reads every value, so it scores one
+    metrics = oracle_eval(SETTINGS, tmp_path / "ample")
+    assert metrics["wide_item_f1"] == metrics["deep_em"] == 1.0
+    assert metrics["call_validity"] == 1.0
+    tasks = [r.instance_id for r in read_results(tmp_path / "ample" / "wide")]
+    assert tasks == [t.id for t in islice(wide_tasks(load_world(), "dev"), 2)]
+    # a context too small for one agent to read its pages: the same limit binds the oracle
+    tight = SETTINGS.model_copy(update={"mode": "single", "agent": {"context_length": 1024}})
+    squeezed = oracle_eval(tight, tmp_path / "tight")
+    assert squeezed["finished"] < 1.0 and squeezed["wide_item_f1"] < 1.0

@@ -83,8 +83,11 @@ def sft(
 
 @app.command(name="eval")
 def eval_(
-    model: Annotated[Path, typer.Option(help="Model directory (HF format).")],
     out: Annotated[Path, typer.Option(help="Run directory for trajectories and results.")],
+    model: Annotated[Path | None, typer.Option(help="Model directory (HF format).")] = None,
+    oracle: Annotated[
+        bool, typer.Option("--oracle", help="Score the world's oracle instead of a model.")
+    ] = False,
     wide: Annotated[int, typer.Option(min=0, help="First N wide tasks of the split.")] = 30,
     deep: Annotated[int, typer.Option(min=0, help="First N deep tasks of the split.")] = 30,
     split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
@@ -95,15 +98,19 @@ def eval_(
         None
     ),
 ) -> None:
-    """Run a model on dev tasks through the runtime (greedy) and print its scores as JSON."""
+    """Run a model (or the oracle, for the figure beside it) on a split's first tasks through
+    the runtime, greedy, and print its scores as JSON."""
     import json
 
     from pydantic import ValidationError
 
     from wideseek.llm.model_dir import require_model_dir
-    from wideseek.train.dev_eval import DevEvalSettings, dev_eval
+    from wideseek.train.dev_eval import DevEvalSettings, dev_eval, oracle_eval
 
-    require_model_dir(model)
+    if (model is None) == (not oracle):
+        raise UserError("give --model DIR or --oracle (one of them)")
+    if model is not None:
+        require_model_dir(model)
     agent = {
         "temperature": 0.0,
         "seed": 0,
@@ -122,7 +129,8 @@ def eval_(
     except ValidationError as e:
         err = e.errors()[0]
         raise UserError(f"--{err['loc'][0]}: {err['msg']}") from e
-    typer.echo(json.dumps(dev_eval(model, settings, out), indent=2))
+    scores = oracle_eval(settings, out) if model is None else dev_eval(model, settings, out)
+    typer.echo(json.dumps(scores, indent=2))
 
 
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:

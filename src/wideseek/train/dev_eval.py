@@ -11,7 +11,8 @@ TaskScorer and returns flat metrics:
 - answer_validity: fraction of tasks whose final answer has the required shape (a markdown
   table for wide tasks, a `\\boxed{}` answer for deep ones).
 `make_evaluator(settings, out_dir)` wraps it as `evaluate(model_dir, step)`, one run
-directory per step.
+directory per step. `oracle_eval(settings, run_dir)` runs the world's oracle on the same tasks
+under the same limits: the figure a model's scores stand beside.
 
 It knows the runtime's entry points (engine, orchestrator, runner, scorer, world), not training.
 """
@@ -139,6 +140,14 @@ def dev_eval(model_dir: str | Path, settings: DevEvalSettings, run_dir: Path) ->
         model_dir, context_length=agent_config(settings).context_length, model_name=str(model_dir)
     )
     return asyncio.run(evaluate_engine(engine, settings, Path(run_dir)))
+
+
+def oracle_eval(settings: DevEvalSettings, run_dir: Path) -> dict[str, Any]:
+    """The oracle's scores on exactly the tasks and agent limits of `dev_eval(settings)`."""
+    from wideseek.world.oracle.engine import OracleEngine
+
+    tasks = [t for suite in _tasks(settings).values() for t in suite]
+    return asyncio.run(evaluate_engine(OracleEngine(tasks), settings, Path(run_dir)))
 
 
 def make_evaluator(settings: DevEvalSettings, out_dir: Path) -> Evaluate:
