@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import torch
 from rich.console import Console
 from rich.table import Table
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from transformers import Qwen3ForCausalLM
 
-from wideseek.train.tiny_model import MODEL_SIZES
+from wideseek.train.tiny_model import MODEL_SIZES, sized_config
 
 VOCAB = 8192  # the shipped tokenizer's size
 SEP, QUERY, COLON, FIRST_FREE = 10, 11, 12, 300  # marker ids; keys and values come from above
@@ -67,20 +67,8 @@ def sequence(rng: random.Random, pairs: int, fmt: Format) -> tuple[list[int], li
 
 
 def model_for(size_name: str, seed: int) -> Qwen3ForCausalLM:
-    size = MODEL_SIZES[size_name]
-    config = Qwen3Config(
-        vocab_size=VOCAB,
-        hidden_size=size.hidden,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads or size.heads,
-        head_dim=size.hidden // size.heads,
-        intermediate_size=size.intermediate or 3 * size.hidden,
-        max_position_embeddings=512,
-        tie_word_embeddings=size.tie_embeddings,
-    )
     torch.manual_seed(seed)
-    return Qwen3ForCausalLM(config)
+    return Qwen3ForCausalLM(sized_config(MODEL_SIZES[size_name], VOCAB))
 
 
 def curve(fmt: Format, args: argparse.Namespace) -> list[tuple[int, float, float]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -50,12 +51,22 @@ def qwen3_config(
     size: ModelSize, tokenizer: PreTrainedTokenizerBase, vocab_size: int | None = None
 ) -> Qwen3Config:
     """A Qwen3Config of `size` whose vocabulary covers the tokenizer (optionally padded up)."""
+    eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in (END_OF_TURN, PAD)]
+    return sized_config(
+        size,
+        vocab_size=max(len(tokenizer), vocab_size or 0),
+        bos_token_id=None,
+        eos_token_id=eos_ids,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def sized_config(size: ModelSize, vocab_size: int, **special_ids: Any) -> Qwen3Config:
+    """The architecture of `size` over `vocab_size` tokens (no tokenizer needed: benchmarks)."""
     if size.hidden % size.heads:
         raise ValueError(f"hidden ({size.hidden}) must be a multiple of heads ({size.heads})")
-    vocab = max(len(tokenizer), vocab_size or 0)
-    eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in (END_OF_TURN, PAD)]
     return Qwen3Config(
-        vocab_size=vocab,
+        vocab_size=vocab_size,
         hidden_size=size.hidden,
         num_hidden_layers=size.layers,
         num_attention_heads=size.heads,
@@ -64,9 +75,7 @@ def qwen3_config(
         intermediate_size=size.intermediate or 3 * size.hidden,
         max_position_embeddings=size.max_positions,
         tie_word_embeddings=size.tie_embeddings,
-        bos_token_id=None,
-        eos_token_id=eos_ids,
-        pad_token_id=tokenizer.pad_token_id,
+        **special_ids,
     )
 
 
