@@ -4,8 +4,8 @@ Contract: `train_sft(config, examples, evaluate)` trains the model at `config.mo
 `examples` (token ids + labels, see sft_data.py; the loss is the token mean over labelled
 positions) and returns the directory of the final model (HF format, tokenizer included).
 
-- The loop runs on accelerate: a single CPU process here, several processes (GPUs, or CPU
-  processes with `accelerate launch --cpu`) under data-parallel `accelerate launch`: each
+- The loop runs on accelerate: a single CPU process here, or n data-parallel processes
+  (`accelerate launch --multi_gpu` on GPUs; `torchrun`, CPU-only processes included): each
   process takes every n-th micro-batch, so a step covers n times the data and an epoch has
   1/n of the steps. Every process saves its part of a checkpoint (RNG state); the main one
   writes the model, metrics and evaluations. fp32 on CPU, bf16 via `mixed_precision` where
@@ -166,10 +166,8 @@ def _cpu_only_processes() -> bool:
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    has_accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
-    if has_accelerator is not None:
-        return not torch.accelerator.is_available()
-    return not torch.cuda.is_available()
+    devices = getattr(torch, "accelerator", None) or torch.cuda  # torch.accelerator: >= 2.6
+    return not devices.is_available()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
