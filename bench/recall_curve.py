@@ -34,11 +34,11 @@ from rich.console import Console
 from rich.table import Table
 from transformers import Qwen3ForCausalLM
 
+from wideseek.train.sft_data import IGNORE
 from wideseek.train.tiny_model import MODEL_SIZES, sized_config
 
 VOCAB = 8192  # the shipped tokenizer's size
 SEP, QUERY, COLON, FIRST_FREE = 10, 11, 12, 300  # marker ids; keys and values come from above
-IGNORE = -100
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,6 @@ from wideseek.train.sft import checkpoints, make_batches
 from wideseek.train.sft_data import trajectory_examples
 from wideseek.types import read_trajectories, write_trajectories
 
-pytest.importorskip("accelerate")
-
 
 def launch(config, processes: int) -> None:
     # torchrun starts the processes (accelerate launch --cpu would need mpirun); Accelerator
