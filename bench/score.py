@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from wideseek.eval.fake_judge_server import FakeJudgeServer
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge, LLMJudge, OfflineJudge
 from wideseek.eval.table_extract import render_markdown_table
@@ -36,6 +36,8 @@ from wideseek.eval.widesearch_metrics import dateparse
 from wideseek.eval.widesearch_scorer import score_widesearch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # FakeJudgeServer is a test double: tests/ holds it
+from fake_judge_server import FakeJudgeServer  # noqa: E402
 
 
 async def score_all(items, judge: Judge, concurrency: int) -> tuple[float, list]:

@@ -91,7 +91,7 @@ def test_ask_user_errors_are_one_line(tmp_path, capsys, argv, needle):
 
 
 def test_ask_without_any_engine_says_how_to_get_one(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("wideseek.runtime.shipped_model_dir", lambda: None)
+    monkeypatch.setattr("wideseek.runtime.assembly.shipped_model_dir", lambda: None)
     code = run(["ask", "q", "--no-live", "--corpus", str(write_corpus(tmp_path / "c.jsonl"))])
     err = capsys.readouterr().err
     assert code == 1 and "--engine" in err and "--model" in err
@@ -105,8 +105,8 @@ def test_trajectory_file_is_json(tmp_path, capsys):
 
 
 async def test_summarize_pages_puts_the_engines_summary_in_the_access_result(tmp_path):
+    from scripted_engine import ScriptedEngine
     from wideseek.config import Config
-    from wideseek.llm.scripted import ScriptedEngine
     from wideseek.runtime import open_orchestrator
     from wideseek.types import Task
 

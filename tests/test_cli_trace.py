@@ -3,11 +3,11 @@ import re
 
 import pytest
 
+from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
 from wideseek.config import AgentConfig
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.types import read_trajectories, write_trajectories
 
 

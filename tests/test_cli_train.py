@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.types import write_trajectories
 
 

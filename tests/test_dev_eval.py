@@ -4,10 +4,10 @@ from itertools import islice
 
 import pandas as pd
 
+from scripted_engine import ScriptedEngine
 from tiny_lm import make_tiny_lm
 from wideseek.eval.runner import read_results
 from wideseek.eval.table_extract import render_markdown_table
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.llm.toolcall import format_tool_call
 from wideseek.train.dev_eval import DevEvalSettings, dev_eval, evaluate_engine, oracle_eval
 from wideseek.world import load_world

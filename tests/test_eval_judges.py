@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from wideseek.eval.fake_judge_server import FakeJudgeServer
+from fake_judge_server import FakeJudgeServer
 from wideseek.eval.judge_cache import JudgeCache
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import JudgeError, LLMJudge, OfflineJudge, parse_last_json_object

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from wideseek.errors import UsageError
 from wideseek.eval.report import summarize, write_report
 from wideseek.eval.runner import RESULTS, TRAJECTORIES, ResultRow, RunInfo, run_benchmark
 from wideseek.types import AgentRun, Failure, Task, Trajectory
@@ -57,7 +58,7 @@ async def test_run_resume_and_torn_line(tmp_path):
 async def test_other_settings_refuse_the_same_dir(tmp_path):
     await run_benchmark(TASKS[:1], make_run_one([]), score, tmp_path, INFO, show_progress=False)
     other = INFO.model_copy(update={"mode": "single"})
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(UsageError, match="other settings"):
         await run_benchmark(
             TASKS[:1], make_run_one([]), score, tmp_path, other, show_progress=False
         )

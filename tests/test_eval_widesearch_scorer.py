@@ -1,13 +1,19 @@
 """The WideSearch scoring pipeline: alignment, de-dup, join, counts, quirks (SCORER.md §3)."""
 
+import json
 import math
+import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from wideseek.cli import main
 from wideseek.eval.judges import JudgeError, OfflineJudge
+from wideseek.eval.task_scoring import TaskScorer
+from wideseek.eval.widesearch_data import load_gold, load_widesearch_tasks
 from wideseek.eval.widesearch_scorer import ScoreOptions, score_widesearch, stringify
 from wideseek.types import Task
 
@@ -316,3 +322,88 @@ async def test_a_null_grade_is_skipped_like_pandas_does_upstream():
     assert score.item_precision == pytest.approx(11 / 12)
     assert score.metric_cells["llm_judge"] == [3.0, 4.0]
     assert not score.success
+
+
+# --- bare carriage returns (SCORER.md §1.5): official failure by default, lenient on request ---
+
+FIGURES = (
+    "item_precision", "item_recall", "item_f1", "row_precision", "row_recall", "row_f1", "success"
+)  # fmt: skip
+# A gold cell's `\r\n` pasted into one markdown row keeps its `\r`: "Cambridge,\r MA".
+CR_ANSWER = PERFECT.replace("| MIT | 200 | Cambridge, MA |", "| MIT | 200 | Cambridge,\r MA |")
+
+
+def _all_zero(score) -> bool:
+    return not any(getattr(score, name) for name in FIGURES)
+
+
+async def test_bare_carriage_return_scores_zero_unless_lenient():
+    official = await score_widesearch(TASK, CR_ANSWER, GOLD, OfflineJudge())
+    assert _all_zero(official) and "Buffer overflow caught" in official.msg
+    lenient = await score_widesearch(
+        TASK, CR_ANSWER, GOLD, OfflineJudge(), ScoreOptions(lenient_tables=True)
+    )
+    assert lenient.success and lenient.item_f1 == 1.0
+
+
+async def test_task_scorer_takes_the_lenient_option(tmp_path):
+    GOLD.to_csv(tmp_path / "t1.csv", index=False)
+    task = TASK.model_copy(update={"metadata": {"gold": str(tmp_path / "t1.csv")}})
+    official = await TaskScorer().score_text(task, CR_ANSWER)
+    assert not any(official[name] for name in FIGURES)
+    assert (await TaskScorer(lenient_tables=True).score_text(task, CR_ANSWER))["success"]
+
+
+def test_score_command_takes_lenient_tables(tmp_path):
+    GOLD.to_csv(tmp_path / "t1.csv", index=False)
+    record = {"instance_id": "t1", "query": "q", "language": "en"}
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({**record, "evaluation": json.dumps(TASK.evaluation)}) + "\n")
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text(json.dumps({"instance_id": "t1", "response": CR_ANSWER}) + "\n")
+    base = ["score", "--tasks", str(tasks), "--gold-dir", str(tmp_path)]
+    base += ["--responses", str(responses), "--out", str(tmp_path / "scores.jsonl")]
+    for flags, success in (([], False), (["--lenient-tables"], True)):
+        with pytest.raises(SystemExit) as done:
+            main([*base, *flags])
+        assert done.value.code == 0
+        row = json.loads((tmp_path / "scores.jsonl").read_text())
+        assert row["success"] is success and (row["item_f1"] == 1.0) is success
+        assert ("Buffer overflow caught" in row["msg"]) is not success
+
+
+DATA = Path(
+    os.environ.get(
+        "WIDESEEK_WIDESEARCH_DIR",
+        Path(__file__).resolve().parents[1].parent / "shared" / "widesearch",
+    )
+)
+
+
+def _pasted_back(gold: pd.DataFrame) -> str:
+    r"""The gold table as a markdown answer whose multi-line cells keep their `\r`: each `\n`
+    becomes a space, as when a `\r\n` cell is pasted into one row."""
+
+    def cell(value: object) -> str:
+        return "" if pd.isna(value) else str(value).replace("\n", " ")
+
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in gold.itertuples(index=False)]
+    header = "| " + " | ".join(map(str, gold.columns)) + " |"
+    return "\n".join(["```markdown", header, "|" + "---|" * gold.shape[1], *rows, "```"])
+
+
+@pytest.mark.skipif(
+    not (DATA / "widesearch.jsonl").exists(), reason=f"WideSearch data not found at {DATA}"
+)
+@pytest.mark.parametrize("instance_id", ["ws_en_001", "ws_zh_100"])  # the gold with `\r\n` cells
+async def test_real_gold_pasted_back_with_carriage_returns(instance_id):
+    task = next(t for t in load_widesearch_tasks(DATA / "widesearch.jsonl") if t.id == instance_id)
+    gold = load_gold(DATA / "widesearch_gold", instance_id, task.evaluation["required"])
+    answer = _pasted_back(gold)
+    assert "\r " in answer
+    official = await score_widesearch(task, answer, gold, OfflineJudge())
+    assert _all_zero(official) and "Buffer overflow caught" in official.msg
+    lenient = await score_widesearch(
+        task, answer, gold, OfflineJudge(), ScoreOptions(lenient_tables=True)
+    )
+    assert lenient.item_f1 == 1.0 and lenient.success  # measured; 0.61 when `\r` split rows

@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
+from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
 from wideseek.llm.model_dir import ModelDirError, load_causal_lm, load_tokenizer
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.types import write_trajectories
 
 

@@ -4,10 +4,10 @@ import asyncio
 import json
 from typing import Any
 
+from scripted_engine import ScriptedEngine
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.config import AgentConfig
 from wideseek.llm.base import Completion, EngineError, GenerateRequest
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.llm.toolcall import format_tool_call
 from wideseek.types import (
     Failure,

@@ -4,13 +4,14 @@ import httpx
 import openai
 import pytest
 
+from scripted_engine import ScriptedEngine
 from tiny_lm import make_tiny_lm
 from wideseek.cli import main
 from wideseek.llm.base import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
-from wideseek.llm.scripted import ScriptedEngine
-from wideseek.llm.server import BackgroundServer, create_app
+from wideseek.llm.server import create_app
 from wideseek.llm.toolcall import format_tool_call
+from wideseek.serving import BackgroundServer
 
 TOOLS = [
     {

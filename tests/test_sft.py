@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.train.copy_probe import teacher_forced_metrics
 from wideseek.train.sft import CheckpointError, SFTConfig, checkpoints, make_batches, train_sft
 from wideseek.train.sft_data import trajectory_examples

@@ -5,11 +5,11 @@ import asyncio
 import pytest
 from transformers import AutoTokenizer
 
+from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.config import AgentConfig
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.train.copy_probe import field_spans
 from wideseek.train.sft_data import (
     IGNORE,
@@ -154,10 +154,10 @@ def test_induction_examples_label_only_the_predictable_part_of_the_repeat(tokeni
 async def test_answer_examples_put_each_final_answer_after_only_what_holds_its_values(
     tokenizer, tmp_path
 ):
+    from wideseek.runtime.oracle_run import run_oracle
     from wideseek.train.curriculum import answer_examples
     from wideseek.types import read_trajectories
     from wideseek.world import load_world
-    from wideseek.world.oracle.run import run_oracle
 
     await run_oracle(load_world(), "wide", "dev", tmp_path, limit=2, show_progress=False)
     trajectories = read_trajectories(tmp_path / "trajectories.jsonl")

@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
-from wideseek.llm.scripted import ScriptedEngine
 from wideseek.train.sft import checkpoints, make_batches
 from wideseek.train.sft_data import trajectory_examples
 from wideseek.types import read_trajectories, write_trajectories

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from wideseek.cli import main
-from wideseek.config import AgentConfig
+from wideseek.config import ToolsConfig
 from wideseek.tools.local_corpus import LocalCorpus
 from wideseek.tools.retrieval_client import RetrievalClient, RetrievalError
 from wideseek.tools.retrieval_server import create_app
@@ -92,7 +92,7 @@ async def test_client_round_trip_through_the_tools(server_url: str) -> None:
     page = await client.access("https://e.org/oslo")
     assert page is not None and page.text == PAGES[0]["text"]
     assert await client.access("https://e.org/nowhere") is None
-    search, access = make_tools("wideseek-r1", "subagent", client, AgentConfig())
+    search, access = make_tools("wideseek-r1", "subagent", client, ToolsConfig())
     result = await search.call({"queries": [{"query": "Oslofjord"}, {"query": "Aare river"}]})
     assert not result.error and "[1] Oslo" in result.text and "[1] Bern" in result.text
     result = await access.call({"urls": [{"url": "https://e.org/bern", "info_to_extract": "x"}]})
@@ -104,7 +104,7 @@ async def test_dead_server_becomes_an_error_result() -> None:
     client = RetrievalClient(f"http://127.0.0.1:{free_port()}", retries=1, backoff_s=0.01)
     with pytest.raises(RetrievalError, match=r"unreachable .* after 2 attempts"):
         await client.search("x", 3)
-    search, access = make_tools("wideseek", "single", client, AgentConfig())
+    search, access = make_tools("wideseek", "single", client, ToolsConfig())
     result = await search.call({"query": "capital of Norway"})
     assert result.error and "retrieval server http://127.0.0.1:" in result.text
     result = await access.call({"url": "https://e.org/oslo"})

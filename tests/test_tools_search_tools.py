@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from wideseek.config import AgentConfig
+from wideseek.config import ToolsConfig
 from wideseek.tools.base import Page, SearchHit, tool_schema
 from wideseek.tools.search_tools import MAX_RESULTS, make_tools
 
@@ -52,7 +52,7 @@ PAGES = [
     Page(url=f"https://x.org/{name}", title=name, text=f"{name} is a city. " * 20)
     for name in ["Paris", "Berlin", "Rome", "Madrid", "Vienna", "Lisbon", "Prague"]
 ]
-CONFIG = AgentConfig(snippet_chars=60, page_chars=100, search_top_k=3)
+CONFIG = ToolsConfig(snippet_chars=60, page_chars=100, search_top_k=3)
 
 
 def tools(profile: str, role: str, backend: FakeBackend | None = None, **kw):

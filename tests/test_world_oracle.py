@@ -9,10 +9,11 @@ import pytest
 
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
-from wideseek.config import AgentConfig
+from wideseek.config import AgentConfig, ToolsConfig
 from wideseek.eval.runner import read_results
 from wideseek.eval.table_extract import extract_table, norm_column
 from wideseek.eval.task_scoring import TaskScorer
+from wideseek.runtime.oracle_run import run_oracle
 from wideseek.tools.base import Page, SearchHit
 from wideseek.tools.local_corpus import LocalCorpus
 from wideseek.tools.search_tools import make_tools
@@ -20,7 +21,6 @@ from wideseek.types import Failure, Task
 from wideseek.world.oracle import OracleEngine
 from wideseek.world.oracle.lookup import lookup
 from wideseek.world.oracle.members import list_members
-from wideseek.world.oracle.run import run_oracle
 from wideseek.world.oracle.steps import Call, parallel
 from wideseek.world.oracle.text import (
     EntitySubtask,
@@ -230,7 +230,7 @@ def test_parallel_packs_calls_into_turns_without_splitting_a_routine():
 
 async def drive(routine, backend):
     """Run a step routine's calls with the runtime's own search/access tools."""
-    tools = {t.name: t for t in make_tools("wideseek", "subagent", backend, AgentConfig())}
+    tools = {t.name: t for t in make_tools("wideseek", "subagent", backend, ToolsConfig())}
     calls = next(routine)
     try:
         while True:
@@ -411,7 +411,7 @@ def test_cli_runs_the_oracle_and_refuses_a_run_dir_of_other_settings(tmp_path, c
 async def test_oracle_plays_the_r1_profile_with_batched_calls(world, corpus):
     tasks = _sample_wide(world)[:4]
     config = AgentConfig(profile="wideseek-r1")
-    orchestrator = Orchestrator.with_backend(OracleEngine(tasks), corpus, config)
+    orchestrator = Orchestrator.with_backend(OracleEngine(tasks, config), corpus, config)
     trajectories = await orchestrator.run_many(tasks)
     scorer = TaskScorer()
     for task, traj in zip(tasks, trajectories, strict=True):

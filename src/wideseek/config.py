@@ -6,6 +6,8 @@ subagent turn). Hitting a limit is recorded on the trajectory, never a crash.
 
 `load_config(path, overrides)` reads YAML and applies dotted overrides such as
 `agent.max_subagents=4`; a bad file or key ends in a `ConfigError` that says what and where.
+Unknown keys are errors too (a typo must not fall back to a default silently); a key that
+moved names its new place.
 """
 
 from __future__ import annotations
@@ -14,19 +16,27 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from wideseek.errors import WideseekError
+from wideseek.profiles import get_profile
 
 M = TypeVar("M", bound=BaseModel)
-ProfileName = Literal["wideseek", "wideseek-r1"]
 
 
-class ConfigError(ValueError):
+class ConfigError(WideseekError, ValueError):
     """A config file or override that cannot be used; the message says what and where."""
 
 
-class AgentConfig(BaseModel):
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentConfig(_Section):
     mode: Literal["multi", "single"] = Field("multi", description="lead+subagents or one agent")
-    profile: ProfileName = Field("wideseek", description="tool names/schemas and answer formats")
+    profile: str = Field(
+        "wideseek", description="tool names, schemas and call rules (wideseek.profiles)"
+    )
     max_subagents: int = Field(10, ge=1, description="subagents kept per lead tool call")
     max_tool_calls: int = Field(5, ge=1, description="tool calls (or items) per subagent turn")
     lead_turns: int = Field(10, ge=1)
@@ -34,17 +44,22 @@ class AgentConfig(BaseModel):
     single_turns: int = Field(50, ge=1)
     context_length: int = Field(32000, ge=256, description="tokens per agent context")
     max_response_tokens: int | None = Field(None, description="cap per generation; None: context")
-    search_top_k: int = Field(3, ge=1, le=50, description="results per search query by default")
-    snippet_chars: int = Field(5000, ge=50, description="characters per search hit shown")
-    page_chars: int = Field(25000, ge=100, description="characters of a page shown by access")
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     thinking: bool = Field(True, description="let the model think in <think> blocks")
     turn_hints: bool = Field(True, description="tell each agent how many turns it has left")
-    seed: int | None = None
+    seed: int | None = Field(
+        None, description="sampling seed; each (task, trial, agent) gets its own stream of it"
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, name: str) -> str:
+        get_profile(name)
+        return name
 
 
-class EngineConfig(BaseModel):
+class EngineConfig(_Section):
     base_url: str | None = Field(None, description="OpenAI-compatible server; None: local model")
     model: str | None = Field(None, description="model name on the server, or local model dir")
     api_key_env: str = Field("OPENAI_API_KEY", description="env variable holding the API key")
@@ -57,15 +72,24 @@ class EngineConfig(BaseModel):
     max_concurrency: int = Field(64, ge=1, description="global cap on in-flight engine calls")
 
 
-class ToolsConfig(BaseModel):
+class ToolsConfig(_Section):
     corpus: str | None = Field(None, description="local JSONL corpus; None: the bundled world")
     retrieval_url: str | None = Field(None, description="retrieval service base URL")
     summarize_pages: bool = Field(
         False, description="access with info_to_extract returns the engine's focused summary"
     )
+    search_top_k: int = Field(3, ge=1, le=50, description="results per search query by default")
+    snippet_chars: int = Field(5000, ge=50, description="characters per search hit shown")
+    page_chars: int = Field(25000, ge=100, description="characters of a page shown by access")
 
 
-class Config(BaseModel):
+# Keys that moved between sections: an old config gets told where they went.
+MOVED_KEYS = {
+    f"agent.{name}": f"tools.{name}" for name in ("search_top_k", "snippet_chars", "page_chars")
+}
+
+
+class Config(_Section):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
@@ -114,4 +138,7 @@ def validate_tree(model: type[M], tree: dict[str, Any], path: str | Path | None)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path or 'config'}: {where}: {err['msg']}") from e
+        message = err["msg"].removeprefix("Value error, ")
+        if where in MOVED_KEYS:
+            message = f"moved to {MOVED_KEYS[where]}"
+        raise ConfigError(f"{path or 'config'}: {where}: {message}") from e

@@ -12,7 +12,7 @@ so the trainer gets every per-turn sample without the quadratic cost of storing 
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -20,7 +20,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from wideseek.errors import DataError
+from wideseek.io import append_jsonl_line, atomic_writer, iter_jsonl
 
 Role = Literal["lead", "subagent", "single"]
 MessageRole = Literal["system", "user", "assistant", "tool"]
@@ -216,37 +219,51 @@ class Trajectory(BaseModel):
 
 def write_trajectories(path: str | Path, trajectories: Iterable[Trajectory]) -> None:
     """Write trajectories as JSON lines, atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_writer(path) as f:
         for t in trajectories:
             f.write(t.model_dump_json() + "\n")
-    tmp.replace(path)
 
 
 def append_trajectory(path: str | Path, trajectory: Trajectory) -> None:
     """Append one trajectory as a single line, flushed to disk (resumable runs)."""
-    with Path(path).open("a", encoding="utf-8") as f:
-        f.write(trajectory.model_dump_json() + "\n")
-        f.flush()
+    append_jsonl_line(path, trajectory.model_dump_json())
+
+
+def iter_trajectories(path: str | Path) -> Iterator[Trajectory]:
+    """Stream the trajectories of a JSON-lines file, or of one pretty-printed JSON object
+    (`jq . trajectory.json`).
+
+    A torn last line (a run killed mid-append) is skipped; any other bad line raises
+    `DataError` naming the file and line.
+    """
+    path = Path(path)
+    lines = iter_jsonl(path)
+    try:
+        first = next(lines, None)
+    except DataError as not_jsonl:
+        yield _one_indented_trajectory(path, not_jsonl)
+        return
+    if first is None:
+        return
+    for line_no, record in itertools.chain([first], lines):
+        try:
+            yield Trajectory.model_validate(record)
+        except ValidationError as e:
+            where = ".".join(str(k) for k in e.errors()[0]["loc"]) or "top level"
+            raise DataError(
+                f"{path}:{line_no}: not a trajectory ({where}: {e.errors()[0]['msg']})"
+            ) from e
+
+
+def _one_indented_trajectory(path: Path, first_line_error: DataError) -> Trajectory:
+    """The whole file as one JSON object; else the first line's error (how a JSON-lines file
+    usually breaks, so the more useful message)."""
+    try:
+        return Trajectory.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise first_line_error from first_line_error.__cause__
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
-    """Read JSON lines written by `write_trajectories`, or one pretty-printed JSON object.
-
-    A truncated last line (a run killed mid-write) is skipped, not fatal.
-    """
-    text = Path(path).read_text(encoding="utf-8")
-    out: list[Trajectory] = []
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    for i, line in enumerate(lines):
-        try:
-            out.append(Trajectory.model_validate_json(line))
-        except ValueError:
-            if i == len(lines) - 1:
-                break
-            if i == 0:  # not JSON lines; perhaps one indented object (`jq . trajectory.json`)
-                with contextlib.suppress(ValueError):
-                    return [Trajectory.model_validate_json(text)]
-            raise  # the first line's error: how a JSON-lines file usually breaks
-    return out
+    """All of `iter_trajectories(path)`."""
+    return list(iter_trajectories(path))

@@ -19,6 +19,7 @@ the best answer it had so far.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,9 +69,15 @@ class LoopLimits:
     max_response_tokens: int | None
     temperature: float
     top_p: float
-    seed: int | None
+    seed: int | None  # this agent's own seed; each turn samples with a seed derived from it
     turn_hints: bool
-    first_call_only: bool = False  # the wideseek-r1 profile reads only the first call block
+
+
+def derive_seed(*parts: object) -> int:
+    """A seed determined by `parts` (e.g. seed, task id, trial, agent id), spread over 31 bits
+    so that engines which take only 32-bit seeds accept it."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (2**31 - 1)
 
 
 async def run_agent(
@@ -112,7 +119,7 @@ async def run_agent(
                 max_tokens=max_tokens,
                 # a model that starts writing its own tool results stops there (as RLinf does)
                 stop=[TOOL_RESPONSE_END],
-                seed=None if limits.seed is None else limits.seed + agent.agent_id * 1000 + index,
+                seed=None if limits.seed is None else derive_seed(limits.seed, index),
             ),
             metadata={"role": agent.role, "agent_id": agent.agent_id, "turn": index},
         )
@@ -219,7 +226,7 @@ def _record_completion(turn: Turn, completion: Completion) -> None:
 
 
 def _apply_call_limit(calls: list[ToolCall], limits: LoopLimits) -> tuple[list[ToolCall], int]:
-    keep = 1 if limits.first_call_only else limits.max_calls_per_turn
+    keep = limits.max_calls_per_turn
     return calls[:keep], max(0, len(calls) - keep)
 
 

@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from wideseek.agents import prompts
-from wideseek.agents.agent_loop import AgentObserver, LoopLimits, run_agent
-from wideseek.config import AgentConfig
+from wideseek.agents.agent_loop import AgentObserver, LoopLimits, derive_seed, run_agent
+from wideseek.config import AgentConfig, ToolsConfig
 from wideseek.llm.base import Engine
+from wideseek.profiles import ToolProfile, get_profile
 from wideseek.tools.base import SearchBackend, Tool
 from wideseek.tools.search_tools import Extractor, make_tools
 from wideseek.types import AgentRun, Failure, Message, Role, Task, ToolResult, Trajectory
@@ -30,55 +31,23 @@ from wideseek.types import AgentRun, Failure, Message, Role, Task, ToolResult, T
 ToolsFor = Callable[[Role], list[Tool]]
 Spawn = Callable[[list[str]], Awaitable[list[AgentRun]]]
 
-# The delegation tool in each profile: (name, argument, its array schema). `wideseek-r1` shows
-# the published WideSeek-R1-4B schema, which has no bounds; blank subtasks are dropped at run.
-_DELEGATE = {
-    "wideseek": (
-        "create_subagents",
-        "subtasks",
-        {
-            "type": "array",
-            "items": {"type": "string", "minLength": 1, "description": "a self-contained subtask"},
-            "minItems": 1,
-        },
-    ),
-    "wideseek-r1": (
-        "create_sub_agents",
-        "sub_agents",
-        {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"prompt": {"type": "string"}},
-                "required": ["prompt"],
-            },
-        },
-    ),
-}
-
 
 class DelegateTool:
     """The lead's tool: run subagents in parallel on the given subtasks, return their reports."""
 
-    def __init__(self, profile: str, spawn: Spawn, max_subagents: int) -> None:
-        self.name, self._key, array = _DELEGATE[profile]
+    def __init__(self, profile: ToolProfile, spawn: Spawn, max_subagents: int) -> None:
+        self.profile = profile
+        self.name = profile.delegate_tool
         self.description = (
             f"Start up to {max_subagents} subagents that work in parallel, one per subtask, "
             "each with search and access tools; returns each subagent's report."
         )
-        self.parameters: dict[str, Any] = {
-            "type": "object",
-            "properties": {self._key: array},
-            "required": [self._key],
-        }
+        self.parameters: dict[str, Any] = profile.delegate_parameters()
         self._spawn = spawn
         self._max = max_subagents
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
-        items = arguments[self._key]
-        subtasks = [
-            s for s in (i if isinstance(i, str) else i["prompt"] for i in items) if s.strip()
-        ]
+        subtasks = self.profile.subtasks_of(arguments)
         if not subtasks:
             return ToolResult(
                 text=f"`{self.name}` needs at least one non-empty subtask.",
@@ -111,6 +80,7 @@ class Orchestrator:
         self.engine = engine
         self.tools_for = tools_for
         self.config = config or AgentConfig()
+        self.profile = get_profile(self.config.profile)
         self.observer = observer
 
     @classmethod
@@ -121,32 +91,44 @@ class Orchestrator:
         config: AgentConfig | None = None,
         observer: AgentObserver | None = None,
         extractor: Extractor | None = None,
+        tools: ToolsConfig | None = None,
     ) -> Orchestrator:
         """Agents whose search/access tools (of the config's profile) ask `backend`."""
         config = config or AgentConfig()
+        settings = tools or ToolsConfig()
 
         def tools_for(role: Role) -> list[Tool]:
-            return make_tools(config.profile, role, backend, config, extractor)
+            if role == "lead":
+                raise ValueError("the lead has no search tools: it only delegates")
+            return make_tools(
+                config.profile, role, backend, settings, config.max_tool_calls, extractor
+            )
 
         return cls(engine, tools_for, config, observer)
 
-    def _limits(self, role: Role) -> LoopLimits:
+    def _limits(self, role: Role, task: Task, trial: int, agent_id: int) -> LoopLimits:
+        """The loop limits of one agent; its sampling seed is its own stream of the config's
+        seed, so the trials of a task (a training group) and the agents of a trial differ,
+        and the same (seed, task, trial, agent) reproduces."""
         c = self.config
-        turns = {"lead": c.lead_turns, "subagent": c.subagent_turns, "single": c.single_turns}
+        seed = None if c.seed is None else derive_seed(c.seed, task.id, trial, agent_id)
         return LoopLimits(
-            max_turns=turns[role],
-            max_calls_per_turn=1 if role == "lead" else c.max_tool_calls,
+            max_turns=self._turns(role),
+            max_calls_per_turn=self.profile.max_calls_per_turn(role, c.max_tool_calls),
             context_length=c.context_length,
             max_response_tokens=c.max_response_tokens,
             temperature=c.temperature,
             top_p=c.top_p,
-            seed=c.seed,
+            seed=seed,
             turn_hints=c.turn_hints,
-            first_call_only=c.profile == "wideseek-r1",
         )
 
+    def _turns(self, role: Role) -> int:
+        c = self.config
+        return {"lead": c.lead_turns, "subagent": c.subagent_turns, "single": c.single_turns}[role]
+
     def _hint(self, role: Role) -> int | None:
-        return self._limits(role).max_turns if self.config.turn_hints else None
+        return self._turns(role) if self.config.turn_hints else None
 
     async def run(self, task: Task, trial: int = 0) -> Trajectory:
         c = self.config
@@ -160,7 +142,9 @@ class Orchestrator:
         )
         try:
             root = await (
-                self._run_multi(task, traj) if c.mode == "multi" else self._run_single(task, traj)
+                self._run_multi(task, trial, traj)
+                if c.mode == "multi"
+                else self._run_single(task, trial, traj)
             )
             traj.final_answer = root.answer
             if not root.answer:
@@ -170,7 +154,7 @@ class Orchestrator:
         traj.duration_s = time.time() - traj.started_at
         return traj
 
-    async def _run_single(self, task: Task, traj: Trajectory) -> AgentRun:
+    async def _run_single(self, task: Task, trial: int, traj: Trajectory) -> AgentRun:
         c = self.config
         agent = AgentRun(agent_id=0, role="single", prompt=task.question)
         agent.messages = [
@@ -178,11 +162,10 @@ class Orchestrator:
             Message(role="user", content=prompts.task_message(task, self._hint("single"))),
         ]
         traj.agents.append(agent)
-        return await run_agent(
-            agent, self.engine, self.tools_for("single"), self._limits("single"), self.observer
-        )
+        limits = self._limits("single", task, trial, agent.agent_id)
+        return await run_agent(agent, self.engine, self.tools_for("single"), limits, self.observer)
 
-    async def _run_multi(self, task: Task, traj: Trajectory) -> AgentRun:
+    async def _run_multi(self, task: Task, trial: int, traj: Trajectory) -> AgentRun:
         c = self.config
         lead = AgentRun(agent_id=0, role="lead", prompt=task.question)
         traj.agents.append(lead)
@@ -194,7 +177,7 @@ class Orchestrator:
                     agent_id=len(traj.agents), role="subagent", parent_id=0, prompt=subtask
                 )
                 user = prompts.subtask_message(
-                    task, subtask, c.profile == "wideseek-r1", self._hint("subagent")
+                    task, subtask, self.profile.subagent_sees_main_task, self._hint("subagent")
                 )
                 run.messages = [
                     Message(role="system", content=prompts.subagent_system(c.max_tool_calls)),
@@ -202,10 +185,15 @@ class Orchestrator:
                 ]
                 traj.agents.append(run)
                 runs.append(run)
-            limits = self._limits("subagent")
             await asyncio.gather(
                 *(
-                    run_agent(r, self.engine, self.tools_for("subagent"), limits, self.observer)
+                    run_agent(
+                        r,
+                        self.engine,
+                        self.tools_for("subagent"),
+                        self._limits("subagent", task, trial, r.agent_id),
+                        self.observer,
+                    )
                     for r in runs
                 )
             )
@@ -213,14 +201,15 @@ class Orchestrator:
                 lead.failures.append(Failure.SUBAGENT_FAILED)
             return runs
 
-        delegate = DelegateTool(c.profile, spawn, c.max_subagents)
+        delegate = DelegateTool(self.profile, spawn, c.max_subagents)
         lead.messages = [
             Message(
                 role="system", content=prompts.lead_system(task, delegate.name, c.max_subagents)
             ),
             Message(role="user", content=prompts.task_message(task, self._hint("lead"))),
         ]
-        return await run_agent(lead, self.engine, [delegate], self._limits("lead"), self.observer)
+        limits = self._limits("lead", task, trial, lead.agent_id)
+        return await run_agent(lead, self.engine, [delegate], limits, self.observer)
 
     async def run_many(
         self, tasks: Iterable[Task], concurrency: int = 8, trial: int = 0

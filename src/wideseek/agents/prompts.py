@@ -1,13 +1,22 @@
 """System prompts and user messages for each role, in this project's own words.
 
 Prompts are short on purpose: the embedded default model is small and every prompt token
-costs context and compute. Both tool profiles share the texts; they differ only in tool names,
+costs context and compute. Every tool profile shares the texts; they differ only in tool names,
 which are filled in from the profile, and in whether a subagent also sees the main task.
+
+The wording lives only here: `question_of`, `subtask_of` and `without_turn_hint` read back what
+the messages above wrap around a task (the world's oracle recognises its tasks with them).
 """
 
 from __future__ import annotations
 
+import re
+
 from wideseek.types import Task
+
+_TURNS_LEFT = re.compile(r"\n\nYou have \d+ turns\.$")
+_MAIN_TASK = re.compile(r"^Main task: .*?\n\nYour subtask: ", re.S)
+_TURN_HINT = re.compile(r"\n\[(?:\d+ turns left|last turn: [^\]]*)\]$")
 
 WIDE_ANSWER_FORMAT = (
     "Give the final answer as one markdown table in a ```markdown fenced block, with exactly "
@@ -61,6 +70,21 @@ def subtask_message(
         f"Main task: {task.question}\n\nYour subtask: {subtask}" if include_main_task else subtask
     )
     return text + (f"\n\nYou have {max_turns} turns." if max_turns else "")
+
+
+def question_of(message: str) -> str:
+    """The task question inside a `task_message`."""
+    return _TURNS_LEFT.sub("", message).removeprefix("Task: ").strip()
+
+
+def subtask_of(message: str) -> str:
+    """The subtask inside a `subtask_message` (with or without the main task)."""
+    return _MAIN_TASK.sub("", _TURNS_LEFT.sub("", message))
+
+
+def without_turn_hint(text: str) -> str:
+    """A tool result without the `turns_left_hint` the loop appends to a turn's last one."""
+    return _TURN_HINT.sub("", text)
 
 
 def turns_left_hint(turns_left: int) -> str:

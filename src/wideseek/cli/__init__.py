@@ -1,8 +1,9 @@
 """`wideseek` command line. Thin: each sub-command parses arguments and calls the library.
 
-Each command group lives in its own module here and is registered below. User errors
-(`UserError`, `ConfigError`, unreadable files, unreachable servers) end in one line on stderr
-and exit code 2 or 1, never a traceback.
+Each command group lives in its own module here and is registered below. Every error a user
+can cause (a `wideseek.errors.WideseekError`: bad config, unreadable file, unreachable server,
+broken model directory) ends in one line on stderr and a non-zero exit, never a traceback
+(`common.run_cli`).
 """
 
 from __future__ import annotations

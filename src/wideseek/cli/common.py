@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: the error boundary that turns user errors into one clear line."""
+"""Shared CLI plumbing: the error boundary that turns user errors into one clear line.
+
+Every error a user can cause is a `wideseek.errors.WideseekError` (or an OS error on a path
+they gave): `run_cli` prints it as one `error: ...` line and exits with its `exit_code`; usage
+errors of the command line itself exit 2; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ import sys
 
 import typer
 
-from wideseek.config import Config, ConfigError
-from wideseek.llm.base import EngineError
+from wideseek.config import Config
+from wideseek.errors import WideseekError
 
 try:  # recent typer runs on its own copy of click and no longer installs the click package
     from typer._click import exceptions as click_exceptions
@@ -32,28 +37,17 @@ def note_default_engine(config: Config) -> None:
         )
 
 
-class UserError(Exception):
-    """An error the user can fix (bad path, bad flag value); printed as one line."""
+# Besides every WideseekError: a path the user gave that the OS refuses.
+_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UserError,
-    ConfigError,
-    EngineError,
-    FileNotFoundError,
-    PermissionError,
-    IsADirectoryError,
-)
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """USER_ERRORS plus the data errors of the library's parts, imported only when needed."""
-    from wideseek.eval.widesearch_data import WideSearchDataError
-    from wideseek.tools.local_corpus import CorpusError
-    from wideseek.tools.retrieval_client import RetrievalError
-    from wideseek.world.build import WorldError
-
-    return (*USER_ERRORS, CorpusError, RetrievalError, WorldError, WideSearchDataError)
+def exit_code_of(error: BaseException) -> int | None:
+    """The exit code of an error the user can fix, None for a bug (its traceback stays)."""
+    if isinstance(error, WideseekError):
+        return error.exit_code
+    if isinstance(error, _OS_ERRORS):
+        return 1
+    return None
 
 
 def run_cli(app: typer.Typer, argv: list[str] | None) -> int:
@@ -71,8 +65,9 @@ def run_cli(app: typer.Typer, argv: list[str] | None) -> int:
         print("aborted", file=sys.stderr)
         return 130
     except Exception as e:
-        if not isinstance(e, user_errors()):
+        code = exit_code_of(e)
+        if code is None:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return code
     return code if isinstance(code, int) else 0

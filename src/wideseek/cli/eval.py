@@ -9,28 +9,25 @@ turns run directories into a markdown report with plots.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from wideseek.cli.common import UserError, note_default_engine
-from wideseek.cli.options import (
-    with_judge,
-    with_run_config,
-)
+from wideseek.cli.common import note_default_engine
+from wideseek.cli.options import with_judge, with_run_config
 from wideseek.config import Config
+from wideseek.errors import UsageError
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge, OfflineJudge
-from wideseek.eval.report import summarize
-from wideseek.eval.runner import ResultRow, RunInfo, run_benchmark
-from wideseek.eval.task_scoring import TaskScorer
+from wideseek.eval.qa_data import load_qa_tasks
 from wideseek.eval.widesearch_data import load_widesearch_tasks
-from wideseek.runtime import open_orchestrator
+from wideseek.llm.base import Engine
+from wideseek.runtime import SuiteRun, run_suite, select_tasks
 from wideseek.types import Task
+from wideseek.world.suites import Split, Suite
 
 app = typer.Typer(
     help="Run the agents on a benchmark N times, score, and keep every trajectory.",
@@ -47,58 +44,13 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="only the f
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="tasks in flight")]
 
 
-def select(
-    tasks: list[Task], language: str | None, ids: str | None, limit: int | None
-) -> list[Task]:
-    """Filter by language and id (unknown ids are an error), then keep the first `limit`."""
-    if language:
-        tasks = [t for t in tasks if t.language == language]
-    if ids:
-        wanted = [i.strip() for i in ids.split(",") if i.strip()]
-        known = {t.id for t in tasks}
-        unknown = [i for i in wanted if i not in known]
-        if unknown:
-            raise UserError(f"unknown task ids: {', '.join(unknown[:5])}")
-        tasks = [t for t in tasks if t.id in set(wanted)]
-    tasks = tasks[:limit] if limit else tasks
-    if not tasks:
-        raise UserError("no tasks left after filtering")
-    return tasks
-
-
-def _print_summary(title: str, rows: list[ResultRow]) -> None:
-    figures = summarize(rows)
+def _print_summary(title: str, summary: dict[str, float]) -> None:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in figures.items():
+    for key, value in summary.items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     Console().print(table)
-
-
-async def _run(
-    tasks: list[Task], cfg: Config, suite: str, out: Path, trials: int, judge: Judge,
-    concurrency: int,
-) -> list[ResultRow]:  # fmt: skip
-    note_default_engine(cfg)
-    async with open_orchestrator(cfg) as orchestrator:
-        cfg = cfg.model_copy(update={"agent": orchestrator.config})  # with the model's defaults
-        info = RunInfo(
-            suite=suite,
-            mode=cfg.agent.mode,
-            profile=cfg.agent.profile,
-            model=getattr(orchestrator.engine, "model_name", "") or "",
-            trials=trials,
-            max_subagents=cfg.agent.max_subagents if cfg.agent.mode == "multi" else None,
-            extra={"config": json.loads(cfg.model_dump_json(exclude={"engine": {"api_key_env"}}))},
-        )
-        headline = "em" if tasks[0].kind == "qa" else "item_f1"
-        try:
-            return await run_benchmark(
-                tasks, orchestrator.run, TaskScorer(judge), out, info, concurrency, headline
-            )
-        except ValueError as e:  # a run directory holding other settings
-            raise UserError(str(e)) from e
 
 
 def evaluate(
@@ -109,20 +61,28 @@ def evaluate(
     trials: int,
     concurrency: int,
     judge: tuple[Judge, ChatCompleter | None] | None = None,
-) -> None:
+    engine: Engine | None = None,
+    lenient_tables: bool = False,
+) -> SuiteRun:
     """Run, score, print the summary; shared by every `eval` sub-command."""
     out = out or Path("runs") / f"{suite}-{cfg.agent.mode}"
     chosen, completer = judge or (OfflineJudge(), None)
+    if engine is None:
+        note_default_engine(cfg)
 
-    async def go() -> list[ResultRow]:
+    async def go() -> SuiteRun:
         try:
-            return await _run(tasks, cfg, suite, out, trials, chosen, concurrency)
+            return await run_suite(
+                tasks, cfg, out, suite=suite, engine=engine, trials=trials, judge=chosen,
+                lenient_tables=lenient_tables, concurrency=concurrency,
+            )  # fmt: skip
         finally:
             if completer is not None:
                 await completer.aclose()
 
-    rows = asyncio.run(go())
-    _print_summary(f"{suite}: {len(rows)} runs in {out}", rows)
+    run = asyncio.run(go())
+    _print_summary(f"{suite}: {len(run.rows)} runs in {out}", run.summary)
+    return run
 
 
 @app.command("widesearch")
@@ -139,48 +99,27 @@ def widesearch(
     ids: IdsOpt = None,
     limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
+    lenient_tables: Annotated[
+        bool,
+        typer.Option(
+            help="read a bare carriage return in a table cell as a space; departs from the "
+            "official scorer, which fails to parse such tables (score 0)"
+        ),
+    ] = False,
 ) -> None:
     """Run the WideSearch benchmark (or any file in its format) and score it like the official
     evaluator: item/row F1, success; Avg@N / Max@N / Pass@N over --trials."""
     loaded = load_widesearch_tasks(tasks)
     for t in loaded:
         t.metadata["gold"] = str(gold_dir / f"{t.id}.csv")
-    selected = select(loaded, language, ids, limit)
+    selected = select_tasks(loaded, language, ids, limit)
     missing = [t.id for t in selected if not Path(t.metadata["gold"]).is_file()]
     if missing:  # before any agent runs: a wrong --gold-dir would score every run 0
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise UserError(f"{gold_dir}: no gold table for {len(missing)} task(s): {shown}")
-    evaluate(selected, tasks.stem, cfg, out, trials, concurrency, judge)
-
-
-def load_qa_tasks(path: Path) -> list[Task]:
-    """QA records, one JSON object per line: `question`, `golden_answers`, optional `id`."""
-    tasks: list[Task] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read QA file ({e})") from e
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            answers = record["golden_answers"]
-            answers = [answers] if isinstance(answers, str) else [str(a) for a in answers]
-            tasks.append(
-                Task(
-                    id=str(record.get("id", f"q{n}")),
-                    question=str(record["question"]),
-                    kind="qa",
-                    language=str(record.get("language", "en")),
-                    golden_answers=answers,
-                )
-            )
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise UserError(
-                f"{path}:{n}: not a QA record with question/golden_answers ({e})"
-            ) from e
-    return tasks
+        raise UsageError(f"{gold_dir}: no gold table for {len(missing)} task(s): {shown}")
+    evaluate(
+        selected, tasks.stem, cfg, out, trials, concurrency, judge, lenient_tables=lenient_tables
+    )
 
 
 @app.command("qa")
@@ -196,7 +135,7 @@ def qa(
 ) -> None:
     """Run open-domain QA (NQ, HotpotQA, ... in the usual question/golden_answers format) and
     score exact match and token F1 of the extracted short answer."""
-    selected = select(load_qa_tasks(data), None, ids, limit)
+    selected = select_tasks(load_qa_tasks(data), None, ids, limit)
     evaluate(selected, data.stem, cfg, out, trials, concurrency)
 
 
@@ -204,11 +143,14 @@ def qa(
 @with_run_config
 def world(
     cfg: Config,
-    suite: Annotated[Literal["wide", "deep"], typer.Option(help="wide tables or deep QA")] = "wide",
-    split: Annotated[Literal["train", "dev", "test"], typer.Option(help="task split")] = "dev",
+    suite: Annotated[Suite, typer.Option(help="wide tables or deep QA")] = "wide",
+    split: Annotated[Split, typer.Option(help="task split")] = "dev",
     world_dir: Annotated[
         Path | None, typer.Option("--world", help="a built world dir (default: the bundled world)")
     ] = None,
+    oracle: Annotated[
+        bool, typer.Option("--oracle", help="play the world's oracle instead of a model")
+    ] = False,
     trials: TrialsOpt = 1,
     out: OutOpt = None,
     language: LanguageOpt = None,
@@ -217,13 +159,20 @@ def world(
     concurrency: ConcurrencyOpt = 4,
 ) -> None:
     """Run a task suite of the bundled offline world (searching its corpus), scored with the
-    offline judge: item F1 / row F1 / success for wide tables, EM / F1 for deep QA."""
+    offline judge: item F1 / row F1 / success for wide tables, EM / F1 for deep QA. --oracle
+    runs the world's oracle under the same settings: the ceiling a model's figures stand by."""
     from wideseek.world.store import load_world
-    from wideseek.world.suites import deep_tasks, wide_tasks
+    from wideseek.world.suites import suite_tasks
 
     w = load_world(world_dir)
     if not (cfg.tools.corpus or cfg.tools.retrieval_url):  # the suite's own pages by default
         cfg.tools.corpus = str(w.corpus_path)
-    loaded = list((wide_tasks if suite == "wide" else deep_tasks)(w, split))
-    selected = select(loaded, language, ids, limit)
-    evaluate(selected, f"world-{suite}-{split}", cfg, out, trials, concurrency)
+    selected = select_tasks(suite_tasks(w, suite, split), language, ids, limit)
+    engine = None
+    if oracle:
+        from wideseek.world.oracle import OracleEngine
+
+        engine = OracleEngine(selected, cfg.agent)
+    name = f"world-{suite}-{split}"
+    default_out = Path("runs") / f"{name}-{cfg.agent.mode}{'-oracle' if oracle else ''}"
+    evaluate(selected, name, cfg, out or default_out, trials, concurrency, engine=engine)

@@ -9,20 +9,24 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 import typer
 
-from wideseek.cli.common import UserError
 from wideseek.config import Config, load_config
+from wideseek.errors import UsageError
+from wideseek.profiles import PROFILES
 
 if TYPE_CHECKING:
     from wideseek.eval.judge_client import ChatCompleter
     from wideseek.eval.judges import Judge
 
 Mode = Literal["multi", "single"]
-Profile = Literal["wideseek", "wideseek-r1"]
+# The choices of --profile: every profile in wideseek.profiles, nothing listed twice.
+Profile = StrEnum("Profile", {name: name for name in PROFILES})  # type: ignore[misc]
+DEFAULT_PROFILE = Profile("wideseek")
 
 ModeOpt = Annotated[
     Mode | None, typer.Option("--mode", help="multi: lead + parallel subagents; single: one agent")
@@ -53,7 +57,7 @@ RetrievalOpt = Annotated[
     str | None, typer.Option("--retrieval", help="retrieval service URL instead of a corpus")
 ]
 ProfileOpt = Annotated[
-    Profile | None, typer.Option("--profile", help="tool names/schemas: wideseek | wideseek-r1")
+    Profile | None, typer.Option("--profile", help="tool names, schemas and call rules")
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file")]
 SetOpt = Annotated[
@@ -182,7 +186,7 @@ def build_judge(
     if kind == "offline":
         return OfflineJudge(), None
     if not model or not base_url:
-        raise UserError("--judge llm needs --judge-model and --judge-base-url")
+        raise UsageError("--judge llm needs --judge-model and --judge-base-url")
     from wideseek.eval.judge_client import ChatCompleter
 
     completer = ChatCompleter(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from wideseek.cli import app
-from wideseek.cli.common import UserError
+from wideseek.errors import UsageError
 from wideseek.eval.report import find_runs, write_report
 
 
@@ -24,7 +24,7 @@ def report(
     per-task item F1 and of any width sweep (runs with other --subagents in one directory).
     """
     if not path.is_dir():
-        raise UserError(f"{path}: not a directory")
+        raise UsageError(f"{path}: not a directory")
     if not find_runs(path):
-        raise UserError(f"{path}: no run directories (run.json + results.jsonl) inside")
+        raise UsageError(f"{path}: no run directories (run.json + results.jsonl) inside")
     typer.echo(f"report → {write_report(path, plots=plots)}")

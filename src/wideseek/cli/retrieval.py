@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wideseek.cli.common import UserError
+from wideseek.errors import UsageError
 
 app = typer.Typer(help="Retrieval service (/retrieve, /access) over a local corpus.")
 
@@ -22,16 +22,13 @@ def serve(
     top_k: Annotated[int, typer.Option(help="Results per query when a request gives no topk.")] = 3,
 ) -> None:
     """Serve BM25 search and page access over a corpus (index cached next to it)."""
-    from wideseek.tools.local_corpus import CorpusError, LocalCorpus
+    from wideseek.tools.local_corpus import LocalCorpus
 
     try:
         from wideseek.tools.retrieval_server import serve as run_server
     except ImportError as e:
-        raise UserError(f"the retrieval server needs the [serve] extra ({e.name} missing)") from e
-    try:
-        backend = LocalCorpus(corpus)
-    except CorpusError as e:
-        raise UserError(str(e)) from e
+        raise UsageError(f"the retrieval server needs the [serve] extra ({e.name} missing)") from e
+    backend = LocalCorpus(corpus)
     typer.echo(
         f"{len(backend.pages)} pages from {corpus}; serving on http://{host}:{port}", err=True
     )

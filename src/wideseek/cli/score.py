@@ -1,7 +1,7 @@
 """`wideseek score`: score existing answers to WideSearch tasks (ours or any system's).
 
 Thin: parses options, builds the judge, calls `eval.response_scoring`, prints a rich summary.
-Bad files and unknown instance ids end in one line (`UserError`). Answers the judge failed on
+Bad files and unknown instance ids end in one line (a `WideseekError`). Answers the judge failed on
 score 0 (as upstream) and are still written, then the command exits 1 saying how many.
 """
 
@@ -17,19 +17,18 @@ from rich.console import Console
 from rich.table import Table
 
 from wideseek.cli import app
-from wideseek.cli.common import UserError
 from wideseek.cli.options import with_judge
+from wideseek.errors import UsageError
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge
 from wideseek.eval.response_scoring import (
     ScoredAnswer,
-    SummaryRow,
     read_responses,
     score_responses,
     summarise,
     write_scores,
 )
-from wideseek.eval.widesearch_data import WideSearchDataError, load_widesearch_tasks
+from wideseek.eval.widesearch_data import load_widesearch_tasks
 from wideseek.eval.widesearch_scorer import ScoreOptions
 
 
@@ -38,14 +37,24 @@ class TableBlockOption(StrEnum):
     last = "last"
 
 
-def _print_summary(rows: list[SummaryRow]) -> None:
-    table = Table(title="WideSearch scores (means over answers)")
-    for name in ("group", "answers", "item F1", "row F1", "success"):
+# The figures `score` prints, each as `summarize` names it (see eval/report.py).
+_COLUMNS = {
+    "item F1 avg": "item_f1_avg",
+    "item F1 max": "item_f1_max",
+    "row F1 avg": "row_f1_avg",
+    "row F1 max": "row_f1_max",
+    "success avg": "success_avg",
+    "pass": "success_pass",
+}
+
+
+def _print_summary(groups: dict[str, dict[str, float]]) -> None:
+    table = Table(title="WideSearch scores (Avg@N / Max@N over each task's trials)")
+    for name in ("group", "tasks", "answers", *_COLUMNS):
         table.add_column(name, justify="left" if name == "group" else "right")
-    for r in rows:
-        table.add_row(
-            r.group, str(r.answers), f"{r.item_f1:.4f}", f"{r.row_f1:.4f}", f"{r.success_rate:.3f}"
-        )
+    for group, figures in groups.items():
+        cells = [f"{figures.get(key, 0.0):.4f}" for key in _COLUMNS.values()]
+        table.add_row(group, str(figures["tasks"]), str(figures["runs"]), *cells)
     Console().print(table)
 
 
@@ -56,13 +65,11 @@ async def _run(
     judge: Judge,
     completer: ChatCompleter | None,
     options: ScoreOptions,
-) -> tuple[list[ScoredAnswer], list[SummaryRow]]:
+) -> tuple[list[ScoredAnswer], dict[str, dict[str, float]]]:
     try:
         tasks = load_widesearch_tasks(tasks_path)
         answers = read_responses(responses_path)
         scored = await score_responses(answers, tasks, gold_dir, judge, options)
-    except WideSearchDataError as e:
-        raise UserError(str(e)) from e
     finally:
         if completer is not None:
             await completer.aclose()
@@ -88,15 +95,23 @@ def score(
     dedup_after_normalise: Annotated[
         bool, typer.Option(help="also drop rows whose keys collide after normalising")
     ] = False,
+    lenient_tables: Annotated[
+        bool,
+        typer.Option(
+            help="read a bare carriage return in a table cell as a space; departs from the "
+            "official scorer, which fails to parse such tables (score 0)"
+        ),
+    ] = False,
 ) -> None:
     """Score answers to WideSearch tasks: item/row precision, recall, F1 and success."""
     chosen, completer = judge
     if out is not None and not out.parent.is_dir():  # found out before scoring, not after
-        raise UserError(f"{out}: cannot write scores, {out.parent} is not a directory")
+        raise UsageError(f"{out}: cannot write scores, {out.parent} is not a directory")
     options = ScoreOptions(
         table_block=table_block.value,
         reconcile_int_float=reconcile_int_float,
         dedup_after_normalise=dedup_after_normalise,
+        lenient_tables=lenient_tables,
     )
     scored, rows = asyncio.run(_run(tasks, gold_dir, responses, chosen, completer, options))
     if out is not None:
@@ -104,4 +119,4 @@ def score(
     _print_summary(rows)
     judge_failures = [s.msg for s in scored if s.msg.startswith("judge error")]
     if judge_failures:  # scores were written, but they are not what the judge would give
-        raise UserError(f"{len(judge_failures)} answer(s) scored 0, {judge_failures[0]}")
+        raise UsageError(f"{len(judge_failures)} answer(s) scored 0, {judge_failures[0]}")

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from wideseek.cli.common import UserError
 from wideseek.cli.views import trace_tree
+from wideseek.errors import UsageError
 from wideseek.types import read_trajectories
 
 app = typer.Typer(help="Inspect trajectory files.", no_args_is_help=True)
@@ -22,16 +22,13 @@ def show(
     text: Annotated[bool, typer.Option(help="also show responses and tool results")] = False,
 ) -> None:
     """Render trajectories as trees with timings, tool calls and failures."""
-    try:
-        trajectories = read_trajectories(path)
-    except ValueError as e:
-        raise UserError(f"{path}: not a trajectory file ({str(e).splitlines()[0]})") from e
+    trajectories = read_trajectories(path)  # a bad file: a DataError naming file and line
     if not trajectories:
-        raise UserError(f"{path}: no complete trajectory in the file")
+        raise UsageError(f"{path}: no complete trajectory in the file")
     if task is not None:
         trajectories = [t for t in trajectories if t.task.id == task]
         if not trajectories:
-            raise UserError(f"{path}: no trajectory for task {task!r}")
+            raise UsageError(f"{path}: no trajectory for task {task!r}")
     console = Console()
     for traj in trajectories:
         console.print(trace_tree(traj, show_text=text))

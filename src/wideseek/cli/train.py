@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wideseek.cli.common import UserError
+from wideseek.errors import UsageError
 
 app = typer.Typer(
     help="Train the small model: tokenizer, initial weights, SFT.", no_args_is_help=True
@@ -35,7 +35,7 @@ def tokenizer(
     w = _world(world)
     for path in traces or []:
         if not path.is_file():
-            raise UserError(f"{path}: no such trace file")
+            raise UsageError(f"{path}: no such trace file")
     texts = chain(corpus_texts(w), task_texts(w, "train"), trace_texts(traces or []))
     tok = train_tokenizer(texts, vocab_size, out, digit_group=digit_group)
     typer.echo(f"tokenizer with {len(tok)} tokens saved to {out}")
@@ -52,9 +52,9 @@ def init(
     from wideseek.train.tiny_model import MODEL_SIZES, count_parameters, create_model
 
     if size not in MODEL_SIZES:
-        raise UserError(f"unknown size {size!r}; expected one of {', '.join(MODEL_SIZES)}")
+        raise UsageError(f"unknown size {size!r}; expected one of {', '.join(MODEL_SIZES)}")
     if not (tokenizer / "tokenizer.json").is_file():
-        raise UserError(f"{tokenizer}: not a tokenizer directory (no tokenizer.json)")
+        raise UsageError(f"{tokenizer}: not a tokenizer directory (no tokenizer.json)")
     model = create_model(tokenizer, out, size=MODEL_SIZES[size], seed=seed)
     typer.echo(f"{size} model, {count_parameters(model):,} parameters, saved to {out}")
 
@@ -69,15 +69,10 @@ def sft(
 ) -> None:
     """Warm-up (optional) and SFT on trajectories, with dev evaluations; resumable."""
     from wideseek.config import read_yaml_tree, validate_tree
-    from wideseek.train.sft import CheckpointError
-    from wideseek.train.sft_data import TemplateError
-    from wideseek.train.sft_run import RunError, SFTRun, run_sft
+    from wideseek.train.sft_run import SFTRun, run_sft
 
     run = validate_tree(SFTRun, read_yaml_tree(config, overrides), config)
-    try:
-        final = run_sft(run, show_progress=progress)
-    except (RunError, CheckpointError, TemplateError) as e:
-        raise UserError(str(e)) from e
+    final = run_sft(run, show_progress=progress)
     typer.echo(f"final model: {final}")
 
 
@@ -108,7 +103,7 @@ def eval_(
     from wideseek.train.dev_eval import DevEvalSettings, dev_eval, oracle_eval
 
     if (model is None) == (not oracle):
-        raise UserError("give --model DIR or --oracle (one of them)")
+        raise UsageError("give --model DIR or --oracle (one of them)")
     if model is not None:
         require_model_dir(model)
     agent = {
@@ -128,7 +123,7 @@ def eval_(
         )
     except ValidationError as e:
         err = e.errors()[0]
-        raise UserError(f"--{err['loc'][0]}: {err['msg']}") from e
+        raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from e
     scores = oracle_eval(settings, out) if model is None else dev_eval(model, settings, out)
     typer.echo(json.dumps(scores, indent=2))
 
@@ -167,13 +162,7 @@ def ship(
     import json
 
     from wideseek.runtime import SHIPPED_MODEL_NAME, package_model_dir
-    from wideseek.train.shipping import (
-        ShipError,
-        model_card,
-        phase_summary,
-        saved_parameters,
-        ship_model,
-    )
+    from wideseek.train.shipping import model_card, phase_summary, saved_parameters, ship_model
 
     figures: dict[str, dict] = {}
     for item in scores or []:
@@ -181,9 +170,9 @@ def ship(
         try:
             figures[name] = json.loads(Path(file).read_text()) if sep else {}
         except (OSError, ValueError) as e:
-            raise UserError(f"--scores {item}: cannot read scores JSON ({e})") from e
+            raise UsageError(f"--scores {item}: cannot read scores JSON ({e})") from e
         if not sep or not isinstance(figures[name], dict):
-            raise UserError(f"--scores {item}: expected NAME=FILE holding a JSON object")
+            raise UsageError(f"--scores {item}: expected NAME=FILE holding a JSON object")
     phases = (
         {p.parent.name: phase_summary(p) for p in sorted(run.glob("*/metrics.jsonl"))}
         if run
@@ -193,21 +182,15 @@ def ship(
         config = json.loads((model / "config.json").read_text())
         parameters = saved_parameters(model)
     except (OSError, ValueError) as e:
-        raise UserError(f"{model}: not a model directory ({e})") from e
+        raise UsageError(f"{model}: not a model directory ({e})") from e
     card = model_card(SHIPPED_MODEL_NAME, config, parameters, phases, figures, reproduce, notes)
     generation = {"do_sample": not greedy, "max_new_tokens": max_new_tokens}
     target = dest or package_model_dir()
-    try:
-        names = ship_model(model, target, generation, card)
-    except ShipError as e:
-        raise UserError(str(e)) from e
+    names = ship_model(model, target, generation, card)
     typer.echo(f"shipped {len(names)} files ({parameters:,} parameters) to {target}")
 
 
 def _world(directory: Path | None):
-    from wideseek.world import WorldError, load_world
+    from wideseek.world import load_world
 
-    try:
-        return load_world(directory)
-    except WorldError as e:
-        raise UserError(str(e)) from e
+    return load_world(directory)

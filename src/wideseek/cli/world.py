@@ -5,21 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from wideseek.cli.common import UserError
-from wideseek.cli.options import Mode, Profile
-from wideseek.world import WorldError, build_world, load_world, pack_world
+from wideseek.cli.options import DEFAULT_PROFILE, Mode, Profile
+from wideseek.runtime.oracle_run import OracleSummary, run_oracle
+from wideseek.world import build_world, load_world, pack_world
 from wideseek.world.build import BUILD_STAGES
-from wideseek.world.facts import WorldSourceError
-from wideseek.world.oracle.run import OracleSummary, run_oracle
 from wideseek.world.stats import ROW_BUCKETS, all_wide_stats, deep_stats
-from wideseek.world.store import SPLITS
+from wideseek.world.suites import Split, Suite
+from wideseek.world.wide_tasks import SPLITS
 
 world_app = typer.Typer(help="Build, pack and inspect the offline world (corpus + task suites).")
 console = Console()
@@ -33,19 +32,16 @@ def build(
 ) -> None:
     """Build corpus, wide/deep tasks and gold tables from the pinned fact packages."""
     start = time.perf_counter()
-    try:
-        with Progress(console=console) as progress:
-            bar = progress.add_task("building world", total=BUILD_STAGES)
+    with Progress(console=console) as progress:
+        bar = progress.add_task("building world", total=BUILD_STAGES)
 
-            def step(stage: str, n: int) -> None:
-                progress.update(bar, completed=n - 1, description=stage)
+        def step(stage: str, n: int) -> None:
+            progress.update(bar, completed=n - 1, description=stage)
 
-            manifest = build_world(out, seed=seed, progress=step)
-            progress.update(bar, completed=BUILD_STAGES, description="done")
-        if ship:
-            console.print(f"packed into {pack_world(out)}")
-    except (WorldError, WorldSourceError) as e:
-        raise UserError(str(e)) from e
+        manifest = build_world(out, seed=seed, progress=step)
+        progress.update(bar, completed=BUILD_STAGES, description="done")
+    if ship:
+        console.print(f"packed into {pack_world(out)}")
     c = manifest.counts
     console.print(
         f"world {manifest.world_hash[:16]} in {out}: {c['entities_total']} entities, "
@@ -61,10 +57,7 @@ def stats(
     ] = None,
 ) -> None:
     """Print entity/page/task counts and row, column and metric distributions per suite."""
-    try:
-        world = load_world(directory)
-    except WorldError as e:
-        raise UserError(str(e)) from e
+    world = load_world(directory)
     m = world.manifest
     console.print(f"world {m.world_hash[:16]} at {world.root} (seed {m.seed})")
     console.print(f"sources: {', '.join(f'{k}=={v}' for k, v in m.sources.items())}")
@@ -98,10 +91,6 @@ def stats(
     console.print(table)
 
 
-Suite = Literal["wide", "deep"]
-Split = Literal["train", "dev", "test"]
-
-
 @world_app.command()
 def oracle(
     suite: Annotated[Suite, typer.Option(help="Wide (tables) or deep (QA) tasks.")] = "wide",
@@ -110,7 +99,7 @@ def oracle(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N tasks.")] = None,
     profile: Annotated[
         Profile, typer.Option(help="Tool names and call shapes the agents use.")
-    ] = "wideseek",
+    ] = DEFAULT_PROFILE,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/oracle-SUITE-SPLIT-MODE).")
     ] = None,
@@ -122,15 +111,12 @@ def oracle(
     """Play the oracle policy through the runtime: demonstrations + its scores (resumable)."""
     suffix = "" if profile == "wideseek" else f"-{profile}"
     out = out or Path("runs") / f"oracle-{suite}-{split}-{mode}{suffix}"
-    try:
-        loaded = load_world(world)
-        summary = asyncio.run(
-            run_oracle(
-                loaded, suite, split, out, mode, limit, profile, concurrency, show_progress=True
-            )
+    loaded = load_world(world)
+    summary = asyncio.run(
+        run_oracle(
+            loaded, suite, split, out, mode, limit, str(profile), concurrency, show_progress=True
         )
-    except (WorldError, ValueError) as e:
-        raise UserError(str(e)) from e
+    )
     _print_summary(summary, out)
 
 

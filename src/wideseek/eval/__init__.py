@@ -4,5 +4,7 @@ Modules: `table_extract` (answer -> DataFrame), `widesearch_metrics` (per-cell p
 metrics), `widesearch_scorer` (one answer -> `WideSearchScore`), `widesearch_data` (task and
 gold loaders), `judges` (`Judge`, `OfflineJudge`, `LLMJudge`), `judge_client` / `judge_cache`
 (OpenAI-compatible completer with retries and an on-disk cache), `response_scoring` (a file
-of answers -> scores and summary), `qa_scorer` (EM / F1), `fake_judge_server` (test double).
+of answers -> scores and summary), `qa_data` (QA task files), `qa_scorer` (EM / F1). The
+loopback judge server that tests and bench/score.py use is a test double: it lives in
+tests/fake_judge_server.py.
 """

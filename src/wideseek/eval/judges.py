@@ -31,8 +31,10 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
+from wideseek.errors import WideseekError
 
-class JudgeError(RuntimeError):
+
+class JudgeError(WideseekError, RuntimeError):
     """The judge could not answer (server unreachable after retries, unusable reply)."""
 
 

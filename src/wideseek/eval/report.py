@@ -19,6 +19,7 @@ from statistics import mean
 from typing import Any
 
 from wideseek.eval.runner import RUN_INFO, ResultRow, RunInfo, read_results
+from wideseek.io import atomic_write_text
 
 F1_METRICS = ("item_f1", "row_f1")
 
@@ -168,9 +169,7 @@ def write_report(path: str | Path, plots: bool = True) -> Path:
     if plots:
         lines += _plots(path, runs, infos, results)
     out = path / "report.md"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(out, "\n".join(lines) + "\n")
     return out
 
 

@@ -5,8 +5,11 @@ Contract:
   `response` (the raw final answer text; null is allowed and scores 0).
 - `await score_responses(answers, tasks, gold_dir, judge, options)`: one `ScoredAnswer` per
   answer, in input order; gold tables are read once per task. Unknown instance ids are
-  refused before any scoring starts.
-- `summarise(scored, tasks)`: mean item F1, row F1 and success rate, overall and per language.
+  refused before any scoring starts. Tables are read as the official scorer reads them;
+  `options.lenient_tables` departs from it (bare carriage returns in cells read as spaces).
+- `summarise(scored, tasks)`: the benchmark's figures (Avg@N / Max@N of item and row F1,
+  success Avg@N / Pass@N), overall and per language, computed by the same `eval.report.summarize`
+  that `wideseek eval` reports with, so a file of answers and a run score alike.
 - `write_scores(path, scored)`: JSON lines, written atomically (temp file + rename).
 
 Bad files raise `WideSearchDataError` naming the file and line. Knows nothing about the CLI.
@@ -23,6 +26,8 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from wideseek.eval.judges import Judge
+from wideseek.eval.report import by_language, summarize
+from wideseek.eval.runner import ResultRow
 from wideseek.eval.widesearch_data import WideSearchDataError, load_gold
 from wideseek.eval.widesearch_scorer import ScoreOptions, WideSearchScore, score_widesearch
 from wideseek.types import Task
@@ -37,14 +42,6 @@ class AnswerRecord(BaseModel):
 class ScoredAnswer(WideSearchScore):
     instance_id: str
     trial: int = 0
-
-
-class SummaryRow(BaseModel):
-    group: str
-    answers: int
-    item_f1: float
-    row_f1: float
-    success_rate: float
 
 
 def read_responses(path: str | Path) -> list[AnswerRecord]:
@@ -96,24 +93,27 @@ async def score_responses(
     return list(await asyncio.gather(*(one(a) for a in answers)))
 
 
-def _summary_row(group: str, scored: Sequence[ScoredAnswer]) -> SummaryRow:
-    n = len(scored)
-    return SummaryRow(
-        group=group,
-        answers=n,
-        item_f1=sum(s.item_f1 for s in scored) / n if n else 0.0,
-        row_f1=sum(s.row_f1 for s in scored) / n if n else 0.0,
-        success_rate=sum(s.success for s in scored) / n if n else 0.0,
-    )
-
-
-def summarise(scored: Sequence[ScoredAnswer], tasks: Sequence[Task]) -> list[SummaryRow]:
-    """Means over answers: overall first, then one row per language in sorted order."""
+def result_rows(scored: Sequence[ScoredAnswer], tasks: Sequence[Task]) -> list[ResultRow]:
+    """The scored answers as benchmark result rows (no costs: only answers were given)."""
     language = {t.id: t.language for t in tasks}
-    rows = [_summary_row("all", scored)]
-    for lang in sorted({language[s.instance_id] for s in scored}):
-        rows.append(_summary_row(lang, [s for s in scored if language[s.instance_id] == lang]))
-    return rows
+    return [
+        ResultRow(
+            instance_id=s.instance_id,
+            trial=s.trial,
+            language=language[s.instance_id],
+            scores={"item_f1": s.item_f1, "row_f1": s.row_f1, "success": s.success},
+        )
+        for s in scored
+    ]
+
+
+def summarise(
+    scored: Sequence[ScoredAnswer], tasks: Sequence[Task]
+) -> dict[str, dict[str, float]]:
+    """{"all": figures, "<language>": figures, ...}: `summarize` over every answer, then per
+    language in sorted order."""
+    rows = result_rows(scored, tasks)
+    return {"all": summarize(rows), **by_language(rows)}
 
 
 def write_scores(path: str | Path, scored: Sequence[ScoredAnswer]) -> None:

@@ -16,8 +16,6 @@ The runner knows nothing about how answers are scored: it is given a `Scorer`.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from wideseek.errors import UsageError
+from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair_torn_tail
 from wideseek.types import Task, Trajectory
 
 # (task, trajectory) -> metrics such as item_f1, row_f1, success (wide) or em, f1 (qa).
@@ -59,39 +59,11 @@ class ResultRow(BaseModel):
     error: str | None = None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """JSON lines; a torn last line (killed mid-write) is dropped, any other bad line raises."""
+def read_results(run_dir: str | Path) -> list[ResultRow]:
+    path = Path(run_dir) / RESULTS
     if not path.exists():
         return []
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if i == len(lines) - 1:
-                break
-            raise ValueError(f"{path}:{i + 1}: not JSON ({e.msg})") from e
-    return rows
-
-
-def read_results(run_dir: str | Path) -> list[ResultRow]:
-    return [ResultRow.model_validate(r) for r in read_jsonl(Path(run_dir) / RESULTS)]
-
-
-def _append_line(path: Path, line: str) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _repair_tail(path: Path) -> None:
-    """Cut a torn last line so that new lines are not glued onto it."""
-    if path.exists() and path.stat().st_size:
-        data = path.read_bytes()
-        if not data.endswith(b"\n"):
-            path.write_bytes(data[: data.rfind(b"\n") + 1])
+    return [ResultRow.model_validate(row) for _, row in iter_jsonl(path)]
 
 
 def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
@@ -103,15 +75,13 @@ def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
         keys = ("suite", "mode", "profile", "model", "max_subagents")
         changed = [k for k in keys if getattr(old, k) != getattr(info, k)]
         if changed:
-            raise ValueError(
+            raise UsageError(
                 f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
                 "use another --out directory"
             )
-    tmp = info_path.with_suffix(".tmp")
-    tmp.write_text(info.model_dump_json(indent=2), encoding="utf-8")
-    tmp.replace(info_path)
+    atomic_write_text(info_path, info.model_dump_json(indent=2))
     for name in (RESULTS, TRAJECTORIES):
-        _repair_tail(run_dir / name)
+        repair_torn_tail(run_dir / name)
     return {(r.instance_id, r.trial) for r in read_results(run_dir)}
 
 
@@ -168,9 +138,9 @@ async def run_benchmark(
             if traj.reward is None:
                 traj.reward = traj.scores.get(headline)
         # Trajectory first: a results line always has its trajectory.
-        _append_line(run_dir / TRAJECTORIES, traj.model_dump_json())
+        append_jsonl_line(run_dir / TRAJECTORIES, traj.model_dump_json())
         row = result_row(task, traj, traj.scores)
-        _append_line(run_dir / RESULTS, row.model_dump_json())
+        append_jsonl_line(run_dir / RESULTS, row.model_dump_json())
         value = traj.scores.get(headline)
         if isinstance(value, int | float):
             total, count = total + float(value), count + 1

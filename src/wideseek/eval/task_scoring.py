@@ -4,6 +4,8 @@ Wide tasks (WideSearch format) are scored with the WideSearch scorer against the
 `task.metadata["gold"]` (the offline world's suites set it) or `<gold_dir>/<id>.csv`; QA tasks
 with EM / token F1 over `task.golden_answers`. Gold tables are read once and kept. A task whose
 gold cannot be read scores zero with the reason in `msg`, so one bad file never stops a run.
+Answer tables are read as the official scorer reads them unless `lenient_tables=True` (bare
+carriage returns in cells read as spaces: a departure from it, see `table_extract`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ class TaskScorer:
         judge: Judge | None = None,
         gold_dir: str | Path | None = None,
         options: ScoreOptions | None = None,
+        lenient_tables: bool = False,
     ) -> None:
         self.judge = judge or OfflineJudge()
         self.gold_dir = Path(gold_dir) if gold_dir else None
+        if lenient_tables:  # a shortcut for options.lenient_tables, which it switches on
+            options = (options or ScoreOptions()).model_copy(update={"lenient_tables": True})
         self.options = options
         self._gold: dict[str, pd.DataFrame] = {}
 

@@ -21,11 +21,13 @@ from typing import Any
 
 import pandas as pd
 
+from wideseek.errors import DataError
 from wideseek.eval.table_extract import norm_column
+from wideseek.io import iter_jsonl
 from wideseek.types import Task
 
 
-class WideSearchDataError(ValueError):
+class WideSearchDataError(DataError):
     """A task file or gold table that cannot be used; the message says what and where."""
 
 
@@ -46,18 +48,19 @@ def _parse_evaluation(raw: Any, where: str) -> dict[str, Any]:
 def load_widesearch_tasks(path: str | Path) -> list[Task]:
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+        records = list(
+            iter_jsonl(
+                path, torn_tail=False, error=WideSearchDataError, not_json="not a WideSearch record"
+            )
+        )
+    except OSError as e:
         raise WideSearchDataError(f"{path}: cannot read task file ({e})") from e
     tasks: list[Task] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in records:
         where = f"{path}:{number}"
         try:
-            record = json.loads(line)
             iid, query = record["instance_id"], record["query"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (KeyError, TypeError) as e:
             raise WideSearchDataError(f"{where}: not a WideSearch record ({e})") from e
         tasks.append(
             Task(

@@ -1,4 +1,4 @@
-"""Score one answer to one WideSearch task, step for step as the official scorer (SCORER.md §3).
+r"""Score one answer to one WideSearch task, step for step as the official scorer (SCORER.md §3).
 
 Contract: `await score_widesearch(task, response_text, gold, judge, options)` returns a
 `WideSearchScore` (item/row precision, recall, F1, success, msg). The order of operations is
@@ -23,6 +23,10 @@ a zero score whose `msg` says why; nothing raises.
 - `table_block="first"`: the first ```` ```markdown ```` block; "last" = last block after
   `</think>` (WideSeek-R1's answer format).
 - `now`: dateparser's "today" (frozen by default; None = the real clock, as upstream).
+- `lenient_tables=False`: a bare `\r` followed by a blank inside an answer's table makes the
+  official scorer's pinned pandas 2.3.1 fail to parse it (SCORER.md §1.5, §4.1), so the task
+  scores 0 on every figure; True departs from the official scorer and reads every `\r` as a
+  space (details in `table_extract`). Leaderboard numbers use the default.
 
 Knows nothing about HTTP, files or the CLI.
 """
@@ -52,6 +56,7 @@ class ScoreOptions(BaseModel):
     reconcile_int_float: bool = False
     dedup_after_normalise: bool = False
     now: datetime | None = FROZEN_NOW
+    lenient_tables: bool = False
 
 
 class WideSearchScore(BaseModel):
@@ -185,7 +190,7 @@ async def _score(
         raise _Zero(f"gold table lacks required columns for {task.id}")
     gold = gold[required]
     try:
-        pred = extract_table(response_text, opts.table_block)
+        pred = extract_table(response_text, opts.table_block, opts.lenient_tables)
     except TableParseError as e:
         raise _Zero(str(e)) from e
     if pred is None:

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from wideseek.errors import WideseekError
 from wideseek.types import Message, ToolCall, Usage
 
 FinishReason = Literal["stop", "length", "tool_calls", "error"]
@@ -50,7 +51,7 @@ class Completion(BaseModel):
     tool_calls: list[ToolCall] | None = None
 
 
-class EngineError(RuntimeError):
+class EngineError(WideseekError, RuntimeError):
     """The engine could not produce a completion (server unreachable, retries exhausted...)."""
 
 

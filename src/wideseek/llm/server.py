@@ -12,7 +12,7 @@ engine batches); streaming sends the finished completion as chunks, since the En
 returns whole completions; text prompts need a tokenizer (`LocalEngine.tokenizer` is used when
 present). A matched stop string is removed from returned text, as OpenAI does.
 
-`BackgroundServer` runs an app on 127.0.0.1 in a thread (tests, notebooks, the eval runner).
+Running the app (foreground, or a thread for tests and notebooks) is `wideseek.serving`'s job.
 This module knows HTTP and the OpenAI wire format; it does not know models or agents.
 """
 
@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -373,30 +371,3 @@ async def _chat_chunks(
         }
         yield f"data: {json.dumps(chunk)}\n\n"
     yield "data: [DONE]\n\n"
-
-
-# --- running it ------------------------------------------------------------------------------
-class BackgroundServer:
-    """`with BackgroundServer(app) as s: ... s.url ...`: uvicorn in a daemon thread on a free
-    port of 127.0.0.1, stopped on exit."""
-
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = ""
-
-    def __enter__(self) -> BackgroundServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

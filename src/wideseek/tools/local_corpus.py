@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from typing import Any
 import bm25s
 from bm25s.tokenization import Tokenizer
 
+from wideseek.errors import DataError
+from wideseek.io import parse_jsonl_lines
 from wideseek.tools.base import Page, SearchHit
 from wideseek.tools.text_analysis import Analyzer, best_snippet, split_words
 
@@ -45,7 +48,7 @@ _META = "meta.json"
 _FIELDS = ("url", "title", "text")
 
 
-class CorpusError(ValueError):
+class CorpusError(DataError):
     """A corpus file that cannot be used; the message says which file and line."""
 
 
@@ -68,31 +71,28 @@ def url_key(url: str) -> str:
 
 def read_corpus(path: Path) -> tuple[list[Page], CorpusFingerprint]:
     """All pages of a JSONL corpus, and its fingerprint (read in one pass)."""
+    digest = hashlib.sha256()
+
+    def hashed(lines: Iterable[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            digest.update(line)
+            yield line
+
     try:
-        raw = path.read_bytes()
-        stat = path.stat()
+        with path.open("rb") as f:
+            stat = os.fstat(f.fileno())
+            records = parse_jsonl_lines(
+                path, hashed(f), torn_tail=False, error=CorpusError, not_json="invalid JSON"
+            )
+            pages = [_page(path, lineno, record) for lineno, record in records]
     except OSError as e:
         raise CorpusError(f"{path}: cannot read corpus ({e.strerror})") from e
-    pages: list[Page] = []
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise CorpusError(f"{path}:{lineno}: not UTF-8 text ({e.reason})") from e
-        pages.append(_parse_line(path, lineno, text))
     if not pages:
         raise CorpusError(f"{path}: corpus has no pages")
-    fingerprint = CorpusFingerprint(stat.st_size, stat.st_mtime_ns, hashlib.sha256(raw).hexdigest())
-    return pages, fingerprint
+    return pages, CorpusFingerprint(stat.st_size, stat.st_mtime_ns, digest.hexdigest())
 
 
-def _parse_line(path: Path, lineno: int, line: str) -> Page:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise CorpusError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
+def _page(path: Path, lineno: int, record: Any) -> Page:
     if not isinstance(record, dict):
         raise CorpusError(f"{path}:{lineno}: expected a JSON object")
     for field in ("id", *_FIELDS):

@@ -16,12 +16,13 @@ from typing import Any
 
 import httpx
 
+from wideseek.errors import WideseekError
 from wideseek.tools.base import Page, SearchHit
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
-class RetrievalError(RuntimeError):
+class RetrievalError(WideseekError, RuntimeError):
     """The retrieval server could not answer; the message says which server and why."""
 
 

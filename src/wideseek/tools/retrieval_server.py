@@ -20,9 +20,10 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
+from wideseek.serving import LOOPBACK, serve_app
 from wideseek.tools.base import SearchBackend, SearchHit
 
-DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HOST = LOOPBACK
 DEFAULT_PORT = 8001
 
 
@@ -79,6 +80,4 @@ def serve(
     backend: SearchBackend, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = 3
 ) -> None:
     """Run the service in the foreground until interrupted."""
-    import uvicorn
-
-    uvicorn.run(create_app(backend, top_k), host=host, port=port, log_level="warning")
+    serve_app(create_app(backend, top_k), host=host, port=port)

@@ -1,11 +1,9 @@
-"""The `search` and `access` tools the model calls, in both tool profiles.
+"""The `search` and `access` tools the model calls, shaped by a tool profile.
 
-- profile `wideseek` (ours): scalar `search {query, count?}` and `access {url, info_to_extract?}`
-  for every role; parallelism comes from several tool calls per turn.
-- profile `wideseek-r1`: the names and argument schemas of the published WideSeek-R1-4B model.
-  Subagents get batched `search {queries: [{query, count?}]}` and
-  `access {urls: [{url, info_to_extract}]}`; at most `max_tool_calls` items per call run (the rest
-  are dropped and the result says so), concurrently. The single agent gets the scalar forms.
+The profile (`wideseek.profiles`) gives each role's argument schemas: scalar
+`search {query, count?}` / `access {url, info_to_extract?}`, or batched
+`search {queries: [...]}` / `access {urls: [...]}` whose items (at most `max_items` per call; the
+rest are dropped and the result says so) run concurrently.
 
 A tool validates its arguments against its schema, asks a SearchBackend, and formats the answer
 for the model: numbered hits (title, URL, snippet cut to `snippet_chars`) under a per-query
@@ -14,8 +12,8 @@ header, or a page (cut to `page_chars`). With `info_to_extract` and an `Extracto
 bad arguments, a backend error, a broken extractor — is an error ToolResult, never an exception.
 `ToolResult.data` keeps the structured hits/pages (and the raw page under a summary) for traces.
 
-This module knows nothing about agents, prompts or where pages come from. The lead agent's
-delegation tool belongs to the agent layer.
+This module knows nothing about agents, prompts or where pages come from; its settings are the
+tools' own (`ToolsConfig`). The lead agent's delegation tool belongs to the agent layer.
 """
 
 from __future__ import annotations
@@ -23,40 +21,15 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
-from wideseek.config import AgentConfig, ProfileName
+from wideseek.config import ToolsConfig
+from wideseek.profiles import MAX_RESULTS, SearchRole, ToolProfile, get_profile
 from wideseek.tools.base import Page, SearchBackend, SearchHit, Tool, validate_arguments
 from wideseek.types import ToolResult
 
-ToolRole = Literal["subagent", "single"]
 # (page_text, info_to_extract) -> a summary of what the page says about it.
 Extractor = Callable[[str, str], Awaitable[str]]
-
-MAX_RESULTS = 10  # results per query, whatever `count` asks (the r1 schema says "less than 10")
-
-# No minLength etc.: the r1 profile must show the published schemas; blanks are checked at run.
-_QUERY = {"type": "string", "description": "What to search for."}
-_URL = {"type": "string", "description": "Full URL of a page, as returned by search."}
-_INFO = {
-    "type": "string",
-    "description": "What you want from the page; the answer is focused on it.",
-}
-
-
-def _count(default: int, bounded: bool) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "integer",
-        "description": f"How many results to return (default {default}, at most {MAX_RESULTS}).",
-        "default": default,
-    }
-    if bounded:  # our profile rejects out-of-range counts; r1's published schema has no bounds
-        schema |= {"minimum": 1, "maximum": MAX_RESULTS}
-    return schema
-
-
-def _obj(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required}
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -102,11 +75,20 @@ def _dropped_note(kind: str, kept: int, total: int) -> str:
 # -- the work behind every tool --------------------------------------------------------------
 
 
+def _keep_audit(data: dict[str, Any], result: object) -> None:
+    """Web backends say how a result was got (backend, cache hit, final URL, bytes) in an
+    `audit` attribute of their hit list or error; traces keep it. (A page carries its own, in
+    `Page.meta`.)"""
+    audit = getattr(result, "audit", None)
+    if isinstance(audit, dict):
+        data["audit"] = audit
+
+
 class _Lookups:
     """Runs one query or one URL against the backend; returns (text, data, ok). Never raises."""
 
     def __init__(
-        self, backend: SearchBackend, config: AgentConfig, extractor: Extractor | None
+        self, backend: SearchBackend, config: ToolsConfig, extractor: Extractor | None
     ) -> None:
         self.backend = backend
         self.config = config
@@ -122,7 +104,9 @@ class _Lookups:
             hits = await self.backend.search(query, k)
         except Exception as e:  # a backend may be remote; its failure is the model's news
             data["error"] = str(e) or type(e).__name__
+            _keep_audit(data, e)
             return f"## Search results for: {query}\nSearch failed: {data['error']}", data, False
+        _keep_audit(data, hits)  # before slicing: a web backend's hit list carries its audit
         hits = hits[:k]
         data["hits"] = [h.model_dump() for h in hits]
         return format_hits(query, hits, self.config.snippet_chars), data, True
@@ -137,6 +121,7 @@ class _Lookups:
             page = await self.backend.access(url)
         except Exception as e:
             data["error"] = str(e) or type(e).__name__
+            _keep_audit(data, e)
             return f"## Page: {url}\nAccess failed: {data['error']}", data, False
         if page is None:
             return format_page(url, None, self.config.page_chars), data, True
@@ -198,9 +183,11 @@ class _BatchTool(_FrontEnd):
 
     items_key: str  # "queries" or "urls"
 
-    def __init__(self, lookups: _Lookups, parameters: dict[str, Any], description: str) -> None:
+    def __init__(
+        self, lookups: _Lookups, parameters: dict[str, Any], description: str, max_items: int
+    ) -> None:
         super().__init__(lookups, parameters, description)
-        self.max_items = lookups.config.max_tool_calls
+        self.max_items = max_items
 
     @abstractmethod
     def _one(self, item: dict[str, Any]) -> Awaitable[tuple[str, dict[str, Any], bool]]: ...
@@ -256,38 +243,29 @@ def _batch_text(base: str, what: str, limit: int) -> str:
 
 
 def make_tools(
-    profile: ProfileName,
-    role: ToolRole,
+    profile: ToolProfile | str,
+    role: SearchRole,
     backend: SearchBackend,
-    config: AgentConfig,
+    config: ToolsConfig,
+    max_items: int = 5,
     extractor: Extractor | None = None,
 ) -> list[Tool]:
-    """The `search` and `access` tools of `role` ("subagent" or "single") in `profile`."""
+    """The `search` and `access` tools of `role` ("subagent" or "single") in `profile`;
+    `max_items` bounds the items of one batched call."""
     if role not in ("subagent", "single"):
         raise ValueError(f"no search tools for role {role!r} (the lead only delegates)")
+    profile = get_profile(profile) if isinstance(profile, str) else profile
     lookups = _Lookups(backend, config, extractor)
-    top_k = config.search_top_k
-    if profile == "wideseek":
-        search = _obj({"query": _QUERY, "count": _count(top_k, bounded=True)}, ["query"])
-        access = _obj({"url": _URL, "info_to_extract": _INFO}, ["url"])
+    search = profile.search_parameters(role, config.search_top_k)
+    access = profile.access_parameters(role)
+    if not profile.batched(role):
         return [
             SearchTool(lookups, search, _SEARCH_TEXT),
             AccessTool(lookups, access, _ACCESS_TEXT),
         ]
-    if profile != "wideseek-r1":
-        raise ValueError(f"unknown tool profile {profile!r}")
-    # The published schemas: `count` optional, `info_to_extract` required, no item bounds.
-    r1_query = _obj({"query": _QUERY, "count": _count(top_k, bounded=False)}, ["query"])
-    r1_page = _obj({"url": _URL, "info_to_extract": _INFO}, ["url", "info_to_extract"])
-    if role == "single":
-        return [
-            SearchTool(lookups, r1_query, _SEARCH_TEXT),
-            AccessTool(lookups, r1_page, _ACCESS_TEXT),
-        ]
-    limit = config.max_tool_calls
-    search = _obj({"queries": {"type": "array", "items": r1_query}}, ["queries"])
-    access = _obj({"urls": {"type": "array", "items": r1_page}}, ["urls"])
     return [
-        BatchSearchTool(lookups, search, _batch_text(_SEARCH_TEXT, "queries", limit)),
-        BatchAccessTool(lookups, access, _batch_text(_ACCESS_TEXT, "URLs", limit)),
+        BatchSearchTool(
+            lookups, search, _batch_text(_SEARCH_TEXT, "queries", max_items), max_items
+        ),
+        BatchAccessTool(lookups, access, _batch_text(_ACCESS_TEXT, "URLs", max_items), max_items),
     ]

@@ -1,10 +1,10 @@
 """Dev evaluation of a checkpoint through the real runtime: the `evaluate` callback of train_sft.
 
-Contract: `dev_eval(model_dir, settings, run_dir) -> dict` loads the checkpoint in a
-LocalEngine, runs the first `wide_tasks` wide and `deep_tasks` deep tasks of the world's split
-through the Orchestrator with the world's corpus as search backend (benchmark runner, so
-trajectories and per-task results land in `run_dir/{wide,deep}/`), scores them with
-TaskScorer and returns flat metrics:
+Contract: `dev_eval(model_dir, settings, run_dir) -> dict` loads the checkpoint as the runtime
+loads any local model, runs the first `wide_tasks` wide and `deep_tasks` deep tasks of the
+world's split through the one suite runner (`runtime.run_suite`: the same orchestrator, model
+defaults and scorer as `wideseek eval`) with the world's corpus as search backend, so
+trajectories and per-task results land in `run_dir/{wide,deep}/`, and returns flat metrics:
 - wide_item_f1, wide_row_f1, wide_success; deep_em, deep_f1 (means over tasks);
 - call_validity: fraction of turns whose tool calls all parsed (no malformed call);
 - finished: fraction of agents that ended with a tool-free answer (no turn/context limit);
@@ -14,7 +14,7 @@ TaskScorer and returns flat metrics:
 directory per step. `oracle_eval(settings, run_dir)` runs the world's oracle on the same tasks
 under the same limits: the figure a model's scores stand beside.
 
-It knows the runtime's entry points (engine, orchestrator, runner, scorer, world), not training.
+It knows the runtime's entry points (engine, suite runner, world), not training.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wideseek.config import AgentConfig
+from wideseek.config import AgentConfig, Config, EngineConfig, ToolsConfig
 from wideseek.llm.base import Engine
+from wideseek.runtime import close_engine, open_engine, run_suite
 from wideseek.train.sft import Evaluate
-from wideseek.types import Failure, Task, Trajectory, read_trajectories
+from wideseek.types import Failure, Task, Trajectory
+from wideseek.world import World, load_world
+from wideseek.world.suites import SUITE_METRICS, suite_tasks
 
 
 class DevEvalSettings(BaseModel):
@@ -71,83 +74,72 @@ def turn_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
     }
 
 
-def _tasks(settings: DevEvalSettings) -> dict[str, list[Task]]:
-    from itertools import islice
-
-    from wideseek.world import load_world
-    from wideseek.world.suites import deep_tasks, wide_tasks
-
-    world = load_world(settings.world)
-    return {
-        "wide": list(islice(wide_tasks(world, settings.split), settings.wide_tasks)),
-        "deep": list(islice(deep_tasks(world, settings.split), settings.deep_tasks)),
-    }
+def dev_tasks(settings: DevEvalSettings, world: World) -> dict[str, list[Task]]:
+    """The first `wide_tasks` wide and `deep_tasks` deep tasks of the split."""
+    counts = {"wide": settings.wide_tasks, "deep": settings.deep_tasks}
+    return {suite: suite_tasks(world, suite, settings.split)[:n] for suite, n in counts.items()}
 
 
 def agent_config(settings: DevEvalSettings) -> AgentConfig:
     return AgentConfig.model_validate({**settings.agent, "mode": settings.mode})
 
 
+def _config(settings: DevEvalSettings, world: World, model: str | None = None) -> Config:
+    return Config(
+        agent=agent_config(settings),
+        engine=EngineConfig(model=model),
+        tools=ToolsConfig(corpus=str(world.corpus_path)),
+    )
+
+
 async def evaluate_engine(
-    engine: Engine, settings: DevEvalSettings, run_dir: Path
+    engine: Engine, settings: DevEvalSettings, run_dir: Path, world: World | None = None
 ) -> dict[str, Any]:
     """Run and score the dev tasks with `engine`; trajectories go under run_dir."""
-    from wideseek.agents.orchestrator import Orchestrator
-    from wideseek.eval.runner import TRAJECTORIES, RunInfo, run_benchmark
-    from wideseek.eval.task_scoring import TaskScorer
-    from wideseek.tools.local_corpus import LocalCorpus
-    from wideseek.world import load_world
-
-    agent = agent_config(settings)
-    model_name = getattr(engine, "model_name", "")
-    corpus = LocalCorpus(load_world(settings.world).corpus_path)
-    orchestrator = Orchestrator.with_backend(engine, corpus, agent)
-    scorer = TaskScorer()
+    world = world or load_world(settings.world)
+    config = _config(settings, world)
     metrics: dict[str, Any] = {}
     trajectories: list[Trajectory] = []
-    for suite, tasks in _tasks(settings).items():
+    for suite, tasks in dev_tasks(settings, world).items():
         if not tasks:
             continue
-        info = RunInfo(
-            suite=f"{suite}-{settings.split}",
-            mode=settings.mode,
-            profile=agent.profile,
-            model=model_name,
-            trials=1,
-        )
-        rows = await run_benchmark(
+        run = await run_suite(
             tasks,
-            lambda task, trial: orchestrator.run(task, trial),
-            scorer,
+            config,
             run_dir / suite,
-            info,
+            suite=f"world-{suite}-{settings.split}",
+            engine=engine,
             concurrency=settings.concurrency,
-            headline="item_f1" if suite == "wide" else "em",
             show_progress=False,
         )
-        keys = ("item_f1", "row_f1", "success") if suite == "wide" else ("em", "f1")
-        for key in keys:
-            metrics[f"{suite}_{key}"] = fmean(float(r.scores.get(key, 0.0)) for r in rows)
-        trajectories += read_trajectories(run_dir / suite / TRAJECTORIES)
+        for key in SUITE_METRICS[suite]:
+            metrics[f"{suite}_{key}"] = run.summary.get(f"{key}_avg", 0.0)
+        trajectories += run.trajectories()
     return {**metrics, **turn_metrics(trajectories)}
 
 
 def dev_eval(model_dir: str | Path, settings: DevEvalSettings, run_dir: Path) -> dict[str, Any]:
     """Run and score the dev tasks with the model at `model_dir` (see module docstring)."""
-    from wideseek.llm.local import LocalEngine
+    world = load_world(settings.world)
 
-    engine = LocalEngine(
-        model_dir, context_length=agent_config(settings).context_length, model_name=str(model_dir)
-    )
-    return asyncio.run(evaluate_engine(engine, settings, Path(run_dir)))
+    async def go() -> dict[str, Any]:
+        engine = await open_engine(_config(settings, world, model=str(model_dir)))
+        try:
+            return await evaluate_engine(engine, settings, Path(run_dir), world)
+        finally:
+            await close_engine(engine)
+
+    return asyncio.run(go())
 
 
 def oracle_eval(settings: DevEvalSettings, run_dir: Path) -> dict[str, Any]:
     """The oracle's scores on exactly the tasks and agent limits of `dev_eval(settings)`."""
     from wideseek.world.oracle.engine import OracleEngine
 
-    tasks = [t for suite in _tasks(settings).values() for t in suite]
-    return asyncio.run(evaluate_engine(OracleEngine(tasks), settings, Path(run_dir)))
+    world = load_world(settings.world)
+    tasks = [t for suite in dev_tasks(settings, world).values() for t in suite]
+    engine = OracleEngine(tasks, agent_config(settings))
+    return asyncio.run(evaluate_engine(engine, settings, Path(run_dir), world))
 
 
 def make_evaluator(settings: DevEvalSettings, out_dir: Path) -> Evaluate:

@@ -40,6 +40,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wideseek.errors import WideseekError
+from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair_torn_tail
 from wideseek.train.sft_data import IGNORE, SFTExample
 
 Evaluate = Callable[[str, int], dict[str, Any]]
@@ -47,7 +49,7 @@ TRAINER_STATE = "trainer_state.json"
 METRICS = "metrics.jsonl"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(WideseekError, RuntimeError):
     """A checkpoint that cannot be resumed from (missing, incomplete or corrupt)."""
 
 
@@ -123,9 +125,7 @@ def checkpoints(out_dir: Path) -> list[Path]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(obj, indent=2))
 
 
 def _data_signature(
@@ -171,20 +171,16 @@ def _cpu_only_processes() -> bool:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after `step` (the run died after its last checkpoint)."""
+    """Drop rows logged after `step` (the run died after its last checkpoint), and a torn last
+    line with them."""
     if not path.exists():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line
-        if row.get("step", row.get("eval", {}).get("step", 0)) <= step:
-            kept.append(line + "\n")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(kept))
-    tmp.replace(path)
+    kept = [
+        json.dumps(row) + "\n"
+        for _, row in iter_jsonl(path)
+        if row.get("step", row.get("eval", {}).get("step", 0)) <= step
+    ]
+    atomic_write_text(path, "".join(kept))
 
 
 def train_sft(
@@ -275,19 +271,20 @@ def train_sft(
                 shutil.rmtree(old, ignore_errors=True)
         return path
 
-    def log(metrics: Any, row: dict[str, Any]) -> None:
-        metrics.write(json.dumps(row) + "\n")
-        metrics.flush()
+    def log(row: dict[str, Any]) -> None:
+        append_jsonl_line(metrics_path, json.dumps(row))
 
-    def run_eval(metrics: Any, model_dir: Path) -> None:
+    def run_eval(model_dir: Path) -> None:
         result = evaluate(str(model_dir), step) if evaluate else {}
-        log(metrics, {"eval": {"step": step, "tokens_seen": tokens_seen, **result}})
+        log({"eval": {"step": step, "tokens_seen": tokens_seen, **result}})
 
     model.train()
     start = time.time()
     losses: list[float] = []
     progress = Progress(disable=not show_progress or not accelerator.is_main_process)
-    with progress, metrics_path.open("a") as metrics:
+    if accelerator.is_main_process:
+        repair_torn_tail(metrics_path)  # a run killed mid-line, before any checkpoint
+    with progress:
         bar = progress.add_task("sft", total=total_steps, completed=step)
         while step < total_steps:
             # 3) the micro-batches of step `step`: global micro-batch index -> (epoch, offset)
@@ -338,13 +335,13 @@ def train_sft(
                     "elapsed_s": round(time.time() - start, 2),
                 }
                 losses.clear()
-                log(metrics, row)
+                log(row)
             if due_eval:
-                run_eval(metrics, ckpt / "model")
+                run_eval(ckpt / "model")
         if accelerator.is_main_process:
             save_model_dir(accelerator.unwrap_model(model), tokenizer, final)
             _write_json(final / TRAINER_STATE, trainer_state())
             if evaluate is not None and config.eval_every and step % config.eval_every:
-                run_eval(metrics, final)
+                run_eval(final)
     accelerator.wait_for_everyone()
     return final

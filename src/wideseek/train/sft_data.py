@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from wideseek.errors import WideseekError
 from wideseek.llm.chat_template import END_OF_TURN
 from wideseek.types import AgentRun, Message, Trajectory
 
@@ -41,7 +42,7 @@ class SFTExample:
         return sum(1 for x in self.labels if x != IGNORE)
 
 
-class TemplateError(ValueError):
+class TemplateError(WideseekError, ValueError):
     """The chat template does not render conversation prefixes as token prefixes."""
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from wideseek.errors import WideseekError
 from wideseek.llm.model_dir import load_causal_lm, load_tokenizer
 from wideseek.train.dev_eval import DevEvalSettings, make_evaluator
 from wideseek.train.sft import Evaluate, SFTConfig, train_sft
@@ -34,7 +35,7 @@ from wideseek.train.sft_data import SFTExample, page_examples, trajectory_exampl
 from wideseek.types import Trajectory, read_trajectories
 
 
-class RunError(ValueError):
+class RunError(WideseekError, ValueError):
     """A run file that points to missing or unusable data."""
 
 

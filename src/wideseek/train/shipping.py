@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from wideseek.errors import WideseekError
+from wideseek.io import iter_jsonl
 from wideseek.train.tokenizer import save_atomically
 
 # What a loader reads; anything else in a checkpoint (trainer state, optimizer) is left out.
@@ -32,7 +34,7 @@ MODEL_FILES = (
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
 
 
-class ShipError(ValueError):
+class ShipError(WideseekError, ValueError):
     """A directory that is not a complete model directory."""
 
 
@@ -65,7 +67,7 @@ def saved_parameters(model_dir: Path) -> int:
 
 def phase_summary(metrics_path: Path) -> dict[str, Any]:
     """Steps, tokens, wall time, last loss and last evaluation of one training phase."""
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    rows = [row for _, row in iter_jsonl(metrics_path)]
     steps = [r for r in rows if "loss" in r]
     evals = [r["eval"] for r in rows if "eval" in r]
     last = steps[-1] if steps else {}

@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from wideseek.errors import WideseekError
 from wideseek.world.deep_tasks import make_deep_suites
 from wideseek.world.facts import SOURCE_PACKAGES, load_facts
 from wideseek.world.families import enumerate_groups
@@ -42,7 +43,7 @@ DEEP_SIZES = {"train": 3000, "dev": 300, "test": 300}
 MANIFEST = "manifest.json"
 
 
-class WorldError(RuntimeError):
+class WorldError(WideseekError, RuntimeError):
     """A world directory or archive is missing, foreign or corrupt."""
 
 

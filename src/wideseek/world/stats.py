@@ -8,7 +8,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from wideseek.world.store import SPLITS, World
+from wideseek.world.store import World
+from wideseek.world.wide_tasks import SPLITS
 
 
 @dataclass

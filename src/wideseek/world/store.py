@@ -22,10 +22,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from wideseek.io import atomic_write_bytes
 from wideseek.world.build import MANIFEST, Manifest, WorldError, hash_files
+from wideseek.world.wide_tasks import SPLITS
 
 ARCHIVE = "world.tar.gz"
-SPLITS = ("train", "dev", "test")
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,6 @@ def pack_world(world_dir: str | Path, asset_dir: str | Path | None = None) -> Pa
             data = path.read_bytes()
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
-    _atomic_write(dest / ARCHIVE, buf.getvalue())
-    _atomic_write(dest / MANIFEST, (root / MANIFEST).read_bytes())
+    atomic_write_bytes(dest / ARCHIVE, buf.getvalue())
+    atomic_write_bytes(dest / MANIFEST, (root / MANIFEST).read_bytes())
     return dest / ARCHIVE
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)

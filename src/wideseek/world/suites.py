@@ -1,6 +1,7 @@
 """Read a world's task files as `wideseek.types.Task` objects (record + planning metadata).
 
-Contract: `wide_tasks(world, split)` and `deep_tasks(world, split)` yield Tasks in file order:
+Contract: `wide_tasks(world, split)` and `deep_tasks(world, split)` yield Tasks in file order
+(`suite_tasks(world, "wide"|"deep", split)` lists either):
 wide ones with the parsed WideSearch `evaluation` and the gold CSV path in `metadata["gold"]`,
 QA ones with `golden_answers`; the `.meta.jsonl` planning record of each task (list pages, which
 page holds which column, hops) is merged into `metadata`. Gold tables are not read here.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from wideseek.types import Task
 from wideseek.world.build import WorldError
@@ -51,3 +52,21 @@ def deep_tasks(world: World, split: str) -> Iterator[Task]:
             golden_answers=record["golden_answers"],
             metadata=meta,
         )
+
+
+Suite = Literal["wide", "deep"]
+Split = Literal["train", "dev", "test"]
+SUITES: tuple[Suite, ...] = ("wide", "deep")
+# The figures each suite is judged by (means over tasks; `eval.report.summarize` names them
+# `<metric>_avg`).
+SUITE_METRICS: dict[str, tuple[str, ...]] = {
+    "wide": ("item_f1", "row_f1", "success"),
+    "deep": ("em", "f1"),
+}
+
+
+def suite_tasks(world: World, suite: str, split: str) -> list[Task]:
+    """Every task of a suite's split, in file order."""
+    if suite not in SUITES:
+        raise WorldError(f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
+    return list((wide_tasks if suite == "wide" else deep_tasks)(world, split))

@@ -15,18 +15,22 @@ a subagent knows only its subtask, which the lead wrote in `oracle.text`'s fixed
 The engine keeps no state between calls: a policy (`oracle.policies`) is a generator, and each
 call replays it over the tool results already in the conversation to reach the next turn, so
 any number of agents can run concurrently and a turn is a pure function of the conversation.
-Both tool profiles are played (`ToolStyle`): `wideseek` and the batched calls of `wideseek-r1`.
+It plays the tool profile and limits of the `AgentConfig` it is given (the same config the
+orchestrator runs with): how calls are shaped and batched comes from the profile, never from
+the prompt text or the tool schemas.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
+from wideseek.agents import prompts
+from wideseek.config import AgentConfig
 from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.toolcall import format_tool_call
+from wideseek.profiles import WIDESEEK, ToolProfile, get_profile
 from wideseek.types import Message, Task, Usage
 from wideseek.world.oracle.policies import (
     OracleError,
@@ -41,14 +45,6 @@ from wideseek.world.oracle.policies import (
 from wideseek.world.oracle.steps import Call
 from wideseek.world.pages import approx_tokens
 
-# Suffixes the runtime adds to what an agent reads (agents/prompts.py): the turn budget after
-# the task, and the turns-left hint after the last tool result of a turn.
-_TURNS = re.compile(r"\n\nYou have \d+ turns\.$")
-_HINT = re.compile(r"\n\[(?:\d+ turns left|last turn: [^\]]*)\]$")
-_MAIN_TASK = re.compile(r"^Main task: .*?\n\nYour subtask: ", re.S)
-_MAX_CALLS = re.compile(r"Use up to (\d+) tool calls per turn")
-_MAX_SUBAGENTS = re.compile(r"at most (\d+) per call")
-
 
 def replay(policy: Policy, transcript: list[list[str]]) -> Say:
     """The policy's next turn after the turns whose tool results are `transcript`."""
@@ -61,40 +57,19 @@ def replay(policy: Policy, transcript: list[list[str]]) -> Say:
     return step if isinstance(step, Say) else Say(calls=step)
 
 
-@dataclass(frozen=True)
-class ToolStyle:
-    """How a role's search/access tools take calls. The `wideseek` profile: one call per item,
-    several per turn. The `wideseek-r1` profile: subagents batch items into one `search` or
-    `access` call, only the first call of a turn runs, and `access` needs `info_to_extract`."""
-
-    batched: bool = False
-    first_call_only: bool = False
-    info_required: bool = False
-
-
-WIDESEEK = ToolStyle()
 # What an r1 `access` is asked to extract; without an extractor the page comes back whole.
 R1_INFO = "the facts the task asks for"
 _RESULT_START = re.compile(r"\n\n(?=## (?:Search results for|Page): )")
 
 
-def tool_style(tools: list[dict[str, Any]] | None) -> ToolStyle:
-    params = {t["function"]["name"]: t["function"]["parameters"] for t in tools or []}
-    if "queries" in params.get("search", {}).get("properties", {}):
-        return ToolStyle(batched=True, first_call_only=True, info_required=True)
-    if "info_to_extract" in params.get("access", {}).get("required", []):
-        return ToolStyle(first_call_only=True, info_required=True)  # r1's single agent
-    return WIDESEEK
-
-
-def render_calls(calls: list[Call], style: ToolStyle) -> list[Call]:
-    """The calls as the tools of `style` take them (items grouped into batched calls)."""
-    if style.info_required:
+def render_calls(calls: list[Call], profile: ToolProfile, batched: bool) -> list[Call]:
+    """The calls as the profile's tools take them (items grouped into batched calls)."""
+    if profile.access_needs_info:
         calls = [
             Call(c.name, {**c.arguments, "info_to_extract": R1_INFO}) if c.name == "access" else c
             for c in calls
         ]
-    if not style.batched:
+    if not batched:
         return calls
     grouped: dict[str, list[dict[str, Any]]] = {}
     for call in calls:
@@ -103,18 +78,18 @@ def render_calls(calls: list[Call], style: ToolStyle) -> list[Call]:
     return [Call(name, {key[name]: items}) for name, items in grouped.items()]
 
 
-def render(say: Say, style: ToolStyle = WIDESEEK) -> str:
+def render(say: Say, profile: ToolProfile = WIDESEEK, batched: bool = False) -> str:
     head = f"<think>\n{say.think}\n</think>\n\n" if say.think else ""
     if say.calls:
-        calls = render_calls(say.calls, style)
+        calls = render_calls(say.calls, profile, batched)
         return head + "\n".join(format_tool_call(c.name, c.arguments) for c in calls)
     return head + say.answer
 
 
-def transcript(messages: list[Message], style: ToolStyle = WIDESEEK) -> list[list[str]]:
+def transcript(messages: list[Message], batched: bool = False) -> list[list[str]]:
     """Per assistant turn with tool calls, the result text of each call item (hints removed)."""
     results = {
-        m.tool_call_id: _HINT.sub("", m.content)
+        m.tool_call_id: prompts.without_turn_hint(m.content)
         for m in messages
         if m.role == "tool" and m.tool_call_id is not None
     }
@@ -123,35 +98,23 @@ def transcript(messages: list[Message], style: ToolStyle = WIDESEEK) -> list[lis
         if m.role != "assistant" or not m.tool_calls:
             continue
         texts = [results.get(call.id, "") for call in m.tool_calls]
-        if style.batched:  # one result text per batched call: split it into its items
+        if batched:  # one result text per batched call: split it into its items
             texts = [item for text in texts for item in _RESULT_START.split(text)]
         turns.append(texts)
     return turns
-
-
-def _limit(pattern: re.Pattern[str], system: str, default: int) -> int:
-    match = pattern.search(system)
-    return int(match.group(1)) if match else default
-
-
-def _delegate_tool(tools: list[dict[str, Any]] | None) -> tuple[str, str, bool]:
-    """(tool name, list argument, items are {"prompt": ...}) of the lead's delegation tool."""
-    if not tools:
-        raise OracleError("the lead was given no delegation tool")
-    function = tools[0]["function"]
-    key, schema = next(iter(function["parameters"]["properties"].items()))
-    return function["name"], key, schema["items"].get("type") == "object"
 
 
 class OracleEngine:
     model_name = "oracle"
     renderer: ChatRenderer | None = None
 
-    def __init__(self, tasks: Iterable[Task]) -> None:
+    def __init__(self, tasks: Iterable[Task], config: AgentConfig | None = None) -> None:
         self._tasks = {t.question.strip(): t for t in tasks}
+        self.config = config or AgentConfig()
+        self.profile = get_profile(self.config.profile)
 
     def _task(self, user: str) -> Task:
-        question = _TURNS.sub("", user).removeprefix("Task: ").strip()
+        question = prompts.question_of(user)
         task = self._tasks.get(question)
         if task is None:
             raise OracleError(f"unknown task: {question[:80]!r}")
@@ -161,37 +124,34 @@ class OracleEngine:
         messages = request.messages or []
         if len(messages) < 2:
             raise OracleError("the oracle plays the chat path: system and user messages needed")
-        system, user = messages[0].content, messages[1].content
+        user = messages[1].content
         role = request.metadata.get("role")
-        style = tool_style(request.tools)
-        capacity = (
-            1 if style.first_call_only and not style.batched else _limit(_MAX_CALLS, system, 5)
-        )
+        profile, max_calls = self.profile, self.config.max_tool_calls
         if role == "subagent":
-            subtask = _MAIN_TASK.sub("", _TURNS.sub("", user))
-            return subagent(subtask, capacity, one_tool=style.batched)
+            capacity = profile.items_per_turn("subagent", max_calls)
+            return subagent(prompts.subtask_of(user), capacity, one_tool=profile.batched(role))
         task = self._task(user)
         if role == "lead":
-            name, key, wrapped = _delegate_tool(request.tools)
 
             def delegate(subtasks: list[str]) -> Call:
-                items = [{"prompt": s} for s in subtasks] if wrapped else subtasks
-                return Call(name, {key: items})
+                return Call(profile.delegate_tool, profile.delegate_arguments(subtasks))
 
             if task.kind == "qa":
                 return lead_deep(task, delegate)
-            return lead_wide(task, delegate, _limit(_MAX_SUBAGENTS, system, 10))
+            return lead_wide(task, delegate, self.config.max_subagents)
         if role == "single":
+            capacity = profile.items_per_turn("single", max_calls)
             return single_deep(task, capacity) if task.kind == "qa" else single_wide(task, capacity)
         raise OracleError(f"unknown role {role!r}")
 
     async def generate(self, request: GenerateRequest) -> Completion:
-        style = tool_style(request.tools)
+        role = request.metadata.get("role")
+        batched = role in ("subagent", "single") and self.profile.batched(role)
         try:
-            say = replay(self._policy(request), transcript(request.messages or [], style))
+            say = replay(self._policy(request), transcript(request.messages or [], batched))
         except OracleError as e:
             raise EngineError(f"oracle: {e}") from e
-        text = render(say, style)
+        text = render(say, self.profile, batched)
         prompt = sum(approx_tokens(m.content) for m in request.messages or [])
         return Completion(
             text=text,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
+from wideseek.errors import WideseekError
 from wideseek.types import Task
 from wideseek.world.oracle.hops import HopPlan, next_ref, plan_hops
 from wideseek.world.oracle.lookup import lookup, page_cost
@@ -42,7 +43,7 @@ MISSING = "N/A"
 GROUP_SIZE = {1: 3, 2: 2, 3: 1}
 
 
-class OracleError(ValueError):
+class OracleError(WideseekError, ValueError):
     """A conversation the oracle cannot play (unknown task, a subtask it did not write)."""
 
 

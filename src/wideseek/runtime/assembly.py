@@ -1,7 +1,7 @@
 """Assemble a runnable system from a `Config`: engine, search backend and orchestrator.
 
-This is the one place that decides what the defaults are, so `wideseek ask`, `wideseek eval`
-and training's dev evaluation behave the same:
+This is the one place that decides what the defaults are, so `wideseek ask`, `serve`, `eval`,
+the world's oracle and training's dev evaluation behave the same:
 - engine: `engine.base_url` set → `HttpEngine` (checked with one GET /v1/models first);
   else `engine.model` names a local model directory → `LocalEngine`; else the model shipped
   inside the package (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
@@ -12,7 +12,8 @@ and training's dev evaluation behave the same:
 - page extraction: `tools.summarize_pages` → `access` with `info_to_extract` returns the
   engine's focused summary of the page (agents/extractor.py).
 
-It sits above `agents`, `llm`, `tools` and `world` and below the CLI; nothing below imports it.
+It sits above `agents`, `llm`, `tools` and `world` and below `train` and the CLI; nothing below
+imports it.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ async def open_orchestrator(
     try:
         extractor = engine_extractor(engine) if config.tools.summarize_pages else None
         agent = with_model_defaults(config.agent, engine)
-        yield Orchestrator.with_backend(engine, backend, agent, observer, extractor)
+        yield Orchestrator.with_backend(engine, backend, agent, observer, extractor, config.tools)
     finally:
         if own_engine:
             await close_engine(engine)

@@ -1,4 +1,4 @@
-"""A scripted engine: replays fixed responses. A test double and a debugging aid.
+"""A scripted engine: replays fixed responses (a test double).
 
 Responses are chosen by the agent that asks (`request.metadata["role"]`, then the default
 queue), so a test can script the lead and its subagents separately even though subagents run

@@ -1,7 +1,7 @@
 """A loopback OpenAI-compatible judge server for tests and benchmarks (a test double).
 
 Contract: `with FakeJudgeServer() as server:` serves `POST {server.base_url}/chat/completions`
-on 127.0.0.1 (free port, uvicorn in a background thread) until the block ends. It reads the
+on 127.0.0.1 (free port, `wideseek.serving.BackgroundServer`) until the block ends. It reads the
 prompts that `judges.LLMJudge` writes and answers them as `OfflineJudge` would, in a fenced
 JSON block, so LLM-judge scores over real HTTP equal offline scores. Fault injection for
 retry tests: the first `fail_first` requests get HTTP 500; every reply waits `delay_s`.
@@ -17,18 +17,16 @@ import ast
 import asyncio
 import json
 import re
-import socket
 import threading
-import time
 from types import TracebackType
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from wideseek.eval.judges import OfflineJudge
+from wideseek.serving import BackgroundServer
 
 _CANDIDATES = re.compile(r"^CANDIDATES = (.*)$", re.MULTILINE)
 _REFERENCE = re.compile(r"^REFERENCE = (.*)$", re.MULTILINE)
@@ -67,15 +65,8 @@ class FakeJudgeServer:
         self.last_authorization: str | None = None  # to check that the API key is sent
         self._lock = threading.Lock()
         app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/v1"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._socket]))
+        self._server = BackgroundServer(app)
+        self.base_url = self._server.url + "/v1"
 
     async def _complete(self, request: Request) -> JSONResponse:
         with self._lock:
@@ -106,12 +97,7 @@ class FakeJudgeServer:
         )
 
     def __enter__(self) -> FakeJudgeServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake judge server did not start")
-            time.sleep(0.01)
+        self._server.__enter__()
         return self
 
     def __exit__(
@@ -120,6 +106,4 @@ class FakeJudgeServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._server.__exit__(exc_type, exc, tb)
