@@ -20,6 +20,10 @@ WideSeek-R1 the same way). An assistant message whose content already holds `<to
 (the raw generation) is not given its `tool_calls` a second time.
 
 `attach_chat_template(tokenizer)` adds the tokens and the template to any Hugging Face tokenizer.
+`attach_chat_template(tokenizer, new_tokens=False)` is for pretrained models: it adds no token (a
+new row in a trained embedding matrix is untrained noise the model would read and must learn to
+write); the ChatML turn tokens must already be there, and the markup the tokenizer lacks stays
+plain text, several tokens long (agents parse text, so nothing downstream changes).
 This module knows text formats only; tokenizing is the renderer's job.
 """
 
@@ -27,14 +31,23 @@ from __future__ import annotations
 
 from typing import Any
 
-# Control tokens: skipped by decode(skip_special_tokens=True). Markup tokens: single tokens,
-# but kept in decoded text, because agents parse them (same split as Qwen3's tokenizer).
+from wideseek.errors import WideseekError
+
+# Control tokens: skipped by decode(skip_special_tokens=True). Markup tokens: kept in decoded
+# text, because agents parse them; single tokens where attach_chat_template adds them (the same
+# split as Qwen3's tokenizer), plain text where new_tokens=False finds them missing.
 CONTROL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 TOOL_RESPONSE_END = "</tool_response>"
 MARKUP_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", TOOL_RESPONSE_END)
 THINK_TOKENS = ("<think>", "</think>")
 END_OF_TURN = "<|im_end|>"
 PAD = "<|endoftext|>"
+TURN_TOKENS = ("<|im_start|>", END_OF_TURN)  # what new_tokens=False cannot do without
+
+
+class ChatFormatError(WideseekError, ValueError):
+    """A tokenizer that cannot carry the chat format without new tokens."""
+
 
 TOOLS_PREAMBLE = (
     "# Tools\n\n"
@@ -98,21 +111,39 @@ CHAT_TEMPLATE = (
 )
 
 
-def attach_chat_template(tokenizer: Any) -> Any:
-    """Give a Hugging Face tokenizer our special tokens and chat template (in place; returned).
+def attach_chat_template(tokenizer: Any, new_tokens: bool = True) -> Any:
+    """Give a Hugging Face tokenizer our chat template and its tokens (in place; returned).
 
-    Tokens already in the vocabulary keep their ids; new ones are appended. `<|im_end|>` becomes
-    the EOS token (generation stops at the end of a turn) and `<|endoftext|>` the padding token.
+    With `new_tokens`, missing control and markup tokens are appended (ids of tokens already in
+    the vocabulary are kept). Without, the vocabulary is left as it is (see the module
+    docstring): control tokens it has are marked special, and a missing turn token is a
+    ChatFormatError. Either way `<|im_end|>` becomes the EOS token (generation stops at the end
+    of a turn) and `<|endoftext|>` the padding token, or `<|im_end|>` where there is none.
     """
     from tokenizers import AddedToken  # local extra; imported here so the module stays light
 
-    tokenizer.add_special_tokens(
-        {"additional_special_tokens": [AddedToken(t, special=True) for t in CONTROL_TOKENS]}
-    )
-    tokenizer.add_tokens(
-        [AddedToken(t, special=False, normalized=False) for t in MARKUP_TOKENS + THINK_TOKENS]
-    )
+    if new_tokens:
+        tokenizer.add_special_tokens(
+            {"additional_special_tokens": [AddedToken(t, special=True) for t in CONTROL_TOKENS]}
+        )
+        tokenizer.add_tokens(
+            [AddedToken(t, special=False, normalized=False) for t in MARKUP_TOKENS + THINK_TOKENS]
+        )
+    else:
+        vocab = tokenizer.get_vocab()
+        missing = [t for t in TURN_TOKENS if t not in vocab]
+        if missing:
+            raise ChatFormatError(
+                f"tokenizer lacks the chat turn tokens {', '.join(missing)}; the project's chat "
+                "format needs them (new_tokens=True would add untrained rows)"
+            )
+        size = len(tokenizer)
+        # Special, so that they are never split by BPE and decode(skip_special_tokens) drops
+        # them; already in the vocabulary, so they keep their ids.
+        present = [AddedToken(t, special=True) for t in CONTROL_TOKENS if t in vocab]
+        tokenizer.add_special_tokens({"additional_special_tokens": present})
+        assert len(tokenizer) == size, "marking existing tokens special added tokens"
     tokenizer.eos_token = END_OF_TURN
-    tokenizer.pad_token = PAD
+    tokenizer.pad_token = PAD if PAD in tokenizer.get_vocab() else END_OF_TURN
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer

