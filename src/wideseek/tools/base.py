@@ -30,6 +30,9 @@ class Page(BaseModel):
     url: str
     title: str
     text: str
+    # Facts about how the page was obtained, for traces, never shown to the model (the web
+    # backends put their audit record under "audit": backend, cache hit, final URL, bytes).
+    meta: dict[str, Any] | None = None
 
 
 @runtime_checkable

@@ -1,0 +1,308 @@
+"""`WebBackend`: one search API + one page reader as a `SearchBackend`, cached and audited.
+
+`open_web_backend(cfg)` builds it from a `WebToolsConfig`; `check_backends(cfg)` says, one
+line per backend, whether each can work (key set, endpoint answering).
+
+Every `search`/`access`:
+1) normalises the request (query whitespace and Unicode form, k; URL scheme/host case,
+   default port, fragment) and looks it up in the cache;
+2) on a miss asks the network (unless replaying: then a miss is a `WebToolError`);
+3) stores the answer with the facts of its fetch, and returns it with an audit record
+   (`fetched.py` has the shape): search → `WebHits` (a list of SearchHit with `.audit`),
+   access → a Page with `meta["audit"]`. A failure raises `WebToolError` carrying `.audit`.
+
+Limits hold per WebBackend: open one per process and share it between rollouts. It knows
+nothing about prompts or the model-facing tools, which cut text to `page_chars` and turn a
+`WebToolError` into an error result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from wideseek.tools.base import Page, SearchHit
+from wideseek.tools.web.cache import WebCache, cache_key
+from wideseek.tools.web.config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
+from wideseek.tools.web.errors import ApiKey, WebToolError
+from wideseek.tools.web.fetched import Fetched, WebHits
+from wideseek.tools.web.page_readers import DirectFetcher, JinaReader, PageReader
+from wideseek.tools.web.search_apis import SEARCH_APIS, SearchApi
+from wideseek.tools.web.ssrf_guard import HostGuard, Resolver, system_resolver
+from wideseek.tools.web.throttled_http import ThrottledHttp
+
+T = TypeVar("T")
+
+
+def normalise_query(query: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", query).split())
+
+
+def normalise_url(url: str) -> str:
+    """The cache's form of a URL: lower-case scheme and host, no default port, no fragment."""
+    try:
+        return str(httpx.URL(url.strip()).copy_with(fragment=None))
+    except (httpx.InvalidURL, TypeError):
+        return url.strip()
+
+
+class WebBackend:
+    def __init__(
+        self,
+        searcher: SearchApi,
+        reader: PageReader,
+        cache: WebCache | None = None,
+        *,
+        replay: bool = False,
+    ) -> None:
+        if replay and cache is None:
+            raise WebToolError("replay mode needs the cache (cache is off in the config)")
+        self.searcher = searcher
+        self.reader = reader
+        self.cache = cache
+        self.replay = replay
+
+    def __repr__(self) -> str:
+        parts = f"{self.searcher!r}, {self.reader!r}, {self.cache!r}, replay={self.replay}"
+        return f"WebBackend({parts})"
+
+    # -- SearchBackend -------------------------------------------------------------------
+
+    async def search(self, query: str, k: int) -> WebHits:
+        request = {"query": normalise_query(query), "k": k}
+        hits, audit = await self._lookup(
+            self.searcher.name,
+            "search",
+            request,
+            shown=request["query"],
+            fetch=lambda: self.searcher.search(request["query"], k),
+            encode=lambda hits: [h.model_dump() for h in hits],
+            decode=lambda rows: [SearchHit(**row) for row in rows],
+        )
+        return WebHits(hits, audit)
+
+    async def access(self, url: str) -> Page:
+        request = {"url": normalise_url(url)}
+        page, audit = await self._lookup(
+            self.reader.name,
+            "access",
+            request,
+            shown=request["url"],
+            fetch=lambda: self.reader.read(request["url"]),
+            encode=lambda page: page.model_dump(exclude={"meta"}),
+            decode=lambda row: Page(**row),
+        )
+        return page.model_copy(update={"meta": {"audit": audit}})
+
+    async def aclose(self) -> None:
+        await self.searcher.http.aclose()
+        await self.reader.http.aclose()
+        if self.cache is not None:
+            self.cache.close()
+
+    # -- cache, replay, audit ------------------------------------------------------------
+
+    async def _lookup(
+        self,
+        backend: str,
+        kind: str,
+        request: dict[str, Any],
+        *,
+        shown: str,
+        fetch: Callable[[], Awaitable[Fetched[T]]],
+        encode: Callable[[T], Any],
+        decode: Callable[[Any], T],
+    ) -> tuple[T, dict[str, Any]]:
+        started = time.perf_counter()
+        audit: dict[str, Any] = {
+            "backend": backend,
+            "kind": kind,
+            "request": shown,
+            "cache": "off" if self.cache is None else "miss",
+            "replay": self.replay,
+            "status": None,
+            "final_url": None,
+            "redirects": 0,
+            "bytes": 0,
+            "truncated": False,
+            "content_type": None,
+            "attempts": 0,
+            "elapsed_s": 0.0,
+            "error": None,
+        }
+
+        def done() -> dict[str, Any]:
+            audit["elapsed_s"] = round(time.perf_counter() - started, 6)
+            return audit
+
+        key = cache_key(backend, kind, request)
+        if self.cache is not None:
+            cached = await self.cache.get(key, any_age=self.replay)
+            if cached is not None:
+                try:
+                    value = decode(cached.value["value"])
+                    audit |= cached.value["fetch"] | {"cache": "hit"}
+                    return value, done()
+                except (KeyError, TypeError, ValueError):
+                    pass  # an entry from another version: fetch again
+            if not self.cache.available:  # broken since this process started: say so
+                audit["cache"] = "off"
+        if self.replay:
+            why = f" (cache unusable: {self.cache.problem})" if self.cache.problem else ""
+            audit["error"] = f"replay mode: no cached {backend} answer for {kind} {shown!r}{why}"
+            raise WebToolError(audit["error"], done())
+        try:
+            fetched = await fetch()
+        except WebToolError as e:
+            audit["error"] = str(e)
+            e.audit = done()
+            raise
+        audit |= fetched.facts() | {"attempts": fetched.attempts}
+        if self.cache is not None:
+            entry = {"value": encode(fetched.value), "fetch": fetched.facts()}
+            await self.cache.put(key, backend=backend, kind=kind, request=shown, value=entry)
+        return fetched.value, done()
+
+
+# -- assembly --------------------------------------------------------------------------------
+
+_NEEDS = {  # modules of the `web` extra each backend imports when it runs
+    "any": ("tenacity",),
+    "direct": ("trafilatura", "lxml_html_clean", "pypdf", "charset_normalizer"),
+}
+
+
+def missing_modules(*names: str) -> list[str]:
+    """Modules of the `web` extra that backends `names` need and this Python lacks."""
+    wanted = [*_NEEDS["any"], *(m for name in names for m in _NEEDS.get(name, ()))]
+    return [m for m in dict.fromkeys(wanted) if importlib.util.find_spec(m) is None]
+
+
+def _require_extra(*names: str) -> None:
+    missing = missing_modules(*names)
+    if missing:
+        raise WebToolError(
+            f"the web tools need the `web` extra (missing: {', '.join(missing)}): "
+            "pip install 'wideseek[web]'"
+        )
+
+
+def _http(cfg: WebToolsConfig, name: str) -> ThrottledHttp:
+    if name == "direct":
+        settings = cfg.direct
+        key = None
+        headers = {"User-Agent": settings.user_agent}
+    else:
+        settings = cfg.service(name)
+        key = ApiKey.from_env(settings.key_env)
+        headers = {"User-Agent": cfg.direct.user_agent}
+    return ThrottledHttp(
+        name,
+        retry=cfg.retry,
+        timeout_s=cfg.timeout_s,
+        rate_per_s=settings.rate_per_s,
+        max_concurrency=settings.max_concurrency,
+        key=key,
+        # Direct fetch connects to checked addresses only: no proxy from the environment
+        # (it would connect where the guard never looked), and no reused connections (pooled
+        # by IP, a TLS session set up for one host name could serve a request for another).
+        trust_env=name != "direct",
+        keepalive=name != "direct",
+        headers=headers,
+    )
+
+
+def make_search_api(cfg: WebToolsConfig, name: str) -> SearchApi:
+    if name not in SEARCH_APIS:
+        raise WebToolError(f"unknown search backend {name!r}; known: {', '.join(SEARCH_NAMES)}")
+    return SEARCH_APIS[name](cfg.service(name), _http(cfg, name), cfg.max_bytes)
+
+
+def make_reader(cfg: WebToolsConfig, name: str, resolver: Resolver | None = None) -> PageReader:
+    if name == "jina":
+        return JinaReader(cfg.jina, _http(cfg, "jina"), cfg.max_bytes)
+    if name == "direct":
+        guard = HostGuard(cfg.direct.allowed_hosts, resolver or system_resolver)
+        return DirectFetcher(cfg.direct, _http(cfg, "direct"), guard, cfg.max_bytes)
+    raise WebToolError(f"unknown access backend {name!r}; known: {', '.join(ACCESS_NAMES)}")
+
+
+def open_web_backend(cfg: WebToolsConfig, *, resolver: Resolver | None = None) -> WebBackend:
+    """The configured search API + page reader, behind the cache (unless `cfg.cache` is off).
+
+    `resolver` replaces DNS for direct fetch's SSRF guard (tests map fake names to 127.0.0.1).
+    Raises WebToolError for an unknown backend name or replay without a cache. Missing keys
+    are not an error here: the first call says which variable to set (and `check_backends`)."""
+    _require_extra(cfg.search, cfg.access)
+    cache = None
+    if cfg.cache:
+        cache = WebCache(
+            cfg.resolved_cache_path(),
+            ttl_s=cfg.cache_ttl_s,
+            busy_timeout_s=cfg.cache_busy_timeout_s,
+        )
+    return WebBackend(
+        make_search_api(cfg, cfg.search),
+        make_reader(cfg, cfg.access, resolver),
+        cache,
+        replay=cfg.replay,
+    )
+
+
+async def _check_one(cfg: WebToolsConfig, name: str, resolver: Resolver | None) -> tuple[bool, str]:
+    try:
+        _require_extra(name)
+    except WebToolError as e:
+        return False, str(e)
+    one_try = cfg.model_copy(update={"retry": cfg.retry.model_copy(update={"attempts": 1})})
+    started = time.perf_counter()
+    if name in SEARCH_APIS:
+        api: SearchApi | PageReader = make_search_api(one_try, name)
+    else:
+        api = make_reader(one_try, name, resolver)
+    problem = api.missing_key()
+    if problem:
+        return False, problem
+    try:
+        if isinstance(api, SearchApi):
+            hits = (await api.search("wideseek", 1)).value
+            what = f"{api.base_url} answered ({len(hits)} result{'s' * (len(hits) != 1)})"
+        else:
+            page = (await api.read(cfg.check_url)).value
+            what = f"read {cfg.check_url} ({len(page.text)} characters)"
+    except WebToolError as e:
+        return False, str(e)
+    finally:
+        await api.http.aclose()
+    note = ""
+    if isinstance(api, JinaReader) and api.key is None:
+        unset = f" (${cfg.jina.key_env} unset)" if cfg.jina.key_env else ""
+        note = f"; no key{unset}: Jina's lower free rate limit applies"
+    return True, f"ok: {what} in {time.perf_counter() - started:.2f} s{note}"
+
+
+async def check_backends(
+    cfg: WebToolsConfig,
+    names: Sequence[str] | None = None,
+    *,
+    resolver: Resolver | None = None,
+) -> list[tuple[str, bool, str]]:
+    """(name, ok, one line) for each backend in `names` (default: the configured search and
+    access backends): is the key set, does the endpoint answer one real request (one try,
+    no cache). Never raises for a backend's failure; the line says what is wrong."""
+    names = list(names) if names is not None else [cfg.search, cfg.access]
+    known = set(SEARCH_NAMES) | set(ACCESS_NAMES)
+
+    async def one(name: str) -> tuple[str, bool, str]:
+        if name not in known:
+            return name, False, f"unknown backend; known: {', '.join(sorted(known))}"
+        ok, line = await _check_one(cfg, name, resolver)
+        return name, ok, line
+
+    return list(await asyncio.gather(*(one(name) for name in names)))

@@ -1,0 +1,67 @@
+"""What one network fetch produced, and the audit record every search and access leaves.
+
+`Fetched` is what a search API or page reader returns to `WebBackend`: the value (hits or a
+page) with the facts a trace needs (HTTP status, final URL, bytes kept, attempts).
+`WebBackend` turns those facts, plus cache hit/miss and timing, into an audit record — a plain
+JSON-ready dict:
+
+    {"backend": "serper", "kind": "search" | "access", "request": <query or URL>,
+     "cache": "hit" | "miss" | "off", "replay": bool, "status": 200 | None,
+     "final_url": <URL after redirects; for search, the API endpoint>, "redirects": 0,
+     "bytes": <body bytes kept>, "truncated": bool, "content_type": str | None,
+     "attempts": <HTTP tries; 0 on a cache hit>, "elapsed_s": float, "error": str | None}
+
+It rides on the result so the `SearchBackend` protocol stays as it is: search returns
+`WebHits` (a list of SearchHit with `.audit`), access a Page with `meta["audit"]`, and a
+failure a `WebToolError` with `.audit`. `audit_of` reads it from any of the three. No key is
+ever part of a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from wideseek.tools.base import Page, SearchHit
+
+T = TypeVar("T")
+
+
+@dataclass
+class Fetched(Generic[T]):
+    value: T
+    status: int
+    final_url: str
+    bytes: int
+    truncated: bool = False
+    attempts: int = 1
+    content_type: str | None = None
+    redirects: int = 0
+
+    def facts(self) -> dict[str, Any]:
+        """The audit facts of this fetch (what a cache entry keeps beside the value)."""
+        return {
+            "status": self.status,
+            "final_url": self.final_url,
+            "redirects": self.redirects,
+            "bytes": self.bytes,
+            "truncated": self.truncated,
+            "content_type": self.content_type,
+        }
+
+
+class WebHits(list[SearchHit]):
+    """Search hits in rank order, plus the audit record of the search that found them."""
+
+    def __init__(self, hits: Iterable[SearchHit], audit: dict[str, Any]) -> None:
+        super().__init__(hits)
+        self.audit = audit
+
+
+def audit_of(result: object) -> dict[str, Any] | None:
+    """The audit record of a web search (WebHits), access (Page) or failure (WebToolError)."""
+    if isinstance(result, Page):
+        return (result.meta or {}).get("audit")
+    audit = getattr(result, "audit", None)
+    return audit if isinstance(audit, dict) else None

@@ -1,0 +1,148 @@
+"""The SSRF guard of direct fetch: private, loopback and link-local targets are refused before any
+connection — on the first URL and on every redirect hop — unless explicitly allowed.
+
+No request in this file goes to a non-loopback address: every one that httpx sends is recorded
+by a spy and checked, and names resolve through a fake resolver, never real DNS."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from test_web_fakes import FakeWeb
+from wideseek.tools.web import BlockedUrlError, audit_of, open_web_backend
+from wideseek.tools.web.ssrf_guard import HostGuard, address_problem
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[FakeWeb]:
+    with FakeWeb() as server:
+        server.page("ok", "<html><body><p>You reached the fake site.</p></body></html>")
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def sent(web: FakeWeb, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[httpx.URL]]:
+    """Every URL httpx actually sends; after the test, all of them must be on 127.0.0.1."""
+    web.reset()
+    web.dns.clear()
+    urls: list[httpx.URL] = []
+    original = httpx.AsyncClient.send
+
+    async def spy(self: httpx.AsyncClient, request: httpx.Request, **kw):  # type: ignore[no-untyped-def]
+        urls.append(request.url)
+        return await original(self, request, **kw)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", spy)
+    yield urls
+    assert all(url.host == "127.0.0.1" for url in urls), urls
+
+
+def backend(web: FakeWeb, allowed: list[str] | None = None):
+    direct = {"allowed_hosts": [web.HOST] if allowed is None else allowed}
+    return open_web_backend(web.config(access="direct", direct=direct), resolver=web.resolve)
+
+
+@pytest.mark.parametrize(
+    ("location", "refusal"),
+    [
+        ("http://10.0.0.7/admin", "10.0.0.7 is a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://192.168.1.1/", "192.168.1.1 is a private address"),
+        ("http://[::1]:8080/", "::1 is a loopback address"),
+        ("http://0.0.0.0/", "0.0.0.0 is an unspecified address"),
+        ("file:///etc/passwd", "only http and https"),
+        ("gopher://fake.test:70/", "only http and https"),
+    ],
+)
+async def test_a_redirect_to_a_private_address_is_refused_before_connecting(
+    web, sent, location, refusal
+):
+    web.page("jump", status=302, location=location)
+    with pytest.raises(BlockedUrlError, match=re.escape(refusal)) as failure:
+        await backend(web).access(web.site_url("jump"))
+    assert [url.path for url in sent] == ["/site/jump"]  # the redirect hop was never sent
+    assert str(failure.value).startswith("direct: refused")
+    assert audit_of(failure.value)["error"] == str(failure.value)
+
+
+async def test_a_redirect_to_127_0_0_1_is_refused_when_only_the_name_is_allowed(web, sent):
+    # The fake really listens on 127.0.0.1: the refusal is the guard's, not a dead port.
+    web.page("to-loopback", status=302, location=f"http://127.0.0.1:{web.port}/site/ok")
+    with pytest.raises(BlockedUrlError, match=r"127\.0\.0\.1 is a loopback address"):
+        await backend(web).access(web.site_url("to-loopback"))
+    assert [url.path for url in sent] == ["/site/to-loopback"]
+    assert [s.path for s in web.seen("site")] == ["/site/to-loopback"]
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_refused(web, sent):
+    web.dns["intranet.example"] = ["192.168.7.7"]
+    web.dns["mixed.example"] = ["93.184.215.14", "10.1.2.3"]  # one bad answer is enough
+    web.page("to-intranet", status=307, location="http://intranet.example/wiki")
+    with pytest.raises(
+        BlockedUrlError,
+        match=r"host intranet\.example resolves to a private address \(192\.168\.7\.7\)",
+    ):
+        await backend(web).access(web.site_url("to-intranet"))
+    with pytest.raises(
+        BlockedUrlError, match=r"host mixed\.example resolves to a private address \(10\.1\.2\.3\)"
+    ):
+        await backend(web).access("https://mixed.example/")
+    assert [url.path for url in sent] == ["/site/to-intranet"]
+
+
+async def test_without_the_allow_list_even_the_first_url_is_refused(web, sent):
+    with pytest.raises(BlockedUrlError, match=r"host fake\.test resolves to a loopback address"):
+        await backend(web, allowed=[]).access(web.site_url("ok"))
+    assert sent == []
+
+
+async def test_an_allowed_network_lets_the_literal_address_through(web):
+    page = await backend(web, allowed=["127.0.0.0/8"]).access(
+        f"http://127.0.0.1:{web.port}/site/ok"
+    )
+    assert "You reached the fake site." in page.text
+
+
+async def test_credentials_in_urls_are_refused(web, sent):
+    with pytest.raises(BlockedUrlError, match="credentials in URLs"):
+        await backend(web).access(f"http://user:secret@fake.test:{web.port}/site/ok")
+    assert sent == []
+
+
+async def test_a_public_host_is_pinned_to_the_address_that_was_checked():
+    async def resolver(host: str, port: int) -> list[str]:
+        assert (host, port) == ("example.com", 443)
+        return ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+
+    target = await HostGuard([], resolver).check(httpx.URL("https://Example.com/a?b=1"))
+    assert str(target.url) == "https://93.184.215.14/a?b=1"  # connect to what was checked...
+    assert target.headers == {"Host": "example.com"}  # ...but ask for the named site
+    assert target.extensions == {"sni_hostname": "example.com"}  # and check its certificate
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("169.254.169.254", "link-local"),
+        ("224.0.0.251", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("0.0.0.0", "unspecified"),
+        ("100.64.0.1", "non-global"),
+        ("::1", "loopback"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "private"),
+        ("::ffff:10.0.0.1", "private"),  # IPv4-mapped IPv6 is unwrapped
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+    ],
+)
+def test_address_categories(address, problem):
+    assert address_problem(ipaddress.ip_address(address)) == problem
