@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wideseek.cli.common import note_default_engine
-from wideseek.cli.options import with_judge, with_run_config
+from wideseek.cli.options import LenientTablesOpt, with_judge, with_run_config
 from wideseek.config import Config
 from wideseek.errors import UsageError
 from wideseek.eval.judge_client import ChatCompleter
@@ -99,13 +99,7 @@ def widesearch(
     ids: IdsOpt = None,
     limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
-    lenient_tables: Annotated[
-        bool,
-        typer.Option(
-            help="read a bare carriage return in a table cell as a space; departs from the "
-            "official scorer, which fails to parse such tables (score 0)"
-        ),
-    ] = False,
+    lenient_tables: LenientTablesOpt = False,
 ) -> None:
     """Run the WideSearch benchmark (or any file in its format) and score it like the official
     evaluator: item/row F1, success; Avg@N / Max@N / Pass@N over --trials."""

@@ -59,6 +59,13 @@ RetrievalOpt = Annotated[
 ProfileOpt = Annotated[
     Profile | None, typer.Option("--profile", help="tool names, schemas and call rules")
 ]
+LenientTablesOpt = Annotated[
+    bool,
+    typer.Option(
+        help="read a bare carriage return in a table cell as a space; departs from the "
+        "official scorer, which fails to parse such tables (score 0)"
+    ),
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file")]
 SetOpt = Annotated[
     list[str] | None,

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wideseek.cli import app
-from wideseek.cli.options import with_judge
+from wideseek.cli.options import LenientTablesOpt, with_judge
 from wideseek.errors import UsageError
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge
@@ -95,13 +95,7 @@ def score(
     dedup_after_normalise: Annotated[
         bool, typer.Option(help="also drop rows whose keys collide after normalising")
     ] = False,
-    lenient_tables: Annotated[
-        bool,
-        typer.Option(
-            help="read a bare carriage return in a table cell as a space; departs from the "
-            "official scorer, which fails to parse such tables (score 0)"
-        ),
-    ] = False,
+    lenient_tables: LenientTablesOpt = False,
 ) -> None:
     """Score answers to WideSearch tasks: item/row precision, recall, F1 and success."""
     chosen, completer = judge

@@ -29,7 +29,12 @@ from wideseek.tools.web.errors import ApiKey, BlockedUrlError, WebToolError
 from wideseek.tools.web.fetched import Fetched
 from wideseek.tools.web.page_text import check_declared_type, document_text, media_type
 from wideseek.tools.web.ssrf_guard import HostGuard
-from wideseek.tools.web.throttled_http import ThrottledHttp, check_status, read_capped
+from wideseek.tools.web.throttled_http import (
+    ThrottledHttp,
+    check_status,
+    read_capped,
+    send_capped,
+)
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _ACCEPT = "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5"
@@ -91,12 +96,7 @@ class JinaReader(PageReader):
 
         async def attempt(client: httpx.AsyncClient) -> Fetched[Page]:
             request = client.build_request("GET", f"{self.base_url}/{target}", headers=headers)
-            response = await client.send(request, stream=True)
-            try:
-                await check_status(response)
-                body, truncated = await read_capped(response, self.max_bytes)
-            finally:
-                await response.aclose()
+            response, body, truncated = await send_capped(client, request, self.max_bytes)
             ctype = response.headers.get("content-type")
             page = _jina_page(body, ctype, target, truncated)
             return Fetched(

@@ -31,7 +31,7 @@ from wideseek.tools.base import SearchHit
 from wideseek.tools.web.config import ServiceSettings
 from wideseek.tools.web.errors import ApiKey, WebToolError
 from wideseek.tools.web.fetched import Fetched
-from wideseek.tools.web.throttled_http import ThrottledHttp, check_status, read_capped
+from wideseek.tools.web.throttled_http import ThrottledHttp, send_capped
 
 _TAG = re.compile(r"<[^>]+>")
 
@@ -88,12 +88,7 @@ class SearchApi(ABC):
             request = client.build_request(
                 call.method, call.url, params=call.params, json=call.json, headers=call.headers
             )
-            response = await client.send(request, stream=True)
-            try:
-                await check_status(response)
-                body, truncated = await read_capped(response, self.max_bytes)
-            finally:
-                await response.aclose()
+            response, body, truncated = await send_capped(client, request, self.max_bytes)
             if truncated:
                 raise WebToolError(f"answer larger than {self.max_bytes} bytes (max_bytes)")
             try:

@@ -83,6 +83,20 @@ async def read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, 
     return b"".join(chunks), False
 
 
+async def send_capped(
+    client: httpx.AsyncClient, request: httpx.Request, max_bytes: int
+) -> tuple[httpx.Response, bytes, bool]:
+    """Send `request`, check its status (`check_status`) and read at most `max_bytes` of the
+    body: (response, body, truncated). The connection is released whatever happens."""
+    response = await client.send(request, stream=True)
+    try:
+        await check_status(response)
+        body, truncated = await read_capped(response, max_bytes)
+    finally:
+        await response.aclose()
+    return response, body, truncated
+
+
 async def check_status(response: httpx.Response) -> None:
     """Return on 2xx; raise TransientStatus on retryable ones, else WebToolError."""
     status = response.status_code
