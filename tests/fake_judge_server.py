@@ -18,7 +18,6 @@ import asyncio
 import json
 import re
 import threading
-from types import TracebackType
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,7 +54,7 @@ async def offline_reply(prompt: str) -> str:
     return "Verdict:\n```json\n" + json.dumps(answer, ensure_ascii=False) + "\n```"
 
 
-class FakeJudgeServer:
+class FakeJudgeServer(BackgroundServer):
     def __init__(self, fail_first: int = 0, delay_s: float = 0.0) -> None:
         self.fail_first = fail_first
         self.delay_s = delay_s
@@ -65,8 +64,8 @@ class FakeJudgeServer:
         self.last_authorization: str | None = None  # to check that the API key is sent
         self._lock = threading.Lock()
         app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
-        self._server = BackgroundServer(app)
-        self.base_url = self._server.url + "/v1"
+        super().__init__(app)
+        self.base_url = self.url + "/v1"
 
     async def _complete(self, request: Request) -> JSONResponse:
         with self._lock:
@@ -95,15 +94,3 @@ class FakeJudgeServer:
                 ],
             }
         )
-
-    def __enter__(self) -> FakeJudgeServer:
-        self._server.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.__exit__(exc_type, exc, tb)

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tiny_tokenizer import TOOLS
 from wideseek.llm import base_model
 from wideseek.llm.base import SamplingParams
 from wideseek.llm.base_model import (
@@ -42,17 +43,6 @@ from wideseek.train.sft_data import IGNORE, messages_example
 from wideseek.types import Message, ToolCall
 
 SMOLLM2_PARAMS = 134_515_008
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "search",
-            "description": "Search the corpus.",
-            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
-        },
-    }
-]
-
 
 # -- the real base, converted once ---------------------------------------------------------------
 

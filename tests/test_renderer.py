@@ -10,24 +10,13 @@ import json
 import pytest
 
 from fake_openai import FakeOpenAIServer, completion_reply
-from tiny_tokenizer import build_tiny_tokenizer
+from tiny_tokenizer import TOOLS, build_tiny_tokenizer
 from wideseek.config import EngineConfig
 from wideseek.llm.base import ChatRenderer, EngineError, GenerateRequest
 from wideseek.llm.http import HttpEngine
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.llm.toolcall import format_tool_call, parse_tool_calls
 from wideseek.types import Message, ToolCall
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "search",
-            "description": "Search the corpus.",
-            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
-        },
-    }
-]
 
 
 @pytest.fixture(scope="module")

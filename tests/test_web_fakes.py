@@ -25,23 +25,20 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import httpx
 import pypdf
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from wideseek.serving import BackgroundServer
 from wideseek.tools.web.config import WebToolsConfig
 
 ROUTES = ("serper", "brave", "tavily", "searxng", "jina", "site")
@@ -129,7 +126,7 @@ def tiny_pdf(text: str, title: str = "Fake PDF") -> bytes:
     return bytes(out)
 
 
-class FakeWeb:
+class FakeWeb(BackgroundServer):
     def __init__(
         self,
         keys: dict[str, str] | None = None,
@@ -157,17 +154,7 @@ class FakeWeb:
                 Route("/site/{path:path}", self._site),
             ]
         )
-        config = uvicorn.Config(app, log_level="critical", lifespan="off", http="h11")
-        self._server = uvicorn.Server(config)
-        self._socket = socket.socket()
-        # Accepted sockets inherit this; without it each small reply waits out a delayed ACK.
-        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])), daemon=True
-        )
+        super().__init__(app, log_level="critical", http="h11")
 
     # -- pointing clients at it ----------------------------------------------------------
 
@@ -377,27 +364,6 @@ class FakeWeb:
         while sent < self.huge_bytes:
             yield chunk
             sent += len(chunk)
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def __enter__(self) -> FakeWeb:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake web server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
 
 async def _drip():  # type: ignore[no-untyped-def]

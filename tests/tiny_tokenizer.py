@@ -40,3 +40,16 @@ def build_tiny_tokenizer(directory: str | Path, vocab_size: int = 600) -> Path:
     directory = Path(directory)
     fast.save_pretrained(directory)
     return directory
+
+
+# One tool schema for rendering tests: the chat template shows it in the system turn.
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "Search the corpus.",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+        },
+    }
+]

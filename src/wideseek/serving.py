@@ -33,8 +33,9 @@ def serve_app(app: Any, host: str = LOOPBACK, port: int = 8000) -> None:
 class BackgroundServer:
     """`app` served from a daemon thread (see module docstring)."""
 
-    def __init__(self, app: Any, host: str = LOOPBACK, port: int = 0) -> None:
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    def __init__(self, app: Any, host: str = LOOPBACK, port: int = 0, **options: Any) -> None:
+        """`options` are further `uvicorn.Config` settings (e.g. `http="h11"`)."""
+        config = uvicorn.Config(app, **{"log_level": "warning", "lifespan": "off", **options})
         self.server = uvicorn.Server(config)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -42,8 +43,8 @@ class BackgroundServer:
         # body back ~40 ms on a kept-alive connection (uvicorn writes headers and body apart).
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socket.bind((host, port))
-        bound_host, bound_port = self._socket.getsockname()[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
+        bound_host, self.port = self._socket.getsockname()[:2]
+        self.url = f"http://{bound_host}:{self.port}"
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )

@@ -107,9 +107,7 @@ def result_rows(scored: Sequence[ScoredAnswer], tasks: Sequence[Task]) -> list[R
     ]
 
 
-def summarise(
-    scored: Sequence[ScoredAnswer], tasks: Sequence[Task]
-) -> dict[str, dict[str, float]]:
+def summarise(scored: Sequence[ScoredAnswer], tasks: Sequence[Task]) -> dict[str, dict[str, float]]:
     """{"all": figures, "<language>": figures, ...}: `summarize` over every answer, then per
     language in sorted order."""
     rows = result_rows(scored, tasks)
