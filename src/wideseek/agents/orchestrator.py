@@ -97,9 +97,7 @@ class Orchestrator:
         config = config or AgentConfig()
         settings = tools or ToolsConfig()
 
-        def tools_for(role: Role) -> list[Tool]:
-            if role == "lead":
-                raise ValueError("the lead has no search tools: it only delegates")
+        def tools_for(role: Role) -> list[Tool]:  # make_tools refuses the lead: it delegates
             return make_tools(
                 config.profile, role, backend, settings, config.max_tool_calls, extractor
             )

@@ -87,7 +87,7 @@ async def run_oracle(
     concurrency: int = 4,
     show_progress: bool = True,
 ) -> OracleSummary:
-    tasks = suite_tasks(world, suite, split)[:limit] if limit else suite_tasks(world, suite, split)
+    tasks = suite_tasks(world, suite, split)[:limit]  # limit None: all of them
     config = Config(
         agent=AgentConfig(mode=mode, profile=profile, seed=0),
         tools=ToolsConfig(corpus=str(world.corpus_path)),

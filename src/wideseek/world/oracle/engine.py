@@ -120,16 +120,15 @@ class OracleEngine:
             raise OracleError(f"unknown task: {question[:80]!r}")
         return task
 
-    def _policy(self, request: GenerateRequest) -> Policy:
+    def _policy(self, request: GenerateRequest, role: str | None, batched: bool) -> Policy:
         messages = request.messages or []
         if len(messages) < 2:
             raise OracleError("the oracle plays the chat path: system and user messages needed")
         user = messages[1].content
-        role = request.metadata.get("role")
         profile, max_calls = self.profile, self.config.max_tool_calls
         if role == "subagent":
             capacity = profile.items_per_turn("subagent", max_calls)
-            return subagent(prompts.subtask_of(user), capacity, one_tool=profile.batched(role))
+            return subagent(prompts.subtask_of(user), capacity, one_tool=batched)
         task = self._task(user)
         if role == "lead":
 
@@ -148,7 +147,8 @@ class OracleEngine:
         role = request.metadata.get("role")
         batched = role in ("subagent", "single") and self.profile.batched(role)
         try:
-            say = replay(self._policy(request), transcript(request.messages or [], batched))
+            policy = self._policy(request, role, batched)
+            say = replay(policy, transcript(request.messages or [], batched))
         except OracleError as e:
             raise EngineError(f"oracle: {e}") from e
         text = render(say, self.profile, batched)
