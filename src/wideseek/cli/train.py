@@ -179,7 +179,8 @@ def ship(
         else {}
     )
     try:
-        config = json.loads((model / "config.json").read_text())
+        adapter = model / "adapter_config.json"
+        config = json.loads((adapter if adapter.is_file() else model / "config.json").read_text())
         parameters = saved_parameters(model)
     except (OSError, ValueError) as e:
         raise UsageError(f"{model}: not a model directory ({e})") from e

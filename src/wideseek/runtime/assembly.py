@@ -46,7 +46,8 @@ def shipped_model_dir() -> Path | None:
     if override:
         return Path(override)
     path = package_model_dir()
-    return path if (path / "config.json").is_file() else None
+    shipped = (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+    return path if shipped else None
 
 
 def local_model_dir(config: Config) -> Path | None:
@@ -91,7 +92,7 @@ async def open_engine(config: Config) -> Engine:
         raise EngineError(f"a local model needs the [local] extra ({e.name} missing)") from None
     # traces and reports name the shipped model by what it is, not by its directory ("model")
     name = SHIPPED_MODEL_NAME if model_dir == package_model_dir() else None
-    return LocalEngine(model_dir, seed=agent.seed or 0, model_name=name)
+    return LocalEngine(model_dir, seed=agent.seed or 0, model_name=name, dtype=config.engine.dtype)
 
 
 async def close_engine(engine: Engine) -> None:

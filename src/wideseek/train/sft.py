@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wideseek.errors import WideseekError
 from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair_torn_tail
 from wideseek.train.sft_data import IGNORE, SFTExample
+from wideseek.train.trainable import LoraSettings, load_trainable, save_trained
 
 Evaluate = Callable[[str, int], dict[str, Any]]
 TRAINER_STATE = "trainer_state.json"
@@ -56,7 +57,9 @@ class CheckpointError(WideseekError, RuntimeError):
 class SFTConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="initial model dir (HF format, tokenizer included)")
+    model: str = Field(
+        description="initial model: a dir (HF format or LoRA adapter), a .gguf file, 'default'"
+    )
     out_dir: str = Field(description="where checkpoints, metrics.jsonl and final/ go")
     lr: float = Field(1e-3, gt=0, description="peak learning rate")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
@@ -73,6 +76,12 @@ class SFTConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept on disk")
     eval_every: int = Field(0, ge=0, description="evaluate every N steps and at the end (0: never)")
     mixed_precision: str = Field("no", pattern="^(no|bf16|fp16)$", description="fp16/bf16: GPU")
+    lora: LoraSettings | None = Field(
+        None, description="train a new LoRA adapter on the model (None: train every weight)"
+    )
+    dtype: str = Field(
+        "auto", description="a LoRA run's frozen base weights: auto | bf16 | fp32 (see llm/dtype)"
+    )
 
 
 def make_batches(examples: Sequence[SFTExample], batch_tokens: int, seed: int) -> list[list[int]]:
@@ -196,9 +205,6 @@ def train_sft(
     from rich.progress import Progress
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-    from wideseek.llm.model_dir import load_causal_lm, load_tokenizer
-    from wideseek.train.tiny_model import save_model_dir
-
     examples = [e for e in examples if len(e.input_ids) <= config.max_length]
     if not examples:
         raise ValueError("no training examples (check the trajectories and max_length)")
@@ -206,16 +212,17 @@ def train_sft(
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=_cpu_only_processes())
     set_seed(config.seed)
-    tokenizer = load_tokenizer(config.model)
-    model = load_causal_lm(config.model)
+    trainable = load_trainable(config.model, lora=config.lora, dtype=config.dtype)
+    model, tokenizer = trainable.model, trainable.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     # 1) the schedule, in optimizer steps; each step takes grad_accum micro-batches per process
     batches_per_epoch = len(make_batches(examples, config.batch_tokens, config.seed))
     per_step = config.grad_accum * accelerator.num_processes
     total_steps = max(1, math.ceil(batches_per_epoch * config.epochs / per_step))
-    decay = [p for p in model.parameters() if p.ndim >= 2]  # matrices; not norms or biases
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]  # a LoRA run: the adapter
+    decay = [p for p in trained if p.ndim >= 2]  # matrices; not norms or biases
+    no_decay = [p for p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": config.weight_decay},
@@ -265,7 +272,7 @@ def train_sft(
         accelerator.save_state(str(path))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            save_model_dir(accelerator.unwrap_model(model), tokenizer, path / "model")
+            save_trained(trainable, accelerator.unwrap_model(model), path / "model")
             _write_json(path / TRAINER_STATE, trainer_state())
             for old in checkpoints(out)[: -config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -339,7 +346,7 @@ def train_sft(
             if due_eval:
                 run_eval(ckpt / "model")
         if accelerator.is_main_process:
-            save_model_dir(accelerator.unwrap_model(model), tokenizer, final)
+            save_trained(trainable, accelerator.unwrap_model(model), final)
             _write_json(final / TRAINER_STATE, trainer_state())
             if evaluate is not None and config.eval_every and step % config.eval_every:
                 run_eval(final)

@@ -32,6 +32,7 @@ from wideseek.llm.model_dir import load_causal_lm, load_tokenizer
 from wideseek.train.dev_eval import DevEvalSettings, make_evaluator
 from wideseek.train.sft import Evaluate, SFTConfig, train_sft
 from wideseek.train.sft_data import SFTExample, page_examples, trajectory_examples
+from wideseek.train.trainable import load_training_tokenizer
 from wideseek.types import Trajectory, read_trajectories
 
 
@@ -74,7 +75,9 @@ class CopyCurriculum(Phase):
 class SFTRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="initial model directory (see `wideseek train init`)")
+    model: str = Field(
+        description="initial model: 'default' (SmolLM2-135M), a .gguf file, a model or adapter dir"
+    )
     out_dir: str = Field(description="warmup/ and sft/ go here")
     trajectories: list[str] = Field(min_length=1, description="JSONL files or globs (oracle)")
     probe_trajectories: list[str] = Field(
@@ -82,6 +85,11 @@ class SFTRun(BaseModel):
     )
     probe_examples: int = Field(64, ge=1, description="examples of the probe set used")
     roles: list[str] = Field(["lead", "subagent", "single"], description="agents trained on")
+    role_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="at most N examples of a role (a seeded sample), e.g. {subagent: 300}: "
+        "subagents outnumber leads and their pages make them long",
+    )
     world: str | None = Field(None, description="world dir for warm-up pages; None: shipped")
     induction: Induction | None = Field(
         None, description="copy-a-repeat examples first, so induction heads form early"
@@ -125,9 +133,21 @@ def load_trajectories(patterns: list[str]) -> list[Trajectory]:
 
 
 def _examples(run: SFTRun, patterns: list[str], max_length: int) -> list[SFTExample]:
-    tokenizer = load_tokenizer(run.model)
+    tokenizer = load_training_tokenizer(run.model)
     trajectories = load_trajectories(patterns)
-    return list(trajectory_examples(tokenizer, trajectories, max_length, tuple(run.roles)))
+    examples = list(trajectory_examples(tokenizer, trajectories, max_length, tuple(run.roles)))
+    return limit_roles(examples, run.role_limits)
+
+
+def limit_roles(examples: list[SFTExample], limits: dict[str, int]) -> list[SFTExample]:
+    """At most `limits[role]` examples of each limited role, sampled with a fixed seed; the
+    kept examples stay in their original order."""
+    keep = set(range(len(examples)))
+    for role, n in limits.items():
+        of_role = [i for i, e in enumerate(examples) if e.role == role]
+        if len(of_role) > n:
+            keep -= set(of_role) - set(random.Random(0).sample(of_role, n))
+    return [e for i, e in enumerate(examples) if i in keep]
 
 
 def _probe(examples: list[SFTExample], prefix: str) -> Evaluate:
@@ -174,7 +194,7 @@ def _pre_sft_phases(run: SFTRun) -> str:
     from wideseek.world import load_world
 
     world = load_world(run.world)
-    tokenizer = load_tokenizer(run.model)
+    tokenizer = load_training_tokenizer(run.model)
     # the pages are read only by the phases that use them (the copy curriculum reads tasks)
     texts = corpus_texts(world) if run.induction or run.warmup else []
     if run.induction is not None:

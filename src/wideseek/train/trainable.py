@@ -1,0 +1,169 @@
+"""The model a trainer updates: loading (full model or LoRA), its dtype, saving it loadable.
+
+Contract: `load_trainable(spec, lora=, dtype=)` returns a `Trainable` (model, tokenizer, the
+base spec to record, the dtype and why), for every trainer of the project (SFT today, RL next):
+- `spec` is a base-model spec (`llm/base_model.py`: "default", a GGUF file, a model dir) or a
+  LoRA adapter directory. An adapter is loaded trainable, to go on training it (a later phase,
+  or RL after SFT); its `lora` settings are the adapter's own.
+- With `lora` (a `LoraSettings`), a fresh peft LoRA adapter wraps the base: only the adapter
+  trains; the base's weights stay frozen in the chosen dtype while the adapter's weights stay
+  fp32 (peft keeps adapter weights in fp32 over a bf16 base), so updates are not rounded away.
+- Without, every weight trains (the from-scratch models, or full fine-tuning on a GPU), in fp32:
+  bf16 weights would round small updates away (accelerate's `mixed_precision` sets the compute
+  type instead).
+- `dtype` is the frozen base's, `pick_dtype`'s choice ("auto": bf16 where the CPU or GPU has
+  native bf16 units).
+
+`save_trained(trainable, model, out_dir)` writes a directory that `llm/model_dir.py` loads: for
+LoRA the adapter alone (a few MB, `base_model_name_or_path` set to a portable spec such as
+"default", embeddings never saved: they are frozen and peft would otherwise look the base up
+on the Hub) plus the tokenizer with the project's chat template; for a full model, model and
+tokenizer. It replaces `out_dir` atomically. This module knows models and peft; not data or
+training loops.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError, is_adapter_dir
+
+
+class LoraSettings(BaseModel):
+    """A new LoRA adapter (peft's LoraConfig fields that matter here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, ge=1, description="rank")
+    alpha: int = Field(32, ge=1, description="scale numerator (the update is alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = Field(
+        "all-linear", description="module names, or 'all-linear' (every linear but lm_head)"
+    )
+    top_layers: int | None = Field(
+        None,
+        ge=1,
+        description="adapt only the top N decoder layers: backward then stops below them, "
+        "which is much faster on a CPU (None: every layer)",
+    )
+
+
+@dataclass
+class Trainable:
+    model: Any  # a transformers model, or a peft PeftModel wrapping one
+    tokenizer: Any
+    base_spec: str  # what an adapter records as its base
+    dtype: Any  # torch.dtype of the frozen / trained weights
+    dtype_reason: str
+    is_lora: bool
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+def load_trainable(
+    spec: str | Path, *, lora: LoraSettings | None = None, dtype: str = "auto"
+) -> Trainable:
+    """Load `spec` for training (see the module docstring)."""
+    from wideseek.llm.base_model import portable_base_spec, resolve_base_model
+    from wideseek.llm.dtype import pick_dtype
+    from wideseek.llm.model_dir import adapter_base_dir, load_causal_lm, load_tokenizer
+
+    path = resolve_base_model(str(spec))
+    full = lora is None and not is_adapter_dir(path)
+    if full:
+        choice = pick_dtype("fp32")._replace(reason="fp32: every weight trains")
+    else:
+        choice = pick_dtype(dtype, "cuda" if _has_cuda() else "cpu")
+    if is_adapter_dir(path):
+        model = load_causal_lm(path, merge=False, dtype=choice.dtype)
+        base_spec = portable_base_spec(adapter_base_dir(path))
+        return Trainable(
+            model, load_tokenizer(path), base_spec, choice.dtype, choice.reason, is_lora=True
+        )
+    model = load_causal_lm(path, dtype=choice.dtype)
+    tokenizer = load_tokenizer(path)
+    if full:
+        return Trainable(model, tokenizer, str(path), choice.dtype, choice.reason, is_lora=False)
+    assert lora is not None
+    model = _wrap_lora(model, lora)
+    return Trainable(
+        model, tokenizer, portable_base_spec(path), choice.dtype, choice.reason, is_lora=True
+    )
+
+
+def load_training_tokenizer(spec: str | Path) -> Any:
+    """The tokenizer `load_trainable(spec)` would give, without loading the model."""
+    from wideseek.llm.base_model import resolve_base_model
+    from wideseek.llm.model_dir import load_tokenizer
+
+    return load_tokenizer(resolve_base_model(str(spec)))
+
+
+def _wrap_lora(model: Any, lora: LoraSettings) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ModelDirError(f"LoRA training needs peft: {INSTALL_PEFT}") from None
+    layers, targets = None, lora.target_modules
+    if lora.top_layers is not None:
+        total = int(model.config.num_hidden_layers)
+        layers = list(range(max(0, total - lora.top_layers), total))
+        if targets == "all-linear":  # peft takes a layer subset only with named modules
+            targets = _linear_names(model)
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        layers_to_transform=layers,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def _linear_names(model: Any) -> list[str]:
+    """The names of the decoder's linear modules ("q_proj", ...): peft's "all-linear"."""
+    import torch
+
+    output = model.get_output_embeddings()
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not output
+        }
+    )
+
+
+def save_trained(trainable: Trainable, model: Any, out_dir: Path) -> None:
+    """Write `model` (the trained, unwrapped-from-accelerate model) loadably into `out_dir`."""
+    from wideseek.train.tokenizer import save_atomically
+
+    def write(path: Path) -> None:
+        if trainable.is_lora:
+            model.save_pretrained(path, save_embedding_layers=False)
+            _record_base(path / ADAPTER_CONFIG, trainable.base_spec)
+        else:
+            model.save_pretrained(path)  # safetensors
+        trainable.tokenizer.save_pretrained(path)
+
+    save_atomically(write, Path(out_dir))
+
+
+def _record_base(config_path: Path, base_spec: str) -> None:
+    """peft records the base's local path; a portable spec ("default") loads anywhere."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_spec
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
