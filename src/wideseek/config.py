@@ -67,6 +67,12 @@ class EngineConfig(_Section):
         "auto", description="tokens: render locally, /v1/completions; chat: /v1/chat/completions"
     )
     tokenizer: str | None = Field(None, description="tokenizer dir for the token path")
+    dtype: str = Field(
+        "auto",
+        pattern="^(auto|bf16|fp16|fp32)$",
+        description="local model weights: auto picks "
+        "bf16 where the GPU or CPU has native bf16 units, else fp32",
+    )
     timeout_s: float = 600.0
     max_retries: int = 5
     max_concurrency: int = Field(64, ge=1, description="global cap on in-flight engine calls")

@@ -8,6 +8,11 @@ finished (eos, stop callback, token budget) and runs one forward step for the re
 requests arriving while others decode join at the next step instead of waiting for the whole
 batch, and a finished row never costs another forward pass.
 
+A row may come with `past`, the keys/values of its prompt's first `past_len` tokens (an agent's
+previous turn, llm/prefix_cache.py): it is pre-filled alone on the rest of its prompt and then
+merged like any other. With `keep_kv`, a finished row leaves with `kv`, the keys/values of its
+prompt and generated ids but the last (which never went through the model).
+
 Logprobs are log softmax(logits / T) of the sampled token, before top-p truncation
 (`token_logprobs` computes the same for a trainer). Sampling is inverse-CDF with one uniform
 draw per row from that row's own `torch.Generator`: vectorised over the batch, yet a request's
@@ -42,6 +47,9 @@ class DecodeRow:
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish: FinishReason | None = None
+    past: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None  # KV of prompt[:past_len]
+    past_len: int = 0
+    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None  # set at finish (keep_kv)
 
 
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -61,8 +69,10 @@ class BatchDecoder:
         pad_id: int,
         eos_ids: Iterable[int],
         stopped: Callable[[DecodeRow], bool] = lambda row: False,
+        keep_kv: bool = False,
     ) -> None:
         self.model = model
+        self.keep_kv = keep_kv
         self.pad_id = pad_id
         self.eos_ids = set(eos_ids)
         self.stopped = stopped
@@ -86,16 +96,18 @@ class BatchDecoder:
 
     @torch.inference_mode()
     def add(self, rows: list[DecodeRow]) -> None:
-        if not rows:
-            return
-        cache, mask, last_pos, logits = self._prefill(rows)
-        if self.cache is None or not self.rows:
-            self.cache, self.mask, self.last_pos, self.logits = cache, mask, last_pos, logits
-        else:
-            self._merge(cache, mask)
-            self.last_pos = torch.cat([self.last_pos, last_pos])
-            self.logits = torch.cat([self.logits, logits])
-        self.rows.extend(rows)
+        cold = [r for r in rows if r.past is None]
+        warm = [r for r in rows if r.past is not None]
+        groups = [(cold, self._prefill(cold))] if cold else []
+        groups += [([r], self._prefill_after(r)) for r in warm]
+        for group, (cache, mask, last_pos, logits) in groups:
+            if self.cache is None or not self.rows:
+                self.cache, self.mask, self.last_pos, self.logits = cache, mask, last_pos, logits
+            else:
+                self._merge(cache, mask)
+                self.last_pos = torch.cat([self.last_pos, last_pos])
+                self.logits = torch.cat([self.logits, logits])
+            self.rows.extend(group)
 
     @torch.inference_mode()
     def remove(self, rows: list[DecodeRow]) -> None:
@@ -118,6 +130,8 @@ class BatchDecoder:
                 row.finish = "length"
         # 2) drop finished rows from the batch, its cache and its leading padding
         finished = [r for r in self.rows if r.finish is not None]
+        if finished and self.keep_kv:
+            self._export_kv()
         if finished:
             keep = self._keep([r.finish is None for r in self.rows])
             tokens = tokens[keep]
@@ -156,6 +170,36 @@ class BatchDecoder:
             **{self.cache_kw: cache},
         )
         return cache, mask, positions[:, -1:], out.logits[:, -1, :]
+
+    def _prefill_after(self, row: DecodeRow):
+        """Pre-fill the prompt tokens after `row.past` over a cache holding it (one row)."""
+        assert row.past is not None and 0 < row.past_len < len(row.prompt)
+        cache = DynamicCache(ddp_cache_data=row.past)
+        row.past = None  # the batch's cache holds it from here on
+        suffix = torch.tensor([row.prompt[row.past_len :]], device=self.device)  # (1, s)
+        mask = torch.ones((1, len(row.prompt)), dtype=torch.long, device=self.device)
+        positions = torch.arange(row.past_len, len(row.prompt), device=self.device).unsqueeze(0)
+        out = self.model(
+            input_ids=suffix,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self.cache_kw: cache},
+        )
+        return cache, mask, positions[:, -1:], out.logits[:, -1, :]
+
+    def _export_kv(self) -> None:
+        """Copy each finished row's keys/values (its unpadded columns) out of the batch."""
+        assert self.cache is not None
+        for i, row in enumerate(self.rows):
+            if row.finish is None:
+                continue
+            cols = self.mask[i].bool()  # a row's real tokens: its columns after the left padding
+            row.kv = tuple(
+                (layer.keys[i : i + 1, :, cols], layer.values[i : i + 1, :, cols])
+                for layer in self.cache.layers
+            )
 
     def _merge(self, cache: DynamicCache, mask: torch.Tensor) -> None:
         """Append a prefilled group to the batch, left-padding the shorter side's keys/values
