@@ -145,6 +145,10 @@ def world(
     oracle: Annotated[
         bool, typer.Option("--oracle", help="play the world's oracle instead of a model")
     ] = False,
+    reworded: Annotated[
+        bool,
+        typer.Option("--reworded", help="ask in held-out wordings that no training task uses"),
+    ] = False,
     trials: TrialsOpt = 1,
     out: OutOpt = None,
     language: LanguageOpt = None,
@@ -154,7 +158,8 @@ def world(
 ) -> None:
     """Run a task suite of the bundled offline world (searching its corpus), scored with the
     offline judge: item F1 / row F1 / success for wide tables, EM / F1 for deep QA. --oracle
-    runs the world's oracle under the same settings: the ceiling a model's figures stand by."""
+    runs the world's oracle under the same settings: the ceiling a model's figures stand by.
+    --reworded asks the same tasks in held-out words (world/reworded.py)."""
     from wideseek.world.store import load_world
     from wideseek.world.suites import suite_tasks
 
@@ -162,11 +167,15 @@ def world(
     if not (cfg.tools.corpus or cfg.tools.retrieval_url):  # the suite's own pages by default
         cfg.tools.corpus = str(w.corpus_path)
     selected = select_tasks(suite_tasks(w, suite, split), language, ids, limit)
+    if reworded:
+        from wideseek.world.reworded import reword
+
+        selected = [reword(t) for t in selected]
     engine = None
     if oracle:
         from wideseek.world.oracle import OracleEngine
 
         engine = OracleEngine(selected, cfg.agent)
-    name = f"world-{suite}-{split}"
+    name = f"world-{suite}-{split}{'-reworded' if reworded else ''}"
     default_out = Path("runs") / f"{name}-{cfg.agent.mode}{'-oracle' if oracle else ''}"
     evaluate(selected, name, cfg, out or default_out, trials, concurrency, engine=engine)

@@ -87,6 +87,9 @@ def eval_(
     deep: Annotated[int, typer.Option(min=0, help="First N deep tasks of the split.")] = 30,
     split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
     mode: Annotated[str, typer.Option(help="multi | single")] = "multi",
+    reworded: Annotated[
+        bool, typer.Option("--reworded", help="Ask in held-out wordings, never trained on.")
+    ] = False,
     context_length: Annotated[int, typer.Option(min=256, help="Tokens per agent.")] = 4096,
     max_response_tokens: Annotated[int, typer.Option(min=1, help="Per generation.")] = 512,
     world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
@@ -119,6 +122,7 @@ def eval_(
             wide_tasks=wide,
             deep_tasks=deep,
             mode=mode,
+            reworded=reworded,
             agent=agent,
         )
     except ValidationError as e:

@@ -43,6 +43,7 @@ class DevEvalSettings(BaseModel):
     wide_tasks: int = Field(30, ge=0, description="first N wide tasks of the split")
     deep_tasks: int = Field(30, ge=0, description="first N deep tasks of the split")
     mode: Literal["multi", "single"] = "multi"
+    reworded: bool = Field(False, description="ask in held-out wordings (world/reworded.py)")
     concurrency: int = Field(8, ge=1, description="tasks run at once (their agents batch)")
     agent: dict[str, Any] = Field(
         default_factory=lambda: {"temperature": 0.0, "seed": 0},
@@ -77,7 +78,12 @@ def turn_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
 def dev_tasks(settings: DevEvalSettings, world: World) -> dict[str, list[Task]]:
     """The first `wide_tasks` wide and `deep_tasks` deep tasks of the split."""
     counts = {"wide": settings.wide_tasks, "deep": settings.deep_tasks}
-    return {suite: suite_tasks(world, suite, settings.split)[:n] for suite, n in counts.items()}
+    chosen = {suite: suite_tasks(world, suite, settings.split)[:n] for suite, n in counts.items()}
+    if settings.reworded:
+        from wideseek.world.reworded import reword
+
+        chosen = {suite: [reword(t) for t in tasks] for suite, tasks in chosen.items()}
+    return chosen
 
 
 def agent_config(settings: DevEvalSettings) -> AgentConfig:

@@ -44,6 +44,7 @@ from wideseek.world.oracle.policies import (
 )
 from wideseek.world.oracle.steps import Call
 from wideseek.world.pages import approx_tokens
+from wideseek.world.reworded import template_view
 
 
 def replay(policy: Policy, transcript: list[list[str]]) -> Say:
@@ -109,7 +110,8 @@ class OracleEngine:
     renderer: ChatRenderer | None = None
 
     def __init__(self, tasks: Iterable[Task], config: AgentConfig | None = None) -> None:
-        self._tasks = {t.question.strip(): t for t in tasks}
+        # matched by the question asked, planned from the template's wording (a reworded task)
+        self._tasks = {t.question.strip(): template_view(t) for t in tasks}
         self.config = config or AgentConfig()
         self.profile = get_profile(self.config.profile)
 
