@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
@@ -100,12 +101,21 @@ class LocalEngine:
         seed: int = 0,
         dtype: str = "auto",
         prefix_cache_tokens: int = 65_536,
+        loaded: tuple[PreTrainedModel, Any] | None = None,
     ) -> None:
-        self.model_dir = require_model_dir(model_dir)
+        """`loaded`: a model and tokenizer already in memory (an RL trainer's policy: shared,
+        not copied, so every update is what the next rollout samples from); `model_dir` then
+        only names it and holds its generation config."""
+        self.model_dir = Path(model_dir) if loaded else require_model_dir(model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype, self.dtype_reason = pick_dtype(dtype, self.device)
-        self.tokenizer = load_tokenizer(self.model_dir)
-        self.model = self._load(self.model_dir)
+        if loaded:
+            self.model, self.tokenizer = loaded
+            self.dtype = next(self.model.parameters()).dtype
+            self.dtype_reason = f"{self.dtype}: the given model's"
+        else:
+            self.dtype, self.dtype_reason = pick_dtype(dtype, self.device)
+            self.tokenizer = load_tokenizer(self.model_dir)
+            self.model = self._load(self.model_dir)
         self.context_length = context_length or int(
             getattr(self.model.config, "max_position_embeddings", 4096)
         )
