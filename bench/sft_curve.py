@@ -1,6 +1,6 @@
 """Print the learning curve(s) of SFT runs: probe metrics against training tokens.
 
-    PYTHONPATH=src python bench/sft_curve.py runs/sft-tiny/{copy,sft}/metrics.jsonl
+    PYTHONPATH=src python bench/sft_curve.py runs/sft-default/sft/metrics.jsonl
 
 Each `{"eval": ...}` row of a metrics.jsonl (written by train_sft) becomes one table row: step,
 tokens seen, and every metric of that evaluation (teacher-forced probe, dev evaluation).

@@ -1,5 +1,5 @@
-"""wideseek.io: atomic writes, the JSON-lines reader's torn-tail rule, append and repair; and the
-trajectory reader built on it."""
+"""wideseek.io: atomic file and directory writes, the JSON-lines reader's torn-tail rule, append
+and repair; and the trajectory reader built on it."""
 
 import json
 import os
@@ -11,6 +11,7 @@ from wideseek.errors import DataError
 from wideseek.io import (
     append_jsonl_line,
     atomic_write_bytes,
+    atomic_write_dir,
     atomic_write_text,
     atomic_writer,
     iter_jsonl,
@@ -53,6 +54,29 @@ def test_atomic_write_gives_new_files_the_usual_permissions(tmp_path):
     atomic_write_text(tmp_path / "atomic", "x")
     mode = stat.S_IMODE
     assert mode((tmp_path / "atomic").stat().st_mode) == mode(plain.stat().st_mode)
+
+
+def test_atomic_write_dir_replaces_the_directory_only_when_the_write_succeeds(tmp_path):
+    out = tmp_path / "model"
+
+    def write(text):
+        return lambda tmp: (tmp / "config.json").write_text(text)
+
+    atomic_write_dir(write("first"), out)
+    atomic_write_dir(write("second"), out)
+    assert (out / "config.json").read_text() == "second"
+
+    def fail(tmp):
+        (tmp / "config.json").write_text("half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_dir(fail, out)
+    assert (out / "config.json").read_text() == "second"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary or .old left
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
 def test_a_torn_last_line_is_dropped_and_a_bad_line_elsewhere_names_its_line(tmp_path):

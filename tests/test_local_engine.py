@@ -4,12 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_lm import make_tiny_lm
+from tiny_lm import ModelSize, create_model, make_tiny_lm
 from wideseek.llm.base import EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
 from wideseek.llm.local import LocalEngine, token_logprobs
 from wideseek.llm.toolcall import format_tool_call
-from wideseek.train.tiny_model import ModelSize, create_model
 from wideseek.types import Message, ToolCall
 
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15, 16], [20] * 30, [100, 3]]

@@ -15,7 +15,6 @@ from wideseek.train.sft_data import (
     IGNORE,
     TemplateError,
     agent_example,
-    page_examples,
     trajectory_examples,
 )
 
@@ -90,14 +89,6 @@ def test_template_that_rewrites_history_is_a_clear_error(tmp_path, trajectory):
         agent_example(tok, trajectory.lead, "t1")
 
 
-def test_page_examples_train_on_every_token_in_windows(tokenizer):
-    text = "Lima is the capital of Peru. " * 20
-    examples = list(page_examples(tokenizer, [text, "x"], max_length=16))
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert [i for e in examples for i in e.input_ids] == ids  # "x" alone predicts nothing
-    assert all(e.labels == e.input_ids and len(e.input_ids) <= 16 for e in examples)
-
-
 def test_field_spans_find_call_values_table_cells_and_boxed():
     text = (
         '<think>x</think><tool_call>\n{"name": "search", "arguments": {"query": "Lima"}}\n'
@@ -116,66 +107,3 @@ async def test_single_mode_trajectory_gives_one_example(tokenizer):
     traj = await Orchestrator(engine, tools_for, AgentConfig(mode="single")).run(TASK)
     examples = list(trajectory_examples(tokenizer, [traj], max_length=100_000))
     assert [e.role for e in examples] == ["single"]
-
-
-def test_copy_curriculum_asks_for_a_value_shown_on_the_page(tokenizer):
-    from itertools import islice
-
-    from wideseek.train.curriculum import copy_examples
-    from wideseek.world import load_world
-
-    examples = list(islice(copy_examples(tokenizer, load_world(), "dev"), 20))
-    assert len(examples) == 20
-    for ex in examples:
-        ((start, end),) = runs(ex.labels)
-        answer = tokenizer.decode(ex.input_ids[start:end])
-        assert answer.startswith("\\boxed{") and answer.endswith("}<|im_end|>")
-        value = answer[len("\\boxed{") : -len("}<|im_end|>")]
-        assert value in tokenizer.decode(ex.input_ids[:start])  # copyable from the page
-
-
-def test_induction_examples_label_only_the_predictable_part_of_the_repeat(tokenizer):
-    from wideseek.train.curriculum import induction_examples, token_pool
-
-    pool = token_pool(tokenizer, ["Lima is the capital of Peru.", "Quito is in Ecuador."], 12)
-    assert len(pool) == 12
-    examples = list(induction_examples(pool, n=5, span=8, seed=3))
-    assert len(examples) == 5 and len({tuple(e.input_ids) for e in examples}) > 1
-    for ex in examples:
-        first, second = ex.input_ids[:8], ex.input_ids[8:]
-        assert first == second and set(first) <= set(pool)
-        ((start, end),) = runs(ex.labels)
-        # the repeat's first token is a guess; every later one is a copy of the first showing
-        assert (start, end) == (9, 16) and ex.labels[start:end] == ex.input_ids[9:16]
-    again = list(induction_examples(pool, n=5, span=8, seed=3))
-    assert [e.input_ids for e in again] == [e.input_ids for e in examples]  # seeded
-
-
-async def test_answer_examples_put_each_final_answer_after_only_what_holds_its_values(
-    tokenizer, tmp_path
-):
-    from wideseek.runtime.oracle_run import run_oracle
-    from wideseek.train.curriculum import answer_examples
-    from wideseek.types import read_trajectories
-    from wideseek.world import load_world
-
-    await run_oracle(load_world(), "wide", "dev", tmp_path, limit=2, show_progress=False)
-    trajectories = read_trajectories(tmp_path / "trajectories.jsonl")
-    examples = list(answer_examples(tokenizer, trajectories))
-    finals = {
-        (traj.task.id, a.role): a.messages[-1].content for traj in trajectories for a in traj.agents
-    }
-    assert {e.role for e in examples} == {"lead", "subagent"}
-    for ex in examples:
-        ((start, end),) = runs(ex.labels)
-        read = tokenizer.decode(ex.input_ids[:start])
-        assert "## Search results" not in read  # listings are left out, opened pages kept
-        assert ("## Page:" in read) == (ex.role == "subagent")
-        answer = tokenizer.decode(ex.input_ids[start:end]).removesuffix("<|im_end|>")
-        if ex.role == "lead":
-            assert answer == finals[(ex.task_id, "lead")] and "| ---" in answer
-            # every cell of the lead's table was in the reports it read
-            rows = [line for line in answer.splitlines() if line.startswith("|")]
-            for row in rows[2:]:  # after the header and its separator
-                missing = [c.strip() for c in row.strip("|").split("|") if c.strip() not in read]
-                assert not missing, (missing, read[-1500:])

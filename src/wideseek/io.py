@@ -6,6 +6,9 @@ Contract:
   `path` (`os.replace`). A reader sees the old file or the new one, never half of one; a failed
   write leaves the old file and no temporary behind. Two writers do not share a temporary.
   `atomic_writer(path)` is the same as a context manager, for content written piece by piece.
+- `atomic_write_dir(write, out_dir)`: the same for a directory (a model, a tokenizer):
+  `write(tmp_dir)` fills a new sibling directory, which then takes the place of `out_dir`; a
+  failed write leaves the old directory and no temporary behind.
 - `iter_jsonl(path)`: `(line_no, value)` for each non-blank line, streamed. A line that is not
   JSON raises `DataError("path:n: not JSON (...)")`, except, with `torn_tail` (the default), a
   bad *final* line with no trailing newline: that is what a run killed mid-append leaves, and
@@ -25,7 +28,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -79,6 +84,31 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:  # another writer drew the same name: draw again
             continue
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_dir(write: Callable[[Path], object], out_dir: Path) -> None:
+    """Run `write(tmp_dir)`, then put tmp_dir in place of `out_dir` (replaced only on success)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755 & ~_umask())  # mkdtemp makes it private (0700); a model dir is shared
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        old = out_dir.with_name(out_dir.name + ".old")
+        out_dir.rename(old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
 
 
 def iter_jsonl(

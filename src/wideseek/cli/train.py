@@ -1,4 +1,4 @@
-"""`wideseek train tokenizer|init|sft|eval`: the small model's pipeline over wideseek.train."""
+"""`wideseek train sft|eval|ship`: the small model's pipeline over wideseek.train."""
 
 from __future__ import annotations
 
@@ -10,64 +10,20 @@ import typer
 from wideseek.errors import UsageError
 
 app = typer.Typer(
-    help="Train the small model: tokenizer, initial weights, SFT.", no_args_is_help=True
+    help="Train the small model: LoRA SFT of SmolLM2-135M, dev evaluation, shipping.",
+    no_args_is_help=True,
 )
 
 
 @app.command()
-def tokenizer(
-    out: Annotated[Path, typer.Option(help="Directory to save the tokenizer to.")],
-    vocab_size: Annotated[int, typer.Option(min=300, help="BPE vocabulary size.")] = 8192,
-    traces: Annotated[
-        list[Path] | None, typer.Option(help="Trajectory JSONL files to learn from too.")
-    ] = None,
-    world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
-        None
-    ),
-    digit_group: Annotated[int, typer.Option(min=1, help="Digits per number token.")] = 3,
-) -> None:
-    """Train a byte-level BPE tokenizer on the world's pages and tasks (and agent traces)."""
-    from itertools import chain
-
-    from wideseek.train.texts import corpus_texts, task_texts, trace_texts
-    from wideseek.train.tokenizer import train_tokenizer
-
-    w = _world(world)
-    for path in traces or []:
-        if not path.is_file():
-            raise UsageError(f"{path}: no such trace file")
-    texts = chain(corpus_texts(w), task_texts(w, "train"), trace_texts(traces or []))
-    tok = train_tokenizer(texts, vocab_size, out, digit_group=digit_group)
-    typer.echo(f"tokenizer with {len(tok)} tokens saved to {out}")
-
-
-@app.command()
-def init(
-    tokenizer: Annotated[Path, typer.Option(help="Tokenizer directory (train tokenizer).")],
-    out: Annotated[Path, typer.Option(help="Directory to save the model to.")],
-    size: Annotated[str, typer.Option(help="tiny | small | base")] = "tiny",
-    seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
-) -> None:
-    """Create a randomly initialised Qwen3 model of a named size (safetensors + tokenizer)."""
-    from wideseek.train.tiny_model import MODEL_SIZES, count_parameters, create_model
-
-    if size not in MODEL_SIZES:
-        raise UsageError(f"unknown size {size!r}; expected one of {', '.join(MODEL_SIZES)}")
-    if not (tokenizer / "tokenizer.json").is_file():
-        raise UsageError(f"{tokenizer}: not a tokenizer directory (no tokenizer.json)")
-    model = create_model(tokenizer, out, size=MODEL_SIZES[size], seed=seed)
-    typer.echo(f"{size} model, {count_parameters(model):,} parameters, saved to {out}")
-
-
-@app.command()
 def sft(
-    config: Annotated[Path, typer.Option(help="Run file (YAML), e.g. configs/sft-tiny.yaml.")],
+    config: Annotated[Path, typer.Option(help="Run file (YAML), e.g. configs/sft-default.yaml.")],
     overrides: Annotated[
         list[str] | None, typer.Argument(help="key=value overrides, e.g. train.lr=1e-3")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Warm-up (optional) and SFT on trajectories, with dev evaluations; resumable."""
+    """SFT on trajectories, with probe and dev evaluations; resumable."""
     from wideseek.config import read_yaml_tree, validate_tree
     from wideseek.train.sft_run import SFTRun, run_sft
 
@@ -135,11 +91,7 @@ def eval_(
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:
 wideseek world oracle --suite wide --split train --limit 400
 wideseek world oracle --suite deep --split train --limit 600
-wideseek world oracle --suite wide --split dev --limit 40
-wideseek world oracle --suite deep --split dev --limit 40
-wideseek train tokenizer --out runs/tok-8k --vocab-size 8192
-wideseek train init --tokenizer runs/tok-8k --size tiny --out runs/init-tiny
-wideseek train sft --config configs/sft-tiny.yaml"""
+wideseek train sft --config configs/sft-default.yaml"""
 
 
 @app.command()
@@ -193,9 +145,3 @@ def ship(
     target = dest or package_model_dir()
     names = ship_model(model, target, generation, card)
     typer.echo(f"shipped {len(names)} files ({parameters:,} parameters) to {target}")
-
-
-def _world(directory: Path | None):
-    from wideseek.world import load_world
-
-    return load_world(directory)

@@ -1,4 +1,4 @@
-"""Trajectories and pages → supervised examples (token ids + labels) for train/sft.py.
+"""Trajectories → supervised examples (token ids + labels) for train/sft.py.
 
 Each agent of a trajectory (lead and every subagent, or the single agent) becomes one example:
 its messages rendered with the tokenizer's chat template and the tools it was given, with
@@ -11,8 +11,6 @@ Assistant spans are found by rendering prefixes: the tokens of message i are
 render(messages[:i+1]) minus render(messages[:i], add_generation_prompt=True). That needs a
 template whose renderings of a conversation's prefixes are prefixes of each other — true of the
 project's template, which keeps earlier thinking; a template that is not gets a TemplateError.
-
-`page_examples` gives the optional language-model warm-up: page texts with loss on every token.
 
 This module knows tokenizers and trajectories, not models or training loops.
 """
@@ -114,13 +112,3 @@ def trajectory_examples(
             example = agent_example(tokenizer, agent, traj.task.id)
             if 0 < len(example.input_ids) <= max_length and example.n_target_tokens:
                 yield example
-
-
-def page_examples(tokenizer: Any, texts: Iterable[str], max_length: int) -> Iterator[SFTExample]:
-    """Language-model examples: each text's tokens, loss on all, cut into max_length windows."""
-    for n, text in enumerate(texts):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        for start in range(0, len(ids), max_length):
-            window = ids[start : start + max_length]
-            if len(window) > 1:  # one token predicts nothing
-                yield SFTExample(input_ids=window, labels=list(window), role="page", task_id=str(n))

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wideseek.errors import WideseekError
-from wideseek.io import iter_jsonl
-from wideseek.train.tokenizer import save_atomically
+from wideseek.io import atomic_write_dir, iter_jsonl
 
 # What a loader reads; anything else in a checkpoint (trainer state, optimizer) is left out.
 MODEL_FILES = (
@@ -59,7 +58,7 @@ def ship_model(model_dir: Path, dest: Path, generation: dict[str, Any], card: st
         path.write_text(json.dumps({**saved, **generation}, indent=2) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(card, encoding="utf-8")
 
-    save_atomically(write, dest)
+    atomic_write_dir(write, dest)
     return sorted({*names, "generation_config.json", "README.md"})
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wideseek.io import atomic_write_dir
 from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError, is_adapter_dir
 
 
@@ -143,7 +144,6 @@ def _linear_names(model: Any) -> list[str]:
 
 def save_trained(trainable: Trainable, model: Any, out_dir: Path) -> None:
     """Write `model` (the trained, unwrapped-from-accelerate model) loadably into `out_dir`."""
-    from wideseek.train.tokenizer import save_atomically
 
     def write(path: Path) -> None:
         if trainable.is_lora:
@@ -153,7 +153,7 @@ def save_trained(trainable: Trainable, model: Any, out_dir: Path) -> None:
             model.save_pretrained(path)  # safetensors
         trainable.tokenizer.save_pretrained(path)
 
-    save_atomically(write, Path(out_dir))
+    atomic_write_dir(write, Path(out_dir))
 
 
 def _record_base(config_path: Path, base_spec: str) -> None:
