@@ -117,3 +117,20 @@ def test_rewards_pay_outcome_and_bonuses_only_for_a_finished_well_formed_answer(
     assert rollout_reward(rollout("\\boxed{Lima}", lead_ok=False), {"em": 1.0}, shaping).total == 0
     long = rollout_reward(rollout("\\boxed{x}", completion_tokens=4000), {"em": 0.0}, shaping)
     assert long.total == pytest.approx(0.1 - 0.05) and long.length_penalty == pytest.approx(0.05)
+
+
+def test_train_rl_runs_from_a_yaml_file_and_says_why_it_stopped(model_dir, tmp_path, capsys):
+    import yaml
+
+    from test_suite_runner import run_cli
+
+    run = config(model_dir, tmp_path / "run", steps=3,
+                 guards=Guards(min_reward=0.0, max_flat_groups=None, patience=1))  # fmt: skip
+    path = tmp_path / "rl.yaml"
+    path.write_text(yaml.safe_dump(run.model_dump(mode="json")))
+    # a random model earns reward 0 at once: the guard stops the run before any good checkpoint
+    assert run_cli(["train", "rl", "--config", str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "step 1: mean reward 0.000 <= 0.0 for 1 steps; no good checkpoint" in err
+    assert err.count("error:") == 1 and err.strip().splitlines()[-1].startswith("error: step 1")
+    assert run_cli(["train", "rl", "--config", str(path), "lr=-1"]) != 0  # a bad value: refused

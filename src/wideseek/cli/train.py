@@ -1,4 +1,4 @@
-"""`wideseek train sft|eval|ship`: the small model's pipeline over wideseek.train."""
+"""`wideseek train sft|rl|eval|ship`: the model's training pipeline over wideseek.train."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from wideseek.errors import UsageError
 
 app = typer.Typer(
-    help="Train the small model: LoRA SFT of SmolLM2-135M, dev evaluation, shipping.",
+    help="Train the model: LoRA SFT of SmolLM2-135M, multi-agent RL, dev evaluation, shipping.",
     no_args_is_help=True,
 )
 
@@ -29,6 +29,28 @@ def sft(
 
     run = validate_tree(SFTRun, read_yaml_tree(config, overrides), config)
     final = run_sft(run, show_progress=progress)
+    typer.echo(f"final model: {final}")
+
+
+@app.command()
+def rl(
+    config: Annotated[
+        Path, typer.Option(help="Run file (YAML), e.g. configs/rl-cpu.yaml or rl-published.yaml.")
+    ],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key=value overrides, e.g. steps=40 lr=2e-5")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Multi-agent RL (GRPO with one advantage per rollout shared by the lead and every
+    subagent): rollouts of the policy through the runtime, shaped outcome rewards, one weighted
+    clipped update per step; metrics.jsonl per step; resumable; stops with one line when a
+    collapse guard trips, rolled back to the last good checkpoint."""
+    from wideseek.config import read_yaml_tree, validate_tree
+    from wideseek.train.rl.trainer import RLConfig, train_rl
+
+    run = validate_tree(RLConfig, read_yaml_tree(config, overrides), config)
+    final = train_rl(run, show_progress=progress)
     typer.echo(f"final model: {final}")
 
 

@@ -53,24 +53,20 @@ class DevEvalSettings(BaseModel):
 
 def turn_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
     """Format validity: parseable calls per turn, agents that finished, well-formed answers."""
-    from wideseek.eval.table_extract import find_table_text
+    from wideseek.train.rl.rewards import answer_well_formed
 
     turns = [t for traj in trajectories for _, t in traj.iter_turns()]
     agents = [a for traj in trajectories for a in traj.agents]
     hard = {Failure.TURN_LIMIT, Failure.CONTEXT_OVERFLOW}
-
-    def answer_ok(traj: Trajectory) -> bool:
-        answer = traj.final_answer or ""
-        if traj.task.kind == "wide":
-            return find_table_text(answer) is not None
-        return "\\boxed{" in answer
 
     return {
         "call_validity": fmean(Failure.MALFORMED_CALL not in t.failures for t in turns)
         if turns
         else 0.0,
         "finished": fmean(not hard.intersection(a.failures) for a in agents) if agents else 0.0,
-        "answer_validity": fmean(answer_ok(t) for t in trajectories) if trajectories else 0.0,
+        "answer_validity": fmean(answer_well_formed(t) for t in trajectories)
+        if trajectories
+        else 0.0,
         "turns_per_task": len(turns) / max(len(trajectories), 1),
     }
 
