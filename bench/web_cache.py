@@ -52,7 +52,8 @@ async def run(web: FakeWeb, cache_path: Path, callers: int, lookups: int, querie
 
     for q in words:  # warm the cache (and check the fake answers)
         assert len(await cached.search(q, 5)) == 5
-    keys = [cache_key("serper", "search", {"query": q, "k": 5}) for q in words]
+    base = cached.searcher.base_url
+    keys = [cache_key("serper", "search", {"query": q, "k": 5}, base_url=base) for q in words]
     assert await cached.cache.get(keys[0]) is not None
 
     uncached = await rate(callers, lookups, lambda i: plain.search(words[i % queries], 5))

@@ -15,7 +15,7 @@ from test_web_fakes import FakeWeb, Fault, expected_urls
 from wideseek.config import ToolsConfig
 from wideseek.tools.search_tools import make_tools
 from wideseek.tools.web import WebToolError, audit_of, open_web_backend
-from wideseek.tools.web.cache import WebCache
+from wideseek.tools.web.cache import WebCache, cache_key
 
 KEY = "sk-cache-test-secret-99"
 KEY_ENV = "WIDESEEK_TEST_CACHE_KEY"
@@ -193,3 +193,83 @@ async def test_two_cache_objects_share_one_file(tmp_path):
     assert await first.get("k") is None and first.available  # a bad row is a miss
     first.close()
     second.close()
+
+
+# -- in-flight coalescing and the base URL in the key -----------------------------------------
+
+
+async def test_concurrent_identical_searches_make_one_request(web):
+    backend = open_web_backend(web.config(KEY_ENV))  # no cache: coalescing alone
+    queries = ["capital of Norway", "  capital of   Norway", "capital of Norway"] * 4
+    results = await asyncio.gather(*(backend.search(q, 3) for q in queries))
+    assert len(web.seen("serper")) == 1
+    assert all(r == results[0] for r in results)
+    assert [h.url for h in results[0]] == expected_urls("capital of Norway", 3)
+    audits = [audit_of(r) for r in results]
+    assert [a["coalesced"] for a in audits].count(False) == 1
+    joined = [a for a in audits if a["coalesced"]]
+    assert all(a["attempts"] == 0 and a["status"] == 200 for a in joined)
+    assert len({id(r[0]) for r in results}) == len(results)  # no caller shares another's hits
+    # once answered, the next identical request asks again (no cache here), another k too
+    await backend.search("capital of Norway", 3)
+    await asyncio.gather(backend.search("capital of Norway", 3), backend.search("x", 2))
+    assert len(web.seen("serper")) == 3 + 1
+    await backend.aclose()
+
+
+async def test_concurrent_identical_accesses_make_one_request(web, cache_path):
+    backend = cached(web, cache_path)
+    urls = [web.site_url("oslo.html"), web.site_url("oslo.html").replace("fake", "FAKE")] * 3
+    pages = await asyncio.gather(*(backend.access(u) for u in urls))
+    assert len(web.seen("site")) == 1
+    assert {p.text for p in pages} == {"Oslo is the capital of Norway."}
+    assert sorted(audit_of(p)["coalesced"] for p in pages) == [False] + [True] * 5
+    await backend.aclose()
+
+
+async def test_a_failure_reaches_every_joined_caller_with_its_own_audit(web):
+    backend = open_web_backend(web.config(KEY_ENV, retry={"attempts": 1}))
+    web.fail_next("serper", Fault(500))
+    outcomes = await asyncio.gather(
+        *(backend.search("flaky", 2) for _ in range(3)), return_exceptions=True
+    )
+    assert len(web.seen("serper")) == 1
+    assert all(isinstance(e, WebToolError) and "serper: HTTP 500" in str(e) for e in outcomes)
+    audits = [audit_of(e) for e in outcomes]
+    assert sorted(a["coalesced"] for a in audits) == [False, True, True]
+    assert len({id(a) for a in audits}) == 3 and all(a["error"] for a in audits)
+    assert len(await backend.search("flaky", 2)) == 2  # a failure is not kept either
+    await backend.aclose()
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_request_for_the_others(web):
+    backend = open_web_backend(web.config(KEY_ENV))
+    web.fail_next("serper", Fault(200, delay_s=1.0))  # the request stalls, then answers
+    first = asyncio.create_task(backend.search("slow", 2))
+    second = asyncio.create_task(backend.search("slow", 2))  # joins in the same loop turn
+    while not web.seen("serper"):  # cancel while the request is on the wire
+        await asyncio.sleep(0.01)
+    first.cancel()
+    hits = await second
+    assert first.cancelled() and [h.url for h in hits] == expected_urls("slow", 2)
+    assert len(web.seen("serper")) == 1 and audit_of(hits)["coalesced"]
+    await backend.aclose()
+
+
+async def test_the_same_request_to_another_base_url_is_another_cache_entry(web, cache_path):
+    with FakeWeb({"serper": KEY}) as other:
+        here, there = cached(web, cache_path), cached(other, cache_path)
+        assert audit_of(await here.search("oslo", 2))["cache"] == "miss"
+        assert audit_of(await there.search("oslo", 2))["cache"] == "miss"  # not here's answer
+        assert audit_of(await here.search("oslo", 2))["cache"] == "hit"
+        assert audit_of(await there.search("oslo", 2))["cache"] == "hit"
+        assert (len(web.seen("serper")), len(other.seen("serper"))) == (1, 1)
+        await here.aclose()
+        await there.aclose()
+    request = {"query": "oslo", "k": 2}
+    keys = {
+        cache_key("serper", "search", request, base_url=u) for u in ("", "http://a", "http://b")
+    }
+    assert len(keys) == 3
+    with sqlite3.connect(cache_path) as db:
+        assert db.execute("SELECT count(*) FROM answers_v1").fetchone() == (1 + 1,)

@@ -8,6 +8,11 @@ subagent turn). Hitting a limit is recorded on the trajectory, never a crash.
 `agent.max_subagents=4`; a bad file or key ends in a `ConfigError` that says what and where.
 Unknown keys are errors too (a typo must not fall back to a default silently); a key that
 moved names its new place.
+
+`tools.web` (a `WebToolsConfig`: search API, page reader, keys' variable names, cache) turns on
+real web search; it excludes `tools.corpus` and `tools.retrieval_url`, since one run searches
+one backend. Its model lives in `wideseek.tools.web.config`, which imports nothing of wideseek,
+so this module stays at the bottom of the import graph.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wideseek.errors import WideseekError
 from wideseek.profiles import get_profile
+from wideseek.tools.web.config import WebToolsConfig
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -87,6 +93,25 @@ class ToolsConfig(_Section):
     search_top_k: int = Field(3, ge=1, le=50, description="results per search query by default")
     snippet_chars: int = Field(5000, ge=50, description="characters per search hit shown")
     page_chars: int = Field(25000, ge=100, description="characters of a page shown by access")
+    web: WebToolsConfig | None = Field(
+        None, description="real web search and page access; None: a corpus or retrieval_url"
+    )
+
+    def backend_conflict(self) -> str | None:
+        """Why these settings name more than one search backend; None if they do not."""
+        if self.web is None:
+            return None
+        others = [name for name in ("corpus", "retrieval_url") if getattr(self, name)]
+        if not others:
+            return None
+        return f"web cannot be combined with {others[0]}: one run searches one backend"
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> ToolsConfig:
+        problem = self.backend_conflict()
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 # Keys that moved between sections: an old config gets told where they went.
@@ -105,7 +130,9 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node = tree
     parts = key.split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an optional section left null (`web: null`)
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"override {key!r}: {part!r} is not a section")
     node[parts[-1]] = value

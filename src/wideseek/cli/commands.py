@@ -10,6 +10,7 @@ from wideseek.cli import report as _report  # noqa: F401  (registers `wideseek r
 from wideseek.cli import retrieval as retrieval_cli
 from wideseek.cli import score as _score  # noqa: F401  (registers `wideseek score`)
 from wideseek.cli import serve as _serve  # noqa: F401  (registers `wideseek serve`)
+from wideseek.cli import tools as tools_cli
 from wideseek.cli import trace as trace_cli
 from wideseek.cli import train as train_cli
 from wideseek.cli.world import world_app
@@ -23,6 +24,7 @@ def version() -> None:
 
 app.add_typer(eval_cli.app, name="eval")
 app.add_typer(retrieval_cli.app, name="retrieval")
+app.add_typer(tools_cli.app, name="tools")
 app.add_typer(trace_cli.app, name="trace")
 app.add_typer(train_cli.app, name="train")
 app.add_typer(world_app, name="world")

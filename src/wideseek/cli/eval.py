@@ -164,7 +164,7 @@ def world(
     from wideseek.world.suites import suite_tasks
 
     w = load_world(world_dir)
-    if not (cfg.tools.corpus or cfg.tools.retrieval_url):  # the suite's own pages by default
+    if not (cfg.tools.corpus or cfg.tools.retrieval_url or cfg.tools.web):  # its own pages
         cfg.tools.corpus = str(w.corpus_path)
     selected = select_tasks(suite_tasks(w, suite, split), language, ids, limit)
     if reworded:

@@ -1,7 +1,9 @@
 """Options shared by the commands that run agents (`ask`, `eval ...`), and how they map to Config.
 
 Every flag is a shorthand for a config key; `--config FILE` and `--set key=value` reach the rest
-(for example `--set agent.lead_turns=4`).
+(for example `--set agent.lead_turns=4`). `--search NAME` / `--access NAME` set
+`tools.web.search` / `tools.web.access`, which turns on real web search (`wideseek.tools.web`)
+in place of the corpus; the other of the two keeps its default.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import typer
 from wideseek.config import Config, load_config
 from wideseek.errors import UsageError
 from wideseek.profiles import PROFILES
+from wideseek.tools.web.config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
 
 if TYPE_CHECKING:
     from wideseek.eval.judge_client import ChatCompleter
@@ -27,6 +30,18 @@ Mode = Literal["multi", "single"]
 # The choices of --profile: every profile in wideseek.profiles, nothing listed twice.
 Profile = StrEnum("Profile", {name: name for name in PROFILES})  # type: ignore[misc]
 DEFAULT_PROFILE = Profile("wideseek")
+# The choices of --search / --access: every backend wideseek.tools.web knows.
+SearchBackendName = StrEnum("SearchBackendName", {n: n for n in SEARCH_NAMES})  # type: ignore[misc]
+AccessBackendName = StrEnum("AccessBackendName", {n: n for n in ACCESS_NAMES})  # type: ignore[misc]
+
+
+def web_key_envs(names: tuple[str, ...]) -> str:
+    """ "serper $SERPER_API_KEY, ...": where the backends of `names` read their keys (defaults;
+    tools.web.<name>.key_env names another variable)."""
+    web = WebToolsConfig()
+    envs = [(n, web.service(n).key_env) for n in names if n != "direct"]
+    return ", ".join(f"{n} ${env}" for n, env in envs if env)
+
 
 ModeOpt = Annotated[
     Mode | None, typer.Option("--mode", help="multi: lead + parallel subagents; single: one agent")
@@ -66,6 +81,18 @@ LenientTablesOpt = Annotated[
         "official scorer, which fails to parse such tables (score 0)"
     ),
 ]
+SEARCH_HELP = (
+    "search the real web with this API instead of a corpus (turns on tools.web). Keys come "
+    f"from the environment: {web_key_envs(SEARCH_NAMES)}; searxng is self-hosted (set "
+    "tools.web.searxng.base_url). `wideseek tools check` tests them."
+)
+ACCESS_HELP = (
+    "read pages with this reader (turns on tools.web; default: jina): jina is the Jina Reader "
+    f"service (key ${WebToolsConfig().jina.key_env}, optional: a lower rate limit without); "
+    "direct fetches pages from this machine."
+)
+SearchOpt = Annotated[SearchBackendName | None, typer.Option("--search", help=SEARCH_HELP)]
+AccessOpt = Annotated[AccessBackendName | None, typer.Option("--access", help=ACCESS_HELP)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file")]
 SetOpt = Annotated[
     list[str] | None,
@@ -85,6 +112,8 @@ def build_config(
     corpus: Path | None = None,
     retrieval: str | None = None,
     profile: str | None = None,
+    search: str | None = None,
+    access: str | None = None,
 ) -> Config:
     """The config file, then `--set` overrides, then the explicit flags (which win)."""
     flags = {
@@ -96,6 +125,8 @@ def build_config(
         "engine.tokenizer": tokenizer,
         "tools.corpus": str(corpus) if corpus else None,
         "tools.retrieval_url": retrieval,
+        "tools.web.search": search,  # either one turns tools.web on
+        "tools.web.access": access,
     }
     extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
     return load_config(config, [*(overrides or []), *extra])
@@ -147,6 +178,8 @@ with_run_config = flag_group(
         "corpus": (CorpusOpt, None),
         "retrieval": (RetrievalOpt, None),
         "profile": (ProfileOpt, None),
+        "search": (SearchOpt, None),
+        "access": (AccessOpt, None),
         "config": (ConfigOpt, None),
         "set_": (SetOpt, None),
     },

@@ -5,8 +5,11 @@ the world's oracle and training's dev evaluation behave the same:
 - engine: `engine.base_url` set → `HttpEngine` (checked with one GET /v1/models first);
   else `engine.model` names a local model directory → `LocalEngine`; else the model shipped
   inside the package (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
-- search backend: `tools.retrieval_url` → the retrieval service; `tools.corpus` → BM25 over
-  that JSONL file; else the bundled offline world's corpus.
+- search backend: `tools.web` → real web search and page access (`wideseek.tools.web`: the
+  configured search API and page reader, cached on disk); `tools.retrieval_url` → the
+  retrieval service; `tools.corpus` → BM25 over that JSONL file; else the bundled offline
+  world's corpus. `tools.web` excludes the other two (a `ConfigError`). The backend is closed
+  when the run ends (`close_backend`): a web backend holds HTTP clients and the cache file.
 - sampling: a local model's own generation_config.json (e.g. greedy, a response cap) fills the
   agent settings the user left unset (`with_model_defaults`).
 - page extraction: `tools.summarize_pages` → `access` with `info_to_extract` returns the
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from wideseek.agents.extractor import engine_extractor
 from wideseek.agents.orchestrator import AgentObserver, Orchestrator
-from wideseek.config import AgentConfig, Config, EngineConfig
+from wideseek.config import AgentConfig, Config, ConfigError, EngineConfig
 from wideseek.llm.base import Engine, EngineError
 from wideseek.llm.model_dir import require_model_dir
 from wideseek.tools.base import SearchBackend
@@ -102,8 +105,16 @@ async def close_engine(engine: Engine) -> None:
 
 
 def open_backend(config: Config) -> SearchBackend:
-    """The search/access backend `config` asks for (see the module docstring)."""
+    """The search/access backend `config` asks for (see the module docstring); close it with
+    `close_backend`."""
     tools = config.tools
+    conflict = tools.backend_conflict()  # again here: code may set fields after validation
+    if conflict:
+        raise ConfigError(f"tools: {conflict}")
+    if tools.web is not None:
+        from wideseek.tools.web import open_web_backend
+
+        return open_web_backend(tools.web)
     if tools.retrieval_url:
         from wideseek.tools.retrieval_client import RetrievalClient
 
@@ -117,6 +128,13 @@ def open_backend(config: Config) -> SearchBackend:
     from wideseek.tools.local_corpus import LocalCorpus
 
     return LocalCorpus(corpus)
+
+
+async def close_backend(backend: SearchBackend) -> None:
+    """Release what a backend holds (HTTP clients, a cache file); a no-op for a corpus."""
+    aclose = getattr(backend, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 # Engine sampling terms → the agent settings they fill when the user set none.
@@ -150,17 +168,19 @@ def with_model_defaults(agent: AgentConfig, engine: Engine) -> AgentConfig:
 async def open_orchestrator(
     config: Config, observer: AgentObserver | None = None, engine: Engine | None = None
 ) -> AsyncIterator[Orchestrator]:
-    """An orchestrator over the configured (or given) engine and backend, closed on exit."""
+    """An orchestrator over the configured (or given) engine and backend, both closed on exit
+    (the backend even when the engine fails to open)."""
     backend = open_backend(config)
-    own_engine = engine is None
-    engine = engine or await open_engine(config)
     try:
-        extractor = engine_extractor(engine) if config.tools.summarize_pages else None
-        agent = with_model_defaults(config.agent, engine)
-        yield Orchestrator.with_backend(engine, backend, agent, observer, extractor, config.tools)
+        own_engine = engine is None
+        engine = engine or await open_engine(config)
+        try:
+            extractor = engine_extractor(engine) if config.tools.summarize_pages else None
+            agent = with_model_defaults(config.agent, engine)
+            tools = config.tools
+            yield Orchestrator.with_backend(engine, backend, agent, observer, extractor, tools)
+        finally:
+            if own_engine:
+                await close_engine(engine)
     finally:
-        if own_engine:
-            await close_engine(engine)
-        aclose = getattr(backend, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_backend(backend)

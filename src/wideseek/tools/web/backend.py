@@ -5,11 +5,17 @@ line per backend, whether each can work (key set, endpoint answering).
 
 Every `search`/`access`:
 1) normalises the request (query whitespace and Unicode form, k; URL scheme/host case,
-   default port, fragment) and looks it up in the cache;
-2) on a miss asks the network (unless replaying: then a miss is a `WebToolError`);
-3) stores the answer with the facts of its fetch, and returns it with an audit record
+   default port, fragment) and keys it by backend, the service's base URL and the request;
+2) joins an identical request already in flight, if there is one: concurrent callers asking
+   the same thing share one lookup and one network call (their audits say `coalesced`);
+3) else looks it up in the cache, and on a miss asks the network (unless replaying: then a
+   miss is a `WebToolError`);
+4) stores the answer with the facts of its fetch, and returns it with an audit record
    (`fetched.py` has the shape): search → `WebHits` (a list of SearchHit with `.audit`),
    access → a Page with `meta["audit"]`. A failure raises `WebToolError` carrying `.audit`.
+
+The shared lookup runs as its own task, so a caller that is cancelled (an agent's deadline)
+does not cancel it for the others; `aclose` cancels what is still running.
 
 Limits hold per WebBackend: open one per process and share it between rollouts. It knows
 nothing about prompts or the model-facing tools, which cut text to `page_chars` and turn a
@@ -19,10 +25,11 @@ nothing about prompts or the model-facing tools, which cut text to `page_chars` 
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib.util
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -67,6 +74,8 @@ class WebBackend:
         self.reader = reader
         self.cache = cache
         self.replay = replay
+        # cache key → the lookup answering it right now, which identical requests join
+        self._in_flight: dict[str, asyncio.Task[tuple[Any, dict[str, Any]]]] = {}
 
     def __repr__(self) -> str:
         parts = f"{self.searcher!r}, {self.reader!r}, {self.cache!r}, replay={self.replay}"
@@ -78,6 +87,7 @@ class WebBackend:
         request = {"query": normalise_query(query), "k": k}
         hits, audit = await self._lookup(
             self.searcher.name,
+            self.searcher.base_url,
             "search",
             request,
             shown=request["query"],
@@ -91,6 +101,7 @@ class WebBackend:
         request = {"url": normalise_url(url)}
         page, audit = await self._lookup(
             self.reader.name,
+            self.reader.base_url,
             "access",
             request,
             shown=request["url"],
@@ -101,16 +112,22 @@ class WebBackend:
         return page.model_copy(update={"meta": {"audit": audit}})
 
     async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()  # tasks of a finished asyncio.run are gone already
+        pending = [task for task in self._in_flight.values() if task.get_loop() is loop]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await self.searcher.http.aclose()
         await self.reader.http.aclose()
         if self.cache is not None:
             self.cache.close()
 
-    # -- cache, replay, audit ------------------------------------------------------------
+    # -- coalescing, cache, replay, audit ------------------------------------------------
 
     async def _lookup(
         self,
         backend: str,
+        base_url: str,
         kind: str,
         request: dict[str, Any],
         *,
@@ -119,6 +136,49 @@ class WebBackend:
         encode: Callable[[T], Any],
         decode: Callable[[Any], T],
     ) -> tuple[T, dict[str, Any]]:
+        """The answer to `request`, shared with any identical request already in flight."""
+        key = cache_key(backend, kind, request, base_url=base_url)
+        running = self._in_flight.get(key)
+        if running is None or running.get_loop() is not asyncio.get_running_loop():
+            answer = self._answer(key, backend, kind, shown, fetch, encode, decode)
+            task = self._start(key, answer)
+            return await asyncio.shield(task)  # a cancelled caller leaves it to the others
+        started = time.perf_counter()
+        try:
+            value, first = await asyncio.shield(running)
+        except WebToolError as e:
+            joined = copy.copy(e)  # same class and message, this caller's own audit
+            joined.audit = _joined_audit(e.audit or {}, started)
+            raise joined from None  # like the first: no chained cause to carry text along
+        # a copy of the value, as a cache hit would give: callers never share objects
+        return decode(encode(value)), _joined_audit(first, started)
+
+    def _start(
+        self, key: str, answer: Coroutine[Any, Any, tuple[T, dict[str, Any]]]
+    ) -> asyncio.Task[tuple[T, dict[str, Any]]]:
+        task = asyncio.create_task(answer)
+        self._in_flight[key] = task
+
+        def finished(done: asyncio.Task[tuple[T, dict[str, Any]]]) -> None:
+            if self._in_flight.get(key) is done:
+                del self._in_flight[key]
+            if not done.cancelled():
+                done.exception()  # retrieved: every caller may have gone (no "never retrieved")
+
+        task.add_done_callback(finished)
+        return task
+
+    async def _answer(
+        self,
+        key: str,
+        backend: str,
+        kind: str,
+        shown: str,
+        fetch: Callable[[], Awaitable[Fetched[T]]],
+        encode: Callable[[T], Any],
+        decode: Callable[[Any], T],
+    ) -> tuple[T, dict[str, Any]]:
+        """From the cache, else from the network (and into the cache), with its audit."""
         started = time.perf_counter()
         audit: dict[str, Any] = {
             "backend": backend,
@@ -134,6 +194,7 @@ class WebBackend:
             "content_type": None,
             "attempts": 0,
             "elapsed_s": 0.0,
+            "coalesced": False,
             "error": None,
         }
 
@@ -141,7 +202,6 @@ class WebBackend:
             audit["elapsed_s"] = round(time.perf_counter() - started, 6)
             return audit
 
-        key = cache_key(backend, kind, request)
         if self.cache is not None:
             cached = await self.cache.get(key, any_age=self.replay)
             if cached is not None:
@@ -168,6 +228,12 @@ class WebBackend:
             entry = {"value": encode(fetched.value), "fetch": fetched.facts()}
             await self.cache.put(key, backend=backend, kind=kind, request=shown, value=entry)
         return fetched.value, done()
+
+
+def _joined_audit(first: dict[str, Any], started: float) -> dict[str, Any]:
+    """The audit of a caller that joined `first`'s lookup: its facts, no tries of its own."""
+    elapsed = round(time.perf_counter() - started, 6)
+    return {**first, "coalesced": True, "attempts": 0, "elapsed_s": elapsed}
 
 
 # -- assembly --------------------------------------------------------------------------------

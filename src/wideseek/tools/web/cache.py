@@ -1,10 +1,12 @@
 """`WebCache`: answers of web backends kept in one SQLite file, shared by concurrent callers.
 
-Keyed by `cache_key(backend, kind, request)`: a hash of the backend name, "search"/"access"
-and the normalised request (query and k, or URL), so the same question to the same backend is
-asked once. Values are JSON. An entry older than `ttl_s` is a miss for normal lookups; replay
-(`any_age=True`) takes it whatever its age, so a recorded run replays exactly. Expired rows are
-overwritten by the next fetch, never deleted behind a replay's back.
+Keyed by `cache_key(backend, kind, request, base_url=...)`: a hash of the backend name, the
+base URL of the service it asks ("" for direct fetch), "search"/"access" and the normalised
+request (query and k, or URL), so the same question to the same service is asked once, and a
+test fake or a self-hosted mirror never shares entries with the real service. Values are JSON.
+An entry older than `ttl_s` is a miss for normal lookups; replay (`any_age=True`) takes it
+whatever its age, so a recorded run replays exactly. Expired rows are overwritten by the next
+fetch, never deleted behind a replay's back.
 
 Concurrency: the file is in WAL mode (readers never wait for a writer, other processes can
 share it); calls run in worker threads (`asyncio.to_thread`) on one connection behind a lock,
@@ -45,8 +47,10 @@ CREATE TABLE IF NOT EXISTS answers_v1 (
 """
 
 
-def cache_key(backend: str, kind: str, request: dict[str, Any]) -> str:
-    blob = json.dumps([backend, kind, request], sort_keys=True, ensure_ascii=False)
+def cache_key(backend: str, kind: str, request: dict[str, Any], *, base_url: str) -> str:
+    """The entry's key. `base_url` is required: a key without it would let answers of one
+    endpoint (a fake on 127.0.0.1) stand in for another's (the real API)."""
+    blob = json.dumps([backend, base_url, kind, request], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

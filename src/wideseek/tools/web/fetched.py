@@ -9,7 +9,9 @@ JSON-ready dict:
      "cache": "hit" | "miss" | "off", "replay": bool, "status": 200 | None,
      "final_url": <URL after redirects; for search, the API endpoint>, "redirects": 0,
      "bytes": <body bytes kept>, "truncated": bool, "content_type": str | None,
-     "attempts": <HTTP tries; 0 on a cache hit>, "elapsed_s": float, "error": str | None}
+     "attempts": <HTTP tries; 0 on a cache hit or when coalesced>, "elapsed_s": float,
+     "coalesced": <True: joined an identical request in flight, whose facts these are>,
+     "error": str | None}
 
 It rides on the result so the `SearchBackend` protocol stays as it is: search returns
 `WebHits` (a list of SearchHit with `.audit`), access a Page with `meta["audit"]`, and a

@@ -53,6 +53,7 @@ def web_url(url: str) -> httpx.URL:
 
 class PageReader(ABC):
     name: ClassVar[str]
+    base_url: str = ""  # the service asked, part of the cache key; direct fetch asks none
 
     def __init__(self, http: ThrottledHttp, max_bytes: int) -> None:
         self.http = http
