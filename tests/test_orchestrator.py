@@ -169,13 +169,27 @@ async def test_malformed_unknown_and_invalid_calls_are_fed_back():
 
 
 async def test_turn_limit_keeps_best_answer_and_flags():
-    call = format_tool_call("search", {"query": "chile"})
-    engine = ScriptedEngine({"single": ["partial | table |" + call] * 3})
+    calls = [format_tool_call("search", {"query": q}) for q in ("chile", "peru", "bolivia")]
+    engine = ScriptedEngine({"single": ["partial | table |" + call for call in calls]})
     cfg = AgentConfig(mode="single", single_turns=3)
     traj = await Orchestrator(engine, tools_for, cfg).run(TASK)
     assert traj.lead.failures == [Failure.TURN_LIMIT]
     assert traj.final_answer == "partial | table |"
     assert len(traj.lead.turns) == 3
+
+
+async def test_an_agent_repeating_its_calls_is_told_then_stopped():
+    again = format_tool_call("search", {"query": "chile"})
+    other = format_tool_call("search", {"query": "peru"})
+    engine = ScriptedEngine({"single": [again, again, other, again, again, "never reached"]})
+    cfg = AgentConfig(mode="single", single_turns=10, max_repeated_turns=2)
+    traj = await Orchestrator(engine, tools_for, cfg).run(TASK)
+    turns = traj.lead.turns
+    assert [Failure.REPEATED_CALL in t.failures for t in turns] == [False, True, False, True, True]
+    assert Failure.STUCK in traj.lead.failures and not traj.lead.ok
+    repeated = turns[1].tool_results[0]
+    assert repeated.error and "made this exact call before" in repeated.text
+    assert not turns[2].tool_results[0].error  # a new query runs
 
 
 async def test_engine_error_and_subagent_limit_are_recorded():

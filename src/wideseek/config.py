@@ -54,6 +54,12 @@ class AgentConfig(_Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     thinking: bool = Field(True, description="let the model think in <think> blocks")
     turn_hints: bool = Field(True, description="tell each agent how many turns it has left")
+    max_repeated_turns: int = Field(
+        2,
+        ge=1,
+        description="stop an agent after this many turns in a row that only repeat "
+        "its earlier tool calls (a small model's loop); each is answered with an error",
+    )
     seed: int | None = Field(
         None, description="sampling seed; each (task, trial, agent) gets its own stream of it"
     )

@@ -41,11 +41,15 @@ class Failure(StrEnum):
     TOOL_ERROR = "tool_error"  # a tool returned an error result
     SUBAGENT_FAILED = "subagent_failed"  # a subagent of this lead ended with a failure
     NO_ANSWER = "no_answer"  # the final message holds no answer in the required format
+    REPEATED_CALL = "repeated_call"  # every call of the turn repeats one the agent made before
+    STUCK = "stuck"  # max_repeated_turns repeating turns in a row: the agent was stopped
 
 
 # Failures of one turn, after which the agent went on; they are kept on the Turn. The others end
 # the agent (or judge its answer) and are kept on the AgentRun.
-TURN_FAILURES = frozenset({Failure.MALFORMED_CALL, Failure.TOO_MANY_CALLS, Failure.TOOL_ERROR})
+TURN_FAILURES = frozenset(
+    {Failure.MALFORMED_CALL, Failure.TOO_MANY_CALLS, Failure.TOOL_ERROR, Failure.REPEATED_CALL}
+)
 
 
 class Task(BaseModel):
@@ -154,7 +158,7 @@ class AgentRun(BaseModel):
 
     @property
     def ok(self) -> bool:
-        hard = {Failure.CONTEXT_OVERFLOW, Failure.TURN_LIMIT, Failure.ENGINE_ERROR}
+        hard = {Failure.CONTEXT_OVERFLOW, Failure.TURN_LIMIT, Failure.ENGINE_ERROR, Failure.STUCK}
         return not hard.intersection(self.failures)
 
     def prompt_token_ids(self, turn_index: int) -> list[int] | None:

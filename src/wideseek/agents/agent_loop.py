@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class LoopLimits:
     top_p: float
     seed: int | None  # this agent's own seed; each turn samples with a seed derived from it
     turn_hints: bool
+    max_repeated_turns: int = 2  # turns in a row of only repeated calls before the agent stops
 
 
 def derive_seed(*parts: object) -> int:
@@ -98,6 +100,8 @@ async def run_agent(
         context_ids = renderer.render_prompt(agent.messages, schemas)
         pending_ids = list(context_ids)
     last_prompt_tokens = 0  # chat path: the server's count for the previous turn
+    made: set[str] = set()  # every tool call this agent made so far (name + arguments)
+    repeats = 0  # turns in a row whose calls all repeated earlier ones
     agent.started_at = time.time()
     observer.agent_started(agent)
     finished = False
@@ -183,6 +187,17 @@ async def run_agent(
         problems = [_call_problem(c, by_name) for c in calls]
         if parsed.errors or any(problems):
             turn.failures.append(Failure.MALFORMED_CALL)
+        # (a tool marked `repeatable`, like delegation, gives something new each time: a retry)
+        keys = [_call_key(c) for c in calls if not getattr(by_name.get(c.name), "repeatable", 0)]
+        if keys and len(keys) == len(calls) and all(k in made for k in keys):
+            # Running them again would show the same results: say so instead, and stop an
+            # agent that keeps looping (greedy small models do) before it burns its turns.
+            turn.failures.append(Failure.REPEATED_CALL)
+            repeats += 1
+            problems = [p or REPEATED_CALL_TEXT for p in problems]
+        else:
+            repeats = 0
+        made.update(keys)
         turn.tool_calls = calls
         tools_start = time.time()
         turn.tool_results = list(
@@ -207,6 +222,9 @@ async def run_agent(
             context_ids.extend(response_ids)
             context_ids.extend(pending_ids)
         observer.turn_finished(agent, turn)
+        if repeats >= limits.max_repeated_turns:
+            agent.failures.append(Failure.STUCK)
+            break
     else:
         agent.failures.append(Failure.TURN_LIMIT)
 
@@ -215,6 +233,16 @@ async def run_agent(
     agent.duration_s = time.time() - agent.started_at
     observer.agent_finished(agent)
     return agent
+
+
+REPEATED_CALL_TEXT = (
+    "not run: you made this exact call before and its result is above; use it, try another "
+    "query or page, or give your answer"
+)
+
+
+def _call_key(call: ToolCall) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
 
 
 def _record_completion(turn: Turn, completion: Completion) -> None:

@@ -35,6 +35,8 @@ Spawn = Callable[[list[str]], Awaitable[list[AgentRun]]]
 class DelegateTool:
     """The lead's tool: run subagents in parallel on the given subtasks, return their reports."""
 
+    repeatable = True  # the same subtasks again start new subagents: a retry, not a loop
+
     def __init__(self, profile: ToolProfile, spawn: Spawn, max_subagents: int) -> None:
         self.profile = profile
         self.name = profile.delegate_tool
@@ -119,6 +121,7 @@ class Orchestrator:
             top_p=c.top_p,
             seed=seed,
             turn_hints=c.turn_hints,
+            max_repeated_turns=c.max_repeated_turns,
         )
 
     def _turns(self, role: Role) -> int:

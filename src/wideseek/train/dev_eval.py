@@ -57,7 +57,7 @@ def turn_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
 
     turns = [t for traj in trajectories for _, t in traj.iter_turns()]
     agents = [a for traj in trajectories for a in traj.agents]
-    hard = {Failure.TURN_LIMIT, Failure.CONTEXT_OVERFLOW}
+    hard = {Failure.TURN_LIMIT, Failure.CONTEXT_OVERFLOW, Failure.STUCK}
 
     return {
         "call_validity": fmean(Failure.MALFORMED_CALL not in t.failures for t in turns)
