@@ -70,6 +70,8 @@ def eval_(
     ] = False,
     context_length: Annotated[int, typer.Option(min=256, help="Tokens per agent.")] = 4096,
     max_response_tokens: Annotated[int, typer.Option(min=1, help="Per generation.")] = 512,
+    lead_turns: Annotated[int, typer.Option(min=1, help="Turns of the lead.")] = 10,
+    subagent_turns: Annotated[int, typer.Option(min=1, help="Turns of each subagent.")] = 20,
     world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
         None
     ),
@@ -92,6 +94,8 @@ def eval_(
         "seed": 0,
         "context_length": context_length,
         "max_response_tokens": max_response_tokens,
+        "lead_turns": lead_turns,
+        "subagent_turns": subagent_turns,
     }
     try:
         settings = DevEvalSettings(
