@@ -48,9 +48,9 @@ def test_serve_with_no_flags_answers_the_openai_client(tmp_path):
     try:
         wait_until_up(proc, url, stderr_path)
         client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
-        assert [m.id for m in client.models.list()] == ["wideseek-smollm2-135m"]
+        assert [m.id for m in client.models.list()] == ["wideseek-tiny"]
         reply = client.chat.completions.create(
-            model="wideseek-smollm2-135m",
+            model="wideseek-tiny",
             messages=[{"role": "user", "content": "Capital of Peru?"}],
             max_tokens=8,
         )
@@ -68,4 +68,4 @@ def test_serve_with_no_flags_answers_the_openai_client(tmp_path):
         stderr.close()
     err = stderr_path.read_text()
     assert "the small model shipped with wideseek" in err  # the note `ask` prints too
-    assert f"serving 'wideseek-smollm2-135m' on {url}/v1" in err
+    assert f"serving 'wideseek-tiny' on {url}/v1" in err

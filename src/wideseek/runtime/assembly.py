@@ -35,7 +35,7 @@ from wideseek.llm.model_dir import require_model_dir
 from wideseek.tools.base import SearchBackend
 
 MODEL_ENV = "WIDESEEK_MODEL"
-SHIPPED_MODEL_NAME = "wideseek-smollm2-135m"
+SHIPPED_MODEL_NAME = "wideseek-tiny"
 
 
 def package_model_dir() -> Path:
