@@ -179,7 +179,7 @@ def _cpu_only_processes() -> bool:
     return not devices.is_available()
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after `step` (the run died after its last checkpoint), and a torn last
     line with them."""
     if not path.exists():
@@ -260,7 +260,7 @@ def train_sft(
             ) from e
         step, tokens_seen = state["step"], state["tokens_seen"]
         if accelerator.is_main_process:
-            _truncate_metrics(metrics_path, step)
+            truncate_metrics(metrics_path, step)
 
     def trainer_state() -> dict[str, Any]:
         return {"step": step, "tokens_seen": tokens_seen, "data": signature}

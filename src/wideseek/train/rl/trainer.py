@@ -46,11 +46,9 @@ from wideseek.train.rl.advantages import group_advantages, is_flat
 from wideseek.train.rl.loss import ClipSettings, policy_loss, token_weights
 from wideseek.train.rl.rewards import RewardShaping, rollout_reward
 from wideseek.train.rl.samples import AgentSample, agent_sample
+from wideseek.train.sft import METRICS, TRAINER_STATE, checkpoints, truncate_metrics
 from wideseek.train.trainable import LoraSettings, Trainable, load_trainable, save_trained
 from wideseek.types import Task, Trajectory
-
-TRAINER_STATE = "trainer_state.json"
-METRICS = "metrics.jsonl"
 
 
 class CollapseError(WideseekError, RuntimeError):
@@ -147,8 +145,7 @@ class RLTrainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def checkpoints(self) -> list[Path]:
-        found = [p for p in self.out.glob("checkpoint-*") if (p / TRAINER_STATE).exists()]
-        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+        return checkpoints(self.out)
 
     def resume(self) -> None:
         found = self.checkpoints()
@@ -159,12 +156,7 @@ class RLTrainer:
         state = json.loads((latest / TRAINER_STATE).read_text())
         self.step, self.last_good = int(state["step"]), state.get("last_good")
         self.tripped = defaultdict(int, state.get("tripped", {}))
-        metrics = self.out / METRICS
-        if metrics.exists():
-            from wideseek.io import iter_jsonl
-
-            kept = [json.dumps(r) + "\n" for _, r in iter_jsonl(metrics) if r["step"] <= self.step]
-            atomic_write_text(metrics, "".join(kept))
+        truncate_metrics(self.out / METRICS, self.step)
 
     def save(self, good: bool) -> Path:
         path = self.out / f"checkpoint-{self.step}"
@@ -174,7 +166,7 @@ class RLTrainer:
             self.last_good = self.step
         state = {"step": self.step, "last_good": self.last_good, "tripped": dict(self.tripped)}
         atomic_write_text(path / TRAINER_STATE, json.dumps(state))
-        keep = {p for p in self.checkpoints()[-self.config.keep_checkpoints :]}
+        keep = set(self.checkpoints()[-self.config.keep_checkpoints :])
         for old in self.checkpoints():  # never drop the last good one: a rollback needs it
             if old not in keep and old.name != f"checkpoint-{self.last_good}":
                 shutil.rmtree(old, ignore_errors=True)
@@ -205,8 +197,6 @@ class RLTrainer:
         """One optimizer step over (a rollout's agent samples, its advantage) pairs."""
         import torch
 
-        from wideseek.llm.batched_decode import token_logprobs
-
         weights = token_weights([[s.n_generated for s in samples] for samples, _ in batch])
         self.model.train()
         self.optimizer.zero_grad()
@@ -215,8 +205,10 @@ class RLTrainer:
         for (samples, advantage), agent_weights in zip(batch, weights, strict=True):
             for sample, weight in zip(samples, agent_weights, strict=True):
                 ids = torch.tensor([sample.input_ids], device=device)  # (1, L)
-                logits = self.model(input_ids=ids).logits[:, :-1].float()  # (1, L-1, V)
-                new = token_logprobs(logits, ids[:, 1:], self.config.temperature)
+                logits = self.model(input_ids=ids).logits[:, :-1]  # (1, L-1, V)
+                # token_logprobs' definition, with the log-softmax kept for the entropy below
+                logp = torch.log_softmax(logits.float() / self.config.temperature, dim=-1)
+                new = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (1, L-1)
                 mask = torch.tensor([sample.response_mask[1:]], device=device)
                 old = torch.tensor([sample.old_logprobs[1:]], device=device)
                 w = torch.full_like(old, weight)
@@ -224,7 +216,6 @@ class RLTrainer:
                                       mask, self.config.clip)  # fmt: skip
                 self.accelerator.backward(loss)
                 with torch.no_grad():
-                    logp = torch.log_softmax(logits / self.config.temperature, dim=-1)
                     entropy = -(logp.exp() * logp).sum(-1)[mask].mean()
                 stats["entropy"].append(float(entropy))
                 for key, value in s.items():
