@@ -4,11 +4,13 @@ huge, slow and broken pages. Direct fetch reaches the fake only through the allo
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
 
 from test_web_fakes import FakeWeb, Fault, tiny_pdf
+from test_web_search_apis import Pauses
 from wideseek.config import ToolsConfig
 from wideseek.tools.search_tools import make_tools
 from wideseek.tools.web import WebToolError, audit_of, open_web_backend
@@ -180,10 +182,77 @@ async def test_types_without_text_are_refused(web):
 # -- direct fetch: faults ----------------------------------------------------------------------
 
 
-async def test_a_page_that_drips_bytes_hits_the_time_limit(web):
-    backend = direct(web, timeout_s=0.3, retry={"attempts": 1})
-    with pytest.raises(WebToolError, match=r"direct: timed out \(limit 0.3 s\), after 1 attempt"):
+async def test_a_page_that_drips_bytes_hits_the_time_limit_once_not_four_times(web):
+    backend = direct(web, timeout_s=0.3)  # 4 attempts configured: a slow page gets one
+    with pytest.raises(WebToolError) as failure:
         await backend.access(web.site_url("drip"))
+    assert str(failure.value) == "direct: timed out (limit 0.3 s), after 1 attempt"
+    audit = audit_of(failure.value)
+    assert (audit["attempts"], audit["error_kind"]) == (1, "timeout")
+    assert len(web.seen("site")) == 1
+
+
+async def test_one_deadline_holds_for_the_whole_access(web):
+    backend = direct(web, timeout_s=5.0, access_deadline_s=0.3)
+    with pytest.raises(WebToolError) as failure:
+        await backend.access(web.site_url("drip"))
+    assert str(failure.value) == "direct: timed out (deadline 0.3 s per call), after 1 attempt"
+
+
+async def test_no_retry_pause_runs_past_the_deadline(web):
+    backend = direct(web, access_deadline_s=2.0)
+    pauses = backend.reader.http.sleep = Pauses()
+    web.fail_next("site", Fault(503, {"Retry-After": "10"}, body=b"busy"))
+    with pytest.raises(WebToolError) as failure:
+        await backend.access(web.site_url("oslo.html"))
+    assert str(failure.value) == "direct: HTTP 503: busy, after 1 attempt"
+    assert pauses.seen == [] and len(web.seen("site")) == 1
+
+
+async def test_connect_errors_are_retried(web):
+    with socket.socket() as placeholder:  # a loopback port that nobody listens on
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    backend = direct(web, direct={"allowed_hosts": [f"127.0.0.1:{port}"]}, retry={"attempts": 3})
+    with pytest.raises(WebToolError, match=r"direct: unreachable \(ConnectError") as failure:
+        await backend.access(f"http://127.0.0.1:{port}/")
+    assert str(failure.value).endswith("after 3 attempts")
+    audit = audit_of(failure.value)
+    assert (audit["attempts"], audit["error_kind"]) == (3, "unreachable")
+
+
+async def test_jina_page_reads_are_not_retried_on_a_timeout_either(web):
+    backend = open_web_backend(web.config(KEY_ENV, access="jina", timeout_s=0.2))
+    web.fail_next("jina", Fault(200, delay_s=1.0))
+    with pytest.raises(WebToolError, match=r"jina: timed out \(limit 0.2 s\), after 1 attempt$"):
+        await backend.access("https://example.com/slow")
+    assert len(web.seen("jina")) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "overrides", "attempts", "kind"),
+    [
+        ("busy", {"retry": {"attempts": 3}}, 3, "http_status"),
+        ("missing", {}, 1, "http_status"),
+        ("cat.png", {}, 1, "unsupported_type"),
+        ("big.pdf", {"max_bytes": 2048}, 1, "too_large"),
+        ("ok", {"direct": {"allowed_hosts": []}}, 1, "refused_by_guard"),
+        ("file:///etc/passwd", {}, 0, "refused_by_guard"),  # refused before any try
+        ("http://[::1", {}, 0, "bad_url"),
+    ],
+)
+async def test_failures_record_their_attempts_and_kind(web, path, overrides, attempts, kind):
+    web.page("ok", ARTICLE)
+    web.page("cat.png", b"\x89PNG\r\n\x1a\n", content_type="image/png")
+    web.page("big.pdf", tiny_pdf("x" * 3000), content_type="application/pdf")
+    if path == "busy":
+        web.fail_next("site", *[Fault(503, body=b"busy")] * 3)
+    url = path if ":" in path else web.site_url(path)
+    with pytest.raises(WebToolError) as failure:
+        await direct(web, **overrides).access(url)
+    audit = audit_of(failure.value)
+    assert (audit["attempts"], audit["error_kind"]) == (attempts, kind), failure.value
+    assert audit["error"] == str(failure.value)
 
 
 async def test_a_503_then_success_is_retried_and_a_404_is_not(web):

@@ -219,6 +219,14 @@ def test_ask_with_search_flag_searches_and_reads_the_web(web, tmp_path, capsys):
     assert traj.agents[0].turns[0].tool_results[0].data["audit"]["cache"] == "hit"
 
 
+def test_a_malformed_allow_list_entry_is_one_line_at_start_up(capsys):
+    entry = 'tools.web.direct.allowed_hosts=["fake.test:99999"]'
+    code = run(["ask", "q", "--no-live", "--access", "direct", "--set", entry])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err
+    assert err.startswith("error:") and "allow-list entry 'fake.test:99999': bad port" in err
+
+
 def test_ask_with_search_and_corpus_is_one_line(tmp_path, capsys):
     code = run(["ask", "q", "--no-live", "--search", "serper", "--corpus", str(tmp_path / "c")])
     err = capsys.readouterr().err.strip()

@@ -13,6 +13,9 @@ tests/test_web_*.py files and `bench/web_cache.py`; needs starlette and uvicorn 
 - GET /site/<path>: pages served as given by `page(...)` (status, type, raw bytes, a
   redirect), plus /site/huge (streams `huge_bytes`) and /site/drip (a byte every 50 ms).
 
+`HitCounter` is a second loopback listener that only counts connections: the target of
+redirects and URL tricks the SSRF guard must refuse.
+
 Faults: `fail_next(route, Fault(...), ...)` makes the next requests to a route ("serper",
 "brave", "tavily", "searxng", "jina", "site") answer a status with headers (429 with
 Retry-After, 500), stall for `delay_s`, or cut the body short of its Content-Length.
@@ -23,8 +26,11 @@ concurrent ones per route. Knows nothing of wideseek's clients.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import socket
+import socketserver
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -158,7 +164,12 @@ class FakeWeb(BackgroundServer):
 
     # -- pointing clients at it ----------------------------------------------------------
 
-    HOST = "fake.test"  # a name only `resolve` knows; configs allow-list it for direct fetch
+    HOST = "fake.test"  # a name only `resolve` knows; configs allow-list `origin` for direct fetch
+
+    @property
+    def origin(self) -> str:
+        """The allow-list entry for this server: its name and port (origin-style)."""
+        return f"{self.HOST}:{self.port}"
 
     def site_url(self, path: str) -> str:
         return f"http://{self.HOST}:{self.port}/site/{path.lstrip('/')}"
@@ -184,7 +195,7 @@ class FakeWeb(BackgroundServer):
             "tavily": api("tavily"),
             "searxng": api("searxng", key_required=False),
             "jina": api("jina", key_required=False),
-            "direct": {"allowed_hosts": [self.HOST]},
+            "direct": {"allowed_hosts": [self.origin]},
             "retry": {"backoff_s": 0.001, "max_backoff_s": 0.004, "jitter_s": 0.001},
             "timeout_s": 5.0,
             "cache": False,
@@ -381,6 +392,58 @@ def _presented_key(route: str, request: Request) -> str | None:
     return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
 
 
+class HitCounter:
+    """A second loopback service that counts every connection it accepts and answers each with
+    a page holding `SECRET`: a request the SSRF guard should have refused shows up as a hit,
+    whatever became of it. Listens on 127.0.0.1 and, where the machine has IPv6, on [::1] at
+    the same port. `with HitCounter() as counter:`; `counter.hits`, `counter.reset()`."""
+
+    SECRET = "the other service's secret"
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self._lock = threading.Lock()
+        self._servers: list[socketserver.ThreadingTCPServer] = []
+
+    def __enter__(self) -> HitCounter:
+        counter = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with counter._lock:
+                    counter.hits += 1
+                self.request.settimeout(2.0)
+                with contextlib.suppress(OSError):
+                    self.request.recv(65536)  # the request head; its content does not matter
+                    body = f"<html><body><p>{counter.SECRET}</p></body></html>".encode()
+                    head = (
+                        f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}"
+                    )
+                    self.request.sendall(head.encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+        class V6(socketserver.ThreadingTCPServer):
+            address_family = socket.AF_INET6
+
+        v4 = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._servers.append(v4)
+        self.port = v4.server_address[1]
+        with contextlib.suppress(OSError):  # no IPv6 here, or the port is taken there
+            self._servers.append(V6(("::1", self.port), Handler))
+        for server in self._servers:
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits = 0
+
+
 # -- the double's own checks -----------------------------------------------------------------
 
 
@@ -399,3 +462,12 @@ def test_faults_come_in_order_then_the_api_answers():
         assert answers[0].headers["retry-after"] == "3"
         assert answers[2].json()["results"][0]["url"] == expected_urls("x", 1)[0]
         assert len(web.seen("searxng")) == 3
+
+
+def test_the_hit_counter_counts_every_connection():
+    with HitCounter() as counter:
+        for _ in range(2):  # the count is taken before the answer: no waiting needed
+            assert HitCounter.SECRET in httpx.get(f"http://127.0.0.1:{counter.port}/x").text
+        assert counter.hits == 2
+        counter.reset()
+        assert counter.hits == 0

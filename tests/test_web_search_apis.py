@@ -134,6 +134,8 @@ async def test_persistent_503_ends_in_one_clear_error_after_the_configured_attem
         await backend.search("bern", 2)
     assert str(failure.value) == "searxng: HTTP 503: overloaded, after 3 attempts"
     assert len(web.seen("searxng")) == 3
+    audit = audit_of(failure.value)  # the tries are counted on failure as on success
+    assert (audit["attempts"], audit["error_kind"]) == (3, "http_status")
     # the model-facing tool turns it into an error result, not an exception
     tools = make_tools("wideseek", "subagent", backend, ToolsConfig())
     web.fail_next("searxng", *[Fault(503, body=b"overloaded")] * 3)

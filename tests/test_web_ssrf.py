@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from test_web_fakes import FakeWeb
-from wideseek.tools.web import BlockedUrlError, audit_of, open_web_backend
-from wideseek.tools.web.ssrf_guard import HostGuard, address_problem
+from wideseek.config import ConfigError, load_config
+from wideseek.tools.web import BlockedUrlError, WebToolError, audit_of, open_web_backend
+from wideseek.tools.web.allow_list import parse_allow_rule
+from wideseek.tools.web.ssrf_guard import HostGuard, address_problem, embedded_ipv4s
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def sent(web: FakeWeb, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[httpx.U
 
 
 def backend(web: FakeWeb, allowed: list[str] | None = None):
-    direct = {"allowed_hosts": [web.HOST] if allowed is None else allowed}
+    direct = {"allowed_hosts": [web.origin] if allowed is None else allowed}
     return open_web_backend(web.config(access="direct", direct=direct), resolver=web.resolve)
 
 
@@ -101,8 +103,8 @@ async def test_without_the_allow_list_even_the_first_url_is_refused(web, sent):
     assert sent == []
 
 
-async def test_an_allowed_network_lets_the_literal_address_through(web):
-    page = await backend(web, allowed=["127.0.0.0/8"]).access(
+async def test_an_allowed_network_lets_the_literal_address_through_on_its_port(web):
+    page = await backend(web, allowed=[f"127.0.0.0/8:{web.port}"]).access(
         f"http://127.0.0.1:{web.port}/site/ok"
     )
     assert "You reached the fake site." in page.text
@@ -140,9 +142,107 @@ async def test_a_public_host_is_pinned_to_the_address_that_was_checked():
         ("fe80::1", "link-local"),
         ("fc00::1", "private"),
         ("::ffff:10.0.0.1", "private"),  # IPv4-mapped IPv6 is unwrapped
+        ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1 (Python calls it global)
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 of 169.254.169.254
+        ("2002:808:808::", None),  # 6to4 of 8.8.8.8
+        ("64:ff9b::a00:1", "private"),  # NAT64 of 10.0.0.1
+        ("64:ff9b::808:808", None),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::7f00:1", "loopback"),  # local-use NAT64, /96 layout
+        ("64:ff9b:1:7f00:0:100:808:808", "loopback"),  # /96: 8.8.8.8, but /48: 127.0.0.1
+        ("64:ff9b:1:808:8:800:a00:1", "private"),  # public in one layout, private in another
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", None),  # Teredo, client 8.8.8.8
+        ("::127.0.0.1", "reserved"),  # IPv4-compatible (deprecated) is reserved space
         ("8.8.8.8", None),
         ("2606:4700:4700::1111", None),
     ],
 )
 def test_address_categories(address, problem):
     assert address_problem(ipaddress.ip_address(address)) == problem
+
+
+@pytest.mark.parametrize(
+    ("address", "carried"),
+    [
+        ("::ffff:127.0.0.1", ["127.0.0.1"]),
+        ("2002:c000:0201::1", ["192.0.2.1"]),
+        ("64:ff9b::192.0.2.33", ["192.0.2.33"]),
+        # local-use NAT64 prefixes may be /48, /56, /64 or /96: every layout is judged
+        ("64:ff9b:1:c000:2:2100::", ["0.0.0.0", "192.0.2.33", "0.2.33.0", "2.33.0.0"]),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", ["192.0.2.45"]),  # RFC 4380's example
+        ("2606:4700:4700::1111", []),
+        ("10.0.0.1", []),
+    ],
+)
+def test_the_ipv4_addresses_an_ipv6_address_carries(address, carried):
+    assert [str(ip) for ip in embedded_ipv4s(ipaddress.ip_address(address))] == carried
+
+
+# -- allow-list entries -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "name", "network", "port"),
+    [
+        ("Fake.Test", "fake.test", None, None),
+        ("fake.test.:8080", "fake.test", None, 8080),
+        ("localhost", "localhost", None, None),
+        ("127.0.0.1", None, "127.0.0.1/32", None),
+        ("127.0.0.1:8080", None, "127.0.0.1/32", 8080),
+        ("10.1.2.3/8", None, "10.0.0.0/8", None),
+        ("10.0.0.0/8:443", None, "10.0.0.0/8", 443),
+        ("::1", None, "::1/128", None),
+        ("[::1]", None, "::1/128", None),
+        ("[::1]:8080", None, "::1/128", 8080),
+        ("fd00::/8", None, "fd00::/8", None),
+        ("[fd00::/8]:8080", None, "fd00::/8", 8080),
+    ],
+)
+def test_allow_list_entries(entry, name, network, port):
+    rule = parse_allow_rule(entry)
+    assert (rule.name, rule.network and str(rule.network), rule.port) == (name, network, port)
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("", "empty"),
+        ("fake.test:99999", "bad port '99999'"),
+        ("fake.test:", "bad port ''"),
+        ("fake.test:http", "bad port 'http'"),
+        ("http://fake.test", "bad port '//fake.test'"),
+        ("*.example.com", "not a host name"),
+        ("fake.test/path", "bad address or network"),
+        ("10.0.0.0/33", "bad address or network"),
+        ("10.0.0.256", "not a valid IP address"),
+        ("[127.0.0.1]:80", "only IPv6 addresses go in brackets"),
+        ("[::1", "no closing ]"),
+        ("[::1]8080", "only :port may follow ]"),
+        ("::1::2", "bad address or network"),
+    ],
+)
+def test_malformed_allow_list_entries_are_one_line_errors(entry, why):
+    with pytest.raises(ValueError) as failure:
+        parse_allow_rule(entry)
+    message = str(failure.value)
+    assert message.startswith(f"allow-list entry {entry!r}: {why}") and "\n" not in message
+    with pytest.raises(ConfigError) as failure:
+        load_config(None, [f"tools.web.direct.allowed_hosts=[{entry!r}]"])
+    assert "tools.web.direct.allowed_hosts" in str(failure.value) and why in str(failure.value)
+    with pytest.raises(WebToolError, match=r"direct\.allowed_hosts: allow-list entry"):
+        HostGuard([entry])  # code that skipped the config gets the same line
+
+
+def test_an_entry_without_a_port_is_an_origin_on_the_default_port():
+    loopback = ipaddress.ip_address("127.0.0.1")
+    plain, named = parse_allow_rule("fake.test"), parse_allow_rule("fake.test:8080")
+    assert plain.matches("fake.test", loopback, "http", 80)
+    assert plain.matches("fake.test", loopback, "https", 443)
+    assert not plain.matches("fake.test", loopback, "http", 443)
+    assert not plain.matches("fake.test", loopback, "http", 8080)
+    assert named.matches("fake.test", loopback, "http", 8080)
+    assert named.matches("fake.test", loopback, "https", 8080)
+    assert not named.matches("other.test", loopback, "http", 8080)
+    network = parse_allow_rule("127.0.0.0/8:8080")
+    assert network.matches("anything", loopback, "http", 8080)
+    assert not network.matches("anything", ipaddress.ip_address("::1"), "http", 8080)

@@ -9,10 +9,14 @@ Every `search`/`access`:
 2) joins an identical request already in flight, if there is one: concurrent callers asking
    the same thing share one lookup and one network call (their audits say `coalesced`);
 3) else looks it up in the cache, and on a miss asks the network (unless replaying: then a
-   miss is a `WebToolError`);
+   miss is a `WebToolError`). A cached page is served only if its reader vouches for it under
+   today's settings (`PageReader.vet_cached`: direct fetch re-checks every recorded redirect
+   hop with today's guard, so a page fetched under a looser allow-list is refused, and an
+   entry with no recorded chain is a miss);
 4) stores the answer with the facts of its fetch, and returns it with an audit record
    (`fetched.py` has the shape): search → `WebHits` (a list of SearchHit with `.audit`),
-   access → a Page with `meta["audit"]`. A failure raises `WebToolError` carrying `.audit`.
+   access → a Page with `meta["audit"]`. A failure raises `WebToolError` carrying `.audit`,
+   which records the failure's kind and the tries it took.
 
 The shared lookup runs as its own task, so a caller that is cancelled (an agent's deadline)
 does not cancel it for the others; `aclose` cancels what is still running.
@@ -30,7 +34,8 @@ import importlib.util
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -85,30 +90,29 @@ class WebBackend:
 
     async def search(self, query: str, k: int) -> WebHits:
         request = {"query": normalise_query(query), "k": k}
-        hits, audit = await self._lookup(
-            self.searcher.name,
-            self.searcher.base_url,
-            "search",
-            request,
+        ask = _Ask(
+            backend=self.searcher.name,
+            kind="search",
             shown=request["query"],
             fetch=lambda: self.searcher.search(request["query"], k),
             encode=lambda hits: [h.model_dump() for h in hits],
             decode=lambda rows: [SearchHit(**row) for row in rows],
         )
+        hits, audit = await self._lookup(self.searcher.base_url, request, ask)
         return WebHits(hits, audit)
 
     async def access(self, url: str) -> Page:
         request = {"url": normalise_url(url)}
-        page, audit = await self._lookup(
-            self.reader.name,
-            self.reader.base_url,
-            "access",
-            request,
+        ask = _Ask(
+            backend=self.reader.name,
+            kind="access",
             shown=request["url"],
             fetch=lambda: self.reader.read(request["url"]),
             encode=lambda page: page.model_dump(exclude={"meta"}),
             decode=lambda row: Page(**row),
+            vet=self.reader.vet_cached,
         )
+        page, audit = await self._lookup(self.reader.base_url, request, ask)
         return page.model_copy(update={"meta": {"audit": audit}})
 
     async def aclose(self) -> None:
@@ -125,23 +129,13 @@ class WebBackend:
     # -- coalescing, cache, replay, audit ------------------------------------------------
 
     async def _lookup(
-        self,
-        backend: str,
-        base_url: str,
-        kind: str,
-        request: dict[str, Any],
-        *,
-        shown: str,
-        fetch: Callable[[], Awaitable[Fetched[T]]],
-        encode: Callable[[T], Any],
-        decode: Callable[[Any], T],
+        self, base_url: str, request: dict[str, Any], ask: _Ask[T]
     ) -> tuple[T, dict[str, Any]]:
         """The answer to `request`, shared with any identical request already in flight."""
-        key = cache_key(backend, kind, request, base_url=base_url)
+        key = cache_key(ask.backend, ask.kind, request, base_url=base_url)
         running = self._in_flight.get(key)
         if running is None or running.get_loop() is not asyncio.get_running_loop():
-            answer = self._answer(key, backend, kind, shown, fetch, encode, decode)
-            task = self._start(key, answer)
+            task = self._start(key, self._answer(key, ask))
             return await asyncio.shield(task)  # a cancelled caller leaves it to the others
         started = time.perf_counter()
         try:
@@ -151,7 +145,7 @@ class WebBackend:
             joined.audit = _joined_audit(e.audit or {}, started)
             raise joined from None  # like the first: no chained cause to carry text along
         # a copy of the value, as a cache hit would give: callers never share objects
-        return decode(encode(value)), _joined_audit(first, started)
+        return ask.decode(ask.encode(value)), _joined_audit(first, started)
 
     def _start(
         self, key: str, answer: Coroutine[Any, Any, tuple[T, dict[str, Any]]]
@@ -168,66 +162,105 @@ class WebBackend:
         task.add_done_callback(finished)
         return task
 
-    async def _answer(
-        self,
-        key: str,
-        backend: str,
-        kind: str,
-        shown: str,
-        fetch: Callable[[], Awaitable[Fetched[T]]],
-        encode: Callable[[T], Any],
-        decode: Callable[[Any], T],
-    ) -> tuple[T, dict[str, Any]]:
+    async def _answer(self, key: str, ask: _Ask[T]) -> tuple[T, dict[str, Any]]:
         """From the cache, else from the network (and into the cache), with its audit."""
         started = time.perf_counter()
-        audit: dict[str, Any] = {
-            "backend": backend,
-            "kind": kind,
-            "request": shown,
-            "cache": "off" if self.cache is None else "miss",
-            "replay": self.replay,
-            "status": None,
-            "final_url": None,
-            "redirects": 0,
-            "bytes": 0,
-            "truncated": False,
-            "content_type": None,
-            "attempts": 0,
-            "elapsed_s": 0.0,
-            "coalesced": False,
-            "error": None,
-        }
-
-        def done() -> dict[str, Any]:
-            audit["elapsed_s"] = round(time.perf_counter() - started, 6)
-            return audit
-
-        if self.cache is not None:
-            cached = await self.cache.get(key, any_age=self.replay)
-            if cached is not None:
-                try:
-                    value = decode(cached.value["value"])
-                    audit |= cached.value["fetch"] | {"cache": "hit"}
-                    return value, done()
-                except (KeyError, TypeError, ValueError):
-                    pass  # an entry from another version: fetch again
-            if not self.cache.available:  # broken since this process started: say so
-                audit["cache"] = "off"
-        if self.replay:
-            why = f" (cache unusable: {self.cache.problem})" if self.cache.problem else ""
-            audit["error"] = f"replay mode: no cached {backend} answer for {kind} {shown!r}{why}"
-            raise WebToolError(audit["error"], done())
+        audit = _new_audit(ask, cache=self.cache, replay=self.replay)
         try:
-            fetched = await fetch()
+            value, facts = await self._cached_or_fetched(key, ask, audit)
         except WebToolError as e:
-            audit["error"] = str(e)
-            e.audit = done()
+            audit |= {"error": str(e), "error_kind": e.kind, "attempts": e.attempts}
+            e.audit = self._finish(audit, started)
             raise
-        audit |= fetched.facts() | {"attempts": fetched.attempts}
-        if self.cache is not None:
-            entry = {"value": encode(fetched.value), "fetch": fetched.facts()}
-            await self.cache.put(key, backend=backend, kind=kind, request=shown, value=entry)
-        return fetched.value, done()
+        if audit["cache"] == "miss" and self.cache is not None:
+            entry = {"value": ask.encode(value), "fetch": _stored(facts)}
+            await self.cache.put(
+                key, backend=ask.backend, kind=ask.kind, request=ask.shown, value=entry
+            )
+        return value, self._finish(audit | facts, started)
+
+    async def _cached_or_fetched(
+        self, key: str, ask: _Ask[T], audit: dict[str, Any]
+    ) -> tuple[T, dict[str, Any]]:
+        """The value and the facts of its fetch; notes a cache hit in `audit`."""
+        cached = await self._cached(key, ask)
+        why = ""
+        if cached is not None:
+            audit["cache"] = "hit"  # a refusal by `vet` is a refusal of the cached answer
+            if ask.vet(cached[1]):  # BlockedUrlError: refused, and not fetched again either
+                return cached
+            audit["cache"] = "miss"  # the reader cannot vouch for it: fetch again
+            why = " (the cached one has no record to check it by today)"
+        if self.replay:
+            assert self.cache is not None  # checked at construction
+            if self.cache.problem:
+                why = f" (cache unusable: {self.cache.problem})"
+            message = f"replay mode: no cached {ask.backend} answer for {ask.kind} {ask.shown!r}"
+            raise WebToolError(message + why, kind="replay_miss")
+        fetched = await ask.fetch()
+        return fetched.value, fetched.facts() | {"attempts": fetched.attempts}
+
+    async def _cached(self, key: str, ask: _Ask[T]) -> tuple[T, dict[str, Any]] | None:
+        if self.cache is None:
+            return None
+        cached = await self.cache.get(key, any_age=self.replay)
+        if cached is None:
+            return None
+        try:
+            return ask.decode(cached.value["value"]), dict(cached.value["fetch"])
+        except (KeyError, TypeError, ValueError):
+            return None  # an entry from another version: fetch again
+
+    def _finish(self, audit: dict[str, Any], started: float) -> dict[str, Any]:
+        if audit["cache"] == "miss" and self.cache is not None and not self.cache.available:
+            audit["cache"] = "off"  # broken since this process started: say so
+        audit["elapsed_s"] = round(time.perf_counter() - started, 6)
+        return audit
+
+
+def _always(facts: dict[str, Any]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class _Ask(Generic[T]):
+    """One search or access: how to fetch it, store it, read it back, and vouch for a cached
+    answer (`vet`: True to serve it, False to fetch again, BlockedUrlError to refuse it)."""
+
+    backend: str
+    kind: str  # "search" | "access"
+    shown: str  # the normalised request, as audits and the cache show it
+    fetch: Callable[[], Awaitable[Fetched[T]]]
+    encode: Callable[[T], Any]
+    decode: Callable[[Any], T]
+    vet: Callable[[dict[str, Any]], bool] = _always
+
+
+def _new_audit(ask: _Ask[Any], *, cache: WebCache | None, replay: bool) -> dict[str, Any]:
+    return {
+        "backend": ask.backend,
+        "kind": ask.kind,
+        "request": ask.shown,
+        "cache": "off" if cache is None else "miss",
+        "replay": replay,
+        "status": None,
+        "final_url": None,
+        "redirects": 0,
+        "bytes": 0,
+        "truncated": False,
+        "content_type": None,
+        "chain": None,
+        "attempts": 0,
+        "elapsed_s": 0.0,
+        "coalesced": False,
+        "error": None,
+        "error_kind": None,
+    }
+
+
+def _stored(facts: dict[str, Any]) -> dict[str, Any]:
+    """The facts a cache entry keeps: those of the fetch, not of this call's tries."""
+    return {name: value for name, value in facts.items() if name != "attempts"}
 
 
 def _joined_audit(first: dict[str, Any], started: float) -> dict[str, Any]:
@@ -268,10 +301,15 @@ def _http(cfg: WebToolsConfig, name: str) -> ThrottledHttp:
         settings = cfg.service(name)
         key = ApiKey.from_env(settings.key_env)
         headers = {"User-Agent": cfg.direct.user_agent}
+    reads_pages = name in ACCESS_NAMES
     return ThrottledHttp(
         name,
         retry=cfg.retry,
         timeout_s=cfg.timeout_s,
+        # A page read gets one deadline in all, and a slow page is not asked for again: a
+        # timeout there is rarely cured by the same request (an API's timeouts are retried).
+        deadline_s=cfg.access_deadline_s if reads_pages else None,
+        retry_timeouts=not reads_pages,
         rate_per_s=settings.rate_per_s,
         max_concurrency=settings.max_concurrency,
         key=key,

@@ -16,7 +16,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wideseek.tools.web.allow_list import parse_allow_rule
 
 SearchName = Literal["serper", "brave", "tavily", "searxng"]
 AccessName = Literal["jina", "direct"]
@@ -68,7 +70,8 @@ class JinaSettings(ServiceSettings):
 
 
 class RetrySettings(_Section):
-    """Retries on 429, 5xx, timeouts and dropped connections (tenacity)."""
+    """Retries on 429, 5xx, connect errors and dropped connections (tenacity); on timeouts too
+    for search APIs, never for page reads (`access_deadline_s` bounds those)."""
 
     attempts: int = Field(4, ge=1, description="tries in all, the first included")
     backoff_s: float = Field(0.5, ge=0.0, description="first pause; doubles each retry")
@@ -87,9 +90,19 @@ class DirectFetchSettings(_Section):
     max_redirects: int = Field(5, ge=0, description="redirect hops followed, each checked")
     allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="hosts (names, IPs or CIDR networks) exempt from the private-address refusal",
+        description=(
+            "origins exempt from the private-address refusal: host, host:port, IP, [IPv6]:port,"
+            " CIDR or CIDR:port; without a port only the scheme's default (80/443)"
+        ),
     )
     user_agent: str = Field("wideseek/0.1 (+https://github.com/wideseek)")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _entries_parse(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            parse_allow_rule(entry)  # ValueError: one line naming the entry
+        return entries
 
 
 def default_cache_path() -> Path:
@@ -110,6 +123,9 @@ class WebToolsConfig(_Section):
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
     timeout_s: float = Field(20.0, gt=0.0, description="limit for one whole request, body too")
+    access_deadline_s: float = Field(
+        30.0, gt=0.0, description="limit for one page access in all: every try and pause"
+    )
     max_bytes: int = Field(5_000_000, ge=1024, description="bytes of a body kept; rest dropped")
 
     cache: bool = Field(True, description="keep answers in an on-disk SQLite cache")

@@ -1,7 +1,9 @@
 """What one network fetch produced, and the audit record every search and access leaves.
 
 `Fetched` is what a search API or page reader returns to `WebBackend`: the value (hits or a
-page) with the facts a trace needs (HTTP status, final URL, bytes kept, attempts).
+page) with the facts a trace needs (HTTP status, final URL, bytes kept, attempts, and for
+direct fetch the redirect chain with the addresses each hop had, which the guard re-checks
+when the page is served from the cache).
 `WebBackend` turns those facts, plus cache hit/miss and timing, into an audit record — a plain
 JSON-ready dict:
 
@@ -9,9 +11,14 @@ JSON-ready dict:
      "cache": "hit" | "miss" | "off", "replay": bool, "status": 200 | None,
      "final_url": <URL after redirects; for search, the API endpoint>, "redirects": 0,
      "bytes": <body bytes kept>, "truncated": bool, "content_type": str | None,
-     "attempts": <HTTP tries; 0 on a cache hit or when coalesced>, "elapsed_s": float,
+     "chain": [{"url": str, "addresses": [str, ...]}, ...] | None  (direct fetch: every hop,
+              first URL to final one, with the addresses checked; None for other backends),
+     "attempts": <tries, on failure as on success (a try the guard refused before connecting
+                  counts); 0 on a cache hit, when coalesced, or when the call failed before
+                  any try (replay miss, missing key, bad URL)>,
+     "elapsed_s": float,
      "coalesced": <True: joined an identical request in flight, whose facts these are>,
-     "error": str | None}
+     "error": str | None, "error_kind": <one of errors.ERROR_KINDS> | None}
 
 It rides on the result so the `SearchBackend` protocol stays as it is: search returns
 `WebHits` (a list of SearchHit with `.audit`), access a Page with `meta["audit"]`, and a
@@ -40,6 +47,7 @@ class Fetched(Generic[T]):
     attempts: int = 1
     content_type: str | None = None
     redirects: int = 0
+    chain: list[dict[str, Any]] | None = None  # direct fetch: [{"url", "addresses"}, ...]
 
     def facts(self) -> dict[str, Any]:
         """The audit facts of this fetch (what a cache entry keeps beside the value)."""
@@ -50,6 +58,7 @@ class Fetched(Generic[T]):
             "bytes": self.bytes,
             "truncated": self.truncated,
             "content_type": self.content_type,
+            "chain": self.chain,
         }
 
 

@@ -5,7 +5,9 @@
   `{data: {title, url, content}}` (a plain-text answer, "Title: ...\\nURL Source: ...\\n
   Markdown Content: ...", is read too). The key, when set, is a Bearer token.
 - `DirectFetcher`: fetches the page itself. Redirects are followed by hand so `HostGuard`
-  checks every hop before connecting (and pins the connection to the checked address); the
+  checks every hop, with its port, before connecting (and pins the connection to the checked
+  address); the chain of hops and their addresses is kept with the page, so that a cached
+  page is served only if today's guard would still allow every hop (`vet_cached`); the
   body is streamed and cut at `max_bytes`; types with no text are refused from the header,
   before the body is read; HTML → main text (trafilatura), PDF → text (pypdf), anything
   else textual decoded by its charset (see `page_text`).
@@ -28,7 +30,7 @@ from wideseek.tools.web.config import DirectFetchSettings, ServiceSettings
 from wideseek.tools.web.errors import ApiKey, BlockedUrlError, WebToolError
 from wideseek.tools.web.fetched import Fetched
 from wideseek.tools.web.page_text import check_declared_type, document_text, media_type
-from wideseek.tools.web.ssrf_guard import HostGuard
+from wideseek.tools.web.ssrf_guard import HostGuard, Target
 from wideseek.tools.web.throttled_http import (
     ThrottledHttp,
     check_status,
@@ -45,7 +47,7 @@ def web_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url.strip())
     except (httpx.InvalidURL, TypeError) as e:
-        raise BlockedUrlError(f"not a valid URL: {url!r} ({e})") from e
+        raise BlockedUrlError(f"not a valid URL: {url!r} ({e})", kind="bad_url") from e
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise BlockedUrlError(f"refused {url!r}: only absolute http and https URLs can be opened")
     return parsed
@@ -65,6 +67,11 @@ class PageReader(ABC):
 
     def missing_key(self) -> str | None:
         return None
+
+    def vet_cached(self, facts: dict[str, Any]) -> bool:
+        """May a cached page with these fetch facts be served? Readers that fetch through a
+        service have nothing of their own to check."""
+        return True
 
     @abstractmethod
     async def read(self, url: str) -> Fetched[Page]: ...
@@ -89,7 +96,7 @@ class JinaReader(PageReader):
     async def read(self, url: str) -> Fetched[Page]:
         problem = self.missing_key()
         if problem:
-            raise WebToolError(f"jina: {problem}")
+            raise WebToolError(f"jina: {problem}", kind="missing_key")
         target = str(web_url(url))
         headers = {"Accept": "application/json"}
         if self.key is not None:
@@ -125,7 +132,8 @@ def _jina_page(body: bytes, content_type: str | None, url: str, truncated: bool)
                 text=str(data.get("content") or data.get("text") or ""),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise WebToolError(f"answer has an unexpected shape ({type(e).__name__}: {e})") from e
+            problem = f"answer has an unexpected shape ({type(e).__name__}: {e})"
+            raise WebToolError(problem, kind="bad_answer") from e
     # The plain-text form: a few "Name: value" header lines, then the markdown.
     title, source = "", url
     head, sep, content = text.partition("Markdown Content:")
@@ -158,20 +166,21 @@ class DirectFetcher(PageReader):
         start = web_url(url)
 
         async def attempt(client: httpx.AsyncClient) -> Fetched[bytes]:
-            current = start
+            current, chain = start, []
             for hop in range(self.settings.max_redirects + 1):
-                target = await self.guard.check(current)  # 1) every hop, before connecting
+                target = await self._check_hop(current, chain)  # 1) every hop, before connecting
+                chain.append({"url": str(current), "addresses": list(target.addresses)})
                 request = client.build_request(
                     "GET",
                     target.url,
                     headers={**target.headers, "Accept": _ACCEPT},
                     extensions=target.extensions,
                 )
-                response = await client.send(request, stream=True)
+                response = await _send(client, request, current)
                 try:
                     location = response.headers.get("location")
                     if response.status_code in _REDIRECTS and location:  # 2) next hop
-                        current = current.join(location)
+                        current = _next_hop(current, location)
                         continue
                     await check_status(response)
                     ctype = response.headers.get("content-type")
@@ -187,8 +196,12 @@ class DirectFetcher(PageReader):
                     truncated=truncated,
                     content_type=ctype,
                     redirects=hop,
+                    chain=chain,
                 )
-            raise WebToolError(f"more than {self.settings.max_redirects} redirects from {start}")
+            raise WebToolError(
+                f"more than {self.settings.max_redirects} redirects from {start}",
+                kind="too_many_redirects",
+            )
 
         raw, attempts = await self.http.run(attempt)
         try:  # 5) text out of the bytes, off the event loop (trafilatura and pypdf are slow)
@@ -196,7 +209,8 @@ class DirectFetcher(PageReader):
                 document_text, raw.value, raw.content_type, raw.final_url, truncated=raw.truncated
             )
         except WebToolError as e:
-            raise WebToolError(f"direct: {raw.final_url}: {e}") from e
+            message = f"direct: {raw.final_url}: {e}"
+            raise WebToolError(message, kind=e.kind, attempts=attempts) from e
         return Fetched(
             value=Page(url=raw.final_url, title=title, text=text),
             status=raw.status,
@@ -206,4 +220,55 @@ class DirectFetcher(PageReader):
             attempts=attempts,
             content_type=raw.content_type,
             redirects=raw.redirects,
+            chain=raw.chain,
         )
+
+    async def _check_hop(self, url: httpx.URL, chain: list[dict[str, Any]]) -> Target:
+        try:
+            return await self.guard.check(url)
+        except BlockedUrlError as e:
+            if not chain:
+                raise
+            raise BlockedUrlError(f"{e} (redirected from {chain[-1]['url']})") from None
+
+    def vet_cached(self, facts: dict[str, Any]) -> bool:
+        """True when today's guard allows every recorded hop of a cached page (judged by the
+        addresses each hop had then: no DNS, so replay works offline); BlockedUrlError when
+        it refuses one; False when the record cannot tell (an entry from before chains were
+        kept, or a chain longer than today's redirect limit): then the page is fetched again."""
+        chain = facts.get("chain")
+        try:
+            if not chain or chain[-1]["url"] != facts["final_url"]:
+                return False
+            if len(chain) > self.settings.max_redirects + 1:
+                return False
+            for hop in chain:
+                self.guard.recheck(hop["url"], hop["addresses"])
+        except BlockedUrlError as e:
+            raise BlockedUrlError(f"direct: {e} (a cached page, checked again today)") from None
+        except (KeyError, TypeError, ValueError, httpx.InvalidURL):
+            return False
+        return True
+
+
+async def _send(
+    client: httpx.AsyncClient, request: httpx.Request, url: httpx.URL
+) -> httpx.Response:
+    try:
+        return await client.send(request, stream=True)
+    except httpx.RemoteProtocolError as e:
+        # httpx reads a redirect's Location even when it does not follow it, and calls a
+        # Location that is no URL (http://0177.0.0.1/) a protocol error: a refusal, not a fault
+        # worth retrying.
+        if not str(e).startswith("Invalid URL in location header"):
+            raise
+        message = f"refused a redirect from {url}: {e}"
+        raise BlockedUrlError(message, kind="bad_url") from None
+
+
+def _next_hop(current: httpx.URL, location: str) -> httpx.URL:
+    try:
+        return current.join(location)
+    except httpx.InvalidURL as e:  # 0177.0.0.1 and other hosts that are not hosts
+        message = f"refused a redirect from {current} to {location!r}: not a valid URL ({e})"
+        raise BlockedUrlError(message, kind="bad_url") from None

@@ -72,7 +72,9 @@ def document_kind(content_type: str | None, head: bytes) -> Kind:
             return "html"
         if b"\x00" not in head[:1024]:
             return "text"
-    raise WebToolError(f"unsupported content type {mtype or 'unknown'}: no text to read")
+    raise WebToolError(
+        f"unsupported content type {mtype or 'unknown'}: no text to read", kind="unsupported_type"
+    )
 
 
 def check_declared_type(content_type: str | None) -> None:
@@ -150,13 +152,16 @@ def pdf_to_text(body: bytes, *, truncated: bool = False) -> tuple[str, str]:
     import pypdf
 
     if truncated:
-        raise WebToolError("PDF larger than the byte cap (max_bytes): a cut PDF cannot be read")
+        raise WebToolError(
+            "PDF larger than the byte cap (max_bytes): a cut PDF cannot be read", kind="too_large"
+        )
     try:
         reader = pypdf.PdfReader(io.BytesIO(body))
         pages = [page.extract_text() or "" for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or ""
     except Exception as e:  # pypdf raises many kinds on broken files
-        raise WebToolError(f"PDF could not be read ({type(e).__name__}: {e})") from e
+        problem = f"PDF could not be read ({type(e).__name__}: {e})"
+        raise WebToolError(problem, kind="unreadable") from e
     return str(title), "\n\n".join(p.strip() for p in pages if p.strip())
 
 

@@ -81,7 +81,7 @@ class SearchApi(ABC):
     async def search(self, query: str, k: int) -> Fetched[list[SearchHit]]:
         problem = self.missing_key()
         if problem:
-            raise WebToolError(f"{self.name}: {problem}")
+            raise WebToolError(f"{self.name}: {problem}", kind="missing_key")
         call = self.request(query, max(1, min(k, self.max_k)))
 
         async def attempt(client: httpx.AsyncClient) -> Fetched[list[SearchHit]]:
@@ -90,14 +90,16 @@ class SearchApi(ABC):
             )
             response, body, truncated = await send_capped(client, request, self.max_bytes)
             if truncated:
-                raise WebToolError(f"answer larger than {self.max_bytes} bytes (max_bytes)")
+                problem = f"answer larger than {self.max_bytes} bytes (max_bytes)"
+                raise WebToolError(problem, kind="too_large")
             try:
                 hits = self.parse(json.loads(body))
             except ValueError as e:
-                raise WebToolError(f"answer is not JSON ({e})") from e
+                raise WebToolError(f"answer is not JSON ({e})", kind="bad_answer") from e
             except (KeyError, TypeError, AttributeError) as e:
                 problem = f"{type(e).__name__}: {e}"
-                raise WebToolError(f"answer has an unexpected shape ({problem})") from e
+                problem = f"answer has an unexpected shape ({problem})"
+                raise WebToolError(problem, kind="bad_answer") from e
             return Fetched(
                 value=hits[:k],
                 status=response.status_code,

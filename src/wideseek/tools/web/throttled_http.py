@@ -2,12 +2,15 @@
 
 Every web backend owns one. `run(attempt)` calls `attempt(client)` under the backend's
 concurrency cap (an asyncio.Semaphore) and request rate (evenly spaced start times), inside a
-deadline for the whole attempt (connect, headers and body: a server that drips bytes cannot
-hold a slot forever). Transient failures — 429, 408/425, 5xx, timeouts, dropped connections,
-bodies cut short — are retried by tenacity with exponential backoff and jitter, or after the
-server's Retry-After when it gives one (capped). Anything else, or a transient failure that
-outlives the retries, ends as one `WebToolError` "<backend>: <what went wrong>", with the API
-key scrubbed from it.
+time limit for the whole attempt (connect, headers and body: a server that drips bytes cannot
+hold a slot forever) and, when `deadline_s` is set, one deadline for the whole call (waits,
+tries and pauses between them: no retry starts that could not end in time). Transient
+failures — 429, 408/425, 5xx, connect errors, dropped connections, bodies cut short, and
+timeouts unless `retry_timeouts` is off (a page that was slow once is rarely quick the next
+time) — are retried by tenacity with exponential backoff and jitter, or after the server's
+Retry-After when it gives one (capped). Anything else, or a transient failure that outlives
+the retries, ends as one `WebToolError` "<backend>: <what went wrong>" with its `kind` and the
+tries made (`attempts`), and the API key scrubbed from it.
 
 Helpers for attempts: `check_status` (classify a response), `read_capped` (stream a body and
 stop at N bytes). Redirects are never followed here: an API has no reason to redirect (and
@@ -49,10 +52,12 @@ class TransientStatus(Exception):
         self.retry_after = retry_after
 
 
-def _is_transient(exc: BaseException) -> bool:
+def _is_transient(exc: BaseException, *, timeouts: bool) -> bool:
     # httpx.TimeoutException and RemoteProtocolError (a body cut short) are TransportErrors;
-    # TimeoutError is our own whole-attempt deadline.
-    return isinstance(exc, TransientStatus | httpx.TransportError | TimeoutError)
+    # TimeoutError is our own whole-attempt limit. A connect timeout is a connect error.
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return timeouts or isinstance(exc, httpx.ConnectTimeout)
+    return isinstance(exc, TransientStatus | httpx.TransportError)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -108,21 +113,25 @@ async def check_status(response: httpx.Response) -> None:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         raise TransientStatus(status, retry_after, detail)
     if status in (401, 403):
-        raise WebToolError(f"HTTP {status}: API key missing or rejected ({detail or 'no detail'})")
-    if 300 <= status < 400:
-        where = response.headers.get("location", "nowhere")
-        raise WebToolError(f"HTTP {status}: unexpected redirect to {where}")
-    raise WebToolError(f"HTTP {status}: {detail or 'no detail'}")
+        problem = f"HTTP {status}: API key missing or rejected ({detail or 'no detail'})"
+    elif 300 <= status < 400:
+        problem = (
+            f"HTTP {status}: unexpected redirect to {response.headers.get('location', 'nowhere')}"
+        )
+    else:
+        problem = f"HTTP {status}: {detail or 'no detail'}"
+    raise WebToolError(problem, kind="http_status")
 
 
-def _describe(exc: BaseException, timeout_s: float) -> str:
+def _describe(exc: BaseException, limit: str) -> tuple[str, str]:
+    """(kind, one line) for a failure of the network itself; `limit` says which time ran out."""
     if isinstance(exc, TransientStatus):
-        return str(exc)
+        return "http_status", str(exc)
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return f"timed out (limit {timeout_s:g} s)"
+        return "timeout", f"timed out ({limit})"
     if isinstance(exc, httpx.RemoteProtocolError):
-        return f"connection broke off mid-answer ({exc or type(exc).__name__})"
-    return f"unreachable ({type(exc).__name__}: {exc or 'no detail'})"
+        return "cut_short", f"connection broke off mid-answer ({exc or type(exc).__name__})"
+    return "unreachable", f"unreachable ({type(exc).__name__}: {exc or 'no detail'})"
 
 
 class _RateLimit:
@@ -153,13 +162,17 @@ class ThrottledHttp:
         rate_per_s: float = 0.0,
         max_concurrency: int = 8,
         key: ApiKey | None = None,
+        deadline_s: float | None = None,
+        retry_timeouts: bool = True,
         trust_env: bool = True,
         keepalive: bool = True,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.retry = retry
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s  # one try
+        self.deadline_s = deadline_s  # one call, all tries and pauses; None: no such limit
+        self.retry_timeouts = retry_timeouts
         self.max_concurrency = max_concurrency
         self.key = key
         self.trust_env = trust_env
@@ -206,7 +219,7 @@ class ThrottledHttp:
 
     # -- the retry loop ------------------------------------------------------------------
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, deadline: float | None) -> AsyncRetrying:
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
         from tenacity.wait import wait_exponential_jitter
 
@@ -216,10 +229,17 @@ class ThrottledHttp:
                 max=self.retry.max_backoff_s,
                 jitter=self.retry.jitter_s,
             )
+        enough = stop_after_attempt(self.retry.attempts)
+        loop = asyncio.get_running_loop()
+
+        def stop(state: RetryCallState) -> bool:  # also when the pause would end past the deadline
+            late = deadline is not None and loop.time() + state.upcoming_sleep >= deadline
+            return late or enough(state)
+
         return AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
+            stop=stop,
             wait=self._wait,
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(lambda e: _is_transient(e, timeouts=self.retry_timeouts)),
             before_sleep=self._before_sleep,
             sleep=self._pause,
             reraise=True,
@@ -235,7 +255,7 @@ class ThrottledHttp:
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         pause = state.next_action.sleep if state.next_action else 0.0
-        problem = self.scrub(_describe(exc, self.timeout_s)) if exc else "?"
+        problem = self.scrub(_describe(exc, f"limit {self.timeout_s:g} s")[1]) if exc else "?"
         log.info("%s: %s; retry %d in %.2f s", self.name, problem, state.attempt_number, pause)
 
     async def _pause(self, seconds: float) -> None:
@@ -247,23 +267,35 @@ class ThrottledHttp:
     async def run(self, attempt: Callable[[httpx.AsyncClient], Awaitable[T]]) -> tuple[T, int]:
         """`attempt(client)`'s result and how many tries it took; retries transient failures."""
         client, slots = self._bind()
+        loop = asyncio.get_running_loop()
+        deadline = None if self.deadline_s is None else loop.time() + self.deadline_s
         tries = 0
 
         async def once() -> T:
             nonlocal tries
-            tries += 1
-            async with self._slot(slots), asyncio.timeout(self.timeout_s):
-                return await attempt(client)
+            async with asyncio.timeout_at(deadline), self._slot(slots):
+                tries += 1  # counted once a slot is held: a try that never started is none
+                async with asyncio.timeout(self.timeout_s):
+                    return await attempt(client)
 
         # `from None`: a chained cause would carry the unscrubbed text (an echoed key) along.
         try:
-            return await self._retrying()(once), tries
+            return await self._retrying(deadline)(once), tries
         except WebToolError as e:
-            raise type(e)(self.scrub(f"{self.name}: {e}")) from None
+            message = self.scrub(f"{self.name}: {e}")
+            raise type(e)(message, kind=e.kind, attempts=tries) from None
         except (TransientStatus, httpx.TransportError, TimeoutError) as e:
-            problem = self.scrub(_describe(e, self.timeout_s))
+            late = deadline is not None and loop.time() >= deadline
+            limit = (
+                f"deadline {self.deadline_s:g} s per call"
+                if late
+                else f"limit {self.timeout_s:g} s"
+            )
+            kind, problem = _describe(e, limit)
             raise WebToolError(
-                f"{self.name}: {problem}, after {tries} attempt{'s' * (tries != 1)}"
+                f"{self.name}: {self.scrub(problem)}, after {tries} attempt{'s' * (tries != 1)}",
+                kind=kind,
+                attempts=tries,
             ) from None
 
     async def aclose(self) -> None:
