@@ -36,7 +36,8 @@ from wideseek.llm.chat_template import (
     TOOL_RESPONSE_END,
 )
 from wideseek.llm.local import LocalEngine
-from wideseek.llm.model_dir import ModelDirError, load_causal_lm, load_tokenizer
+from wideseek.llm.model_dir import ModelDirError
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.llm.toolcall import format_tool_call, parse_tool_calls
 from wideseek.train.sft_data import IGNORE, messages_example

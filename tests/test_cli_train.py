@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import shutil
 
 import pytest
 
@@ -82,6 +83,22 @@ def test_eval_prints_scores(setup, tmp_path, capsys):
     assert "--mode" in capsys.readouterr().err
 
 
+def test_eval_takes_the_model_s_recommended_limits_unless_flags_say_otherwise(
+    setup, tmp_path, capsys
+):
+    _, model = setup
+    recommending = tmp_path / "model"
+    shutil.copytree(model, recommending)
+    limits = {"lead_turns": 2, "subagent_turns": 3, "max_response_tokens": 4}
+    (recommending / "wideseek.json").write_text(json.dumps({"limits": limits}))
+    argv = ["train", "eval", "--model", str(recommending), "--wide", "0", "--deep", "1"]
+    assert run([*argv, "--out", str(tmp_path / "a")]) == 0
+    used = json.loads(capsys.readouterr().out)["limits"]
+    assert used == {**limits, "context_length": 4096}  # the command's default for the rest
+    assert run([*argv, "--out", str(tmp_path / "b"), "--lead-turns", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["limits"]["lead_turns"] == 1
+
+
 def test_bad_run_files_are_one_line_errors(setup, tmp_path, capsys):
     root, model = setup
     cases = [
@@ -104,19 +121,26 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     from wideseek.runtime import with_model_defaults
 
     _, model = setup
+    limits = {"lead_turns": 4, "subagent_turns": 5, "max_response_tokens": 64}
     scores = tmp_path / "dev.json"
-    scores.write_text(json.dumps({"wide_item_f1": 0.25, "deep_em": 0.5}))
+    scores.write_text(json.dumps({"wide_item_f1": 0.25, "deep_em": 0.5, "limits": limits}))
     dest = tmp_path / "shipped"
-    argv = ["train", "ship", "--model", str(model), "--dest", str(dest), "--max-new-tokens", "64"]
+    argv = ["train", "ship", "--model", str(model), "--dest", str(dest), "--name", "my-model"]
     assert run([*argv, "--scores", f"dev={scores}"]) == 0
     assert "shipped" in capsys.readouterr().out
     assert not (dest / "trainer_state.json").exists()
     card = (dest / "README.md").read_text()
+    assert card.startswith("# my-model\n")
     assert "| wide_item_f1 | 0.2500 |" in card and "| metric | dev |" in card
+    assert "lead_turns 4" in card and "| limits |" not in card
+    assert json.loads((dest / "wideseek.json").read_text()) == {"name": "my-model",
+                                                                "limits": limits}  # fmt: skip
     engine = LocalEngine(dest)
+    assert engine.model_name == "my-model"  # read from the directory
     assert engine.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
     agent = with_model_defaults(AgentConfig(), engine)
-    assert (agent.temperature, agent.max_response_tokens) == (0.0, 64)
+    assert (agent.temperature, agent.max_response_tokens) == (0.0, 64)  # the response cap too
+    assert (agent.lead_turns, agent.subagent_turns) == (4, 5)
 
 
 @pytest.mark.parametrize(
@@ -124,10 +148,14 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     [
         (["--scores", "dev"], "expected NAME=FILE"),
         (["--scores", "dev=missing.json"], "cannot read scores JSON"),
+        (["--scores", "a=a.json", "--scores", "b=b.json"], "taken under different limits"),
     ],
 )
-def test_ship_errors_are_one_line(setup, tmp_path, extra, message, capsys):
+def test_ship_errors_are_one_line(setup, tmp_path, extra, message, capsys, monkeypatch):
     _, model = setup
+    monkeypatch.chdir(tmp_path)
+    for name, turns in (("a", 4), ("b", 6)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"limits": {"lead_turns": turns}}))
     assert run(["train", "ship", "--model", str(model), "--dest", str(tmp_path), *extra]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err

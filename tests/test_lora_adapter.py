@@ -12,13 +12,9 @@ import pytest
 import torch
 
 from tiny_lm import make_tiny_lm
-from wideseek.llm.model_dir import (
-    ModelDirError,
-    adapter_base_dir,
-    load_causal_lm,
-    load_tokenizer,
-    require_model_dir,
-)
+from wideseek.llm.model_dir import ModelDirError, require_model_dir
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
+from wideseek.llm.resolved_model import resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +59,7 @@ def test_a_merged_adapter_computes_what_peft_computes(base, tmp_path):
 def test_a_relative_base_is_found_beside_the_adapter(base, tmp_path):
     shutil.copytree(base, tmp_path / "base")
     save_adapter(tmp_path / "base", tmp_path / "adapter", "../base")
-    assert adapter_base_dir(tmp_path / "adapter") == tmp_path / "adapter" / "../base"
+    assert resolve_model(tmp_path / "adapter").base_dir == tmp_path / "adapter" / "../base"
     assert load_causal_lm(tmp_path / "adapter").config.num_hidden_layers == 2
 
 

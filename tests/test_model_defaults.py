@@ -52,10 +52,11 @@ def test_a_model_without_sampling_fields_keeps_the_config_defaults(model_dir):
 
 
 def test_an_unreadable_generation_config_is_one_clear_error(model_dir, tmp_path):
-    engine = LocalEngine(with_generation_config(model_dir, tmp_path))
-    (engine.model_dir / "generation_config.json").write_text("{not json")
-    with pytest.raises(EngineError, match="unreadable generation config"):
-        engine.generation_defaults()
+    broken = with_generation_config(model_dir, tmp_path)
+    (broken / "generation_config.json").write_text("{not json")
+    with pytest.raises(EngineError, match="unreadable generation config") as e:
+        LocalEngine(broken)  # read once, when the model is resolved, before any weights load
+    assert "\n" not in str(e.value)
 
 
 async def test_the_runtime_applies_them_to_the_orchestrator(model_dir, tmp_path, monkeypatch):
@@ -67,3 +68,19 @@ async def test_the_runtime_applies_them_to_the_orchestrator(model_dir, tmp_path,
     async with open_orchestrator(cfg) as orchestrator:
         assert orchestrator.config.temperature == 0.5  # set by the user
         assert orchestrator.config.max_response_tokens == 32  # from the model
+
+
+async def test_the_limits_a_model_recommends_fill_what_the_user_left_unset(
+    model_dir, tmp_path, monkeypatch
+):
+    shipped = with_generation_config(model_dir, tmp_path, max_new_tokens=64)
+    limits = {"lead_turns": 3, "subagent_turns": 4, "max_response_tokens": 16}
+    (shipped / "wideseek.json").write_text(json.dumps({"limits": limits}))
+    monkeypatch.setenv("WIDESEEK_MODEL", str(shipped))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "1", "url": "u", "title": "t", "text": "x"}) + "\n")
+    cfg = load_config(None, [f"tools.corpus={corpus}", "agent.subagent_turns=9"])
+    async with open_orchestrator(cfg) as orchestrator:
+        assert orchestrator.config.lead_turns == 3  # the model's
+        assert orchestrator.config.max_response_tokens == 16  # its evaluated limit, not 64
+        assert orchestrator.config.subagent_turns == 9  # set by the user

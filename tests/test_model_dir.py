@@ -11,7 +11,8 @@ from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
-from wideseek.llm.model_dir import ModelDirError, load_causal_lm, load_tokenizer
+from wideseek.llm.model_dir import ModelDirError
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.types import write_trajectories
 
 

@@ -4,6 +4,7 @@ through the real runtime, a run resumes, and the collapse guard trips on a run w
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -93,6 +94,29 @@ def test_a_run_with_no_signal_trips_the_guard_and_rolls_back(model_dir, tmp_path
     with pytest.raises(CollapseError, match=r"step 2: 100% of groups all-equal .* checkpoint-1"):
         trainer.train()
     assert (tmp_path / "final" / "adapter_config.json").exists()
+
+
+def test_the_policy_engine_reads_the_model_s_recommendations_from_a_spec(
+    model_dir, tmp_path, monkeypatch
+):
+    """With `model: default` the spec names no directory; the engine gets the resolved model."""
+    from wideseek.llm import resolved_model
+
+    greedy = tmp_path / "model"
+    shutil.copytree(model_dir, greedy)
+    (greedy / "wideseek.json").write_text(json.dumps({"limits": {"lead_turns": 3}}))
+    path = greedy / "generation_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "do_sample": False}))
+    real = resolved_model.resolve_base_model
+
+    def resolve(spec, cache_dir=None):  # "default" without converting the real base
+        return greedy if spec == "default" else real(spec, cache_dir)
+
+    monkeypatch.setattr(resolved_model, "resolve_base_model", resolve)
+    trainer = RLTrainer(config("default", tmp_path / "run"), show_progress=False)
+    assert trainer.engine.model_dir == greedy
+    defaults = trainer.engine.generation_defaults()
+    assert defaults["temperature"] == 0.0 and defaults["lead_turns"] == 3
 
 
 def test_step_tasks_cycle_a_seeded_order():

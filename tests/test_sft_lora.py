@@ -13,7 +13,8 @@ from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.llm.base import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
-from wideseek.llm.model_dir import is_adapter_dir, load_causal_lm, load_tokenizer
+from wideseek.llm.model_dir import is_adapter_dir
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.train.sft import SFTConfig, checkpoints, train_sft
 from wideseek.train.sft_data import trajectory_examples
 from wideseek.train.trainable import LoraSettings, load_trainable

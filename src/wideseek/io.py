@@ -17,6 +17,8 @@ Contract:
 - `append_jsonl_line(path, line)`: one line appended, flushed and fsynced (a resumable ledger).
 - `repair_torn_tail(path)`: cut such a torn final line off before appending again, so that a
   new line is not glued onto it.
+- `cache_home()`: where every cache of wideseek lives, `$WIDESEEK_CACHE` else
+  `~/.cache/wideseek` (worlds, converted base models, tokenised SFT examples).
 
 Opening a file that is not there raises the usual OSError: each caller says what the file was
 for. This module knows files and JSON, not what the records mean; each format validates its
@@ -40,6 +42,13 @@ import pydantic_core
 from wideseek.errors import DataError
 
 _TAIL_CHUNK = 1 << 16
+CACHE_ENV = "WIDESEEK_CACHE"
+
+
+def cache_home() -> Path:
+    """The root of wideseek's caches: `$WIDESEEK_CACHE`, else `~/.cache/wideseek`."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "wideseek"
+    return Path(root).expanduser()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,6 +54,20 @@ def rl(
     typer.echo(f"final model: {final}")
 
 
+# `train eval`'s limits where neither the flags nor the model's wideseek.json set them.
+EVAL_LIMITS = {"context_length": 4096, "max_response_tokens": 512, "lead_turns": 10,
+               "subagent_turns": 20}  # fmt: skip
+
+
+def _limit(name: str, what: str) -> Any:
+    """The option of one of `train eval`'s limits."""
+    return typer.Option(
+        min=256 if name == "context_length" else 1,
+        help=f"{what} Default: the model's recommendation (wideseek.json), else "
+        f"{EVAL_LIMITS[name]}.",
+    )
+
+
 @app.command(name="eval")
 def eval_(
     out: Annotated[Path, typer.Option(help="Run directory for trajectories and results.")],
@@ -68,35 +82,40 @@ def eval_(
     reworded: Annotated[
         bool, typer.Option("--reworded", help="Ask in held-out wordings, never trained on.")
     ] = False,
-    context_length: Annotated[int, typer.Option(min=256, help="Tokens per agent.")] = 4096,
-    max_response_tokens: Annotated[int, typer.Option(min=1, help="Per generation.")] = 512,
-    lead_turns: Annotated[int, typer.Option(min=1, help="Turns of the lead.")] = 10,
-    subagent_turns: Annotated[int, typer.Option(min=1, help="Turns of each subagent.")] = 20,
+    context_length: Annotated[int | None, _limit("context_length", "Tokens per agent.")] = None,
+    max_response_tokens: Annotated[int | None, _limit("max_response_tokens", "Per turn.")] = None,
+    lead_turns: Annotated[int | None, _limit("lead_turns", "Turns of the lead.")] = None,
+    subagent_turns: Annotated[int | None, _limit("subagent_turns", "Turns per subagent.")] = None,
     world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
         None
     ),
 ) -> None:
     """Run a model (or the oracle, for the figure beside it) on a split's first tasks through
-    the runtime, greedy, and print its scores as JSON."""
+    the runtime, greedy, and print its scores as JSON, with the limits they were taken under
+    (`limits`, which `train ship` records as the model's recommendation)."""
     import json
 
     from pydantic import ValidationError
 
-    from wideseek.llm.model_dir import require_model_dir
+    from wideseek.llm.resolved_model import resolve_model
     from wideseek.train.dev_eval import DevEvalSettings, dev_eval, oracle_eval
 
     if (model is None) == (not oracle):
         raise UsageError("give --model DIR or --oracle (one of them)")
-    if model is not None:
-        require_model_dir(model)
-    agent = {
-        "temperature": 0.0,
-        "seed": 0,
+    resolved = resolve_model(model) if model is not None else None
+    flags = {
         "context_length": context_length,
         "max_response_tokens": max_response_tokens,
         "lead_turns": lead_turns,
         "subagent_turns": subagent_turns,
     }
+    # the flags, else what the model recommends, else this command's defaults
+    limits = {
+        **EVAL_LIMITS,
+        **(resolved.limits.given() if resolved else {}),
+        **{k: v for k, v in flags.items() if v is not None},
+    }
+    agent = {"temperature": 0.0, "seed": 0, **limits}
     try:
         settings = DevEvalSettings(
             world=str(world) if world else None,
@@ -110,8 +129,8 @@ def eval_(
     except ValidationError as e:
         err = e.errors()[0]
         raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from e
-    scores = oracle_eval(settings, out) if model is None else dev_eval(model, settings, out)
-    typer.echo(json.dumps(scores, indent=2))
+    scores = oracle_eval(settings, out) if resolved is None else dev_eval(resolved, settings, out)
+    typer.echo(json.dumps({**scores, "limits": limits}, indent=2))
 
 
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:
@@ -123,14 +142,24 @@ wideseek train sft --config configs/sft-default.yaml"""
 @app.command()
 def ship(
     model: Annotated[Path, typer.Option(help="Trained model directory, e.g. RUN/sft/final.")],
+    name: Annotated[
+        str | None,
+        typer.Option(help="The model's name in traces and reports (default: its directory's)."),
+    ] = None,
     run: Annotated[
         Path | None, typer.Option(help="SFT run directory: its phases go into the model card.")
     ] = None,
     scores: Annotated[
         list[str] | None,
-        typer.Option(help="NAME=FILE: scores JSON printed by `train eval` (repeatable)."),
+        typer.Option(
+            help="NAME=FILE: scores JSON printed by `train eval` (repeatable); the limits they "
+            "were taken under become the model's recommended limits."
+        ),
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Recommended response cap.")] = 512,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(min=1, help="Recommended response cap (default: the scores' limit, or 512)."),
+    ] = None,
     greedy: Annotated[bool, typer.Option(help="Recommend greedy decoding.")] = True,
     reproduce: Annotated[str, typer.Option(help="Commands that made it (model card).")] = (
         REPRODUCE
@@ -140,14 +169,43 @@ def ship(
     ] = None,
     notes: Annotated[str, typer.Option(help="A paragraph for the model card.")] = "",
 ) -> None:
-    """Install a trained model as the default engine of ask/eval, with a model card."""
-    import json
+    """Install a trained model as the default engine of ask/eval, with a model card and the
+    limits it was evaluated with (wideseek.json), which ask and eval then use by default."""
+    from pydantic import ValidationError
 
-    from wideseek.runtime import SHIPPED_MODEL_NAME, package_model_dir
+    from wideseek.llm.model_dir import ModelInfo, RecommendedLimits
+    from wideseek.llm.resolved_model import resolve_model
+    from wideseek.runtime import package_model_dir
     from wideseek.train.shipping import model_card, phase_summary, saved_parameters, ship_model
 
+    figures, limits = _read_scores(scores or [])
+    phases = (
+        {p.parent.name: phase_summary(p) for p in sorted(run.glob("*/metrics.jsonl"))}
+        if run
+        else {}
+    )
+    resolved = resolve_model(model)
+    try:
+        info = ModelInfo(name=name or resolved.name, limits=RecommendedLimits(**limits))
+    except ValidationError as e:
+        raise UsageError(f"--scores: unusable limits {limits} ({e.errors()[0]['msg']})") from e
+    parameters = saved_parameters(resolved)
+    card = model_card(info, resolved, parameters, phases, figures, reproduce, notes)
+    cap = max_new_tokens or info.limits.max_response_tokens or 512
+    generation = {"do_sample": not greedy, "max_new_tokens": cap}
+    target = dest or package_model_dir()
+    names = ship_model(resolved, target, generation, card, info)
+    typer.echo(f"shipped {len(names)} files ({parameters:,} parameters) to {target}")
+
+
+def _read_scores(items: list[str]) -> tuple[dict[str, dict], dict[str, int]]:
+    """NAME=FILE scores files: their figures by name, and the one set of limits they were all
+    taken under (none when they record none)."""
+    import json
+
     figures: dict[str, dict] = {}
-    for item in scores or []:
+    limits: dict[str, dict[str, int]] = {}
+    for item in items:
         name, sep, file = item.partition("=")
         try:
             figures[name] = json.loads(Path(file).read_text()) if sep else {}
@@ -155,19 +213,12 @@ def ship(
             raise UsageError(f"--scores {item}: cannot read scores JSON ({e})") from e
         if not sep or not isinstance(figures[name], dict):
             raise UsageError(f"--scores {item}: expected NAME=FILE holding a JSON object")
-    phases = (
-        {p.parent.name: phase_summary(p) for p in sorted(run.glob("*/metrics.jsonl"))}
-        if run
-        else {}
-    )
-    try:
-        adapter = model / "adapter_config.json"
-        config = json.loads((adapter if adapter.is_file() else model / "config.json").read_text())
-        parameters = saved_parameters(model)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{model}: not a model directory ({e})") from e
-    card = model_card(SHIPPED_MODEL_NAME, config, parameters, phases, figures, reproduce, notes)
-    generation = {"do_sample": not greedy, "max_new_tokens": max_new_tokens}
-    target = dest or package_model_dir()
-    names = ship_model(model, target, generation, card)
-    typer.echo(f"shipped {len(names)} files ({parameters:,} parameters) to {target}")
+        if isinstance(figures[name].get("limits"), dict):
+            limits[name] = figures[name].pop("limits")
+    distinct = {json.dumps(v, sort_keys=True) for v in limits.values()}
+    if len(distinct) > 1:
+        raise UsageError(
+            f"--scores: taken under different limits ({', '.join(sorted(distinct))}); "
+            "a model recommends one set"
+        )
+    return figures, next(iter(limits.values()), {})

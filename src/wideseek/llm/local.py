@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import queue
 import random
 import threading
@@ -56,15 +55,10 @@ from transformers import PreTrainedModel
 from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, token_logprobs
 from wideseek.llm.dtype import pick_dtype
-from wideseek.llm.model_dir import (
-    adapter_base_dir,
-    is_adapter_dir,
-    load_causal_lm,
-    load_tokenizer,
-    require_model_dir,
-)
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.prefix_cache import PrefixCache
 from wideseek.llm.renderer import HFChatRenderer
+from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 from wideseek.types import Usage
 
 __all__ = ["InvalidPromptError", "LocalEngine", "make_renderer", "token_logprobs"]
@@ -91,7 +85,7 @@ class LocalEngine:
 
     def __init__(
         self,
-        model_dir: str | Path,
+        model: ModelSpec,
         *,
         device: str | None = None,
         context_length: int | None = None,
@@ -103,10 +97,12 @@ class LocalEngine:
         prefix_cache_tokens: int = 65_536,
         loaded: tuple[PreTrainedModel, Any] | None = None,
     ) -> None:
-        """`loaded`: a model and tokenizer already in memory (an RL trainer's policy: shared,
-        not copied, so every update is what the next rollout samples from); `model_dir` then
-        only names it and holds its generation config."""
-        self.model_dir = Path(model_dir) if loaded else require_model_dir(model_dir)
+        """`model`: a `ResolvedModel`, or a spec resolved here (llm/resolved_model.py).
+        `loaded`: a model and tokenizer already in memory (an RL trainer's policy: shared,
+        not copied, so every update is what the next rollout samples from); `model` then only
+        names it and holds its recommendations."""
+        self.resolved: ResolvedModel = resolve_model(model)
+        self.model_dir = self.resolved.dir
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if loaded:
             self.model, self.tokenizer = loaded
@@ -114,12 +110,12 @@ class LocalEngine:
             self.dtype_reason = f"{self.dtype}: the given model's"
         else:
             self.dtype, self.dtype_reason = pick_dtype(dtype, self.device)
-            self.tokenizer = load_tokenizer(self.model_dir)
-            self.model = self._load(self.model_dir)
+            self.tokenizer = load_tokenizer(self.resolved)
+            self.model = load_causal_lm(self.resolved, dtype=self.dtype).to(self.device).eval()
         self.context_length = context_length or int(
             getattr(self.model.config, "max_position_embeddings", 4096)
         )
-        self.model_name = model_name or self.model_dir.name
+        self.model_name = model_name or self.resolved.name
         self.renderer: ChatRenderer | None = make_renderer(self.tokenizer, self.context_length)
         self.eos_ids = self._eos_ids()
         self.pad_id = self.tokenizer.pad_token_id
@@ -157,27 +153,12 @@ class LocalEngine:
             self.prefix_cache.clear()
 
     def generation_defaults(self) -> dict[str, float | int]:
-        """Sampling settings the model directory itself recommends: the keys present in its
-        `generation_config.json` (`do_sample: false` reads as temperature 0), plus the context
-        length it was built for. Callers apply them where the user set nothing, as
-        transformers' `generate` and vLLM do with the same file."""
-        defaults: dict[str, float | int] = {"context_length": self.context_length}
-        path = self.model_dir / "generation_config.json"
-        if not path.is_file() and is_adapter_dir(self.model_dir):  # the base's recommendation
-            path = adapter_base_dir(self.model_dir) / "generation_config.json"
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        except (OSError, ValueError) as e:
-            raise EngineError(f"{path}: unreadable generation config ({e})") from e
-        if saved.get("do_sample") is False:
-            defaults["temperature"] = 0.0
-        elif "temperature" in saved:
-            defaults["temperature"] = float(saved["temperature"])
-        if "top_p" in saved:
-            defaults["top_p"] = float(saved["top_p"])
-        if "max_new_tokens" in saved:
-            defaults["max_new_tokens"] = int(saved["max_new_tokens"])
-        return defaults
+        """The agent settings the model directory itself recommends, by AgentConfig field
+        name: its generation_config.json's sampling settings (`do_sample: false` reads as
+        temperature 0), the limits its `wideseek.json` records, and the context length (never
+        above this engine's). Callers apply them where the user set nothing, as transformers'
+        `generate` and vLLM do with generation_config.json."""
+        return self.resolved.recommended(self.context_length)
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id

@@ -1,52 +1,56 @@
-"""Loading a local Hugging Face model directory, with one clear error for each way it is wrong.
+"""The files of one model directory, with one clear error for each way they are wrong.
 
 A model directory is either a full model (config.json + weights + tokenizer) or a PEFT LoRA
-adapter (adapter_config.json + adapter weights, a tokenizer optional). An adapter's
-`base_model_name_or_path` is a base-model spec resolved by `llm/base_model.py` ("default", a
-GGUF file, a model dir; a relative path is taken from the adapter's directory first), so an
-adapter trained on the default base loads on any machine. `load_causal_lm` loads the base,
-applies the adapter and, unless told not to, merges it (`merge_and_unload`: the engine then
-runs a plain model, as fast as the base); `load_tokenizer` uses the adapter's own tokenizer
-files when it has them, else the base's.
+adapter (adapter_config.json + adapter weights, a tokenizer optional). This module answers
+questions about one directory's files without loading anything: is it a model directory, is it
+an adapter, which base spec an adapter records, what its generation_config.json recommends, and
+what its `wideseek.json` says (the model's name and the agent limits it was evaluated with).
 
-A missing directory, a torn `config.json`, truncated safetensors or a tokenizer that does not
-parse all become a `ModelDirError` naming the directory, which the CLI prints as one line
-(it is an `EngineError`), instead of a transformers or safetensors traceback. Used by the
-local engine, the server command and training alike. transformers is imported on first use:
-this module costs nothing to import.
+Resolving a spec into a `ResolvedModel` (llm/resolved_model.py) and loading one
+(llm/model_loading.py) build on it; it imports neither, nor the GGUF conversion.
+
+Every problem is a `ModelDirError` naming the directory, which the CLI prints as one line (it
+is an `EngineError`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wideseek.llm.base import EngineError
 
 ADAPTER_CONFIG = "adapter_config.json"
+GENERATION_CONFIG = "generation_config.json"
+MODEL_INFO = "wideseek.json"
 INSTALL_PEFT = "pip install peft"
-_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
 
 
 class ModelDirError(EngineError):
     """A model directory that is missing, incomplete or corrupt."""
 
 
-def _load_errors() -> tuple[type[BaseException], ...]:
-    # What transformers and safetensors raise for unreadable files: OSError (missing, bad
-    # JSON), ValueError/KeyError (unknown architecture), RuntimeError (shape mismatch),
-    # SafetensorError (a truncated or foreign weights file).
-    from safetensors import SafetensorError
+def first_line(error: BaseException) -> str:
+    """`Type: first line of the message`, for one-line errors that wrap a library's."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
-    return (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
+
+def is_model_dir(path: str | Path) -> bool:
+    """A full model (config.json) or a LoRA adapter (adapter_config.json)."""
+    path = Path(path)
+    return (path / "config.json").is_file() or (path / ADAPTER_CONFIG).is_file()
 
 
 def require_model_dir(path: str | Path) -> Path:
-    """`path` as a Path if it holds a config.json or an adapter_config.json; else a
-    ModelDirError."""
+    """`path` as a Path if it is a model directory; else a ModelDirError."""
     path = Path(path)
-    if not (path / "config.json").is_file() and not is_adapter_dir(path):
+    if not is_model_dir(path):
         raise ModelDirError(f"{path}: not a model directory (no config.json or {ADAPTER_CONFIG})")
     return path
 
@@ -58,65 +62,97 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file()
 
 
-def adapter_base_dir(path: str | Path) -> Path:
-    """The model directory of an adapter's base, resolved from its recorded spec."""
-    from wideseek.llm.base_model import resolve_base_model  # imports this module
+def has_tokenizer(path: str | Path) -> bool:
+    return any((Path(path) / name).is_file() for name in TOKENIZER_FILES)
 
-    path = Path(path)
-    try:
-        config = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelDirError(f"{path}: cannot read {ADAPTER_CONFIG} ({_first_line(e)})") from e
-    spec = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+
+def recorded_base_spec(adapter_dir: Path) -> str:
+    """The base-model spec an adapter records (`base_model_name_or_path`), as written."""
+    config = read_json_object(adapter_dir / ADAPTER_CONFIG, what=ADAPTER_CONFIG)
+    spec = config.get("base_model_name_or_path")
     if not isinstance(spec, str) or not spec:
-        raise ModelDirError(f"{path}: {ADAPTER_CONFIG} records no base_model_name_or_path")
-    local = path / spec
-    base = resolve_base_model(local if not Path(spec).is_absolute() and local.exists() else spec)
-    if is_adapter_dir(base):
-        raise ModelDirError(f"{path}: its base {base} is itself an adapter")
-    return base
+        raise ModelDirError(f"{adapter_dir}: {ADAPTER_CONFIG} records no base_model_name_or_path")
+    return spec
 
 
-def load_tokenizer(path: str | Path) -> Any:
-    from transformers import AutoTokenizer
+# -- what a directory recommends ------------------------------------------------------------------
 
-    path = require_model_dir(path)
-    if is_adapter_dir(path) and not any((path / f).is_file() for f in _TOKENIZER_FILES):
-        path = adapter_base_dir(path)
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """The sampling settings of a generation_config.json (None: the file does not say)."""
+
+    temperature: float | None = None  # `do_sample: false` reads as 0 (greedy)
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+
+
+def read_generation_defaults(model_dir: Path) -> GenerationDefaults:
+    path = model_dir / GENERATION_CONFIG
+    if not path.is_file():
+        return GenerationDefaults()
+    saved = read_json_object(path, what="generation config")
     try:
-        return AutoTokenizer.from_pretrained(path)
-    except _load_errors() as e:
-        raise ModelDirError(f"{path}: cannot load tokenizer ({_first_line(e)})") from e
+        temperature = 0.0 if saved.get("do_sample") is False else saved.get("temperature")
+        return GenerationDefaults(
+            temperature=None if temperature is None else float(temperature),
+            top_p=None if saved.get("top_p") is None else float(saved["top_p"]),
+            max_new_tokens=None
+            if saved.get("max_new_tokens") is None
+            else int(saved["max_new_tokens"]),
+        )
+    except (TypeError, ValueError) as e:
+        raise ModelDirError(f"{path}: unreadable generation config ({first_line(e)})") from e
 
 
-def load_causal_lm(path: str | Path, *, merge: bool = True, **kwargs: Any) -> Any:
-    """`AutoModelForCausalLM.from_pretrained(path, **kwargs)`; for an adapter directory, its
-    base with the adapter applied: merged into the weights (`merge`, for serving), or as a
-    trainable PeftModel (to go on training the adapter)."""
-    path = require_model_dir(path)
-    if not is_adapter_dir(path):
-        return _load_full_model(path, **kwargs)
-    base = _load_full_model(adapter_base_dir(path), **kwargs)
+class RecommendedLimits(BaseModel):
+    """Agent limits a model was evaluated with; `ask` and `eval` use them where the user sets
+    none (None: no recommendation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lead_turns: int | None = Field(None, ge=1, description="turns of the lead agent")
+    subagent_turns: int | None = Field(None, ge=1, description="turns of each subagent")
+    single_turns: int | None = Field(None, ge=1, description="turns of a single agent")
+    max_response_tokens: int | None = Field(None, ge=1, description="tokens per generation")
+    context_length: int | None = Field(None, ge=256, description="tokens per agent context")
+
+    def given(self) -> dict[str, int]:
+        """The limits it sets, by AgentConfig field name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class ModelInfo(BaseModel):
+    """`wideseek.json` beside the weights: what wideseek itself records about a model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(None, min_length=1, description="the model's name in traces, reports")
+    limits: RecommendedLimits = Field(default_factory=RecommendedLimits)
+
+
+def read_model_info(model_dir: Path) -> ModelInfo:
+    path = model_dir / MODEL_INFO
+    if not path.is_file():
+        return ModelInfo()
     try:
-        from peft import PeftModel
-    except ImportError:
-        raise ModelDirError(f"{path}: loading a LoRA adapter needs peft: {INSTALL_PEFT}") from None
+        return ModelInfo.model_validate(read_json_object(path, what=MODEL_INFO))
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ModelDirError(f"{path}: {where}: {err['msg']}") from None
+
+
+def write_model_info(model_dir: Path, info: ModelInfo) -> None:
+    text = info.model_dump_json(indent=2, exclude_none=True)
+    (model_dir / MODEL_INFO).write_text(text + "\n", encoding="utf-8")
+
+
+def read_json_object(path: Path, *, what: str) -> dict[str, Any]:
     try:
-        model = PeftModel.from_pretrained(base, path, is_trainable=not merge)
-    except _load_errors() as e:
-        raise ModelDirError(f"{path}: cannot load adapter ({_first_line(e)})") from e
-    return model.merge_and_unload() if merge else model
-
-
-def _load_full_model(path: Path, **kwargs: Any) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    try:
-        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except _load_errors() as e:
-        raise ModelDirError(f"{path}: cannot load model ({_first_line(e)})") from e
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelDirError(f"{path}: unreadable {what} ({first_line(e)})") from e
+    if not isinstance(value, dict):
+        raise ModelDirError(f"{path}: unreadable {what} (not a JSON object)")
+    return value

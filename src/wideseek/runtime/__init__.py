@@ -11,7 +11,6 @@ It sits above `agents`, `llm`, `tools`, `eval` and `world`, and below `train` an
 
 from wideseek.runtime.assembly import (
     MODEL_ENV,
-    SHIPPED_MODEL_NAME,
     close_engine,
     local_model_dir,
     open_backend,
@@ -26,7 +25,6 @@ from wideseek.runtime.suite import SuiteRun, headline_metric, run_suite, select_
 
 __all__ = [
     "MODEL_ENV",
-    "SHIPPED_MODEL_NAME",
     "SuiteRun",
     "close_engine",
     "headline_metric",

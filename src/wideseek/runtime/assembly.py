@@ -10,8 +10,11 @@ the world's oracle and training's dev evaluation behave the same:
   retrieval service; `tools.corpus` → BM25 over that JSONL file; else the bundled offline
   world's corpus. `tools.web` excludes the other two (a `ConfigError`). The backend is closed
   when the run ends (`close_backend`): a web backend holds HTTP clients and the cache file.
-- sampling: a local model's own generation_config.json (e.g. greedy, a response cap) fills the
-  agent settings the user left unset (`with_model_defaults`).
+- sampling and limits: a local model's own recommendations (generation_config.json: e.g.
+  greedy, a response cap; wideseek.json: the turn and token limits it was evaluated with) fill
+  the agent settings the user left unset (`with_model_defaults`).
+- a local model is resolved once (`llm.resolved_model.resolve_model`); the engine is named by
+  the model directory itself (wideseek.json's name), not by a constant here.
 - page extraction: `tools.summarize_pages` → `access` with `info_to_extract` returns the
   engine's focused summary of the page (agents/extractor.py).
 
@@ -31,11 +34,11 @@ from wideseek.agents.extractor import engine_extractor
 from wideseek.agents.orchestrator import AgentObserver, Orchestrator
 from wideseek.config import AgentConfig, Config, ConfigError, EngineConfig
 from wideseek.llm.base import Engine, EngineError
-from wideseek.llm.model_dir import require_model_dir
+from wideseek.llm.model_dir import is_model_dir
+from wideseek.llm.resolved_model import ResolvedModel, resolve_model
 from wideseek.tools.base import SearchBackend
 
 MODEL_ENV = "WIDESEEK_MODEL"
-SHIPPED_MODEL_NAME = "wideseek-tiny"
 
 
 def package_model_dir() -> Path:
@@ -49,8 +52,7 @@ def shipped_model_dir() -> Path | None:
     if override:
         return Path(override)
     path = package_model_dir()
-    shipped = (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
-    return path if shipped else None
+    return path if is_model_dir(path) else None
 
 
 def local_model_dir(config: Config) -> Path | None:
@@ -66,11 +68,12 @@ def uses_shipped_model(config: Config) -> bool:
     return local_model_dir(config) == package_model_dir()
 
 
-async def open_engine(config: Config) -> Engine:
-    """The engine `config` asks for; an unusable one raises `EngineError` with one clear line."""
+async def open_engine(config: Config, model: ResolvedModel | None = None) -> Engine:
+    """The engine `config` asks for, or a local engine over `model` (already resolved); an
+    unusable one raises `EngineError` with one clear line."""
     engine_cfg: EngineConfig = config.engine
     agent = config.agent
-    if engine_cfg.base_url:
+    if engine_cfg.base_url and model is None:
         from wideseek.llm.http import HttpEngine
 
         engine = HttpEngine.from_config(
@@ -82,20 +85,19 @@ async def open_engine(config: Config) -> Engine:
             await engine.close()
             raise
         return engine
-    model_dir = local_model_dir(config)
-    if model_dir is None:
-        raise EngineError(
-            "no engine: give --engine URL (an OpenAI-compatible server) or --model DIR "
-            "(a local Hugging Face model directory); this install ships no default model"
-        )
-    require_model_dir(model_dir)
+    if model is None:
+        model_dir = local_model_dir(config)
+        if model_dir is None:
+            raise EngineError(
+                "no engine: give --engine URL (an OpenAI-compatible server) or --model DIR "
+                "(a local Hugging Face model directory); this install ships no default model"
+            )
+        model = resolve_model(model_dir)
     try:
         from wideseek.llm.local import LocalEngine
     except ImportError as e:
         raise EngineError(f"a local model needs the [local] extra ({e.name} missing)") from None
-    # traces and reports name the shipped model by what it is, not by its directory ("model")
-    name = SHIPPED_MODEL_NAME if model_dir == package_model_dir() else None
-    return LocalEngine(model_dir, seed=agent.seed or 0, model_name=name, dtype=config.engine.dtype)
+    return LocalEngine(model, seed=agent.seed or 0, dtype=config.engine.dtype)
 
 
 async def close_engine(engine: Engine) -> None:
@@ -137,25 +139,16 @@ async def close_backend(backend: SearchBackend) -> None:
         await aclose()
 
 
-# Engine sampling terms → the agent settings they fill when the user set none.
-_DEFAULT_FIELDS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_new_tokens": "max_response_tokens",
-    "context_length": "context_length",
-}
-
-
 def with_model_defaults(agent: AgentConfig, engine: Engine) -> AgentConfig:
     """`agent` with the engine's own recommended settings (a local model's
-    generation_config.json) in every field the user did not set explicitly. The context length
-    is only ever lowered: an agent should not plan for more room than the model has."""
+    generation_config.json and wideseek.json, by AgentConfig field name) in every field the user
+    did not set explicitly. The context length is only ever lowered: an agent should not plan
+    for more room than the model has."""
     defaults_of = getattr(engine, "generation_defaults", None)
     if defaults_of is None:
         return agent
     update: dict[str, float | int] = {}
-    for key, value in defaults_of().items():
-        name = _DEFAULT_FIELDS[key]
+    for name, value in defaults_of().items():
         if name in agent.model_fields_set:
             continue
         if name == "context_length":

@@ -1,10 +1,11 @@
 """Dev evaluation of a checkpoint through the real runtime: the `evaluate` callback of train_sft.
 
-Contract: `dev_eval(model_dir, settings, run_dir) -> dict` loads the checkpoint as the runtime
-loads any local model, runs the first `wide_tasks` wide and `deep_tasks` deep tasks of the
-world's split through the one suite runner (`runtime.run_suite`: the same orchestrator, model
-defaults and scorer as `wideseek eval`) with the world's corpus as search backend, so
-trajectories and per-task results land in `run_dir/{wide,deep}/`, and returns flat metrics:
+Contract: `dev_eval(model, settings, run_dir) -> dict` loads the checkpoint (a model dir, or a
+`ResolvedModel`) as the runtime loads any local model, runs the first `wide_tasks` wide and
+`deep_tasks` deep tasks of the world's split through the one suite runner (`runtime.run_suite`:
+the same orchestrator, model defaults and scorer as `wideseek eval`) with the world's corpus as
+search backend, so trajectories and per-task results land in `run_dir/{wide,deep}/`, and
+returns flat metrics:
 - wide_item_f1, wide_row_f1, wide_success; deep_em, deep_f1 (means over tasks);
 - call_validity: fraction of turns whose tool calls all parsed (no malformed call);
 - finished: fraction of agents that ended with a tool-free answer (no turn/context limit);
@@ -26,8 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wideseek.config import AgentConfig, Config, EngineConfig, ToolsConfig
+from wideseek.config import AgentConfig, Config, ToolsConfig
 from wideseek.llm.base import Engine
+from wideseek.llm.resolved_model import ModelSpec, resolve_model
 from wideseek.runtime import close_engine, open_engine, run_suite
 from wideseek.train.sft import Evaluate
 from wideseek.types import Failure, Task, Trajectory
@@ -86,12 +88,8 @@ def agent_config(settings: DevEvalSettings) -> AgentConfig:
     return AgentConfig.model_validate({**settings.agent, "mode": settings.mode})
 
 
-def _config(settings: DevEvalSettings, world: World, model: str | None = None) -> Config:
-    return Config(
-        agent=agent_config(settings),
-        engine=EngineConfig(model=model),
-        tools=ToolsConfig(corpus=str(world.corpus_path)),
-    )
+def _config(settings: DevEvalSettings, world: World) -> Config:
+    return Config(agent=agent_config(settings), tools=ToolsConfig(corpus=str(world.corpus_path)))
 
 
 async def evaluate_engine(
@@ -120,12 +118,14 @@ async def evaluate_engine(
     return {**metrics, **turn_metrics(trajectories)}
 
 
-def dev_eval(model_dir: str | Path, settings: DevEvalSettings, run_dir: Path) -> dict[str, Any]:
-    """Run and score the dev tasks with the model at `model_dir` (see module docstring)."""
+def dev_eval(model: ModelSpec, settings: DevEvalSettings, run_dir: Path) -> dict[str, Any]:
+    """Run and score the dev tasks with `model` (a model dir, or one already resolved; see
+    module docstring)."""
     world = load_world(settings.world)
+    resolved = resolve_model(model)
 
     async def go() -> dict[str, Any]:
-        engine = await open_engine(_config(settings, world, model=str(model_dir)))
+        engine = await open_engine(_config(settings, world), resolved)
         try:
             return await evaluate_engine(engine, settings, Path(run_dir), world)
         finally:

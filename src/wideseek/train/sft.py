@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wideseek.errors import WideseekError
 from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair_torn_tail
+from wideseek.llm.resolved_model import ResolvedModel
 from wideseek.train.sft_data import IGNORE, SFTExample
 from wideseek.train.trainable import LoraSettings, load_trainable, save_trained
 
@@ -197,8 +198,11 @@ def train_sft(
     examples: Sequence[SFTExample],
     evaluate: Evaluate | None = None,
     show_progress: bool = True,
+    *,
+    resolved: ResolvedModel | None = None,
 ) -> Path:
-    """Train (resuming from the latest checkpoint in out_dir); returns out_dir/final."""
+    """Train (resuming from the latest checkpoint in out_dir); returns out_dir/final.
+    `resolved`: `config.model` already resolved (the caller read its tokenizer)."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -212,7 +216,7 @@ def train_sft(
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=_cpu_only_processes())
     set_seed(config.seed)
-    trainable = load_trainable(config.model, lora=config.lora, dtype=config.dtype)
+    trainable = load_trainable(resolved or config.model, lora=config.lora, dtype=config.dtype)
     model, tokenizer = trainable.model, trainable.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 

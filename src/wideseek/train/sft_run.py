@@ -24,11 +24,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wideseek.errors import WideseekError
-from wideseek.llm.model_dir import load_causal_lm, load_tokenizer
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
+from wideseek.llm.resolved_model import ResolvedModel, resolve_model
 from wideseek.train.dev_eval import DevEvalSettings, make_evaluator
 from wideseek.train.sft import Evaluate, SFTConfig, train_sft
 from wideseek.train.sft_data import SFTExample, trajectory_examples
-from wideseek.train.trainable import load_training_tokenizer
 from wideseek.types import Trajectory, read_trajectories
 
 
@@ -88,8 +88,10 @@ def load_trajectories(patterns: list[str]) -> list[Trajectory]:
     return trajectories
 
 
-def _examples(run: SFTRun, patterns: list[str], max_length: int) -> list[SFTExample]:
-    tokenizer = load_training_tokenizer(run.model)
+def _examples(
+    run: SFTRun, model: ResolvedModel, patterns: list[str], max_length: int
+) -> list[SFTExample]:
+    tokenizer = load_tokenizer(model)
     trajectories = load_trajectories(patterns)
     examples = list(trajectory_examples(tokenizer, trajectories, max_length, tuple(run.roles)))
     return limit_roles(examples, run.role_limits)
@@ -112,18 +114,19 @@ def _probe(examples: list[SFTExample], prefix: str) -> Evaluate:
     def probe(model_dir: str, step: int) -> dict[str, Any]:
         from wideseek.train.copy_probe import teacher_forced_metrics
 
-        model, tokenizer = load_causal_lm(model_dir), load_tokenizer(model_dir)
-        metrics = teacher_forced_metrics(model, tokenizer, examples)
+        model = resolve_model(model_dir)
+        metrics = teacher_forced_metrics(load_causal_lm(model), load_tokenizer(model), examples)
         return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
     return probe
 
 
-def _evaluator(run: SFTRun, out: Path, max_length: int) -> Evaluate | None:
+def _evaluator(run: SFTRun, model: ResolvedModel, out: Path, max_length: int) -> Evaluate | None:
     """Probe and/or dev evaluation, merged into one metrics dict per evaluation."""
     parts: list[Callable[[str, int], dict[str, Any]]] = []
     if run.probe_trajectories:
-        probe_set = _examples(run, run.probe_trajectories, max_length)[: run.probe_examples]
+        probe_set = _examples(run, model, run.probe_trajectories, max_length)
+        probe_set = probe_set[: run.probe_examples]
         if not probe_set:
             raise RunError("probe_trajectories hold no usable examples")
         parts.append(_probe(probe_set, "probe"))
@@ -142,11 +145,12 @@ def run_sft(run: SFTRun, show_progress: bool = True) -> Path:
     """SFT with evaluations; returns the final model directory."""
     out = Path(run.out_dir)
     config = SFTConfig(**{**run.train, "model": run.model, "out_dir": str(out / "sft")})
-    examples = _examples(run, run.trajectories, config.max_length)
+    model = resolve_model(run.model)  # once, for the data's tokenizer and the trainer
+    examples = _examples(run, model, run.trajectories, config.max_length)
     if not examples:
         raise RunError(
             f"no usable examples in {', '.join(run.trajectories)} (failed agents and ones "
             f"longer than max_length={config.max_length} are skipped)"
         )
-    evaluate = _evaluator(run, out / "sft", config.max_length)
-    return train_sft(config, examples, evaluate=evaluate, show_progress=show_progress)
+    evaluate = _evaluator(run, model, out / "sft", config.max_length)
+    return train_sft(config, examples, evaluate, show_progress, resolved=model)

@@ -1,11 +1,12 @@
 """Install a trained model directory as the package's default engine (`wideseek/assets/model`).
 
-Contract: `ship_model(model_dir, dest, generation, card)` copies what a Hugging Face loader needs
-(config and safetensors weights, or a LoRA adapter's config and weights; tokenizer files, chat
-template) from `model_dir` to `dest`, sets
-the recommended sampling settings in its `generation_config.json` (the runtime applies them
-where a user sets nothing; see `runtime.with_model_defaults`), writes the model card `card` as
-`README.md`, and replaces `dest` atomically. Training state (optimizer, RNG) stays behind.
+Contract: `ship_model(model, dest, generation, card, info)` copies what a Hugging Face loader
+needs (config and safetensors weights, or a LoRA adapter's config and weights; tokenizer files,
+chat template) from the resolved `model`'s directory to `dest`, sets the recommended sampling
+settings in its `generation_config.json` and writes `info` (the model's name and the agent
+limits its scores were taken under) as `wideseek.json` (the runtime applies both where a user
+sets nothing; see `runtime.with_model_defaults`), writes the model card `card` as `README.md`,
+and replaces `dest` atomically. Training state (optimizer, RNG) stays behind.
 
 It knows model directories on disk, not how they were trained or evaluated.
 """
@@ -20,13 +21,15 @@ from typing import Any
 
 from wideseek.errors import WideseekError
 from wideseek.io import atomic_write_dir, iter_jsonl
+from wideseek.llm.model_dir import ADAPTER_CONFIG, ModelInfo, read_json_object, write_model_info
+from wideseek.llm.resolved_model import ResolvedModel
 
 # What a loader reads; anything else in a checkpoint (trainer state, optimizer) is left out.
 MODEL_FILES = (
     "config.json",
     "generation_config.json",
     "model.safetensors",
-    "adapter_config.json",
+    ADAPTER_CONFIG,
     "adapter_model.safetensors",
     "tokenizer.json",
     "tokenizer_config.json",
@@ -35,46 +38,48 @@ MODEL_FILES = (
 )
 # A full model, or a LoRA adapter (its base is resolved by llm/base_model.py when loaded).
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
-REQUIRED_ADAPTER = ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json")
+REQUIRED_ADAPTER = (ADAPTER_CONFIG, "adapter_model.safetensors", "tokenizer.json")
 
 
 class ShipError(WideseekError, ValueError):
     """A directory that is not a complete model directory."""
 
 
-def ship_model(model_dir: Path, dest: Path, generation: dict[str, Any], card: str) -> list[str]:
-    """Copy the loadable files of `model_dir` to `dest` (see module docstring); their names."""
-    required = REQUIRED_ADAPTER if (model_dir / "adapter_config.json").is_file() else REQUIRED
-    missing = [name for name in required if not (model_dir / name).is_file()]
+def ship_model(
+    model: ResolvedModel, dest: Path, generation: dict[str, Any], card: str, info: ModelInfo
+) -> list[str]:
+    """Copy the loadable files of `model` to `dest` (see module docstring); their names."""
+    source = model.dir
+    required = REQUIRED_ADAPTER if model.is_adapter else REQUIRED
+    missing = [name for name in required if not (source / name).is_file()]
     if missing:
-        raise ShipError(f"{model_dir}: not a model directory ({', '.join(missing)} missing)")
-    names = [name for name in MODEL_FILES if (model_dir / name).is_file()]
+        raise ShipError(f"{source}: not a model directory ({', '.join(missing)} missing)")
+    names = [name for name in MODEL_FILES if (source / name).is_file()]
 
     def write(tmp: Path) -> None:
         for name in names:
-            shutil.copyfile(model_dir / name, tmp / name)
+            shutil.copyfile(source / name, tmp / name)
         path = tmp / "generation_config.json"
         saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         path.write_text(json.dumps({**saved, **generation}, indent=2) + "\n", encoding="utf-8")
+        write_model_info(tmp, info)
         (tmp / "README.md").write_text(card, encoding="utf-8")
 
     atomic_write_dir(write, dest)
-    return sorted({*names, "generation_config.json", "README.md"})
+    return sorted({*names, "generation_config.json", "wideseek.json", "README.md"})
 
 
-def weights_file(model_dir: Path) -> Path:
-    """The directory's safetensors file: the adapter's, for a LoRA adapter."""
-    adapter = model_dir / "adapter_model.safetensors"
-    return adapter if adapter.is_file() else model_dir / "model.safetensors"
-
-
-def saved_parameters(model_dir: Path) -> int:
+def saved_parameters(model: ResolvedModel) -> int:
     """Parameters stored in the directory's safetensors file (tied weights are stored once; an
     adapter's own, not its base's)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(weights_file(model_dir)), "pt") as weights:
-        return sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118
+    name = "adapter_model.safetensors" if model.is_adapter else "model.safetensors"
+    try:
+        with safe_open(str(model.dir / name), "pt") as weights:
+            return sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118
+    except (OSError, SafetensorError) as e:
+        raise ShipError(f"{model.dir}: not a model directory ({name}: {e})") from e
 
 
 def phase_summary(metrics_path: Path) -> dict[str, Any]:
@@ -93,12 +98,14 @@ def phase_summary(metrics_path: Path) -> dict[str, Any]:
 
 
 def model_card(
-    name: str, config: dict[str, Any], parameters: int, phases: dict[str, dict[str, Any]],
+    info: ModelInfo, model: ResolvedModel, parameters: int, phases: dict[str, dict[str, Any]],
     scores: dict[str, dict[str, Any]], reproduce: str, notes: str = "",
 ) -> str:  # fmt: skip
-    """The shipped model's README.md: what it is, how it was trained, what it scores.
-    `config` is the model's config.json, or a LoRA adapter's adapter_config.json."""
-    if "peft_type" in config:
+    """The shipped model's README.md: what it is, how it was trained, what it scores and under
+    which limits (`info`: its name and recommended limits)."""
+    config_file = model.dir / (ADAPTER_CONFIG if model.is_adapter else "config.json")
+    config = read_json_object(config_file, what="model config")
+    if model.is_adapter:
         layers = config.get("layers_to_transform")
         what = (
             f"a {config['peft_type']} adapter (rank {config.get('r')}, {parameters:,} "
@@ -114,7 +121,7 @@ def model_card(
             f"{config.get('max_position_embeddings')}), trained by wideseek"
         )
     lines = [
-        f"# {name}",
+        f"# {info.name}",
         "",
         f"The default engine of wideseek: {what} on the oracle's demonstrations in the bundled "
         "offline world. It runs on a CPU.",
@@ -142,6 +149,9 @@ def model_card(
         for metric in metrics:
             cells = [_cell(figures.get(metric)) for figures in scores.values()]
             lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+        if info.limits.given():
+            lines += ["", f"Taken under these limits, which `ask` and `eval` use by default "
+                      f"(wideseek.json; flags and config win): {_limits_text(info)}."]  # fmt: skip
     else:
         lines.append("Not measured.")
     lines += ["", "## Reproduce", "", "```bash", reproduce.strip(), "```", ""]
@@ -150,3 +160,7 @@ def model_card(
 
 def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _limits_text(info: ModelInfo) -> str:
+    return ", ".join(f"{name} {value:,}" for name, value in info.limits.given().items())

@@ -1,10 +1,11 @@
 """The model a trainer updates: loading (full model or LoRA), its dtype, saving it loadable.
 
 Contract: `load_trainable(spec, lora=, dtype=)` returns a `Trainable` (model, tokenizer, the
-base spec to record, the dtype and why), for every trainer of the project (SFT today, RL next):
-- `spec` is a base-model spec (`llm/base_model.py`: "default", a GGUF file, a model dir) or a
-  LoRA adapter directory. An adapter is loaded trainable, to go on training it (a later phase,
-  or RL after SFT); its `lora` settings are the adapter's own.
+`ResolvedModel` it came from, whose `base_spec` an adapter records, the dtype and why), for
+every trainer of the project (SFT and RL):
+- `spec` is a model spec or a `ResolvedModel` (llm/resolved_model.py: "default", a GGUF file,
+  a model dir, a LoRA adapter dir), resolved once. An adapter is loaded trainable, to go on
+  training it (a later phase, or RL after SFT); its `lora` settings are the adapter's own.
 - With `lora` (a `LoraSettings`), a fresh peft LoRA adapter wraps the base: only the adapter
   trains; the base's weights stay frozen in the chosen dtype while the adapter's weights stay
   fp32 (peft keeps adapter weights in fp32 over a bf16 base), so updates are not rounded away.
@@ -14,7 +15,7 @@ base spec to record, the dtype and why), for every trainer of the project (SFT t
 - `dtype` is the frozen base's, `pick_dtype`'s choice ("auto": bf16 where the CPU or GPU has
   native bf16 units).
 
-`save_trained(trainable, model, out_dir)` writes a directory that `llm/model_dir.py` loads: for
+`save_trained(trainable, model, out_dir)` writes a directory that `resolve_model` loads: for
 LoRA the adapter alone (a few MB, `base_model_name_or_path` set to a portable spec such as
 "default", embeddings never saved: they are frozen and peft would otherwise look the base up
 on the Hub) plus the tokenizer with the project's chat template; for a full model, model and
@@ -32,7 +33,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wideseek.io import atomic_write_dir
-from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError, is_adapter_dir
+from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
+from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 
 
 class LoraSettings(BaseModel):
@@ -58,52 +61,38 @@ class LoraSettings(BaseModel):
 class Trainable:
     model: Any  # a transformers model, or a peft PeftModel wrapping one
     tokenizer: Any
-    base_spec: str  # what an adapter records as its base
+    resolved: ResolvedModel  # what it was loaded from
     dtype: Any  # torch.dtype of the frozen / trained weights
     dtype_reason: str
     is_lora: bool
+
+    @property
+    def base_spec(self) -> str:
+        """What an adapter trained from it records as its base: portable ("default")."""
+        return self.resolved.base_spec
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
 
 def load_trainable(
-    spec: str | Path, *, lora: LoraSettings | None = None, dtype: str = "auto"
+    spec: ModelSpec, *, lora: LoraSettings | None = None, dtype: str = "auto"
 ) -> Trainable:
     """Load `spec` for training (see the module docstring)."""
-    from wideseek.llm.base_model import portable_base_spec, resolve_base_model
     from wideseek.llm.dtype import pick_dtype
-    from wideseek.llm.model_dir import adapter_base_dir, load_causal_lm, load_tokenizer
 
-    path = resolve_base_model(str(spec))
-    full = lora is None and not is_adapter_dir(path)
+    resolved = resolve_model(spec)
+    full = lora is None and not resolved.is_adapter
     if full:
         choice = pick_dtype("fp32")._replace(reason="fp32: every weight trains")
     else:
         choice = pick_dtype(dtype, "cuda" if _has_cuda() else "cpu")
-    if is_adapter_dir(path):
-        model = load_causal_lm(path, merge=False, dtype=choice.dtype)
-        base_spec = portable_base_spec(adapter_base_dir(path))
-        return Trainable(
-            model, load_tokenizer(path), base_spec, choice.dtype, choice.reason, is_lora=True
-        )
-    model = load_causal_lm(path, dtype=choice.dtype)
-    tokenizer = load_tokenizer(path)
-    if full:
-        return Trainable(model, tokenizer, str(path), choice.dtype, choice.reason, is_lora=False)
-    assert lora is not None
-    model = _wrap_lora(model, lora)
-    return Trainable(
-        model, tokenizer, portable_base_spec(path), choice.dtype, choice.reason, is_lora=True
-    )
-
-
-def load_training_tokenizer(spec: str | Path) -> Any:
-    """The tokenizer `load_trainable(spec)` would give, without loading the model."""
-    from wideseek.llm.base_model import resolve_base_model
-    from wideseek.llm.model_dir import load_tokenizer
-
-    return load_tokenizer(resolve_base_model(str(spec)))
+    # an adapter is loaded trainable (unmerged) to go on training it
+    model = load_causal_lm(resolved, merge=not resolved.is_adapter, dtype=choice.dtype)
+    if lora is not None and not resolved.is_adapter:
+        model = _wrap_lora(model, lora)
+    tokenizer = load_tokenizer(resolved)
+    return Trainable(model, tokenizer, resolved, choice.dtype, choice.reason, is_lora=not full)
 
 
 def _wrap_lora(model: Any, lora: LoraSettings) -> Any:

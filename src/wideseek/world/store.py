@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from wideseek.io import atomic_write_bytes
+from wideseek.io import atomic_write_bytes, cache_home
 from wideseek.world.build import MANIFEST, Manifest, WorldError, hash_files
 from wideseek.world.wide_tasks import SPLITS
 
@@ -91,8 +91,7 @@ def shipped_asset_dir() -> Path:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("WIDESEEK_CACHE") or Path.home() / ".cache" / "wideseek"
-    return Path(base) / "world"
+    return cache_home() / "world"
 
 
 def _unpacked_default() -> Path:

@@ -132,8 +132,10 @@ class RLTrainer:
         )
         self.model, self.optimizer = self.accelerator.prepare(self.trainable.model, optimizer)
         policy = self.accelerator.unwrap_model(self.model)
-        self.engine = LocalEngine(config.model, loaded=(policy, self.trainable.tokenizer),
-                                  model_name="policy")  # fmt: skip
+        # the resolved model, not the raw spec: "default" names no directory, and the engine
+        # reads the model's recommended settings from it
+        loaded = (policy, self.trainable.tokenizer)
+        self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
         self.world = load_world(config.world)
         self.pool = [t for s in config.suites for t in suite_tasks(self.world, s, config.split)]
         if not self.pool:

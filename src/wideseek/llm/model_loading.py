@@ -1,0 +1,70 @@
+"""Loading a resolved model: its tokenizer, and its weights (a full model, or base + adapter).
+
+`load_causal_lm(model)` loads a `ResolvedModel` (llm/resolved_model.py; a spec is resolved
+first): a full model as is; an adapter as its base with the adapter applied and, unless told
+not to, merged (`merge_and_unload`: the engine then runs a plain model, as fast as the base), or
+kept as a trainable PeftModel (to go on training it). `load_tokenizer(model)` reads the
+tokenizer from the model's `tokenizer_dir`.
+
+A torn `config.json`, truncated safetensors or a tokenizer that does not parse all become one
+`ModelDirError` naming the directory, instead of a transformers or safetensors traceback. Used
+by the local engine, the server command and training alike. transformers is imported on first
+use: this module costs nothing to import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wideseek.llm.model_dir import INSTALL_PEFT, ModelDirError, first_line
+from wideseek.llm.resolved_model import ModelSpec, resolve_model
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    # What transformers and safetensors raise for unreadable files: OSError (missing, bad
+    # JSON), ValueError/KeyError (unknown architecture), RuntimeError (shape mismatch),
+    # SafetensorError (a truncated or foreign weights file).
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
+
+
+def load_tokenizer(model: ModelSpec) -> Any:
+    from transformers import AutoTokenizer
+
+    path = resolve_model(model).tokenizer_dir
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except _load_errors() as e:
+        raise ModelDirError(f"{path}: cannot load tokenizer ({first_line(e)})") from e
+
+
+def load_causal_lm(model: ModelSpec, *, merge: bool = True, **kwargs: Any) -> Any:
+    """`AutoModelForCausalLM.from_pretrained(dir, **kwargs)`; for an adapter, its base with
+    the adapter applied: merged into the weights (`merge`, for serving), or as a trainable
+    PeftModel (to go on training the adapter)."""
+    model = resolve_model(model)
+    if not model.is_adapter:
+        return _load_full_model(model.dir, **kwargs)
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelDirError(
+            f"{model.dir}: loading a LoRA adapter needs peft: {INSTALL_PEFT}"
+        ) from None
+    base = _load_full_model(model.base_dir, **kwargs)
+    try:
+        adapted = PeftModel.from_pretrained(base, model.dir, is_trainable=not merge)
+    except _load_errors() as e:
+        raise ModelDirError(f"{model.dir}: cannot load adapter ({first_line(e)})") from e
+    return adapted.merge_and_unload() if merge else adapted
+
+
+def _load_full_model(path: Path, **kwargs: Any) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except _load_errors() as e:
+        raise ModelDirError(f"{path}: cannot load model ({first_line(e)})") from e
