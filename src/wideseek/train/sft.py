@@ -45,10 +45,13 @@ from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair
 from wideseek.llm.resolved_model import ResolvedModel
 from wideseek.train.sft_data import IGNORE, SFTExample
 from wideseek.train.trainable import LoraSettings, load_trainable, save_trained
+from wideseek.train.training_card import TrainingCard
 
 Evaluate = Callable[[str, int], dict[str, Any]]
 TRAINER_STATE = "trainer_state.json"
 METRICS = "metrics.jsonl"
+# SFTConfig fields that do not change the weights: left off a saved model's card
+_NOT_RECIPE = {"model", "out_dir", "log_every", "save_every", "keep_checkpoints", "eval_every"}
 
 
 class CheckpointError(WideseekError, RuntimeError):
@@ -269,6 +272,14 @@ def train_sft(
     def trainer_state() -> dict[str, Any]:
         return {"step": step, "tokens_seen": tokens_seen, "data": signature}
 
+    # the saved model's README.md: the settings that made it and how far it got
+    recipe = config.model_dump(exclude=_NOT_RECIPE)
+    last_loss: float | None = None
+
+    def card() -> TrainingCard:
+        progress = {"steps": step, "tokens": tokens_seen, "last loss": last_loss}
+        return TrainingCard("sft", recipe, progress)
+
     def save_checkpoint() -> Path:
         """Called by every process: accelerate saves each one's RNG state (and, under FSDP or
         DeepSpeed, its shard); the main process then completes the checkpoint."""
@@ -276,7 +287,7 @@ def train_sft(
         accelerator.save_state(str(path))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            save_trained(trainable, accelerator.unwrap_model(model), path / "model")
+            save_trained(trainable, accelerator.unwrap_model(model), path / "model", card())
             _write_json(path / TRAINER_STATE, trainer_state())
             for old in checkpoints(out)[: -config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -329,6 +340,7 @@ def train_sft(
             optimizer.zero_grad()
             step += 1
             losses.append(loss_sum / config.grad_accum)
+            last_loss = losses[-1]
             progress.update(bar, advance=1, description=f"sft loss {losses[-1]:.3f}")
             # 5) metrics, checkpoints, evaluation (the other processes wait at the next step)
             due_eval = evaluate is not None and config.eval_every and step % config.eval_every == 0
@@ -350,7 +362,7 @@ def train_sft(
             if due_eval:
                 run_eval(ckpt / "model")
         if accelerator.is_main_process:
-            save_trained(trainable, accelerator.unwrap_model(model), final)
+            save_trained(trainable, accelerator.unwrap_model(model), final, card())
             _write_json(final / TRAINER_STATE, trainer_state())
             if evaluate is not None and config.eval_every and step % config.eval_every:
                 run_eval(final)

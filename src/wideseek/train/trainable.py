@@ -15,12 +15,13 @@ every trainer of the project (SFT and RL):
 - `dtype` is the frozen base's, `pick_dtype`'s choice ("auto": bf16 where the CPU or GPU has
   native bf16 units).
 
-`save_trained(trainable, model, out_dir)` writes a directory that `resolve_model` loads: for
-LoRA the adapter alone (a few MB, `base_model_name_or_path` set to a portable spec such as
-"default", embeddings never saved: they are frozen and peft would otherwise look the base up
-on the Hub) plus the tokenizer with the project's chat template; for a full model, model and
-tokenizer. It replaces `out_dir` atomically. This module knows models and peft; not data or
-training loops.
+`save_trained(trainable, model, out_dir, card)` writes a directory that `resolve_model` loads:
+for LoRA the adapter alone (a few MB, `base_model_name_or_path` set to a portable spec:
+"default" for the default base or any copy of its GGUF file, embeddings never saved: they are
+frozen and peft would otherwise look the base up on the Hub) plus the tokenizer with the
+project's chat template; for a full model, model and tokenizer; and the trainer's short card
+(train/training_card.py) as README.md, not peft's boilerplate. It replaces `out_dir`
+atomically. This module knows models and peft; not data or training loops.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from wideseek.io import atomic_write_dir
 from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
+from wideseek.train.training_card import TrainingCard
 
 
 class LoraSettings(BaseModel):
@@ -131,8 +133,10 @@ def _linear_names(model: Any) -> list[str]:
     )
 
 
-def save_trained(trainable: Trainable, model: Any, out_dir: Path) -> None:
-    """Write `model` (the trained, unwrapped-from-accelerate model) loadably into `out_dir`."""
+def save_trained(trainable: Trainable, model: Any, out_dir: Path, card: TrainingCard) -> None:
+    """Write `model` (the trained, unwrapped-from-accelerate model) loadably into `out_dir`,
+    with the trainer's `card` as its README.md (in place of peft's, which names this machine's
+    copy of the base)."""
 
     def write(path: Path) -> None:
         if trainable.is_lora:
@@ -141,6 +145,8 @@ def save_trained(trainable: Trainable, model: Any, out_dir: Path) -> None:
         else:
             model.save_pretrained(path)  # safetensors
         trainable.tokenizer.save_pretrained(path)
+        base = trainable.base_spec if trainable.is_lora else None
+        (path / "README.md").write_text(card.render(model, base), encoding="utf-8")
 
     atomic_write_dir(write, Path(out_dir))
 

@@ -48,6 +48,7 @@ from wideseek.train.rl.rewards import RewardShaping, rollout_reward
 from wideseek.train.rl.samples import AgentSample, agent_sample
 from wideseek.train.sft import METRICS, TRAINER_STATE, checkpoints, truncate_metrics
 from wideseek.train.trainable import LoraSettings, Trainable, load_trainable, save_trained
+from wideseek.train.training_card import TrainingCard
 from wideseek.types import Task, Trajectory
 
 
@@ -98,6 +99,11 @@ class RLConfig(BaseModel):
     seed: int = 0
 
 
+# RLConfig fields that shape the weights: a saved model's card lists them
+_RECIPE = {"lora", "dtype", "suites", "split", "mode", "tasks_per_step", "group_size", "steps",
+           "lr", "temperature", "seed"}  # fmt: skip
+
+
 def step_tasks(pool: Sequence[Task], step: int, per_step: int, seed: int) -> list[Task]:
     """The tasks of `step`: a seeded shuffle of the pool, cycled, `per_step` at a time."""
     order = list(range(len(pool)))
@@ -143,6 +149,7 @@ class RLTrainer:
         self.step = 0
         self.tripped: dict[str, int] = defaultdict(int)
         self.last_good: int | None = None
+        self.last_reward: float | None = None  # the last step's mean reward, for the card
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -163,7 +170,8 @@ class RLTrainer:
     def save(self, good: bool) -> Path:
         path = self.out / f"checkpoint-{self.step}"
         self.accelerator.save_state(str(path))
-        save_trained(self.trainable, self.accelerator.unwrap_model(self.model), path / "model")
+        policy = self.accelerator.unwrap_model(self.model)
+        save_trained(self.trainable, policy, path / "model", self.card())
         if good:
             self.last_good = self.step
         state = {"step": self.step, "last_good": self.last_good, "tripped": dict(self.tripped)}
@@ -173,6 +181,11 @@ class RLTrainer:
             if old not in keep and old.name != f"checkpoint-{self.last_good}":
                 shutil.rmtree(old, ignore_errors=True)
         return path
+
+    def card(self) -> TrainingCard:
+        """The saved model's README.md: the settings that made it and how far it got."""
+        recipe = self.config.model_dump(include=_RECIPE)
+        return TrainingCard("rl", recipe, {"steps": self.step, "last reward": self.last_reward})
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -301,6 +314,7 @@ class RLTrainer:
         while self.step < self.config.steps:
             row = self.run_step()
             self.step += 1
+            self.last_reward = row["reward"]
             why = self.check_guards(row)
             row["guard"] = why
             append_jsonl_line(self.out / METRICS, json.dumps(row))
@@ -309,7 +323,7 @@ class RLTrainer:
                 return self.roll_back(why)
             if self.step % self.config.save_every == 0 or self.step == self.config.steps:
                 self.save(good=True)
-        save_trained(self.trainable, self.accelerator.unwrap_model(self.model), final)
+        save_trained(self.trainable, self.accelerator.unwrap_model(self.model), final, self.card())
         return final
 
     def roll_back(self, why: str) -> Path:
