@@ -1,29 +1,41 @@
-"""LocalEngine throughput on the default model: pre-fill, decode, concurrency, dtype, prefix cache.
+"""LocalEngine throughput on the default model: pre-fill, decode, concurrency, dtype, prefix cache,
+and wall time per wide task end to end.
 
     python bench/local_engine.py                      # SmolLM2-135M (the default base)
     python bench/local_engine.py --model DIR          # any model or adapter directory
-    python bench/local_engine.py --dtypes fp32 auto   # the weights' dtypes to compare
+    python bench/local_engine.py --dtypes fp32 auto auto+int8   # engines to compare
+    python bench/local_engine.py --device cuda        # GPU mode (add --concurrency 1 16 64)
+    python bench/local_engine.py --model ADAPTER --wide-tasks 3   # + agents on wide test tasks
 
 For each dtype, on one engine: pre-fill tokens/s (one prompt of --prompt-len, one new token);
 new tokens/s for 1, 8 and 16 concurrent requests of --prompt-len + --new-tokens (sampling, as
 subagents send them, fired together); and an agent's turns — three turns, each prompt the last
 one plus its generation plus a --tool-len tool result — with the prefix cache on and off, as
 wall seconds. Ratios are printed beside the figures (16-concurrent / batch 1, cache off / on,
-dtype / the first dtype). The numbers are from one process on an otherwise idle machine; a
-second busy process on a 2-core machine cuts them several-fold.
+dtype / the first dtype). With --wide-tasks N, the first N wide test tasks of the bundled world
+run end to end through the real runtime (multi-agent, greedy, the limits the default model is
+evaluated with: lead 4 turns, subagents 5, 256 tokens a response, 4,096 per agent), printing
+seconds per task and where the engine's time went (pre-fill vs decode steps, mean batch). The
+numbers are from one process on an otherwise idle machine; a second busy process on a 2-core
+machine cuts them several-fold.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import tempfile
 import time
 
 import torch
 
+from wideseek.config import AgentConfig, Config, ToolsConfig
 from wideseek.llm.base import GenerateRequest, SamplingParams
-from wideseek.llm.base_model import resolve_base_model
 from wideseek.llm.local import LocalEngine
+from wideseek.runtime import run_suite
+from wideseek.world.store import load_world
+from wideseek.world.suites import suite_tasks
 
 
 def prompts(engine: LocalEngine, n: int, length: int, seed: int) -> list[list[int]]:
@@ -64,9 +76,51 @@ async def agent_seconds(engine: LocalEngine, length: int, new: int, tool: int) -
     return time.perf_counter() - start
 
 
-async def measure(model: str, dtype: str, args: argparse.Namespace) -> dict[str, float]:
-    engine = LocalEngine(model, dtype=dtype)
-    print(f"{dtype}: {engine.dtype_reason}")
+async def wide_tasks(engine: LocalEngine, n: int, concurrency: int) -> dict[str, float]:
+    """Seconds per wide test task end to end, and the engine's pre-fill / decode split."""
+    world = load_world()
+    tasks = suite_tasks(world, "wide", "test")[:n]
+    agent = AgentConfig(
+        mode="multi",
+        lead_turns=4,
+        subagent_turns=5,
+        max_response_tokens=256,
+        context_length=4096,
+        temperature=0.0,
+        seed=0,
+    )
+    config = Config(agent=agent, tools=ToolsConfig(corpus=str(world.corpus_path)))
+    before = dataclasses.replace(engine.stats)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as run_dir:
+        run = await run_suite(
+            tasks,
+            config,
+            run_dir,
+            suite="bench",
+            engine=engine,
+            concurrency=concurrency,
+            show_progress=False,
+        )
+    wall = time.perf_counter() - start
+    stats = {k: v - getattr(before, k) for k, v in vars(engine.stats).items()}
+    return {
+        "wide task, wall (s)": wall / len(tasks),
+        "wide item F1": run.summary.get("item_f1_avg", 0.0),
+        "pre-fill share": stats["prefill_s"] / wall,
+        "decode share": stats["decode_s"] / wall,
+        "pre-fill tok/s": stats["prefill_tokens"] / max(stats["prefill_s"], 1e-9),
+        "decode new tok/s": stats["new_tokens"] / max(stats["decode_s"], 1e-9),
+        "mean decode batch": stats["new_tokens"] / max(stats["steps"], 1),
+    }
+
+
+async def measure(model: str, variant: str, args: argparse.Namespace) -> dict[str, float]:
+    """One engine: `variant` is a dtype (fp32 | bf16 | auto), with `+int8` for int8 decode."""
+    dtype, _, int8 = variant.partition("+")
+    int8_decode = "on" if int8 == "int8" else "off"
+    engine = LocalEngine(model, dtype=dtype, device=args.device, int8_decode=int8_decode)
+    print(f"{variant}: {engine.dtype_reason}; int8 decode {engine.int8_decode}")
     await new_tokens_per_s(engine, 2, 64, 4)  # warm-up
     row = {"prefill tok/s": max([await prefill_per_s(engine, args.prompt_len) for _ in range(2)])}
     for n in args.concurrency:
@@ -76,26 +130,40 @@ async def measure(model: str, dtype: str, args: argparse.Namespace) -> dict[str,
         engine.prefix_cache.max_tokens = cache_tokens
         engine.prefix_cache.clear()
         row[label] = await agent_seconds(engine, args.prompt_len, args.new_tokens, args.tool_len)
+    engine.prefix_cache.max_tokens = 65_536
+    if args.wide_tasks:
+        row.update(await wide_tasks(engine, args.wide_tasks, args.task_concurrency))
     return row
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="default", help="model/adapter dir or base spec")
-    ap.add_argument("--dtypes", nargs="+", default=["fp32", "auto"])
+    ap.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["auto", "auto+int8"],
+        help="engines: a weights dtype (fp32, bf16, auto), +int8 for int8 decode weights",
+    )
     ap.add_argument("--prompt-len", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--tool-len", type=int, default=600, help="tokens of each tool result")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    ap.add_argument("--wide-tasks", type=int, default=0, help="also run N wide test tasks")
+    ap.add_argument("--task-concurrency", type=int, default=1, help="wide tasks in flight")
     args = ap.parse_args()
-    model = str(resolve_base_model(args.model))
+    model = args.model  # LocalEngine resolves a base spec, model dir or adapter itself
     print(f"model {model}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     table = {dtype: await measure(model, dtype, args) for dtype in args.dtypes}
     first = table[args.dtypes[0]]
     print(f"\n{'':32}" + "".join(f"{d:>12}" for d in args.dtypes) + f"{'ratio':>10}")
     for key in first:
-        cells = "".join(f"{table[d][key]:>12.1f}" for d in args.dtypes)
-        print(f"{key:32}{cells}{table[args.dtypes[-1]][key] / first[key]:>9.2f}x")
+        cells = "".join(
+            f"{table[d][key]:>12{'.3f' if abs(first[key]) < 10 else '.1f'}}" for d in args.dtypes
+        )
+        ratio = table[args.dtypes[-1]][key] / first[key] if first[key] else float("nan")
+        print(f"{key:32}{cells}{ratio:>9.2f}x")
     for dtype, row in table.items():
         n = max(args.concurrency)
         scale = row[f"new tok/s, {n} concurrent"] / row["new tok/s, 1 concurrent"]

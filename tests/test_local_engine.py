@@ -21,7 +21,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def engine(model_dir) -> LocalEngine:
-    return LocalEngine(model_dir, device="cpu", batch_window_s=0.05)
+    return LocalEngine(model_dir, device="cpu", batch_window_s=0.05, int8_decode="off")
 
 
 def request(ids, **sampling) -> GenerateRequest:
@@ -63,8 +63,8 @@ def greedy_row(prompt: list[int], n: int) -> DecodeRow:
 
 
 def test_rows_joining_a_running_batch_decode_as_if_alone(engine):
-    decoder = BatchDecoder(engine.model, engine.pad_id, engine.eos_ids)
-    first = greedy_row(PROMPTS[2], 5)  # the longest prompt, finishing first: its padding is cut
+    decoder = BatchDecoder(engine.model, engine.eos_ids)
+    first = greedy_row(PROMPTS[2], 5)  # the longest prompt, finishing first: its slot is refilled
     decoder.add([first])
     done = decoder.step() + decoder.step()
     joiners = [greedy_row(PROMPTS[1], 10), greedy_row(PROMPTS[0], 12)]  # shorter prompts
@@ -72,19 +72,20 @@ def test_rows_joining_a_running_batch_decode_as_if_alone(engine):
     assert len(decoder) == 3 - len(done)
     while len(decoder):
         done += decoder.step()
-        if first in done and len(decoder):  # no leading column left that is padding for all
-            assert bool(decoder.mask[:, 0].any())
+        # every row sits in its own slot, the cache holding exactly its tokens so far
+        for i, row in enumerate(decoder.rows):
+            assert int(decoder.lengths[i]) == len(row.prompt) + len(row.ids)
     assert set(map(id, done)) == {id(first), *map(id, joiners)}
     for r in (first, *joiners):
         assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
 
 
 def test_removed_rows_leave_the_others_untouched(engine):
-    decoder = BatchDecoder(engine.model, engine.pad_id, engine.eos_ids)
+    decoder = BatchDecoder(engine.model, engine.eos_ids)
     rows = [greedy_row(p, 10) for p in PROMPTS]
     decoder.add(rows)
     decoder.step()
-    decoder.remove([rows[2]])  # the longest prompt: its padding columns go too
+    decoder.remove([rows[2]])  # the last row moves into its slot
     assert rows[2] not in decoder.rows
     while len(decoder):
         decoder.step()

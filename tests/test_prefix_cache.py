@@ -20,8 +20,10 @@ def model_dir(tmp_path_factory) -> Path:
 
 def engines(model_dir: Path) -> tuple[LocalEngine, LocalEngine]:
     """(with the prefix cache, without): fp32, so both see the same weights exactly."""
-    on = LocalEngine(model_dir, device="cpu", dtype="fp32", batch_window_s=0.02)
-    off = LocalEngine(model_dir, device="cpu", dtype="fp32", prefix_cache_tokens=0)
+    on = LocalEngine(model_dir, device="cpu", dtype="fp32", batch_window_s=0.02, int8_decode="off")
+    off = LocalEngine(
+        model_dir, device="cpu", dtype="fp32", prefix_cache_tokens=0, int8_decode="off"
+    )
     return on, off
 
 

@@ -1,16 +1,21 @@
-"""Batched autoregressive decoding with a KV cache; rows join and leave between steps.
+"""Batched autoregressive decoding over a preallocated KV cache; rows join and leave between steps.
 
-Contract: a `BatchDecoder` holds the running batch of a causal LM. `add(rows)` prefills new
-rows (left-padded, positions counting real tokens only) and merges them into the batch;
-`step()` samples one token for every row, records it with its logprob, removes the rows that
-finished (eos, stop callback, token budget) and runs one forward step for the rest;
-`remove(rows)` drops rows nobody waits for any more. So
-requests arriving while others decode join at the next step instead of waiting for the whole
-batch, and a finished row never costs another forward pass.
+Contract: a `BatchDecoder` holds the running batch of a causal LM. `add(rows)` pre-fills new
+rows (each alone, in chunks of `prefill_chunk` tokens, positions counting its own tokens) and
+appends them to the batch; `step()` samples one token for every row, records it with its
+logprob, removes the rows that finished (eos, stop callback, token budget) and runs one forward
+step for the rest; `remove(rows)` drops rows nobody waits for any more. So requests arriving
+while others decode join at the next step instead of waiting for the whole batch, and a
+finished row never costs another forward pass.
+
+Keys and values live in a `SlotCache` (llm/slot_cache.py): row i in slot i, written in place,
+with no padding; a finished row's slot is refilled by moving the last row into it. Each pass
+gets a 4D additive mask that hides every row's columns past its own length, so rows of any
+lengths share one forward step without padding tokens ever going through the model.
 
 A row may come with `past`, the keys/values of its prompt's first `past_len` tokens (an agent's
-previous turn, llm/prefix_cache.py): it is pre-filled alone on the rest of its prompt and then
-merged like any other. With `keep_kv`, a finished row leaves with `kv`, the keys/values of its
+previous turn, llm/prefix_cache.py): they are copied into its slot and only the rest of its
+prompt is pre-filled. With `keep_kv`, a finished row leaves with `kv`, the keys/values of its
 prompt and generated ids but the last (which never went through the model).
 
 Logprobs are log softmax(logits / T) of the sampled token, before top-p truncation
@@ -25,15 +30,15 @@ are checked by the caller's `stopped` callback), requests, threads or asyncio.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 from wideseek.llm.base import FinishReason, SamplingParams
+from wideseek.llm.int8_decode import decode_step
+from wideseek.llm.slot_cache import LayerKV, SlotCache
 
 
 @dataclass(eq=False)
@@ -47,9 +52,25 @@ class DecodeRow:
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish: FinishReason | None = None
-    past: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None  # KV of prompt[:past_len]
+    past: tuple[LayerKV, ...] | None = None  # keys/values of prompt[:past_len]
     past_len: int = 0
-    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None  # set at finish (keep_kv)
+    kv: tuple[LayerKV, ...] | None = None  # set at finish (keep_kv)
+
+
+@dataclass
+class DecodeStats:
+    """Where a decoder's time went: pre-fill (new prompt tokens) vs decode steps."""
+
+    prefill_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose keys/values came from the prefix cache
+    prefill_s: float = 0.0
+    steps: int = 0  # forward passes of the running batch
+    new_tokens: int = 0  # sampled tokens (each step samples one per row)
+    decode_s: float = 0.0
+
+    def add(self, other: DecodeStats) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
 
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -66,48 +87,49 @@ class BatchDecoder:
     def __init__(
         self,
         model,
-        pad_id: int,
         eos_ids: Iterable[int],
         stopped: Callable[[DecodeRow], bool] = lambda row: False,
         keep_kv: bool = False,
+        cache: SlotCache | None = None,
+        prefill_chunk: int = 2048,
     ) -> None:
+        """`cache`: a SlotCache to reuse across batches (its memory stays allocated)."""
         self.model = model
         self.keep_kv = keep_kv
-        self.pad_id = pad_id
         self.eos_ids = set(eos_ids)
         self.stopped = stopped
         self.device = model.device
+        self.prefill_chunk = prefill_chunk
+        self.cache = cache if cache is not None else SlotCache.for_model(model)
         # transformers 5.x renamed `past_key_values` to `cache`; older releases know the former.
         params = inspect.signature(model.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.rows: list[DecodeRow] = []
-        self.cache: DynamicCache | None = None
-        self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)  # (b, T)
-        self.last_pos = torch.zeros((0, 1), dtype=torch.long, device=self.device)  # (b, 1)
+        self.lengths = torch.zeros(0, dtype=torch.long, device=self.device)  # tokens in cache
         self.logits = torch.zeros((0, 0), device=self.device)  # (b, V): next-token logits
+        self.stats = DecodeStats()
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    @property
-    def can_merge(self) -> bool:
-        """New rows can join a running batch only over plain full-attention cache layers."""
-        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
-
     @torch.inference_mode()
     def add(self, rows: list[DecodeRow]) -> None:
-        cold = [r for r in rows if r.past is None]
-        warm = [r for r in rows if r.past is not None]
-        groups = [(cold, self._prefill(cold))] if cold else []
-        groups += [([r], self._prefill_after(r)) for r in warm]
-        for group, (cache, mask, last_pos, logits) in groups:
-            if self.cache is None or not self.rows:
-                self.cache, self.mask, self.last_pos, self.logits = cache, mask, last_pos, logits
-            else:
-                self._merge(cache, mask)
-                self.last_pos = torch.cat([self.last_pos, last_pos])
-                self.logits = torch.cat([self.logits, logits])
-            self.rows.extend(group)
+        start = time.perf_counter()
+        for row in rows:
+            slot = len(self.rows)
+            self.cache.reserve(slot + 1, len(row.prompt) + min(row.max_new, 256))
+            done = 0
+            if row.past is not None:
+                assert 0 < row.past_len < len(row.prompt)
+                self.cache.write(slot, row.past)
+                done, row.past = row.past_len, None  # the slot holds it from here on
+            logits = self._prefill(slot, row.prompt, done)
+            self.rows.append(row)
+            self.lengths = torch.cat([self.lengths, self.lengths.new_tensor([len(row.prompt)])])
+            self.logits = logits if slot == 0 else torch.cat([self.logits, logits])
+            self.stats.prefill_tokens += len(row.prompt) - done
+            self.stats.reused_tokens += done
+        self.stats.prefill_s += time.perf_counter() - start
 
     @torch.inference_mode()
     def remove(self, rows: list[DecodeRow]) -> None:
@@ -119,6 +141,7 @@ class BatchDecoder:
     @torch.inference_mode()
     def step(self) -> list[DecodeRow]:
         """Sample a token for every row; return the rows that finished (now out of the batch)."""
+        start = time.perf_counter()
         # 1) sample one token per row and record it
         tokens, logps = sample_next(self.logits, self.rows)  # (b,), (b,)
         for row, token, logp in zip(self.rows, tokens.tolist(), logps.tolist(), strict=True):
@@ -128,118 +151,85 @@ class BatchDecoder:
                 row.finish = "stop"
             elif len(row.ids) >= row.max_new:
                 row.finish = "length"
-        # 2) drop finished rows from the batch, its cache and its leading padding
+        # 2) drop finished rows from the batch (their slots are refilled from the end)
         finished = [r for r in self.rows if r.finish is not None]
         if finished and self.keep_kv:
-            self._export_kv()
+            for i, row in enumerate(self.rows):
+                if row.finish is not None:
+                    row.kv = self.cache.read(i, int(self.lengths[i]))
         if finished:
-            keep = self._keep([r.finish is None for r in self.rows])
-            tokens = tokens[keep]
+            tokens = tokens[self._keep([r.finish is None for r in self.rows])]
+        self.stats.new_tokens += len(tokens)
         if not self.rows:
+            self.stats.decode_s += time.perf_counter() - start
             return finished
-        # 3) one forward step for the rest
-        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=-1)
-        self.last_pos = self.last_pos + 1
-        out = self.model(
-            input_ids=tokens.view(-1, 1),
-            attention_mask=self.mask,
-            position_ids=self.last_pos,
-            use_cache=True,
-            **{self.cache_kw: self.cache},
-        )
+        # 3) one forward step for the rest, each row's token in its own next column
+        positions = self.lengths.unsqueeze(-1)  # (b, 1)
+        width = int(self.lengths.max()) + 1
+        self.cache.reserve(len(self.rows), width)
+        visible = torch.arange(width, device=self.device) <= positions  # (b, width)
+        self.cache.plan(0, positions)
+        with decode_step():  # small batches may read int8 weights (llm/int8_decode.py)
+            out = self.model(
+                input_ids=tokens.view(-1, 1),
+                attention_mask=self._additive(visible[:, None, None, :]),
+                position_ids=positions,
+                use_cache=True,
+                **{self.cache_kw: self.cache},
+            )
+        self.lengths = self.lengths + 1
         self.logits = out.logits[:, -1, :]
+        self.stats.steps += 1
+        self.stats.decode_s += time.perf_counter() - start
         return finished
 
     # --- internals -------------------------------------------------------------------------
-    def _prefill(self, rows: list[DecodeRow]):
-        width = max(len(r.prompt) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            input_ids[i, width - len(r.prompt) :] = torch.tensor(r.prompt)
-            mask[i, width - len(r.prompt) :] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (n, T): padding does not count
-        cache = DynamicCache()
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,  # only the last position's logits are needed
-            **{self.cache_kw: cache},
-        )
-        return cache, mask, positions[:, -1:], out.logits[:, -1, :]
-
-    def _prefill_after(self, row: DecodeRow):
-        """Pre-fill the prompt tokens after `row.past` over a cache holding it (one row)."""
-        assert row.past is not None and 0 < row.past_len < len(row.prompt)
-        cache = DynamicCache(ddp_cache_data=row.past)
-        row.past = None  # the batch's cache holds it from here on
-        suffix = torch.tensor([row.prompt[row.past_len :]], device=self.device)  # (1, s)
-        mask = torch.ones((1, len(row.prompt)), dtype=torch.long, device=self.device)
-        positions = torch.arange(row.past_len, len(row.prompt), device=self.device).unsqueeze(0)
-        out = self.model(
-            input_ids=suffix,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-            **{self.cache_kw: cache},
-        )
-        return cache, mask, positions[:, -1:], out.logits[:, -1, :]
-
-    def _export_kv(self) -> None:
-        """Copy each finished row's keys/values (its unpadded columns) out of the batch."""
-        assert self.cache is not None
-        for i, row in enumerate(self.rows):
-            if row.finish is None:
-                continue
-            cols = self.mask[i].bool()  # a row's real tokens: its columns after the left padding
-            row.kv = tuple(
-                (layer.keys[i : i + 1, :, cols], layer.values[i : i + 1, :, cols])
-                for layer in self.cache.layers
+    def _prefill(self, slot: int, prompt: list[int], done: int) -> torch.Tensor:
+        """Run prompt[done:] through the model into `slot`, in chunks; the last logits (1, V)."""
+        logits = None
+        for first in range(done, len(prompt), self.prefill_chunk):
+            chunk = prompt[first : first + self.prefill_chunk]
+            positions = torch.arange(first, first + len(chunk), device=self.device).unsqueeze(0)
+            # causal: query i (at position first + i) sees columns 0..first + i
+            visible = torch.arange(first + len(chunk), device=self.device) <= positions.T
+            self.cache.plan(slot, positions)
+            out = self.model(
+                input_ids=torch.tensor([chunk], device=self.device),
+                attention_mask=self._additive(visible[None, None]),
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,  # only the last position's logits are needed
+                **{self.cache_kw: self.cache},
             )
+            logits = out.logits[:, -1, :]
+        assert logits is not None, "a row needs at least one prompt token to pre-fill"
+        return logits
 
-    def _merge(self, cache: DynamicCache, mask: torch.Tensor) -> None:
-        """Append a prefilled group to the batch, left-padding the shorter side's keys/values
-        (masked out, so they change nothing) to a common length."""
-        assert self.cache is not None
-        width = max(self.mask.shape[1], mask.shape[1])
-        self.mask = torch.cat([_left_pad(self.mask, width, -1), _left_pad(mask, width, -1)])
-        for old, new in zip(self.cache.layers, cache.layers, strict=True):
-            old.keys = torch.cat([_left_pad(old.keys, width, -2), _left_pad(new.keys, width, -2)])
-            old.values = torch.cat(
-                [_left_pad(old.values, width, -2), _left_pad(new.values, width, -2)]
-            )
+    def _additive(self, visible: torch.Tensor) -> torch.Tensor:
+        """A boolean visibility mask as the additive float mask every attention kernel takes."""
+        dtype = self.cache.dtype
+        return torch.zeros(visible.shape, dtype=dtype, device=self.device).masked_fill(
+            ~visible, torch.finfo(dtype).min
+        )
 
     def _keep(self, keep: list[bool]) -> torch.Tensor:
-        """Keep the rows flagged True (in order); returns their batch indices."""
-        assert self.cache is not None
-        index = torch.tensor([j for j, k in enumerate(keep) if k], dtype=torch.long)
-        index = index.to(self.device)
-        self.rows = [r for r, k in zip(self.rows, keep, strict=True) if k]
-        self.cache.batch_select_indices(index)
-        self.mask, self.last_pos, self.logits = (
-            self.mask[index],
-            self.last_pos[index],
-            self.logits[index],
-        )
-        # Columns that are padding for every remaining row are dead weight: cut them.
-        first = int(self.mask.any(dim=0).int().argmax()) if self.rows else 0
-        if first > 0 and self.can_merge:
-            self.mask = self.mask[:, first:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        """Keep the rows flagged True; each gap is filled by the batch's last kept row (one KV
+        copy per gap, not a shift of every row after it). Returns the kept rows' old indices,
+        in their new order."""
+        n = sum(keep)
+        tail = [i for i in range(n, len(keep)) if keep[i]]  # kept rows that move forward
+        order = []
+        for slot in range(n):
+            if not keep[slot]:
+                src = tail.pop()
+                self.cache.move(src, slot, int(self.lengths[src]))
+                order.append(src)
+            else:
+                order.append(slot)
+        index = torch.tensor(order, dtype=torch.long, device=self.device)
+        self.rows = [self.rows[i] for i in order]
+        self.lengths, self.logits = self.lengths[index], self.logits[index]
         return index
-
-
-def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    """Zero-pad `t` at the front of dimension `dim` (-1 or -2) up to `width`."""
-    missing = width - t.shape[dim]
-    if missing == 0:
-        return t
-    return F.pad(t, (missing, 0) if dim == -1 else (0, 0, missing, 0))
 
 
 def sample_next(logits: torch.Tensor, rows: list[DecodeRow]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,10 +9,12 @@ soon as its own row finishes (eos, stop string, token budget), and a cancelled r
 caller's timeout) leaves the batch at the next step.
 
 Choices, and why:
-- Batching is our compact decode loop over transformers' DynamicCache, not transformers'
-  continuous batching (`init_continuous_batching`/`generate_batch`). That API does run on CPU in
-  transformers 5.24 and returns logprobs, but it seeds one RNG per manager (not per request), has
-  no stop strings, and a probe spent ~6 s warming up for 2 x 10 tokens on a 130k-param model.
+- Batching is our compact decode loop over a preallocated slot cache (llm/slot_cache.py:
+  written in place, where transformers' DynamicCache copies the whole cache at every step), not
+  transformers' continuous batching (`init_continuous_batching`/`generate_batch`). That API
+  does run on CPU in transformers 5.24 and returns logprobs, but it seeds one RNG per manager
+  (not per request), has no stop strings, and a probe spent ~6 s warming up for 2 x 10 tokens
+  on a 130k-param model.
 - `Completion.logprobs[i]` is log softmax(logits / T)[token_i], T the request's temperature
   (greedy reports T = 1), before top-p truncation: the distribution the sampler drew from when
   top_p = 1 (the RL setting). A trainer recomputes it with `token_logprobs(logits, ids, T)`; RL
@@ -23,6 +25,8 @@ Choices, and why:
 - Each request samples from its own `torch.Generator`, seeded by `SamplingParams.seed` or by
   the engine's seeded counter: a seeded request gives the same tokens whatever it is batched
   with (up to floating-point differences between batch shapes).
+- On a CPU, decode steps of up to 4 rows read int8 copies of the weights (`int8_decode`,
+  llm/int8_decode.py): a step at batch 1 is bound by reading the weights, and int8 halves that.
 - A prompt that leaves no room in the context gives finish_reason "length" and empty text.
 - Each finished generation's keys/values stay in a `PrefixCache` (llm/prefix_cache.py), capped
   at `prefix_cache_tokens`: an agent's next prompt extends its last one, so only the appended
@@ -53,12 +57,14 @@ import torch
 from transformers import PreTrainedModel
 
 from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
-from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, token_logprobs
+from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, DecodeStats, token_logprobs
 from wideseek.llm.dtype import pick_dtype
+from wideseek.llm.int8_decode import int8_decode_supported, use_int8_for_decode
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.prefix_cache import PrefixCache
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
+from wideseek.llm.slot_cache import SlotCache
 from wideseek.types import Usage
 
 __all__ = ["InvalidPromptError", "LocalEngine", "make_renderer", "token_logprobs"]
@@ -95,12 +101,15 @@ class LocalEngine:
         seed: int = 0,
         dtype: str = "auto",
         prefix_cache_tokens: int = 65_536,
+        int8_decode: str = "auto",
         loaded: tuple[PreTrainedModel, Any] | None = None,
     ) -> None:
         """`model`: a `ResolvedModel`, or a spec resolved here (llm/resolved_model.py).
         `loaded`: a model and tokenizer already in memory (an RL trainer's policy: shared,
         not copied, so every update is what the next rollout samples from); `model` then only
-        names it and holds its recommendations."""
+        names it and holds its recommendations. `int8_decode` ("auto" | "on" | "off"): decode
+        steps of up to 4 rows read int8 copies of the weights (llm/int8_decode.py); auto = on a
+        CPU, for a model this engine loaded itself (a trainer's shared policy keeps its own)."""
         self.resolved: ResolvedModel = resolve_model(model)
         self.model_dir = self.resolved.dir
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -112,15 +121,18 @@ class LocalEngine:
             self.dtype, self.dtype_reason = pick_dtype(dtype, self.device)
             self.tokenizer = load_tokenizer(self.resolved)
             self.model = load_causal_lm(self.resolved, dtype=self.dtype).to(self.device).eval()
+        self.int8_decode = _wants_int8(int8_decode, self.device, shared=loaded is not None)
+        if self.int8_decode:
+            use_int8_for_decode(self.model)
         self.context_length = context_length or int(
             getattr(self.model.config, "max_position_embeddings", 4096)
         )
         self.model_name = model_name or self.resolved.name
         self.renderer: ChatRenderer | None = make_renderer(self.tokenizer, self.context_length)
         self.eos_ids = self._eos_ids()
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = next(iter(self.eos_ids))
+        _require_full_attention(self.model.config)
+        self._slots: SlotCache | None = None  # the decode batches' keys/values, reused
+        self.stats = DecodeStats()  # summed over every batch so far: pre-fill vs decode time
         self.max_batch_size = max_batch_size
         self.batch_window_s = batch_window_s
         self._seeds = random.Random(seed)
@@ -135,8 +147,10 @@ class LocalEngine:
 
     # --- weights -------------------------------------------------------------------------
     def _load(self, path: Path) -> PreTrainedModel:
-        model = load_causal_lm(path, dtype=self.dtype)
-        return model.to(self.device).eval()
+        model = load_causal_lm(path, dtype=self.dtype).to(self.device).eval()
+        if self.int8_decode:
+            use_int8_for_decode(model)
+        return model
 
     def reload(self, checkpoint_dir: str | Path) -> None:
         """Swap in the weights of `checkpoint_dir` (same tokenizer). Waits for the running decode
@@ -148,6 +162,8 @@ class LocalEngine:
 
     def load_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """In-process weight sync from a trainer holding the same architecture."""
+        if self.int8_decode:
+            raise EngineError("weight sync needs int8_decode='off' (int8 copies would go stale)")
         with self._model_lock:
             self.model.load_state_dict(state_dict)
             self.prefix_cache.clear()
@@ -216,12 +232,14 @@ class LocalEngine:
         with self._model_lock:
             cache = self.prefix_cache
             keep_kv = cache.max_tokens > 0
-            decoder = BatchDecoder(self.model, self.pad_id, self.eos_ids, self._stopped, keep_kv)
+            decoder = BatchDecoder(
+                self.model, self.eos_ids, self._stopped, keep_kv, cache=self._slot_cache()
+            )
             jobs: dict[int, _Job] = {}
             try:
                 while True:
                     room = self.max_batch_size - len(decoder)
-                    if room > 0 and (not len(decoder) or decoder.can_merge):
+                    if room > 0:
                         new = self._take(room)
                         if new:
                             for job in new if keep_kv else []:
@@ -245,6 +263,14 @@ class LocalEngine:
             except Exception as e:  # a failed batch fails its requests, not the engine
                 for job in jobs.values():
                     _answer(job, EngineError(f"local generation failed: {e}"))
+            finally:
+                self.stats.add(decoder.stats)
+
+    def _slot_cache(self) -> SlotCache:
+        dtype = next(self.model.parameters()).dtype
+        if self._slots is None or self._slots.dtype != dtype:  # new weights of another dtype
+            self._slots = SlotCache.for_model(self.model)
+        return self._slots
 
     def _take(self, limit: int) -> list[_Job]:
         taken: list[_Job] = []
@@ -291,6 +317,21 @@ def _answer(job: _Job, result: Completion | BaseException) -> None:
 
     with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
         job.loop.call_soon_threadsafe(resolve)
+
+
+def _wants_int8(setting: str, device: torch.device, shared: bool) -> bool:
+    if setting not in ("auto", "on", "off"):
+        raise EngineError(f"int8_decode must be auto, on or off, not {setting!r}")
+    if setting == "on" and not int8_decode_supported(device):
+        raise EngineError(f"int8_decode: no int8 decode kernel on {device.type}")
+    return setting == "on" or (setting == "auto" and not shared and int8_decode_supported(device))
+
+
+def _require_full_attention(config) -> None:
+    """The decoder's masks are full causal ones: refuse models with sliding-window layers."""
+    kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
+    if kinds != {"full_attention"}:
+        raise EngineError(f"local engine: layer types {sorted(kinds)} unsupported (full only)")
 
 
 def _first_stop(text: str, stops: list[str]) -> int | None:
