@@ -19,6 +19,7 @@ Contract:
   new line is not glued onto it.
 - `cache_home()`: where every cache of wideseek lives, `$WIDESEEK_CACHE` else
   `~/.cache/wideseek` (worlds, converted base models, tokenised SFT examples).
+- `file_sha256(path)`: a file's content digest, read in 1 MiB pieces.
 
 Opening a file that is not there raises the usual OSError: each caller says what the file was
 for. This module knows files and JSON, not what the records mean; each format validates its
@@ -27,6 +28,7 @@ own records on top of `iter_jsonl`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -49,6 +51,15 @@ def cache_home() -> Path:
     """The root of wideseek's caches: `$WIDESEEK_CACHE`, else `~/.cache/wideseek`."""
     root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "wideseek"
     return Path(root).expanduser()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of a file's content."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -38,7 +38,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wideseek.io import cache_home
+from wideseek.io import cache_home, file_sha256
 from wideseek.llm.chat_template import CHAT_TEMPLATE, attach_chat_template
 from wideseek.llm.model_dir import ModelDirError, first_line, require_model_dir
 
@@ -134,15 +134,7 @@ def is_default_gguf(path: Path) -> bool:
     except OSError:
         return False
     digests = {digest for known, digest in default_gguf_fingerprints() if known == size}
-    return bool(digests) and _sha256(path) in digests
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return bool(digests) and file_sha256(path) in digests
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -2,7 +2,8 @@
 
 Contract: `SFTRun` is the file's schema; `run_sft(run)` does, in order:
 1) SFT of `model` on the assistant tokens of the given trajectories (at most `role_limits`
-   examples of a role), in `out_dir/sft/`;
+   examples of a role; tokenised in parallel and cached on disk, train/example_cache.py, so a
+   second or resumed run starts training at once), in `out_dir/sft/`;
 2) at every `train.eval_every` steps and at the end: the teacher-forced probe (loss, token and
    copy accuracy, train/copy_probe.py) on the held-out `probe_trajectories` when given, and
    the end-to-end dev evaluation (train/dev_eval.py) when `dev_eval` is set, both as
@@ -27,8 +28,9 @@ from wideseek.errors import WideseekError
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.resolved_model import ResolvedModel, resolve_model
 from wideseek.train.dev_eval import DevEvalSettings, make_evaluator
+from wideseek.train.example_cache import ExampleKey, cached_examples, parallel_examples
 from wideseek.train.sft import Evaluate, SFTConfig, train_sft
-from wideseek.train.sft_data import SFTExample, trajectory_examples
+from wideseek.train.sft_data import SFTExample
 from wideseek.types import Trajectory, read_trajectories
 
 
@@ -56,6 +58,12 @@ class SFTRun(BaseModel):
     )
     train: dict[str, Any] = Field(default_factory=dict, description="SFTConfig fields")
     dev_eval: DevEvalSettings | None = None
+    tokenize_workers: int | None = Field(
+        None,
+        ge=1,
+        description="processes that tokenise the demonstrations (None: this machine's CPUs, "
+        "at most 8); the result is cached, so a second or resumed run skips it",
+    )
 
     @field_validator("train")
     @classmethod
@@ -78,9 +86,9 @@ def expand_paths(patterns: list[str]) -> list[Path]:
     return paths
 
 
-def load_trajectories(patterns: list[str]) -> list[Trajectory]:
+def load_trajectories(paths: list[Path]) -> list[Trajectory]:
     trajectories: list[Trajectory] = []
-    for path in expand_paths(patterns):
+    for path in paths:
         try:
             trajectories += read_trajectories(path)
         except ValueError as e:
@@ -91,10 +99,18 @@ def load_trajectories(patterns: list[str]) -> list[Trajectory]:
 def _examples(
     run: SFTRun, model: ResolvedModel, patterns: list[str], max_length: int
 ) -> list[SFTExample]:
-    tokenizer = load_tokenizer(model)
-    trajectories = load_trajectories(patterns)
-    examples = list(trajectory_examples(tokenizer, trajectories, max_length, tuple(run.roles)))
-    return limit_roles(examples, run.role_limits)
+    """The examples of the trajectory files `patterns` name, tokenised once (cached on disk,
+    train/example_cache.py), then sampled down to the role limits."""
+    paths = expand_paths(patterns)
+    roles = tuple(run.roles)
+    key = ExampleKey(tuple(paths), model.tokenizer_dir, max_length, roles)
+
+    def build() -> list[SFTExample]:
+        trajectories = load_trajectories(paths)
+        tokenizer = load_tokenizer(model)
+        return parallel_examples(tokenizer, trajectories, max_length, roles, run.tokenize_workers)
+
+    return limit_roles(cached_examples(key, build), run.role_limits)
 
 
 def limit_roles(examples: list[SFTExample], limits: dict[str, int]) -> list[SFTExample]:

@@ -1,0 +1,120 @@
+"""Tokenised SFT examples are built once per input: cached on disk, built again when an input
+changes, the same from a process pool as from one process, and a second SFT run skips them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scripted_engine import ScriptedEngine
+from test_orchestrator import TASK, responder, tools_for
+from tiny_lm import make_tiny_lm
+from wideseek.agents.orchestrator import Orchestrator
+from wideseek.llm.model_loading import load_tokenizer
+from wideseek.train import example_cache, sft_run
+from wideseek.train.example_cache import ExampleKey, cache_path, cached_examples, parallel_examples
+from wideseek.train.sft_data import trajectory_examples
+from wideseek.train.sft_run import SFTRun, run_sft
+from wideseek.types import write_trajectories
+
+ROLES = ("lead", "subagent", "single")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return make_tiny_lm(tmp_path_factory.mktemp("lm"), max_positions=2048)
+
+
+@pytest.fixture(scope="module")
+def trajectory():
+    return asyncio.run(Orchestrator(ScriptedEngine(responder=responder), tools_for).run(TASK))
+
+
+@pytest.fixture
+def setup(model, trajectory, tmp_path, monkeypatch):
+    monkeypatch.setenv("WIDESEEK_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(model, tmp_path / "model")
+    write_trajectories(tmp_path / "demos.jsonl", [trajectory])
+    return tmp_path / "model", tmp_path / "demos.jsonl"
+
+
+def build_counting(model_dir: Path, demos: Path, max_length: int, calls: list[int]):
+    def build():
+        calls.append(1)
+        tokenizer = load_tokenizer(model_dir)
+        return list(trajectory_examples(tokenizer, sft_run.load_trajectories([demos]), max_length))
+
+    return build
+
+
+def test_a_second_build_reads_the_cache(setup):
+    model_dir, demos = setup
+    key = ExampleKey((demos,), model_dir, 2048, ROLES)
+    calls: list[int] = []
+    first = cached_examples(key, build_counting(model_dir, demos, 2048, calls))
+    assert first and calls == [1] and cache_path(key).is_file()
+    again = cached_examples(key, lambda: pytest.fail("tokenised again"))
+    assert again == first
+
+
+@pytest.mark.parametrize("change", ["trajectories", "tokenizer", "max_length", "roles"])
+def test_a_changed_input_builds_again(setup, trajectory, change):
+    model_dir, demos = setup
+    key = ExampleKey((demos,), model_dir, 2048, ROLES)
+    cached_examples(key, build_counting(model_dir, demos, 2048, []))
+    if change == "trajectories":
+        write_trajectories(demos, [trajectory, trajectory])
+    elif change == "tokenizer":
+        config = model_dir / "tokenizer_config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "model_max_length": 99}))
+    changed = {
+        "trajectories": key,
+        "tokenizer": key,
+        "max_length": ExampleKey((demos,), model_dir, 1024, ROLES),
+        "roles": ExampleKey((demos,), model_dir, 2048, ("lead",)),
+    }[change]
+    calls: list[int] = []
+    cached_examples(changed, build_counting(model_dir, demos, 2048, calls))
+    assert calls == [1]
+
+
+def test_a_torn_cache_file_is_built_again(setup):
+    model_dir, demos = setup
+    key = ExampleKey((demos,), model_dir, 2048, ROLES)
+    first = cached_examples(key, build_counting(model_dir, demos, 2048, []))
+    cache_path(key).write_bytes(cache_path(key).read_bytes()[:100])
+    calls: list[int] = []
+    assert cached_examples(key, build_counting(model_dir, demos, 2048, calls)) == first
+    assert calls == [1]
+    assert cached_examples(key, lambda: pytest.fail("tokenised again")) == first  # repaired
+
+
+def test_a_process_pool_gives_what_one_process_gives(model, trajectory, monkeypatch):
+    monkeypatch.setattr(example_cache, "MIN_PARALLEL", 1)
+    tokenizer = load_tokenizer(model)
+    trajectories = [trajectory] * 3
+    one = parallel_examples(tokenizer, trajectories, 2048, ROLES, workers=1)
+    assert len(one) > 3
+    assert parallel_examples(tokenizer, trajectories, 2048, ROLES, workers=2) == one
+
+
+def test_a_second_sft_run_skips_tokenising(setup, tmp_path, monkeypatch):
+    model_dir, demos = setup
+    calls: list[int] = []
+    real = sft_run.parallel_examples
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sft_run, "parallel_examples", counting)
+    train = {"epochs": 1, "warmup_steps": 0, "log_every": 1, "lora": {"r": 2}, "dtype": "fp32"}
+    fields = {"model": str(model_dir), "trajectories": [str(demos)], "train": train}
+    run_sft(SFTRun(out_dir=str(tmp_path / "a"), **fields), show_progress=False)
+    assert calls == [1]
+    run_sft(SFTRun(out_dir=str(tmp_path / "b"), **fields), show_progress=False)  # a new run
+    assert calls == [1]
