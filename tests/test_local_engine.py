@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tiny_lm import ModelSize, create_model, make_tiny_lm
-from wideseek.llm.base import EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.base import Completion, EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
 from wideseek.llm.local import LocalEngine, token_logprobs
 from wideseek.llm.toolcall import format_tool_call
@@ -213,3 +213,24 @@ async def test_a_cancelled_request_does_not_disturb_the_others(engine):
         await slow
     again = await engine.generate(request(PROMPTS[0], temperature=0, max_tokens=4))
     assert again.token_ids == expected_greedy(engine, PROMPTS[0], 4)
+
+
+async def alone_and_batched(engine: LocalEngine) -> tuple[Completion, Completion]:
+    """One seeded sampled request alone, then the same among 7 others of other lengths."""
+    target = request(PROMPTS[1], max_tokens=16, seed=11)
+    alone = await engine.generate(target)
+    others = [request([7 + i] * (3 + 5 * i), max_tokens=16, seed=i) for i in range(7)]
+    batched = await asyncio.gather(
+        *(engine.generate(r) for r in [*others[:3], target, *others[3:]])
+    )
+    return alone, batched[3]
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+async def test_batch_invariant_mode_gives_the_same_bits_in_any_batch(model_dir, dtype):
+    engine = LocalEngine(model_dir, device="cpu", dtype=dtype, batch_invariant=True)
+    alone, batched = await alone_and_batched(engine)
+    assert max(engine.batch_sizes) == 8  # it was batched
+    assert batched.token_ids == alone.token_ids
+    assert batched.logprobs == alone.logprobs  # exactly, not approximately
+    assert engine.prefix_cache.max_tokens == 0  # a cache hit would pre-fill differently

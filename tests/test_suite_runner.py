@@ -67,11 +67,14 @@ def tiny_model(tmp_path_factory):
     return make_tiny_lm(tmp_path_factory.mktemp("lm"), max_positions=4096)
 
 
-async def sampled_tokens(model, out, trials: int) -> dict[int, list[list[int]]]:
-    """Response token ids of every turn, per trial, of one deep task run by a random model
-    that samples (temperature 1) with a fixed seed."""
+async def sampled_tokens(
+    model, out, trials: int, tasks: int = 1, concurrency: int = 4
+) -> tuple[dict[tuple[str, int], list[list[int]]], int]:
+    """Response token ids of every turn, per (task, trial), of the first deep dev tasks run by
+    a random model that samples (temperature 1) with a fixed seed; and the engine's largest
+    batch."""
     world = load_world()
-    task = suite_tasks(world, "deep", "dev")[:1]
+    chosen = suite_tasks(world, "deep", "dev")[:tasks]
     agent = AgentConfig(
         mode="single", temperature=1.0, seed=7, single_turns=2, max_response_tokens=12
     )
@@ -83,20 +86,34 @@ async def sampled_tokens(model, out, trials: int) -> dict[int, list[list[int]]]:
     engine = await open_engine(config)
     try:
         run = await run_suite(
-            task, config, out, suite="seeds", engine=engine, trials=trials, show_progress=False
-        )
+            chosen, config, out, suite="seeds", engine=engine, trials=trials,
+            concurrency=concurrency, show_progress=False,
+        )  # fmt: skip
     finally:
         await close_engine(engine)
-    return {
-        t.trial: [turn.response_token_ids or [] for _, turn in t.iter_turns()]
+    tokens = {
+        (t.task.id, t.trial): [turn.response_token_ids or [] for _, turn in t.iter_turns()]
         for t in run.trajectories()
     }
+    return tokens, max(engine.batch_sizes)
 
 
 async def test_trials_of_a_seeded_task_differ_and_each_reproduces(tiny_model, tmp_path):
-    first = await sampled_tokens(tiny_model, tmp_path / "a", trials=2)
-    again = await sampled_tokens(tiny_model, tmp_path / "b", trials=2)
-    assert sorted(first) == [0, 1]
+    first, _ = await sampled_tokens(tiny_model, tmp_path / "a", trials=2)
+    again, _ = await sampled_tokens(tiny_model, tmp_path / "b", trials=2)
+    assert sorted(trial for _, trial in first) == [0, 1]
     assert all(first[k] and all(first[k]) for k in first)  # every turn sampled tokens
-    assert first[0] != first[1]  # a GRPO group needs distinct samples of one task
+    (a, b) = first.values()
+    assert a != b  # a GRPO group needs distinct samples of one task
     assert first == again  # same (seed, task, trial, agent) -> same stream
+
+
+async def test_a_seeded_run_reproduces_every_token_at_any_concurrency(tiny_model, tmp_path):
+    # agent.seed set: the engine decodes batch-invariantly (engine.batch_invariant: auto)
+    runs = {
+        c: await sampled_tokens(tiny_model, tmp_path / f"c{c}", trials=2, tasks=4, concurrency=c)
+        for c in (1, 2, 8)
+    }
+    assert runs[1][1] == 1 and runs[8][1] > 2  # the requests really were batched together
+    assert len(runs[1][0]) == 8
+    assert runs[1][0] == runs[2][0] == runs[8][0]

@@ -85,6 +85,11 @@ class EngineConfig(_Section):
         description="local model weights: auto picks "
         "bf16 where the GPU or CPU has native bf16 units, else fp32",
     )
+    batch_invariant: bool | None = Field(
+        None,
+        description="local model: decode every request as if alone, so a seeded run "
+        "reproduces token for token at any concurrency (slower); None: on when agent.seed is set",
+    )
     timeout_s: float = 600.0
     max_retries: int = 5
     max_concurrency: int = Field(64, ge=1, description="global cap on in-flight engine calls")

@@ -92,8 +92,12 @@ class BatchDecoder:
         keep_kv: bool = False,
         cache: SlotCache | None = None,
         prefill_chunk: int = 2048,
+        batch_invariant: bool = False,
     ) -> None:
-        """`cache`: a SlotCache to reuse across batches (its memory stays allocated)."""
+        """`cache`: a SlotCache to reuse across batches (its memory stays allocated).
+        `batch_invariant`: run each row's decode pass alone, so its logits are bit for bit
+        those it gets in any batch (slower: one pass per row instead of one per step)."""
+        self.batch_invariant = batch_invariant
         self.model = model
         self.keep_kv = keep_kv
         self.eos_ids = set(eos_ids)
@@ -164,26 +168,33 @@ class BatchDecoder:
             self.stats.decode_s += time.perf_counter() - start
             return finished
         # 3) one forward step for the rest, each row's token in its own next column
-        positions = self.lengths.unsqueeze(-1)  # (b, 1)
-        width = int(self.lengths.max()) + 1
-        self.cache.reserve(len(self.rows), width)
-        visible = torch.arange(width, device=self.device) <= positions  # (b, width)
-        self.cache.plan(0, positions)
-        with decode_step():  # small batches may read int8 weights (llm/int8_decode.py)
-            out = self.model(
-                input_ids=tokens.view(-1, 1),
-                attention_mask=self._additive(visible[:, None, None, :]),
-                position_ids=positions,
-                use_cache=True,
-                **{self.cache_kw: self.cache},
-            )
+        self.cache.reserve(len(self.rows), int(self.lengths.max()) + 1)
+        if self.batch_invariant:  # each row alone: its numbers cannot depend on the others
+            self.logits = torch.cat([self._forward(tokens, i, i + 1) for i in range(len(self))])
+        else:
+            self.logits = self._forward(tokens, 0, len(self))
         self.lengths = self.lengths + 1
-        self.logits = out.logits[:, -1, :]
         self.stats.steps += 1
         self.stats.decode_s += time.perf_counter() - start
         return finished
 
     # --- internals -------------------------------------------------------------------------
+    def _forward(self, tokens: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """One decode pass of rows start..stop (their sampled `tokens`); next logits (n, V)."""
+        positions = self.lengths[start:stop].unsqueeze(-1)  # (n, 1): each row's next column
+        width = int(positions.max()) + 1
+        visible = torch.arange(width, device=self.device) <= positions  # (n, width)
+        self.cache.plan(start, positions)
+        with decode_step():  # small batches may read int8 weights (llm/int8_decode.py)
+            out = self.model(
+                input_ids=tokens[start:stop].view(-1, 1),
+                attention_mask=self._additive(visible[:, None, None, :]),
+                position_ids=positions,
+                use_cache=True,
+                **{self.cache_kw: self.cache},
+            )
+        return out.logits[:, -1, :]
+
     def _prefill(self, slot: int, prompt: list[int], done: int) -> torch.Tensor:
         """Run prompt[done:] through the model into `slot`, in chunks; the last logits (1, V)."""
         logits = None

@@ -27,6 +27,9 @@ Choices, and why:
   with (up to floating-point differences between batch shapes).
 - On a CPU, decode steps of up to 4 rows read int8 copies of the weights (`int8_decode`,
   llm/int8_decode.py): a step at batch 1 is bound by reading the weights, and int8 halves that.
+- `batch_invariant=True` trades speed for reproducibility: a request's numbers then depend on
+  its own prompt and seed only (batched matmuls, masked attention widths and prefix-cache hits
+  otherwise change the last bits of the logits, and so, rarely, a sampled token).
 - A prompt that leaves no room in the context gives finish_reason "length" and empty text.
 - Each finished generation's keys/values stay in a `PrefixCache` (llm/prefix_cache.py), capped
   at `prefix_cache_tokens`: an agent's next prompt extends its last one, so only the appended
@@ -102,6 +105,7 @@ class LocalEngine:
         dtype: str = "auto",
         prefix_cache_tokens: int = 65_536,
         int8_decode: str = "auto",
+        batch_invariant: bool = False,
         loaded: tuple[PreTrainedModel, Any] | None = None,
     ) -> None:
         """`model`: a `ResolvedModel`, or a spec resolved here (llm/resolved_model.py).
@@ -109,7 +113,10 @@ class LocalEngine:
         not copied, so every update is what the next rollout samples from); `model` then only
         names it and holds its recommendations. `int8_decode` ("auto" | "on" | "off"): decode
         steps of up to 4 rows read int8 copies of the weights (llm/int8_decode.py); auto = on a
-        CPU, for a model this engine loaded itself (a trainer's shared policy keeps its own)."""
+        CPU, for a model this engine loaded itself (a trainer's shared policy keeps its own).
+        `batch_invariant`: every request's tokens and logprobs are what it gets alone, whatever
+        else is in flight (each row decoded in its own pass, every prompt pre-filled whole:
+        no prefix cache), so a seeded run reproduces at any concurrency; slower."""
         self.resolved: ResolvedModel = resolve_model(model)
         self.model_dir = self.resolved.dir
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -137,7 +144,8 @@ class LocalEngine:
         self.batch_window_s = batch_window_s
         self._seeds = random.Random(seed)
         # Agents' finished turns, so a next turn pre-fills only its new tokens (0: off).
-        self.prefix_cache = PrefixCache(prefix_cache_tokens)
+        self.batch_invariant = batch_invariant
+        self.prefix_cache = PrefixCache(0 if batch_invariant else prefix_cache_tokens)
         # Batch size after each admission of new requests (recent ones): for stats and tests.
         self.batch_sizes: deque[int] = deque(maxlen=1000)
         self._model_lock = threading.Lock()  # one decode loop at a time; reload waits for it
@@ -233,7 +241,12 @@ class LocalEngine:
             cache = self.prefix_cache
             keep_kv = cache.max_tokens > 0
             decoder = BatchDecoder(
-                self.model, self.eos_ids, self._stopped, keep_kv, cache=self._slot_cache()
+                self.model,
+                self.eos_ids,
+                self._stopped,
+                keep_kv,
+                cache=self._slot_cache(),
+                batch_invariant=self.batch_invariant,
             )
             jobs: dict[int, _Job] = {}
             try:

@@ -97,7 +97,12 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
         from wideseek.llm.local import LocalEngine
     except ImportError as e:
         raise EngineError(f"a local model needs the [local] extra ({e.name} missing)") from None
-    return LocalEngine(model, seed=agent.seed or 0, dtype=config.engine.dtype)
+    invariant = engine_cfg.batch_invariant
+    if invariant is None:  # a seeded run should reproduce whatever else is in flight
+        invariant = agent.seed is not None
+    return LocalEngine(
+        model, seed=agent.seed or 0, dtype=engine_cfg.dtype, batch_invariant=invariant
+    )
 
 
 async def close_engine(engine: Engine) -> None:
