@@ -88,7 +88,8 @@ class EngineConfig(_Section):
     batch_invariant: bool | None = Field(
         None,
         description="local model: decode every request as if alone, so a seeded run "
-        "reproduces token for token at any concurrency (slower); None: on when agent.seed is set",
+        "reproduces token for token at any concurrency (slower); None: on when agent.seed is "
+        "set and agent.temperature > 0 (greedy runs stay batched)",
     )
     timeout_s: float = 600.0
     max_retries: int = 5
