@@ -23,6 +23,8 @@ SETTINGS = {
     "lora r16 fp32 base": (LoraSettings(), "fp32"),
     "lora r16 auto base": (LoraSettings(), "auto"),
     "lora r16 auto base, top 10 layers": (LoraSettings(top_layers=10), "auto"),
+    # configs/sft-default.yaml's adapter
+    "lora r32 auto base (default recipe)": (LoraSettings(r=32, alpha=64), "auto"),
 }
 
 
@@ -51,10 +53,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=list(SETTINGS), help="these settings only")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 1 x {args.tokens} tok")
     baseline = None
     for name, (lora, dtype) in SETTINGS.items():
+        if args.only and name not in args.only:
+            continue
         speed, trained, reason = tokens_per_s(lora, dtype, args.tokens, args.steps)
         baseline = baseline or speed
         print(

@@ -134,8 +134,8 @@ def eval_(
 
 
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:
-wideseek world oracle --suite wide --split train --limit 400
-wideseek world oracle --suite deep --split train --limit 600
+wideseek world oracle --suite wide --split train --limit 800
+wideseek world oracle --suite deep --split train --limit 1000
 wideseek train sft --config configs/sft-default.yaml"""
 
 
