@@ -62,6 +62,7 @@ from transformers import PreTrainedModel
 from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, DecodeStats, token_logprobs
 from wideseek.llm.dtype import pick_dtype
+from wideseek.llm.gqa_attention import use_gqa_decode_attention
 from wideseek.llm.int8_decode import int8_decode_supported, use_int8_for_decode
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.prefix_cache import PrefixCache
@@ -129,8 +130,8 @@ class LocalEngine:
             self.tokenizer = load_tokenizer(self.resolved)
             self.model = load_causal_lm(self.resolved, dtype=self.dtype).to(self.device).eval()
         self.int8_decode = _wants_int8(int8_decode, self.device, shared=loaded is not None)
-        if self.int8_decode:
-            use_int8_for_decode(self.model)
+        if not loaded:  # a trainer's shared policy keeps its own modules and attention
+            self._prepare(self.model)
         self.context_length = context_length or int(
             getattr(self.model.config, "max_position_embeddings", 4096)
         )
@@ -156,9 +157,14 @@ class LocalEngine:
     # --- weights -------------------------------------------------------------------------
     def _load(self, path: Path) -> PreTrainedModel:
         model = load_causal_lm(path, dtype=self.dtype).to(self.device).eval()
+        self._prepare(model)
+        return model
+
+    def _prepare(self, model: PreTrainedModel) -> None:
+        """Decode-time speed-ups that leave pre-fill numbers as they are."""
+        use_gqa_decode_attention(model)
         if self.int8_decode:
             use_int8_for_decode(model)
-        return model
 
     def reload(self, checkpoint_dir: str | Path) -> None:
         """Swap in the weights of `checkpoint_dir` (same tokenizer). Waits for the running decode
