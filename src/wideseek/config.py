@@ -85,6 +85,11 @@ class EngineConfig(_Section):
         description="local model weights: auto picks "
         "bf16 where the GPU or CPU has native bf16 units, else fp32",
     )
+    int8_decode: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="local model: decode steps of up to 4 rows read int8 copies of the "
+        "weights (faster batch-1 decoding on a CPU; pre-fill stays exact); auto: on a CPU",
+    )
     batch_invariant: bool | None = Field(
         None,
         description="local model: decode every request as if alone, so a seeded run "

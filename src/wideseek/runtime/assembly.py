@@ -101,7 +101,11 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
     if invariant is None:  # a seeded sampling run should reproduce whatever else is in flight
         invariant = agent.seed is not None and agent.temperature > 0
     return LocalEngine(
-        model, seed=agent.seed or 0, dtype=engine_cfg.dtype, batch_invariant=invariant
+        model,
+        seed=agent.seed or 0,
+        dtype=engine_cfg.dtype,
+        int8_decode=engine_cfg.int8_decode,
+        batch_invariant=invariant,
     )
 
 
