@@ -182,6 +182,12 @@ class LocalEngine:
             self.model.load_state_dict(state_dict)
             self.prefix_cache.clear()
 
+    def weights_changed(self) -> None:
+        """The weights were updated in place (a trainer sharing the model, `loaded`): forget
+        the keys/values the old ones made. Waits for a running decode loop."""
+        with self._model_lock:
+            self.prefix_cache.clear()
+
     def generation_defaults(self) -> dict[str, float | int]:
         """The agent settings the model directory itself recommends, by AgentConfig field
         name: its generation_config.json's sampling settings (`do_sample: false` reads as

@@ -238,7 +238,7 @@ class RLTrainer:
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad()
-        self.engine.prefix_cache.clear()  # keys/values of the old weights
+        self.engine.weights_changed()  # its cached keys/values are the old weights'
         row = {k: statistics.fmean(v) for k, v in stats.items()}
         row["grad_norm"] = float(norm)
         row["trained_agents"] = float(sum(len(s) for s, _ in batch))
