@@ -59,6 +59,22 @@ async def test_turns_are_token_identical_with_and_without_the_cache(model_dir):
     assert off.prefix_cache.hits == 0 and len(off.prefix_cache) == 0
 
 
+async def test_subagents_started_together_reuse_the_first_ones_prompt(model_dir):
+    on, off = engines(model_dir)
+    shared = [random.Random(9).randrange(10, 400) for _ in range(80)]  # a system prompt
+    prompts = [[*shared, 10 + i, 20 + i, 30 + i] for i in range(4)]  # then each one's subtask
+
+    async def run(engine: LocalEngine) -> list:
+        return await asyncio.gather(
+            *(engine.generate(request(p, temperature=0, max_tokens=8)) for p in prompts)
+        )
+
+    with_cache, without = await run(on), await run(off)
+    assert [o.token_ids for o in with_cache] == [o.token_ids for o in without]
+    assert list(on.batch_sizes) == [4]  # admitted together, pre-filled one after the other
+    assert on.prefix_cache.hits == 3 and on.prefix_cache.reused_tokens == 3 * len(shared)
+
+
 async def test_a_reused_prefix_is_the_whole_last_turn(model_dir):
     on, _ = engines(model_dir)
     prompt = list(range(10, 60))
@@ -81,17 +97,26 @@ def kv(n: int) -> tuple:
     return ((torch.zeros(1, 1, n, 2), torch.zeros(1, 1, n, 2)),)
 
 
-def test_cache_takes_the_longest_proper_prefix_once():
+def test_lookup_gives_the_longest_shared_prefix_and_keeps_the_entry():
     cache = PrefixCache(max_tokens=1000)
-    short, long = list(range(40)), list(range(60))
-    cache.put(short, kv(40))
-    cache.put(long, kv(60))
-    cache.put([7] * 50, kv(50))  # not a prefix of what is asked below
-    hit = cache.take(list(range(80)))
-    assert hit is not None and hit[1] == 60
-    assert cache.take(list(range(60))) is not None  # `short`; `long` was taken already
-    assert cache.take(list(range(40))) is None  # an entry must be a *proper* prefix
-    assert cache.tokens == 50
+    cache.put(list(range(40)), kv(40))
+    cache.put([7] * 50, kv(50))  # shares nothing with what is asked below
+    hit = cache.lookup(list(range(80)))
+    assert hit is not None and hit[1] == 40 and hit[0][0][0].shape[2] == 40
+    sibling = list(range(35)) + [999] * 10  # shares 35 tokens, then differs
+    hit = cache.lookup(sibling)
+    assert hit is not None and hit[1] == 35 and hit[0][0][0].shape[2] == 35  # sliced
+    assert cache.lookup(list(range(40)))[1] == 39  # the last prompt token must be pre-filled
+    assert cache.lookup([7] * 20 + [1] * 20) is None  # 20 shared tokens < MIN_REUSE
+    assert len(cache) == 2 and cache.hits == 3
+
+
+def test_a_longer_entry_replaces_its_prefixes():
+    cache = PrefixCache(max_tokens=1000)
+    cache.put(list(range(40)), kv(40))
+    cache.put(list(range(60)), kv(60))  # the same agent's next turn
+    cache.put(list(range(35)) + [5] * 10, kv(45))  # a sibling: shares a prefix, is not one
+    assert len(cache) == 2 and cache.tokens == 105
 
 
 def test_cache_evicts_the_oldest_entries_over_its_budget():
@@ -99,6 +124,6 @@ def test_cache_evicts_the_oldest_entries_over_its_budget():
     for start in (0, 1000, 2000):
         cache.put(list(range(start, start + 40)), kv(40))
     assert len(cache) == 2 and cache.tokens == 80
-    assert cache.take(list(range(0, 50))) is None  # the first went
+    assert cache.lookup(list(range(0, 50))) is None  # the first went
     cache.put(list(range(MIN_REUSE - 1)), kv(MIN_REUSE - 1))  # too short to be worth keeping
     assert len(cache) == 2

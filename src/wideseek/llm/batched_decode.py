@@ -135,6 +135,10 @@ class BatchDecoder:
             self.stats.reused_tokens += done
         self.stats.prefill_s += time.perf_counter() - start
 
+    def prompt_kv(self, index: int) -> tuple[LayerKV, ...]:
+        """A copy of the keys/values of row `index`'s prompt (right after its pre-fill)."""
+        return self.cache.read(index, len(self.rows[index].prompt))
+
     @torch.inference_mode()
     def remove(self, rows: list[DecodeRow]) -> None:
         """Take `rows` out of the batch unfinished (their caller gave up)."""

@@ -31,9 +31,11 @@ Choices, and why:
   its own prompt and seed only (batched matmuls, masked attention widths and prefix-cache hits
   otherwise change the last bits of the logits, and so, rarely, a sampled token).
 - A prompt that leaves no room in the context gives finish_reason "length" and empty text.
-- Each finished generation's keys/values stay in a `PrefixCache` (llm/prefix_cache.py), capped
-  at `prefix_cache_tokens`: an agent's next prompt extends its last one, so only the appended
-  tokens are pre-filled. Outputs are the same with and without it (tested token for token).
+- Each finished generation's keys/values, and each prompt that shared nothing cached, stay in a
+  `PrefixCache` (llm/prefix_cache.py), capped at `prefix_cache_tokens`; a prompt pre-fills only
+  what follows its longest cached prefix: an agent's next prompt extends its last one (only the
+  appended tokens), sibling subagents share their system prompt. Outputs are the same with and
+  without it (tested token for token).
 - The weights' dtype is `pick_dtype(dtype, device)` (llm/dtype.py): with "auto", bf16 on a
   GPU and on a CPU with native bf16 units (AMX / AVX512-BF16: measured ~3x faster prefill),
   fp32 on other CPUs (where bf16 is emulated, ~30x slower). `dtype_reason` says which and why.
@@ -251,7 +253,7 @@ class LocalEngine:
         """Decode queued requests, admitting newcomers between steps, until none is left."""
         with self._model_lock:
             cache = self.prefix_cache
-            keep_kv = cache.max_tokens > 0
+            keep_kv = cache.max_tokens > 0  # finished rows leave with their keys/values
             decoder = BatchDecoder(
                 self.model,
                 self.eos_ids,
@@ -266,13 +268,10 @@ class LocalEngine:
                     room = self.max_batch_size - len(decoder)
                     if room > 0:
                         new = self._take(room)
+                        for job in new:  # one by one: a sibling may reuse the last one's prompt
+                            self._admit(job.row, decoder)
+                            jobs[id(job.row)] = job
                         if new:
-                            for job in new if keep_kv else []:
-                                hit = cache.take(job.row.prompt)
-                                if hit is not None:
-                                    job.row.past, job.row.past_len = hit
-                            jobs.update((id(j.row), j) for j in new)
-                            decoder.add([j.row for j in new])
                             self.batch_sizes.append(len(decoder))
                     gone = [job for job in jobs.values() if job.future.cancelled()]
                     decoder.remove([job.row for job in gone])
@@ -290,6 +289,18 @@ class LocalEngine:
                     _answer(job, EngineError(f"local generation failed: {e}"))
             finally:
                 self.stats.add(decoder.stats)
+
+    def _admit(self, row: DecodeRow, decoder: BatchDecoder) -> None:
+        """Pre-fill `row` into the batch, starting from the longest prefix the cache holds; a
+        prompt that shared nothing is cached itself (subagents started together share most of
+        their first prompt)."""
+        cache = self.prefix_cache
+        hit = cache.lookup(row.prompt) if cache.max_tokens > 0 else None
+        if hit is not None:
+            row.past, row.past_len = hit
+        decoder.add([row])
+        if hit is None and cache.max_tokens > 0:
+            cache.put(row.prompt, decoder.prompt_kv(len(decoder) - 1))
 
     def _slot_cache(self) -> SlotCache:
         dtype = next(self.model.parameters()).dtype

@@ -1,13 +1,19 @@
-"""The KV caches of finished generations, kept so that an agent's next turn pre-fills only the
-tokens appended since (the tool results and the new generation prompt).
+"""Keys/values of token sequences the engine has already run, so a new prompt pre-fills only
+what it does not share with one of them.
+
+Two kinds of sharing make agents' prompts cheap: an agent's next turn extends its last one (the
+tool results and a new generation prompt are appended), and the subagents one lead call starts
+share their long system prompt and tool schemas (measured on a wide task: 446 of ~480 tokens
+of each of 10 first prompts) and differ only in their subtask.
 
 Contract: `put(tokens, kv)` stores the per-layer keys/values of `tokens` (a finished row's
-prompt plus what it generated, but its last sampled token, which never went through the
-model); `take(prompt)` removes and returns the longest stored entry that is a proper prefix of
-`prompt`, as `(kv, length)`, or None. An agent's context only grows by appended ids, so its
-previous turn's entry is a prefix of its next prompt; an entry is taken once (the continuing
-agent stores a longer one when it finishes), so one live agent holds one entry. The total of
-stored tokens is capped: the oldest entries go first. `clear()` after the weights change.
+prompt plus what it generated but its last sampled token, which never went through the model;
+or a freshly pre-filled prompt); an entry that is a prefix of the new one goes (the new one
+serves every lookup it served). `lookup(prompt)` returns `(kv, n)`: the keys/values of the
+first n tokens of `prompt`, from the entry sharing the longest prefix with it, n >= MIN_REUSE
+and n < len(prompt) (the last prompt token must go through the model for its logits); or None.
+Entries stay after a lookup (the caller copies the keys/values into its own buffers) and are
+evicted oldest-used first beyond `max_tokens`. `clear()` after the weights change.
 
 It knows token ids and tensors; not models, batching or threads (the engine calls it from its
 one decode thread).
@@ -28,7 +34,9 @@ MIN_REUSE = 32
 class PrefixCache:
     def __init__(self, max_tokens: int) -> None:
         self.max_tokens = max_tokens
-        self._entries: OrderedDict[tuple[int, ...], tuple[LayerKV, ...]] = OrderedDict()
+        # key: the tokens as a tuple; value: (the tokens as a tensor, for fast comparison; kv)
+        self._entries: OrderedDict[tuple[int, ...], tuple[torch.Tensor, tuple[LayerKV, ...]]]
+        self._entries = OrderedDict()
         self._tokens = 0
         self.hits = 0
         self.reused_tokens = 0
@@ -44,30 +52,44 @@ class PrefixCache:
         key = tuple(tokens)
         if len(key) < MIN_REUSE or len(key) > self.max_tokens:
             return
-        if key in self._entries:
-            self._drop(key)
-        self._entries[key] = kv
+        ids = torch.tensor(key, dtype=torch.int64)
+        for old, (old_ids, _) in list(self._entries.items()):
+            if len(old) <= len(key) and _shared(old_ids, ids) == len(old):
+                self._drop(old)  # subsumed: the new entry serves every lookup it served
+        self._entries[key] = (ids, kv)
         self._tokens += len(key)
         while self._tokens > self.max_tokens:
             self._drop(next(iter(self._entries)))
 
-    def take(self, prompt: Sequence[int]) -> tuple[tuple[LayerKV, ...], int] | None:
-        best: tuple[int, ...] | None = None
-        for key in self._entries:
-            n = len(key)
-            if n < len(prompt) and (best is None or n > len(best)) and tuple(prompt[:n]) == key:
-                best = key
-        if best is None:
+    def lookup(self, prompt: Sequence[int]) -> tuple[tuple[LayerKV, ...], int] | None:
+        if not self._entries:
             return None
-        kv = self._drop(best)
+        ids = torch.tensor(list(prompt), dtype=torch.int64)
+        best, best_n = None, 0
+        for key, (key_ids, _) in self._entries.items():
+            n = _shared(key_ids, ids)
+            if n > best_n:
+                best, best_n = key, n
+        best_n = min(best_n, len(prompt) - 1)
+        if best is None or best_n < MIN_REUSE:
+            return None
+        self._entries.move_to_end(best)  # recently used: evicted last
+        kv = self._entries[best][1]
         self.hits += 1
-        self.reused_tokens += len(best)
-        return kv, len(best)
+        self.reused_tokens += best_n
+        return tuple((k[:, :, :best_n], v[:, :, :best_n]) for k, v in kv), best_n
 
     def clear(self) -> None:
         self._entries.clear()
         self._tokens = 0
 
-    def _drop(self, key: tuple[int, ...]) -> tuple[LayerKV, ...]:
+    def _drop(self, key: tuple[int, ...]) -> None:
         self._tokens -= len(key)
-        return self._entries.pop(key)
+        del self._entries[key]
+
+
+def _shared(a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many leading tokens `a` and `b` have in common."""
+    n = min(len(a), len(b))
+    differ = torch.nonzero(a[:n] != b[:n])
+    return int(differ[0]) if len(differ) else n
