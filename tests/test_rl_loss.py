@@ -36,6 +36,18 @@ def test_every_rollout_and_every_agent_in_it_weighs_the_same():
     assert weights[0][0] == pytest.approx(1 / (2 * 11 * 100))  # 1 / (B * A_i * N_ia)
 
 
+def test_b_is_the_step_s_rollouts_not_only_those_given():
+    # two of eight rollouts train (the others: flat groups): each still weighs 1/8, not 1/2
+    weights = token_weights([[10], [5, 20]], rollouts=8)
+    assert weights == [
+        [pytest.approx(1 / (8 * 10))],
+        [pytest.approx(1 / (8 * 2 * 5)), pytest.approx(1 / (8 * 2 * 20))],
+    ]
+    assert token_weights([[10]]) == [[pytest.approx(1 / 10)]]  # B defaults to those given
+    with pytest.raises(ValueError, match="fewer"):
+        token_weights([[1], [1]], rollouts=1)
+
+
 def loss_of(ratio: float, advantage: float, clip: ClipSettings) -> float:
     new = torch.tensor([[math.log(ratio)]])
     loss, _ = policy_loss(new, torch.zeros(1, 1), torch.tensor([advantage]),
@@ -94,5 +106,19 @@ def test_an_agent_sample_joins_the_stored_ids_with_a_multi_span_mask():
     assert sample.response_mask == [False] * 3 + [True] * 2 + [False] * 2 + [True]
     assert sample.old_logprobs == [0.0] * 3 + [-0.1, -0.2, 0.0, 0.0, -0.3]
     assert sample.n_generated == 3
-    turns[1].response_logprobs = None  # a chat-path engine: no logprobs, no sample
+    # only turn 1 trained: turn 0 stays as context, unmasked
+    only = agent_sample(agent, turns={1})
+    assert only is not None and only.input_ids == sample.input_ids
+    assert only.response_mask == [False] * 7 + [True]
+    assert only.old_logprobs == [0.0] * 7 + [-0.3]
+    # only turn 0 trained: the sequence ends with its response
+    first = agent_sample(agent, turns={0})
+    assert first is not None and first.input_ids == [1, 2, 3, 7, 8] and first.n_generated == 2
+    # a turn without logprobs (an engine error's) ends the sequence: what came before trains
+    turns[1].response_logprobs = None
+    cut = agent_sample(agent)
+    assert cut is not None and cut.input_ids == [1, 2, 3, 7, 8] and cut.n_generated == 2
+    assert agent_sample(agent, turns={1}) is None
+    for turn in turns:  # a chat-path engine: no ids, no sample
+        turn.added_prompt_token_ids = None
     assert agent_sample(agent) is None

@@ -11,11 +11,20 @@ import torch
 
 from tiny_lm import make_tiny_lm
 from wideseek.llm.batched_decode import token_logprobs
-from wideseek.train.rl.rewards import RewardShaping, rollout_reward
+from wideseek.train.dev_eval import DevEvalSettings
+from wideseek.train.rl.rewards import CompositeReward, Term, build_reward
 from wideseek.train.rl.samples import AgentSample
-from wideseek.train.rl.trainer import CollapseError, Guards, RLConfig, RLTrainer, step_tasks
+from wideseek.train.rl.trainer import (
+    CollapseError,
+    Guards,
+    RLConfig,
+    RLTrainer,
+    metric_keys,
+    policy_after,
+    step_tasks,
+)
 from wideseek.train.trainable import LoraSettings
-from wideseek.types import AgentRun, Task, Trajectory, Turn, Usage
+from wideseek.types import Task
 
 AGENT = {
     "context_length": 4096, "max_response_tokens": 8, "lead_turns": 2, "subagent_turns": 2,
@@ -69,32 +78,185 @@ def test_an_update_moves_the_policy_the_advantage_s_way(model_dir, tmp_path):
     assert logprob_of(trainer, bad) < before
 
 
+def rows_of(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_steps_run_through_the_runtime_resume_and_log_every_figure(model_dir, tmp_path):
     cfg = config(model_dir, tmp_path, steps=1)
     RLTrainer(cfg, show_progress=False).train()
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = rows_of(tmp_path)
     assert [r["step"] for r in rows] == [1]
-    for key in ("reward", "outcome", "format_ok", "flat_groups", "subagents_per_rollout",
-                "response_tokens", "rollout_s", "update_s"):  # fmt: skip
-        assert key in rows[0]
+    keys = metric_keys(cfg, build_reward(cfg.shaping).names())
+    assert list(rows[0]) == keys
+    for key in ("reward_mean", "reward_std", "reward_deep", "outcome", "format_ok",
+                "flat_groups", "rollouts", "rollouts_kept", "rollouts_dropped",
+                "subagents_per_rollout", "response_tokens", "rollout_s", "update_s",
+                "fail_turn_limit"):  # fmt: skip
+        assert rows[0][key] is not None, key
+    assert rows[0]["rollouts"] == 2 and rows[0]["policy_version"] == 0
+    assert "reward_wide" not in rows[0]  # a key per configured suite
     # the rollouts of step 1 are on disk, stamped with the policy version that sampled them
     run = json.loads((tmp_path / "rollouts" / "step-1" / "run.json").read_text())
-    assert run["extra"]["policy_version"] == 1 and run["trials"] == 2
+    assert run["extra"]["policy_version"] == 0 and run["trials"] == 2
     # a longer run in the same out_dir resumes after checkpoint-1
     final = RLTrainer(config(model_dir, tmp_path, steps=2), show_progress=False).train()
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2]
+    rows = rows_of(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2] and all(list(r) == keys for r in rows)
     assert (final / "adapter_config.json").exists()
     assert "trained by `wideseek train rl`" in (final / "README.md").read_text()
 
 
-def test_a_run_with_no_signal_trips_the_guard_and_rolls_back(model_dir, tmp_path):
-    # a random model earns nothing: every group is flat, from the first step
+def test_a_run_with_no_signal_from_the_start_has_no_good_checkpoint(model_dir, tmp_path):
+    # a random model earns nothing: every group is flat from step 1, so checkpoint-1, saved
+    # while the guard was tripping, is not a good one to roll back to
     guards = Guards(min_reward=None, max_flat_groups=1.0, patience=2)
     trainer = RLTrainer(config(model_dir, tmp_path, steps=5, guards=guards), show_progress=False)
-    with pytest.raises(CollapseError, match=r"step 2: 100% of groups all-equal .* checkpoint-1"):
+    with pytest.raises(CollapseError, match=r"step 2: 100% of groups all-equal .* no good"):
         trainer.train()
-    assert (tmp_path / "final" / "adapter_config.json").exists()
+    state = json.loads((tmp_path / "checkpoint-1" / "trainer_state.json").read_text())
+    assert state["good"] is False and state["last_good"] is None
+    assert not (tmp_path / "final").exists()
+
+
+def scripted_reward(trainer: RLTrainer, signal_until: int) -> None:
+    """Trial 0 of each group earns 1 up to step `signal_until`, then every rollout earns 0."""
+
+    def signal(task, trajectory) -> float:
+        return float(trainer.step < signal_until and trajectory.trial == 0)
+
+    trainer.reward = CompositeReward(outcome=Term("outcome", signal))
+
+
+def test_a_rerun_after_a_collapse_resumes_from_the_last_good_checkpoint(
+    model_dir, tmp_path, capsys
+):
+    guards = Guards(min_reward=None, max_flat_groups=1.0, patience=2)
+    trainer = RLTrainer(config(model_dir, tmp_path, steps=6, guards=guards), show_progress=False)
+    scripted_reward(trainer, signal_until=2)  # steps 1-2 learn; 3 and 4 are flat: stop at 4
+    with pytest.raises(CollapseError, match=r"step 4: .* rolled back to checkpoint-2"):
+        trainer.train()
+    state = json.loads((tmp_path / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["good"] is False and state["last_good"] == 2  # saved while tripping
+    assert [r["step"] for r in rows_of(tmp_path)] == [1, 2, 3, 4]
+    good = (tmp_path / "checkpoint-2" / "model" / "adapter_model.safetensors").read_bytes()
+    assert (tmp_path / "final" / "adapter_model.safetensors").read_bytes() == good
+    capsys.readouterr()
+    # run again with another lr: it resumes from checkpoint-2 (not the collapsed 3), drops the
+    # collapsed run's rows and checkpoints, reuses step 3's rollouts (sampled by checkpoint-2
+    # under the same settings) and discards step 4's (sampled by the collapsed weights)
+    again = config(model_dir, tmp_path, steps=4, lr=5e-3,
+                   guards=Guards(min_reward=None, max_flat_groups=None))  # fmt: skip
+    rerun = RLTrainer(again, show_progress=False)
+    rerun.resume()
+    assert rerun.step == 2 and not (tmp_path / "checkpoint-3").exists()
+    assert [r["step"] for r in rows_of(tmp_path)] == [1, 2]
+    err = capsys.readouterr().err
+    assert "collapsed at step 4" in err and "resuming from checkpoint-2" in err
+    rerun.train()
+    err = capsys.readouterr().err
+    assert "step-3 was made by other" not in err
+    assert err.count("discarded") == 1 and "rollouts/step-4 was made by other" in err
+    assert [r["step"] for r in rows_of(tmp_path)] == [1, 2, 3, 4]
+    assert not (tmp_path / "collapse.json").exists()
+
+
+def test_a_rollout_folder_of_other_settings_is_not_reused(model_dir, tmp_path, capsys):
+    RLTrainer(config(model_dir, tmp_path, steps=1), show_progress=False).train()
+    before = (tmp_path / "rollouts" / "step-1" / "trajectories.jsonl").read_text()
+    shutil.rmtree(tmp_path / "checkpoint-1")
+    # the same step again, with a sampling setting changed: the folder is discarded
+    RLTrainer(config(model_dir, tmp_path, steps=1, temperature=0.5), show_progress=False).train()
+    assert "rollouts/step-1 was made by other weights or settings" in capsys.readouterr().err
+    after = (tmp_path / "rollouts" / "step-1" / "trajectories.jsonl").read_text()
+    assert after != before and len(after.splitlines()) == 2
+
+
+def test_policy_ids_chain_the_history_of_updates(model_dir, tmp_path):
+    cfg, other = config(model_dir, tmp_path), config(model_dir, tmp_path, lr=1e-3)
+    assert policy_after("p", cfg) == policy_after("p", cfg)
+    assert policy_after("p", cfg) != policy_after("p", other)
+    # the same last update after another one before it: other weights
+    assert policy_after(policy_after("p", cfg), cfg) != policy_after(policy_after("p", other), cfg)
+    # settings that do not touch the weights keep the id
+    assert policy_after("p", cfg) == policy_after("p", cfg.model_copy(update={"steps": 99}))
+
+
+def test_a_step_weighs_its_tokens_over_every_rollout(model_dir, tmp_path):
+    cfg = config(model_dir, tmp_path, steps=1, tasks_per_step=2)
+    trainer = RLTrainer(cfg, show_progress=False)
+    first = step_tasks(trainer.pool, 0, 2, cfg.seed)[0].id
+
+    def signal(task, trajectory) -> float:  # the second group is flat
+        return float(task.id == first and trajectory.trial == 0)
+
+    trainer.reward = CompositeReward(outcome=Term("outcome", signal))
+    calls = []
+    update = trainer.update
+    trainer.update = lambda pairs, rollouts=None: (
+        calls.append((len(pairs), rollouts)) or update(pairs, rollouts)
+    )
+    row = trainer.run_step()
+    assert calls == [(2, 4)]  # two rollouts trained, weighed over the step's four
+    assert (row["rollouts"], row["rollouts_kept"], row["rollouts_dropped"]) == (4, 2, 2)
+    assert row["flat_groups"] == 0.5 and row["trained_tokens"] > 0
+
+
+def test_the_outcome_guard_averages_over_a_window(model_dir, tmp_path):
+    guards = Guards(min_reward=None, max_flat_groups=None, min_outcome=0.1, outcome_window=3,
+                    patience=1)  # fmt: skip
+    trainer = RLTrainer(config(model_dir, tmp_path, guards=guards), show_progress=False)
+
+    def row(outcome: float) -> dict:
+        return {"reward_mean": 0.2, "flat_groups": 0.0, "subagents_per_rollout": 1.0,
+                "outcome": outcome}  # fmt: skip
+
+    # the shaping keeps the reward at 0.2; the outcome falls to 0: the window mean trips once it
+    # is <= 0.1 (0.3 -> 0.15 -> 0.1)
+    whys = [trainer.check_guards(row(o)) for o in (0.3, 0.0, 0.0, 0.0)]
+    assert whys[:2] == [None, None]
+    assert whys[2] == "mean outcome 0.100 over the last 3 steps <= 0.1 for 1 steps"
+
+
+def test_rollouts_sample_untruncated_whatever_the_model_recommends(model_dir, tmp_path):
+    nucleus = tmp_path / "model"
+    shutil.copytree(model_dir, nucleus)
+    path = nucleus / "generation_config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "do_sample": True, "top_p": 0.9, "top_k": 20}))
+    trainer = RLTrainer(config(nucleus, tmp_path / "run", steps=1), show_progress=False)
+    assert trainer.engine.generation_defaults()["top_p"] == 0.9  # what ask/eval would use
+    seen: list[float] = []
+    generate = trainer.engine.generate
+
+    async def spy(request):
+        seen.append(request.sampling.top_p)
+        return await generate(request)
+
+    trainer.engine.generate = spy
+    trainer.train()
+    assert seen and set(seen) == {1.0}
+    run = json.loads((tmp_path / "run" / "rollouts" / "step-1" / "run.json").read_text())
+    assert run["extra"]["config"]["agent"]["top_p"] == 1.0
+    # the engine has no top-k: LocalEngine never truncates to the k likeliest tokens
+    from wideseek.llm.base import SamplingParams
+
+    assert "top_k" not in SamplingParams.model_fields
+
+
+def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path):
+    dev = DevEvalSettings(wide_tasks=1, deep_tasks=1, concurrency=2,
+                          agent={**AGENT, "temperature": 0.0, "seed": 0})  # fmt: skip
+    cfg = config(model_dir, tmp_path, steps=3, eval_every=2, eval=dev)
+    RLTrainer(cfg, show_progress=False).train()
+    rows = rows_of(tmp_path)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert len({tuple(r) for r in rows}) == 1  # every row: the same keys, in the same order
+    evaluated = [r["step"] for r in rows if r["dev_deep_em"] is not None]
+    assert evaluated == [0, 2, 3]  # the start, every 2 steps, the end
+    assert rows[0]["reward_mean"] is None and rows[1]["eval_s"] is None
+    assert rows[2]["dev_call_validity"] is not None and rows[2]["dev_wide_item_f1"] is not None
+    assert (tmp_path / "dev-eval" / "step-2" / "deep" / "results.jsonl").exists()
 
 
 def test_the_policy_engine_reads_the_model_s_recommendations_from_a_spec(
@@ -127,23 +289,6 @@ def test_step_tasks_cycle_a_seeded_order():
     assert seen == [t.id for step in range(5) for t in step_tasks(pool, step, 2, seed=3)]
 
 
-def rollout(answer: str, completion_tokens: int = 10, lead_ok: bool = True) -> Trajectory:
-    turn = Turn(index=0, n_context_messages=2, usage=Usage(completion_tokens=completion_tokens))
-    lead = AgentRun(agent_id=0, role="lead", prompt="q", turns=[turn],
-                    failures=[] if lead_ok else ["turn_limit"])  # fmt: skip
-    return Trajectory(task=Task(id="q1", question="q", kind="qa"), mode="multi",
-                      agents=[lead], final_answer=answer)  # fmt: skip
-
-
-def test_rewards_pay_outcome_and_bonuses_only_for_a_finished_well_formed_answer():
-    shaping = RewardShaping()
-    assert rollout_reward(rollout("\\boxed{Lima}"), {"em": 1.0}, shaping).total == 1.1
-    assert rollout_reward(rollout("Lima"), {"em": 1.0}, shaping).total == 0.0  # malformed
-    assert rollout_reward(rollout("\\boxed{Lima}", lead_ok=False), {"em": 1.0}, shaping).total == 0
-    long = rollout_reward(rollout("\\boxed{x}", completion_tokens=4000), {"em": 0.0}, shaping)
-    assert long.total == pytest.approx(0.1 - 0.05) and long.length_penalty == pytest.approx(0.05)
-
-
 def test_train_rl_runs_from_a_yaml_file_and_says_why_it_stopped(model_dir, tmp_path, capsys):
     import yaml
 
@@ -159,3 +304,40 @@ def test_train_rl_runs_from_a_yaml_file_and_says_why_it_stopped(model_dir, tmp_p
     assert "step 1: mean reward 0.000 <= 0.0 for 1 steps; no good checkpoint" in err
     assert err.count("error:") == 1 and err.strip().splitlines()[-1].startswith("error: step 1")
     assert run_cli(["train", "rl", "--config", str(path), "lr=-1"]) != 0  # a bad value: refused
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        ("shaping.format_bonsu=0.1", "shaping.format_bonsu: Extra inputs are not permitted"),
+        ("agent.lead_turn=3", "agent.lead_turn: Extra inputs are not permitted"),
+        ("clip.eps_hihg=0.3", "clip.eps_hihg: Extra inputs are not permitted"),
+        ("guards.min_outcom=0", "guards.min_outcom: Extra inputs are not permitted"),
+        ("eval.agent.lead_turn=3", "eval.agent: lead_turn: Extra inputs are not permitted"),
+        ("agent.top_p=0.9", "agent.top_p: RL samples with top_p 1"),
+        ("agent.temperature=0.7", "agent.temperature: RL sets it from `temperature`"),
+        ("credit=some", "credit: Input should be 'published', 'all' or 'healthy'"),
+    ],
+)
+def test_a_typo_in_a_run_file_is_one_line_before_any_model_loads(tmp_path, capsys, override, where):
+    import yaml
+
+    from test_suite_runner import run_cli
+
+    path = tmp_path / "rl.yaml"  # the model does not exist: loading it would fail otherwise
+    path.write_text(yaml.safe_dump({"model": str(tmp_path / "nowhere"), "out_dir": "run"}))
+    assert run_cli(["train", "rl", "--config", str(path), override]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("error:") == 1 and len(err.splitlines()) == 1, err
+    assert where in err and str(path) in err
+
+
+@pytest.mark.parametrize("name", ["rl-cpu.yaml", "rl-published.yaml"])
+def test_the_shipped_run_files_load(name):
+    from pathlib import Path
+
+    from wideseek.config import read_yaml_tree, validate_tree
+
+    path = Path(__file__).parent.parent / "configs" / name
+    run = validate_tree(RLConfig, read_yaml_tree(path, []), path)
+    assert run.credit == "published" and run.normalise_over == "step"

@@ -7,7 +7,9 @@ Contract:
 - `normalize_answer`: SQuAD normalisation: lowercase, drop punctuation, drop the articles
   a/an/the, collapse whitespace.
 - `exact_match(prediction, golds)` / `token_f1(prediction, golds)`: the best over `golds`.
-- `score_qa(final_message, golds)` -> `QAScore` (em, f1, the extracted answer).
+- `score_qa(final_message, golds)` -> `QAScore` (em, f1, the extracted answer, and `parsed`:
+  whether the answer came from a complete, non-empty `\\boxed{}`, the published answer format;
+  EM and F1 are scored either way).
 
 Knows nothing about agents, tables or judges.
 """
@@ -30,6 +32,7 @@ class QAScore(BaseModel):
     em: float
     f1: float
     answer: str
+    parsed: bool = False
 
 
 def _last_boxed(text: str) -> str | None:
@@ -78,4 +81,7 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
 
 def score_qa(final_message: str, golds: Sequence[str]) -> QAScore:
     answer = extract_answer(final_message)
-    return QAScore(em=exact_match(answer, golds), f1=token_f1(answer, golds), answer=answer)
+    parsed = bool((_last_boxed(final_message) or "").strip())
+    return QAScore(
+        em=exact_match(answer, golds), f1=token_f1(answer, golds), answer=answer, parsed=parsed
+    )

@@ -119,7 +119,7 @@ def write_scores(path: str | Path, scored: Sequence[ScoredAnswer]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for s in scored:
-            fields = s.model_dump(exclude={"metric_cells"})  # the documented fields only
+            fields = s.model_dump(exclude={"metric_cells", "parsed"})  # the documented fields
             line = {
                 "instance_id": fields.pop("instance_id"),
                 "trial": fields.pop("trial"),

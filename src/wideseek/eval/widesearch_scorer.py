@@ -11,7 +11,7 @@ As upstream, a column with two metrics adds two scores per row to the item count
 with none adds nothing; a task whose `eval_pipeline` names a column outside `required`, or
 lacks a non-key required column, scores 0 (upstream raises a KeyError there). Any failure
 along the way (no table, unparsable table, column mismatch, judge error, evaluator error) is
-a zero score whose `msg` says why; nothing raises.
+a zero score whose `msg` says why, with `parsed` False; nothing raises.
 
 `ScoreOptions` holds the HEAD quirks a user may want changed; defaults reproduce HEAD:
 - `reconcile_int_float=False`: HEAD compares dtypes with `is`, so a gold float column (`19.0`)
@@ -68,6 +68,10 @@ class WideSearchScore(BaseModel):
     row_f1: float = 0.0
     success: bool = False
     msg: str = ""
+    # The answer's table was read and scored: it parsed, had the required columns (after the
+    # judge's alignment) and no step failed. A zero-score answer can be parsed (no row joined);
+    # RL's format check is this flag, so the format bonus pays only for what the scorer reads.
+    parsed: bool = False
     # Non-key cells of joined rows per metric type: {"number_near": [correct, total], ...};
     # the report's per-metric-type breakdown (which kinds of values a system gets wrong).
     metric_cells: dict[str, list[float]] = Field(default_factory=dict)
@@ -239,6 +243,7 @@ async def _score(
         tally[0] += sum(_present(cells))
         tally[1] += len(cells)
     score = WideSearchScore(
+        parsed=True,
         metric_cells=metric_cells,
         item_precision=p_item,
         item_recall=r_item,

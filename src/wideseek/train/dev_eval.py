@@ -9,8 +9,9 @@ returns flat metrics:
 - wide_item_f1, wide_row_f1, wide_success; deep_em, deep_f1 (means over tasks);
 - call_validity: fraction of turns whose tool calls all parsed (no malformed call);
 - finished: fraction of agents that ended with a tool-free answer (no turn/context limit);
-- answer_validity: fraction of tasks whose final answer has the required shape (a markdown
-  table for wide tasks, a `\\boxed{}` answer for deep ones).
+- answer_validity: fraction of tasks whose final answer the scorer read (a table that parsed
+  with the required columns for wide tasks, a complete non-empty `\\boxed{}` for deep ones):
+  the RL reward's format check.
 `make_evaluator(settings, out_dir)` wraps it as `evaluate(model_dir, step)`, one run
 directory per step. `oracle_eval(settings, run_dir)` runs the world's oracle on the same tasks
 under the same limits: the figure a model's scores stand beside.
@@ -25,7 +26,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wideseek.config import AgentConfig, Config, ToolsConfig
 from wideseek.llm.base import Engine
@@ -52,10 +53,32 @@ class DevEvalSettings(BaseModel):
         description="AgentConfig fields (mode is set above); greedy by default",
     )
 
+    @field_validator("agent")
+    @classmethod
+    def _agent_fields(cls, agent: dict[str, Any]) -> dict[str, Any]:
+        """Checked when the run file loads (kept as given: the model's recommendations fill
+        what it leaves unset), so a typo is one line before any model loads."""
+        try:
+            AgentConfig.model_validate(agent)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        return agent
+
+
+TURN_METRICS = ("call_validity", "finished", "answer_validity", "turns_per_task")
+
+
+def metric_names(settings: DevEvalSettings) -> list[str]:
+    """The keys `evaluate_engine(settings)` returns (suites with no task left out)."""
+    counts = {"wide": settings.wide_tasks, "deep": settings.deep_tasks}
+    suites = [f"{s}_{k}" for s, n in counts.items() if n for k in SUITE_METRICS[s]]
+    return [*suites, *TURN_METRICS]
+
 
 def turn_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
     """Format validity: parseable calls per turn, agents that finished, well-formed answers."""
-    from wideseek.train.rl.rewards import answer_well_formed
+    from wideseek.train.rl.rewards import answer_parsed
 
     turns = [t for traj in trajectories for _, t in traj.iter_turns()]
     agents = [a for traj in trajectories for a in traj.agents]
@@ -66,7 +89,7 @@ def turn_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
         if turns
         else 0.0,
         "finished": fmean(not hard.intersection(a.failures) for a in agents) if agents else 0.0,
-        "answer_validity": fmean(answer_well_formed(t) for t in trajectories)
+        "answer_validity": fmean(answer_parsed(t.task, t) for t in trajectories)
         if trajectories
         else 0.0,
         "turns_per_task": len(turns) / max(len(trajectories), 1),

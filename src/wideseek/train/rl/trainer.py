@@ -1,55 +1,79 @@
 """`train_rl(config)`: rollouts → rewards → shared advantages → per-agent samples → one update.
 
-Each step k:
+Each step k (1-based):
 1) takes the next `tasks_per_step` tasks of the configured world suites (a seeded order,
    cycled; the position is the step number, so a resumed run continues with the same tasks);
 2) runs `group_size` trials of each through the one suite runner (`runtime.run_suite`) with the
    policy itself as the engine — the trainer's model object, shared, not copied, so every
-   rollout of step k samples from exactly the weights after update k-1 (policy version k, on
-   every trajectory's run directory `out_dir/rollouts/step-<k>`): fully on-policy;
-3) scores each rollout (`rewards.rollout_reward`) and normalises rewards within each task's
-   group (`advantages.group_advantages`); flat groups are counted;
-4) turns every agent of every rollout with a non-zero advantage into one sequence of stored ids
-   (`samples.agent_sample`), weighted 1/(B·A_i·N_ia) (`loss.token_weights`), and takes one
-   optimizer step on the clipped loss (`loss.policy_loss`), recomputing logprobs at the
-   sampling temperature;
-5) logs one metrics row (reward and its terms, outcome, flat groups, subagents per rollout,
-   response length, entropy, clip fractions, KL to the sampler, failure rates, seconds in
-   rollout vs update), checks the collapse guards, and checkpoints every `save_every` steps.
+   rollout of step k samples from exactly the weights after k-1 updates (policy version k-1):
+   fully on-policy. Sampling is untruncated (top_p 1, no top-k, whatever the model's
+   generation config recommends), the distribution the update's logprobs are computed from;
+3) scores each rollout with the composed reward (`rewards.build_reward`), normalises rewards
+   within each task's group and picks the trained turns (`batch.build_batch`, `credit`);
+4) weights each trained token 1/(B·A_i·N_ia), B every rollout of the step by default
+   (`normalise_over`), and takes one optimizer step on the clipped loss (`loss.policy_loss`),
+   recomputing logprobs at the sampling temperature;
+5) logs one metrics row, checks the collapse guards, evaluates on dev tasks every `eval_every`
+   steps (`dev_eval.evaluate_engine` over the same shared engine), and checkpoints every
+   `save_every` steps.
+
+Metrics (`out_dir/metrics.jsonl`): one row per step, plus a step-0 row with the start model's
+dev figures when `eval_every` is set; every row of a run has the same keys (`metric_keys`),
+None where a figure was not measured at that step: policy version, rollouts kept vs dropped,
+reward mean/std and per suite, each reward term, advantage mean/std of the kept rollouts, loss,
+lr, grad norm, trained agents and tokens, entropy, clip fractions, ratio, KL to the sampler,
+failure rates per kind, seconds in rollout / update / evaluation, the guard that tripped, and
+the dev figures (`dev_*`) of the weights after the step's update.
 
 Checkpoints `out_dir/checkpoint-<k>/` hold the accelerate state (trained weights, optimizer,
-RNG) and a loadable model (`model/`: the adapter), with `trainer_state.json` written last; a
-new run in the same out_dir resumes from the latest complete one, metrics after it dropped.
-A guard that trips (reward stuck at 0, subagents per rollout collapsing, all groups flat) for
-`patience` steps in a row stops the run with one line saying why and where the last good
-checkpoint is; `out_dir/final` is then that checkpoint's model.
+RNG), a loadable model (`model/`) and `trainer_state.json`, written last: the step, the
+policy id, the guards' counters, and whether the checkpoint is *good* (saved while no guard
+was tripping) with the last good step. A new run in the same out_dir resumes from the latest
+complete one, metrics after it dropped. A guard that trips for `patience` steps in a row stops
+the run with one line saying why; `out_dir/final` is then the last good checkpoint's model and
+`out_dir/collapse.json` records the collapse, so that the next run (with other settings, say a
+lower lr) resumes from the last good checkpoint and deletes the later ones, not from the
+collapsed weights.
+
+Policy ids: a hash chain over the settings that shaped the weights (the start model, then
+each update's settings), recorded on every rollout and dev-evaluation folder beside a hash of
+the rollout settings. A folder is reused (a resumed step finishes only its missing rollouts)
+only when both match; one made by other weights or settings is discarded with one line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import shutil
 import statistics
+import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
+from wideseek.config import AgentConfig
 from wideseek.errors import WideseekError
-from wideseek.io import append_jsonl_line, atomic_write_text
-from wideseek.train.rl.advantages import group_advantages, is_flat
+from wideseek.io import append_jsonl_line, atomic_write_dir, atomic_write_text
+from wideseek.train.dev_eval import DevEvalSettings, metric_names
+from wideseek.train.rl.batch import Normalise, StepBatch, build_batch
+from wideseek.train.rl.credit import Credit
 from wideseek.train.rl.loss import ClipSettings, policy_loss, token_weights
-from wideseek.train.rl.rewards import RewardShaping, rollout_reward
-from wideseek.train.rl.samples import AgentSample, agent_sample
+from wideseek.train.rl.rewards import RewardShaping, build_reward
+from wideseek.train.rl.samples import AgentSample
 from wideseek.train.sft import METRICS, TRAINER_STATE, checkpoints, truncate_metrics
 from wideseek.train.trainable import LoraSettings, Trainable, load_trainable, save_trained
 from wideseek.train.training_card import TrainingCard
-from wideseek.types import Task, Trajectory
+from wideseek.types import Failure, Task, Trajectory
+
+COLLAPSE = "collapse.json"
+STAMP = "policy.json"  # in a rollout / dev-eval folder: the weights and settings that made it
 
 
 class CollapseError(WideseekError, RuntimeError):
@@ -59,57 +83,160 @@ class CollapseError(WideseekError, RuntimeError):
 class Guards(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    min_reward: float | None = Field(0.0, description="stop when the mean reward is <= this")
+    min_reward: float | None = Field(
+        0.0, description="trips when the step's mean reward is <= this (None: off)"
+    )
+    min_outcome: float | None = Field(
+        None,
+        description="trips when the mean outcome (the scorer's headline, no shaping) over the "
+        "last `outcome_window` steps is <= this (None: off): shaping can keep the reward up "
+        "while nothing is answered right",
+    )
+    outcome_window: int = Field(5, ge=1, description="steps the outcome guard averages over")
     min_subagents: float | None = Field(
-        None, description="stop when subagents per multi-agent rollout fall to <= this"
+        None, description="trips when subagents per multi-agent rollout fall to <= this"
     )
     max_flat_groups: float | None = Field(
-        1.0, ge=0, le=1, description="stop when this share of groups (or more) is flat"
+        1.0, ge=0, le=1, description="trips when this share of groups (or more) is flat"
     )
-    patience: int = Field(3, ge=1, description="steps in a row a guard must trip")
+    patience: int = Field(3, ge=1, description="steps in a row a guard must trip to stop")
+
+
+# Agent settings RL sets itself: sampling must be what the learner's logprobs assume.
+_RL_AGENT = {"mode": "`mode`", "temperature": "`temperature`", "seed": "`seed` (+ the step)"}
 
 
 class RLConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("default", description="base spec or adapter dir (an SFT run's final)")
-    out_dir: str
-    lora: LoraSettings | None = Field(
-        default_factory=LoraSettings, description="a new adapter when `model` is not one"
+    model: str = Field(
+        "default", description="start model: a base spec, or an adapter dir (an SFT run's final)"
     )
-    dtype: str = "auto"
+    out_dir: str = Field(description="checkpoints, rollouts/, dev-eval/, metrics.jsonl, final/")
+    lora: LoraSettings | None = Field(
+        default_factory=LoraSettings,
+        description="a new adapter when `model` is not one (None: train every weight)",
+    )
+    dtype: str = Field("auto", description="the frozen base weights: auto | bf16 | fp32")
     world: str | None = Field(None, description="world dir; None: the shipped one")
-    suites: list[Literal["wide", "deep"]] = ["wide", "deep"]
-    split: Literal["train", "dev", "test"] = "train"
-    mode: Literal["multi", "single"] = "multi"
-    tasks_per_step: int = Field(4, ge=1)
+    suites: list[Literal["wide", "deep"]] = Field(
+        ["wide", "deep"], description="task suites of the world the tasks come from"
+    )
+    split: Literal["train", "dev", "test"] = Field("train", description="their split")
+    mode: Literal["multi", "single"] = Field(
+        "multi", description="multi: lead + subagents; single: one agent"
+    )
+    tasks_per_step: int = Field(4, ge=1, description="tasks (groups) per step")
     group_size: int = Field(4, ge=2, description="rollouts per task (G)")
-    steps: int = Field(10, ge=1)
-    lr: float = Field(1e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
+    steps: int = Field(10, ge=1, description="optimizer steps in all (a rerun resumes)")
+    lr: float = Field(1e-5, gt=0, description="constant learning rate (AdamW)")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
-    clip: ClipSettings = Field(default_factory=ClipSettings)
-    shaping: RewardShaping = Field(default_factory=RewardShaping)
-    guards: Guards = Field(default_factory=Guards)
-    agent: dict[str, Any] = Field(default_factory=dict, description="AgentConfig fields")
+    clip: ClipSettings = Field(
+        default_factory=ClipSettings, description="the ratio clipping of the policy loss"
+    )
+    shaping: RewardShaping = Field(
+        default_factory=RewardShaping, description="the reward's terms and their weights"
+    )
+    credit: Credit = Field(
+        "published",
+        description="turns trained with the advantage: published (a failed rollout's failed "
+        "turns, a good one's healthy agents; train/rl/credit.py) | all | healthy (failed "
+        "agents dropped)",
+    )
+    normalise_over: Normalise = Field(
+        "step",
+        description="B in the token weights 1/(B·A_i·N_ia): step = every rollout of the step, "
+        "flat groups' included (published) | kept = only the rollouts trained on",
+    )
+    guards: Guards = Field(default_factory=Guards, description="collapse guards")
+    agent: AgentConfig = Field(
+        default_factory=AgentConfig,
+        description="agent settings of the rollouts (limits, context); mode, temperature and "
+        "seed come from the fields above, top_p is always 1",
+    )
     concurrency: int = Field(8, ge=1, description="rollouts run at once")
-    save_every: int = Field(5, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    seed: int = 0
+    save_every: int = Field(5, ge=1, description="checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept (+ the last good)")
+    eval_every: int = Field(
+        0, ge=0, description="dev evaluation every N steps, at the start and at the end (0: off)"
+    )
+    eval: DevEvalSettings = Field(
+        default_factory=DevEvalSettings, description="the dev evaluation's tasks and settings"
+    )
+    seed: int = Field(0, description="task order, adapter init and the rollouts' sampling")
+
+    @model_validator(mode="after")
+    def _sampling_is_rl_s(self) -> RLConfig:
+        given = self.agent.model_fields_set
+        for name, where in _RL_AGENT.items():
+            mine = getattr(self, name, None)
+            if name in given and getattr(self.agent, name) not in (mine, None):
+                raise ValueError(f"agent.{name}: RL sets it from {where}")
+        if "top_p" in given and self.agent.top_p != 1.0:
+            raise ValueError(
+                "agent.top_p: RL samples with top_p 1 (the update's logprobs are untruncated)"
+            )
+        return self
+
+    @field_serializer("agent")
+    def _agent_as_given(self, agent: AgentConfig) -> dict[str, Any]:
+        # what the run file set, so the model's own recommendations still fill the rest
+        return agent.model_dump(mode="json", exclude_unset=True)
 
 
 # RLConfig fields that shape the weights: a saved model's card lists them
 _RECIPE = {"lora", "dtype", "suites", "split", "mode", "tasks_per_step", "group_size", "steps",
            "lr", "temperature", "seed"}  # fmt: skip
+# fields that change what a step samples, and, with the rest, what its update does
+_ROLLOUT = {"model", "world", "suites", "split", "mode", "tasks_per_step", "group_size",
+            "temperature", "agent", "concurrency", "seed"}  # fmt: skip
+_NOT_WEIGHTS = {"out_dir", "steps", "save_every", "keep_checkpoints", "guards", "eval_every",
+                "eval"}  # fmt: skip
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def policy_after(policy: str, config: RLConfig) -> str:
+    """The id of the weights one update under `config` makes from the weights `policy`: a hash
+    chain, so equal settings after different histories give different ids."""
+    return _digest(policy, config.model_dump(mode="json", exclude=_NOT_WEIGHTS))
 
 
 def step_tasks(pool: Sequence[Task], step: int, per_step: int, seed: int) -> list[Task]:
-    """The tasks of `step`: a seeded shuffle of the pool, cycled, `per_step` at a time."""
+    """The tasks of `step` (0-based): a seeded shuffle of the pool, cycled, `per_step` at a
+    time."""
     order = list(range(len(pool)))
     random.Random(seed).shuffle(order)
     start = step * per_step
     return [pool[order[(start + i) % len(pool)]] for i in range(per_step)]
+
+
+def metric_keys(config: RLConfig, reward_terms: Sequence[str]) -> list[str]:
+    """The keys of every metrics row of a run with `config` (module docstring)."""
+    dev = [f"dev_{k}" for k in metric_names(config.eval)] if config.eval_every else []
+    return [
+        "step", "policy_version", "rollouts", "rollouts_kept", "rollouts_dropped", "flat_groups",
+        "reward_mean", "reward_std", *(f"reward_{s}" for s in config.suites), *reward_terms,
+        "advantage_mean", "advantage_std", "loss", "lr", "grad_norm", "trained_agents",
+        "trained_tokens", "entropy", "clip_frac", "dual_clip_frac", "ratio_mean", "approx_kl",
+        "subagents_per_rollout", "response_tokens", *(f"fail_{f.value}" for f in Failure),
+        "rollout_s", "update_s", "eval_s", "guard", *dev,
+    ]  # fmt: skip
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.pstdev(values)
+
+
+def note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)
 
 
 class RLTrainer:
@@ -128,6 +255,14 @@ class RLTrainer:
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.show_progress = show_progress
+        self.world = load_world(config.world)
+        tasks = {s: suite_tasks(self.world, s, config.split) for s in config.suites}
+        self.pool = [t for s in config.suites for t in tasks[s]]
+        if not self.pool:
+            raise WideseekError(f"no {'/'.join(config.suites)} tasks in split {config.split}")
+        self.suite_of = {t.id: s for s, ts in tasks.items() for t in ts}
+        self.reward = build_reward(config.shaping)
+        self.keys = metric_keys(config, self.reward.names())
         set_seed(config.seed)
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.trainable: Trainable = load_trainable(config.model, lora=config.lora,
@@ -142,39 +277,62 @@ class RLTrainer:
         # reads the model's recommended settings from it
         loaded = (policy, self.trainable.tokenizer)
         self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
-        self.world = load_world(config.world)
-        self.pool = [t for s in config.suites for t in suite_tasks(self.world, s, config.split)]
-        if not self.pool:
-            raise WideseekError(f"no {'/'.join(config.suites)} tasks in split {config.split}")
         self.step = 0
         self.tripped: dict[str, int] = defaultdict(int)
+        self.outcomes: deque[float] = deque(maxlen=config.guards.outcome_window)
         self.last_good: int | None = None
         self.last_reward: float | None = None  # the last step's mean reward, for the card
+        self.policy = _digest("start", config.model_dump(include={"model", "lora", "dtype",
+                                                                  "seed"}))  # fmt: skip
+        self.rollout_settings = _digest(config.model_dump(mode="json", include=_ROLLOUT))
 
     # -- checkpoints ---------------------------------------------------------------------------
 
     def checkpoints(self) -> list[Path]:
         return checkpoints(self.out)
 
+    def _undo_collapse(self) -> None:
+        """After a collapse: delete the checkpoints after the last good one, so the run resumes
+        from it (`collapse.json` says which)."""
+        marker = self.out / COLLAPSE
+        if not marker.exists():
+            return
+        info = json.loads(marker.read_text())
+        good = info.get("last_good")
+        for path in self.checkpoints():
+            if good is None or int(path.name.split("-")[-1]) > good:
+                shutil.rmtree(path)
+        where = f"checkpoint-{good}" if good is not None else "the start model"
+        note(f"the run collapsed at step {info['step']} ({info['why']}); resuming from {where}")
+        marker.unlink()
+
     def resume(self) -> None:
+        self._undo_collapse()
         found = self.checkpoints()
         if not found:
+            truncate_metrics(self.out / METRICS, -1)  # rows of a run that saved nothing
             return
         latest = found[-1]
         self.accelerator.load_state(str(latest))
         state = json.loads((latest / TRAINER_STATE).read_text())
         self.step, self.last_good = int(state["step"]), state.get("last_good")
         self.tripped = defaultdict(int, state.get("tripped", {}))
+        self.outcomes.extend(state.get("outcomes", []))
+        self.policy = state["policy"]
         truncate_metrics(self.out / METRICS, self.step)
 
-    def save(self, good: bool) -> Path:
+    def save(self) -> Path:
+        """A checkpoint of the current step; good when no guard is tripping."""
         path = self.out / f"checkpoint-{self.step}"
         self.accelerator.save_state(str(path))
         policy = self.accelerator.unwrap_model(self.model)
         save_trained(self.trainable, policy, path / "model", self.card())
+        good = not any(self.tripped.values())
         if good:
             self.last_good = self.step
-        state = {"step": self.step, "last_good": self.last_good, "tripped": dict(self.tripped)}
+        state = {"step": self.step, "good": good, "last_good": self.last_good,
+                 "tripped": dict(self.tripped), "outcomes": list(self.outcomes),
+                 "policy": self.policy}  # fmt: skip
         atomic_write_text(path / TRAINER_STATE, json.dumps(state))
         keep = set(self.checkpoints()[-self.config.keep_checkpoints :])
         for old in self.checkpoints():  # never drop the last good one: a rollback needs it
@@ -187,35 +345,59 @@ class RLTrainer:
         recipe = self.config.model_dump(include=_RECIPE)
         return TrainingCard("rl", recipe, {"steps": self.step, "last reward": self.last_reward})
 
+    def _fresh_dir(self, path: Path) -> None:
+        """Keep `path` (a run folder a resumed step finishes) only if this policy and these
+        rollout settings made it; else discard it, saying so."""
+        stamp = {"policy": self.policy, "settings": self.rollout_settings}
+        if path.exists():
+            try:
+                made = json.loads((path / STAMP).read_text())
+            except (OSError, ValueError):
+                made = None
+            if made == stamp:
+                return
+            note(f"{path} was made by other weights or settings ({made} vs {stamp}); discarded")
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        atomic_write_text(path / STAMP, json.dumps(stamp))
+
     # -- one step ------------------------------------------------------------------------------
 
-    async def rollouts(self, tasks: list[Task]) -> list[tuple[Trajectory, dict[str, Any]]]:
-        from wideseek.config import AgentConfig, Config, ToolsConfig
+    async def rollouts(self, tasks: list[Task]) -> list[Trajectory]:
+        from wideseek.config import Config, ToolsConfig
         from wideseek.runtime import run_suite
 
-        agent = AgentConfig.model_validate(
-            {**self.config.agent, "mode": self.config.mode,
-             "temperature": self.config.temperature, "seed": self.config.seed + self.step}
+        # top_p 1 whatever the model's generation config says: the update computes untruncated
+        # logprobs, so truncated sampling would make every importance ratio wrong
+        agent = self.config.agent.model_copy(
+            update={"mode": self.config.mode, "temperature": self.config.temperature,
+                    "seed": self.config.seed + self.step, "top_p": 1.0}
         )  # fmt: skip
         config = Config(agent=agent, tools=ToolsConfig(corpus=str(self.world.corpus_path)))
+        run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
+        self._fresh_dir(run_dir)
         self.model.eval()
         run = await run_suite(
-            tasks, config, self.out / "rollouts" / f"step-{self.step + 1}",
-            suite=f"rl-step-{self.step + 1}", engine=self.engine, trials=self.config.group_size,
-            concurrency=self.config.concurrency, extra={"policy_version": self.step + 1},
+            tasks, config, run_dir, suite=f"rl-step-{self.step + 1}", engine=self.engine,
+            trials=self.config.group_size, concurrency=self.config.concurrency,
+            extra={"policy_version": self.step, "policy": self.policy},
             show_progress=self.show_progress,
         )  # fmt: skip
-        scores = {(r.instance_id, r.trial): r.scores for r in run.rows}
-        return [(t, scores.get((t.task.id, t.trial), {})) for t in run.trajectories()]
+        return run.trajectories()
 
-    def update(self, batch: list[tuple[list[AgentSample], float]]) -> dict[str, float]:
-        """One optimizer step over (a rollout's agent samples, its advantage) pairs."""
+    def update(
+        self, batch: list[tuple[list[AgentSample], float]], rollouts: int | None = None
+    ) -> dict[str, float]:
+        """One optimizer step over (a rollout's agent samples, its advantage) pairs; B =
+        `rollouts` (None: the pairs given)."""
         import torch
 
-        weights = token_weights([[s.n_generated for s in samples] for samples, _ in batch])
+        generated = [[s.n_generated for s in samples] for samples, _ in batch]
+        weights = token_weights(generated, rollouts)
         self.model.train()
         self.optimizer.zero_grad()
         stats: dict[str, list[float]] = defaultdict(list)
+        total = 0.0
         device = self.accelerator.device
         for (samples, advantage), agent_weights in zip(batch, weights, strict=True):
             for sample, weight in zip(samples, agent_weights, strict=True):
@@ -230,6 +412,7 @@ class RLTrainer:
                 loss, s = policy_loss(new, old, torch.tensor([advantage], device=device), w,
                                       mask, self.config.clip)  # fmt: skip
                 self.accelerator.backward(loss)
+                total += float(loss.detach())
                 with torch.no_grad():
                     entropy = -(logp.exp() * logp).sum(-1)[mask].mean()
                 stats["entropy"].append(float(entropy))
@@ -240,66 +423,102 @@ class RLTrainer:
         self.optimizer.zero_grad()
         self.engine.weights_changed()  # its cached keys/values are the old weights'
         row = {k: statistics.fmean(v) for k, v in stats.items()}
+        row["loss"] = total  # the weighted objective: the sum over every token and agent
+        row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         row["grad_norm"] = float(norm)
         row["trained_agents"] = float(sum(len(s) for s, _ in batch))
+        row["trained_tokens"] = float(sum(map(sum, generated)))
         return row
 
     def run_step(self) -> dict[str, Any]:
         cfg = self.config
         tasks = step_tasks(self.pool, self.step, cfg.tasks_per_step, cfg.seed)
         started = time.time()
-        rolled = asyncio.run(self.rollouts(tasks))
+        trajectories = asyncio.run(self.rollouts(tasks))
         rollout_s = time.time() - started
-        groups: dict[str, list[tuple[Trajectory, Any]]] = defaultdict(list)
-        for traj, scores in rolled:
-            groups[traj.task.id].append((traj, rollout_reward(traj, scores, cfg.shaping)))
-        batch: list[tuple[list[AgentSample], float]] = []
-        flat = 0
-        for members in groups.values():
-            rewards = [r.total for _, r in members]
-            flat += is_flat(rewards)
-            for (traj, _), adv in zip(members, group_advantages(rewards), strict=True):
-                samples = [s for a in traj.agents if a.ok and (s := agent_sample(a))]
-                if adv != 0 and samples:
-                    batch.append((samples, adv))
+        batch = build_batch(trajectories, self.reward, cfg.credit, lambda t: self.suite_of[t.id])
         started = time.time()
-        update = self.update(batch) if batch else {}
-        rewards = [r for members in groups.values() for _, r in members]
-        trajectories = [t for t, _ in rolled]
-        multi = [t for t in trajectories if t.mode == "multi"]
-        failures: dict[str, float] = defaultdict(float)
-        for t in trajectories:
-            for kind, n in t.failure_counts().items():
-                failures[f"fail_{kind}"] += n / len(trajectories)
+        kept = batch.kept
+        pairs = [(r.samples, r.advantage) for r in kept]
+        update = self.update(pairs, batch.batch_size(cfg.normalise_over)) if kept else {}
+        self.policy = policy_after(self.policy, cfg)
         return {
-            "step": self.step + 1,
-            **{k: statistics.fmean(r.terms()[k] for r in rewards) for k in rewards[0].terms()},
-            "flat_groups": flat / max(len(groups), 1),
-            "subagents_per_rollout": statistics.fmean(len(t.subagents) for t in multi)
-            if multi else 0.0,
-            "response_tokens": statistics.fmean(
-                turn.usage.completion_tokens for t in trajectories for _, turn in t.iter_turns()
-            ) if any(True for t in trajectories for _ in t.iter_turns()) else 0.0,
+            **self.rollout_figures(batch),
             **update,
-            **failures,
             "rollout_s": round(rollout_s, 2),
             "update_s": round(time.time() - started, 2),
-        }  # fmt: skip
+        }
+
+    def rollout_figures(self, batch: StepBatch) -> dict[str, Any]:
+        """The step's figures that need no update: rewards, advantages, rollouts, failures."""
+        rollouts = batch.rollouts
+        trajectories = [r.trajectory for r in rollouts]
+        totals = [r.reward.total for r in rollouts]
+        row: dict[str, Any] = {"policy_version": self.step, "rollouts": len(rollouts)}
+        row["rollouts_kept"] = len(batch.kept)
+        row["rollouts_dropped"] = len(rollouts) - len(batch.kept)
+        row["flat_groups"] = batch.flat_groups / max(batch.groups, 1)
+        row["reward_mean"], row["reward_std"] = _mean_std(totals)
+        for suite in self.config.suites:
+            row[f"reward_{suite}"] = _mean_std([r.reward.total for r in rollouts
+                                                if r.suite == suite])[0]  # fmt: skip
+        for name in self.reward.names():
+            row[name] = _mean_std([r.reward.values[name] for r in rollouts])[0]
+        row["advantage_mean"], row["advantage_std"] = _mean_std([r.advantage for r in batch.kept])
+        multi = [t for t in trajectories if t.mode == "multi"]
+        row["subagents_per_rollout"] = _mean_std([len(t.subagents) for t in multi])[0]
+        lengths = [turn.usage.completion_tokens for t in trajectories for _, turn in t.iter_turns()]
+        row["response_tokens"] = _mean_std(lengths)[0]
+        for kind in Failure:
+            counts = [t.failure_counts().get(kind.value, 0) for t in trajectories]
+            row[f"fail_{kind.value}"] = _mean_std(counts)[0]
+        return row
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, Any]:
+        """The dev figures of the current weights, through the shared engine."""
+        from wideseek.train.dev_eval import evaluate_engine
+
+        run_dir = self.out / "dev-eval" / f"step-{self.step}"
+        self._fresh_dir(run_dir)
+        self.model.eval()
+        started = time.time()
+        result = asyncio.run(evaluate_engine(self.engine, self.config.eval, run_dir, self.world))
+        figures = {f"dev_{k}": result.get(k) for k in metric_names(self.config.eval)}
+        return {**figures, "eval_s": round(time.time() - started, 2)}
+
+    def eval_due(self) -> bool:
+        every = self.config.eval_every
+        return bool(every) and (self.step % every == 0 or self.step == self.config.steps)
+
+    def log(self, figures: dict[str, Any]) -> dict[str, Any]:
+        row = dict.fromkeys(self.keys) | {"step": self.step} | figures
+        if set(row) != set(self.keys):  # a figure without a key breaks the one-schema promise
+            raise AssertionError(f"metrics keys {sorted(set(row) - set(self.keys))} unknown")
+        append_jsonl_line(self.out / METRICS, json.dumps(row))
+        return row
 
     # -- guards --------------------------------------------------------------------------------
 
     def check_guards(self, row: dict[str, Any]) -> str | None:
         """Why the run must stop (a guard tripped `patience` steps in a row), or None."""
         g = self.config.guards
+        reward, flat = row["reward_mean"], row["flat_groups"]
+        subagents = row["subagents_per_rollout"] or 0.0
+        self.outcomes.append(row["outcome"])
+        outcome = statistics.fmean(self.outcomes)
         checks = {
-            "reward": (g.min_reward is not None and row["reward"] <= g.min_reward,
-                       f"mean reward {row['reward']:.3f} <= {g.min_reward}"),
+            "reward": (g.min_reward is not None and reward <= g.min_reward,
+                       f"mean reward {reward:.3f} <= {g.min_reward}"),
+            "outcome": (g.min_outcome is not None and outcome <= g.min_outcome,
+                        f"mean outcome {outcome:.3f} over the last {len(self.outcomes)} steps "
+                        f"<= {g.min_outcome}"),
             "subagents": (g.min_subagents is not None and self.config.mode == "multi"
-                          and row["subagents_per_rollout"] <= g.min_subagents,
-                          f"subagents per rollout {row['subagents_per_rollout']:.2f} <= "
-                          f"{g.min_subagents}"),
-            "flat": (g.max_flat_groups is not None and row["flat_groups"] >= g.max_flat_groups,
-                     f"{row['flat_groups']:.0%} of groups all-equal (no learning signal)"),
+                          and subagents <= g.min_subagents,
+                          f"subagents per rollout {subagents:.2f} <= {g.min_subagents}"),
+            "flat": (g.max_flat_groups is not None and flat >= g.max_flat_groups,
+                     f"{flat:.0%} of groups all-equal (no learning signal)"),
         }  # fmt: skip
         why = None
         for name, (tripped, text) in checks.items():
@@ -311,31 +530,39 @@ class RLTrainer:
     def train(self) -> Path:
         self.resume()
         final = self.out / "final"
+        if self.step == 0 and self.config.eval_every:
+            self.log(self.evaluate())  # the start model, the figure every later one stands by
         while self.step < self.config.steps:
             row = self.run_step()
             self.step += 1
-            self.last_reward = row["reward"]
+            self.last_reward = row["reward_mean"]
             why = self.check_guards(row)
-            row["guard"] = why
-            append_jsonl_line(self.out / METRICS, json.dumps(row))
             if why is not None:
-                self.save(good=False)
+                self.log({**row, "guard": why})
                 return self.roll_back(why)
+            if self.eval_due():  # before the checkpoint: a crash re-runs it from the last one
+                row |= self.evaluate()
+            self.log(row)
             if self.step % self.config.save_every == 0 or self.step == self.config.steps:
-                self.save(good=True)
+                self.save()
         save_trained(self.trainable, self.accelerator.unwrap_model(self.model), final, self.card())
         return final
 
     def roll_back(self, why: str) -> Path:
         final = self.out / "final"
+        collapse = {"step": self.step, "why": why, "last_good": self.last_good}
+        atomic_write_text(self.out / COLLAPSE, json.dumps(collapse))
+        again = "change the settings (a lower lr, other tasks) and run again"
         if self.last_good is None:
-            raise CollapseError(f"step {self.step}: {why}; no good checkpoint to roll back to")
+            raise CollapseError(
+                f"step {self.step}: {why}; no good checkpoint to roll back to ({again}: it "
+                "starts over)"
+            )
         good = self.out / f"checkpoint-{self.last_good}" / "model"
-        shutil.rmtree(final, ignore_errors=True)
-        shutil.copytree(good, final)
+        atomic_write_dir(lambda tmp: shutil.copytree(good, tmp, dirs_exist_ok=True), final)
         raise CollapseError(
             f"step {self.step}: {why}; stopped, rolled back to checkpoint-{self.last_good} "
-            f"({final})"
+            f"({final}; {again}: it resumes from there)"
         )
 
 
