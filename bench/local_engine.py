@@ -57,8 +57,8 @@ async def new_tokens_per_s(engine: LocalEngine, n: int, length: int, new: int) -
     return sum(counts) / (time.perf_counter() - start)
 
 
-async def prefill_per_s(engine: LocalEngine, length: int) -> float:
-    (prompt,) = prompts(engine, 1, length, seed=99)
+async def prefill_per_s(engine: LocalEngine, length: int, seed: int) -> float:
+    (prompt,) = prompts(engine, 1, length, seed=seed)  # a new prompt: nothing cached to reuse
     sampling = SamplingParams(max_tokens=1, temperature=0)
     start = time.perf_counter()
     await engine.generate(GenerateRequest(prompt_token_ids=prompt, sampling=sampling))
@@ -122,7 +122,8 @@ async def measure(model: str, variant: str, args: argparse.Namespace) -> dict[st
     engine = LocalEngine(model, dtype=dtype, device=args.device, int8_decode=int8_decode)
     print(f"{variant}: {engine.dtype_reason}; int8 decode {engine.int8_decode}")
     await new_tokens_per_s(engine, 2, 64, 4)  # warm-up
-    row = {"prefill tok/s": max([await prefill_per_s(engine, args.prompt_len) for _ in range(2)])}
+    fills = [await prefill_per_s(engine, args.prompt_len, seed=99 + i) for i in range(2)]
+    row = {"prefill tok/s": max(fills)}
     for n in args.concurrency:
         rate = await new_tokens_per_s(engine, n, args.prompt_len, args.new_tokens)
         row[f"new tok/s, {n} concurrent"] = rate
