@@ -244,7 +244,7 @@ def test_rollouts_sample_untruncated_whatever_the_model_recommends(model_dir, tm
     assert "top_k" not in SamplingParams.model_fields
 
 
-def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path):
+def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path, capsys):
     dev = DevEvalSettings(wide_tasks=1, deep_tasks=1, concurrency=2,
                           agent={**AGENT, "temperature": 0.0, "seed": 0})  # fmt: skip
     cfg = config(model_dir, tmp_path, steps=3, eval_every=2, eval=dev)
@@ -257,6 +257,13 @@ def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path):
     assert rows[0]["reward_mean"] is None and rows[1]["eval_s"] is None
     assert rows[2]["dev_call_validity"] is not None and rows[2]["dev_wide_item_f1"] is not None
     assert (tmp_path / "dev-eval" / "step-2" / "deep" / "results.jsonl").exists()
+    # the start model's evaluation again: kept under the same settings, redone under others
+    capsys.readouterr()
+    RLTrainer(cfg, show_progress=False).evaluate()
+    assert "discarded" not in capsys.readouterr().err
+    longer = dev.model_copy(update={"agent": {**dev.agent, "max_response_tokens": 4}})
+    RLTrainer(cfg.model_copy(update={"eval": longer}), show_progress=False).evaluate()
+    assert "dev-eval/step-0 was made by other weights or settings" in capsys.readouterr().err
 
 
 def test_the_policy_engine_reads_the_model_s_recommendations_from_a_spec(

@@ -1,10 +1,14 @@
 """Multi-agent RL (issue 16): WideSeek-R1's GRPO variant on the project's own trajectories.
 
-- samples.py: an agent's turns → one training sequence from the *stored* token ids, with a
-  multi-span mask over what it generated and the sampling logprobs (never a re-rendering);
+- rewards.py: one reward per rollout from weighted `(task, trajectory) -> float` terms that read
+  the project's scorer, behind gates (the answer parsed, the lead finished);
 - advantages.py: one group-normalised advantage per rollout, shared by all its agents;
+- credit.py: which turns of a rollout train with that advantage (published, all, healthy);
+- samples.py: an agent's turns → one training sequence from the *stored* token ids, with a
+  multi-span mask over the trained turns and the sampling logprobs (never a re-rendering);
 - loss.py: the dual-level token weights (rollouts, then agents, then tokens) and the clipped
-  policy loss (clip-higher, dual-clip).
-The trainer loop (rollouts through the runtime, updates on accelerate, checkpoints, collapse
-guards) builds on these.
+  policy loss (clip-higher, dual-clip);
+- batch.py: a step's rollouts → rewards, advantages, samples, weights (B: the step's rollouts).
+trainer.py runs the loop (rollouts through the runtime, updates on accelerate, checkpoints,
+collapse guards with rollback, dev evaluation) on these.
 """

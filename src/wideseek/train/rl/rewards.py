@@ -111,9 +111,6 @@ class Reward:
     values: dict[str, float]  # every term's and gate's unweighted value, by name
     gated: bool  # a gate was 0: the total is 0 whatever the terms say
 
-    def terms(self) -> dict[str, float]:
-        return {"reward": self.total, **self.values}
-
 
 @dataclass(frozen=True)
 class CompositeReward:

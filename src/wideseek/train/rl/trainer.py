@@ -282,9 +282,10 @@ class RLTrainer:
         self.outcomes: deque[float] = deque(maxlen=config.guards.outcome_window)
         self.last_good: int | None = None
         self.last_reward: float | None = None  # the last step's mean reward, for the card
-        self.policy = _digest("start", config.model_dump(include={"model", "lora", "dtype",
-                                                                  "seed"}))  # fmt: skip
+        start = config.model_dump(mode="json", include={"model", "lora", "dtype", "seed"})
+        self.policy = _digest("start", start)
         self.rollout_settings = _digest(config.model_dump(mode="json", include=_ROLLOUT))
+        self.eval_settings = _digest(config.eval.model_dump(mode="json"))
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -318,7 +319,8 @@ class RLTrainer:
         self.step, self.last_good = int(state["step"]), state.get("last_good")
         self.tripped = defaultdict(int, state.get("tripped", {}))
         self.outcomes.extend(state.get("outcomes", []))
-        self.policy = state["policy"]
+        # a checkpoint from before policy ids: no folder can match it
+        self.policy = state.get("policy") or _digest("unknown", str(latest))
         truncate_metrics(self.out / METRICS, self.step)
 
     def save(self) -> Path:
@@ -345,10 +347,10 @@ class RLTrainer:
         recipe = self.config.model_dump(include=_RECIPE)
         return TrainingCard("rl", recipe, {"steps": self.step, "last reward": self.last_reward})
 
-    def _fresh_dir(self, path: Path) -> None:
+    def _fresh_dir(self, path: Path, settings: str) -> None:
         """Keep `path` (a run folder a resumed step finishes) only if this policy and these
-        rollout settings made it; else discard it, saying so."""
-        stamp = {"policy": self.policy, "settings": self.rollout_settings}
+        settings (a digest) made it; else discard it, saying so."""
+        stamp = {"policy": self.policy, "settings": settings}
         if path.exists():
             try:
                 made = json.loads((path / STAMP).read_text())
@@ -375,7 +377,7 @@ class RLTrainer:
         )  # fmt: skip
         config = Config(agent=agent, tools=ToolsConfig(corpus=str(self.world.corpus_path)))
         run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
-        self._fresh_dir(run_dir)
+        self._fresh_dir(run_dir, self.rollout_settings)
         self.model.eval()
         run = await run_suite(
             tasks, config, run_dir, suite=f"rl-step-{self.step + 1}", engine=self.engine,
@@ -481,7 +483,7 @@ class RLTrainer:
         from wideseek.train.dev_eval import evaluate_engine
 
         run_dir = self.out / "dev-eval" / f"step-{self.step}"
-        self._fresh_dir(run_dir)
+        self._fresh_dir(run_dir, self.eval_settings)
         self.model.eval()
         started = time.time()
         result = asyncio.run(evaluate_engine(self.engine, self.config.eval, run_dir, self.world))
