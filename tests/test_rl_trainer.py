@@ -348,3 +348,20 @@ def test_the_shipped_run_files_load(name):
     path = Path(__file__).parent.parent / "configs" / name
     run = validate_tree(RLConfig, read_yaml_tree(path, []), path)
     assert run.credit == "published" and run.normalise_over == "step"
+
+
+def test_every_field_of_the_rl_run_file_has_help():
+    from pydantic import BaseModel
+
+    def missing(model: type[BaseModel], prefix: str = "") -> list[str]:
+        found = []
+        for name, field in model.model_fields.items():
+            if not field.description:
+                found.append(prefix + name)
+            annotation = field.annotation
+            for t in (*getattr(annotation, "__args__", ()), annotation):
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    found += missing(t, f"{prefix}{name}.")
+        return found
+
+    assert missing(RLConfig) == []

@@ -42,10 +42,10 @@ class DevEvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     world: str | None = Field(None, description="world directory; None: the shipped world")
-    split: Literal["train", "dev", "test"] = "dev"
+    split: Literal["train", "dev", "test"] = Field("dev", description="the world split")
     wide_tasks: int = Field(30, ge=0, description="first N wide tasks of the split")
     deep_tasks: int = Field(30, ge=0, description="first N deep tasks of the split")
-    mode: Literal["multi", "single"] = "multi"
+    mode: Literal["multi", "single"] = Field("multi", description="lead+subagents or one agent")
     reworded: bool = Field(False, description="ask in held-out wordings (world/reworded.py)")
     concurrency: int = Field(8, ge=1, description="tasks run at once (their agents batch)")
     agent: dict[str, Any] = Field(

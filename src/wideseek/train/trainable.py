@@ -47,7 +47,7 @@ class LoraSettings(BaseModel):
 
     r: int = Field(16, ge=1, description="rank")
     alpha: int = Field(32, ge=1, description="scale numerator (the update is alpha / r)")
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input")
     target_modules: list[str] | str = Field(
         "all-linear", description="module names, or 'all-linear' (every linear but lm_head)"
     )
