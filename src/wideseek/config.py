@@ -155,8 +155,17 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    return validate_tree(Config, read_yaml_tree(path, overrides), path)
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Config:
+    """The YAML file, then `key=value` overrides (values read as YAML), then `values`: dotted
+    keys with values already typed (a CLI flag's string stays a string: `--model 2024`)."""
+    tree = read_yaml_tree(path, overrides)
+    for key, value in (values or {}).items():
+        _set_dotted(tree, key, value)
+    return validate_tree(Config, tree, path)
 
 
 def read_yaml_tree(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -128,8 +128,8 @@ def build_config(
         "tools.web.search": search,  # either one turns tools.web on
         "tools.web.access": access,
     }
-    extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    return load_config(config, [*(overrides or []), *extra])
+    given = {k: v for k, v in flags.items() if v is not None}  # typed: not re-read as YAML
+    return load_config(config, overrides, given)
 
 
 def flag_group(
