@@ -23,15 +23,11 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from wideseek.errors import WideseekError
+from wideseek.errors import ConfigError  # re-exported: callers import it from here too
 from wideseek.profiles import get_profile
 from wideseek.tools.web.config import WebToolsConfig
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(WideseekError, ValueError):
-    """A config file or override that cannot be used; the message says what and where."""
 
 
 class _Section(BaseModel):

@@ -24,6 +24,10 @@ class UsageError(WideseekError):
     a run directory that holds another run)."""
 
 
+class ConfigError(WideseekError, ValueError):
+    """A config file or override that cannot be used; the message says what and where."""
+
+
 class DataError(WideseekError, ValueError):
     """An input file (tasks, answers, QA records, a run directory) that cannot be read as the
     format it should have; the message names the file and, where it can, the line."""

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import torch
 
-from wideseek.config import ConfigError
+from wideseek.errors import ConfigError
 
 DTYPES: dict[str, torch.dtype] = {
     "bf16": torch.bfloat16,
