@@ -19,6 +19,7 @@ import typer
 
 from wideseek.config import Config, load_config
 from wideseek.errors import UsageError
+from wideseek.io import cache_home
 from wideseek.profiles import PROFILES
 from wideseek.tools.web.config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
 
@@ -189,7 +190,7 @@ with_run_config = flag_group(
 
 
 # --- the judge of WideSearch scoring (`score`, `eval`) ------------------------------------------
-DEFAULT_JUDGE_CACHE = Path.home() / ".cache" / "wideseek" / "judge-cache.sqlite"
+JUDGE_CACHE_NAME = "judge-cache.sqlite"  # under wideseek's cache root (io.cache_home)
 JudgeKind = Literal["offline", "llm"]
 JudgeOpt = Annotated[
     JudgeKind, typer.Option("--judge", help="offline: deterministic, no network; llm: a model")
@@ -207,7 +208,11 @@ JudgeBaseUrlOpt = Annotated[
 ]
 JudgeApiKeyEnvOpt = Annotated[str, typer.Option(help="env variable with the judge's API key")]
 JudgeCacheOpt = Annotated[
-    Path | None, typer.Option(help=f"judge reply cache, sqlite (default: {DEFAULT_JUDGE_CACHE})")
+    Path | None,
+    typer.Option(
+        help=f"judge reply cache, sqlite (default: {JUDGE_CACHE_NAME} in the cache root, "
+        "$WIDESEEK_CACHE or ~/.cache/wideseek)"
+    ),
 ]
 JudgeConcurrencyOpt = Annotated[int, typer.Option(min=1, help="judge calls in flight")]
 
@@ -233,7 +238,7 @@ def build_judge(
         model,
         base_url,
         api_key_env=api_key_env,
-        cache_path=cache or DEFAULT_JUDGE_CACHE,
+        cache_path=cache or cache_home() / JUDGE_CACHE_NAME,
         max_concurrency=concurrency,
     )
     return LLMJudge(completer), completer

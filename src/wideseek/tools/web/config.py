@@ -12,12 +12,12 @@ This module knows nothing about HTTP; `backend.open_web_backend` turns it into o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from wideseek.io import cache_home
 from wideseek.tools.web.allow_list import parse_allow_rule
 
 SearchName = Literal["serper", "brave", "tavily", "searxng"]
@@ -106,8 +106,7 @@ class DirectFetchSettings(_Section):
 
 
 def default_cache_path() -> Path:
-    base = os.environ.get("WIDESEEK_CACHE") or Path.home() / ".cache" / "wideseek"
-    return Path(base) / "web.sqlite"
+    return cache_home() / "web.sqlite"
 
 
 class WebToolsConfig(_Section):
