@@ -234,3 +234,13 @@ async def test_batch_invariant_mode_gives_the_same_bits_in_any_batch(model_dir, 
     assert batched.token_ids == alone.token_ids
     assert batched.logprobs == alone.logprobs  # exactly, not approximately
     assert engine.prefix_cache.max_tokens == 0  # a cache hit would pre-fill differently
+
+
+async def test_a_failing_prefill_fails_its_requests_instead_of_hanging(engine, monkeypatch):
+    def broken(self, rows):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(BatchDecoder, "add", broken)
+    calls = [engine.generate(request(p, temperature=0, max_tokens=4)) for p in PROMPTS[:2]]
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=120)
+    assert all(isinstance(r, EngineError) and "boom" in str(r) for r in results)

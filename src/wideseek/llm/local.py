@@ -268,9 +268,9 @@ class LocalEngine:
                     room = self.max_batch_size - len(decoder)
                     if room > 0:
                         new = self._take(room)
+                        jobs.update((id(j.row), j) for j in new)  # answered even if admit fails
                         for job in new:  # one by one: a sibling may reuse the last one's prompt
                             self._admit(job.row, decoder)
-                            jobs[id(job.row)] = job
                         if new:
                             self.batch_sizes.append(len(decoder))
                     gone = [job for job in jobs.values() if job.future.cancelled()]
