@@ -7,7 +7,9 @@ and wall time per wide task end to end.
     python bench/local_engine.py --device cuda        # GPU mode (add --concurrency 1 16 64)
     python bench/local_engine.py --model ADAPTER --wide-tasks 3   # + agents on wide test tasks
 
-For each dtype, on one engine: pre-fill tokens/s (one prompt of --prompt-len, one new token);
+Engines vary by drift between runs on a shared VM (±30% seen): the int8 figures that count are
+the last block's, int8 and exact decode steps alternated on one engine. For each dtype, on one
+engine: pre-fill tokens/s (one prompt of --prompt-len, one new token);
 new tokens/s for 1, 8 and 16 concurrent requests of --prompt-len + --new-tokens (sampling, as
 subagents send them, fired together); and an agent's turns — three turns, each prompt the last
 one plus its generation plus a --tool-len tool result — with the prefix cache on and off, as
@@ -32,6 +34,8 @@ import torch
 
 from wideseek.config import AgentConfig, Config, ToolsConfig
 from wideseek.llm.base import GenerateRequest, SamplingParams
+from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
+from wideseek.llm.int8_decode import DEFAULT_MAX_ROWS, Int8DecodeLinear
 from wideseek.llm.local import LocalEngine
 from wideseek.runtime import run_suite
 from wideseek.world.store import load_world
@@ -115,6 +119,45 @@ async def wide_tasks(engine: LocalEngine, n: int, concurrency: int) -> dict[str,
     }
 
 
+def decode_step_ms(engine: LocalEngine, ctx: int, rows: int, steps: int = 24) -> float:
+    """Mean milliseconds of one greedy decode step of `rows` rows at context `ctx`."""
+    g = torch.Generator().manual_seed(ctx + rows)
+    vocab = min(engine.model.config.vocab_size, len(engine.tokenizer))
+    batch = [
+        DecodeRow(
+            prompt=torch.randint(100, vocab, (ctx,), generator=g).tolist(),
+            params=SamplingParams(temperature=0),
+            max_new=10**6,
+            generator=torch.Generator(),
+        )
+        for _ in range(rows)
+    ]
+    decoder = BatchDecoder(engine.model, engine.eos_ids)
+    decoder.add(batch)
+    decoder.step(), decoder.step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        decoder.step()
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def int8_ab(model: str, device: str | None, reps: int = 3) -> None:
+    """int8 vs exact decode steps on one engine, alternated (min of `reps`), so that drift in
+    the machine's speed falls on both sides alike."""
+    engine = LocalEngine(model, device=device, int8_decode="on")
+    wrappers = [m for m in engine.model.modules() if isinstance(m, Int8DecodeLinear)]
+    print("\ndecode step (ms), int8 vs exact weights, alternated on one engine:")
+    for ctx, rows in ((512, 1), (2000, 1), (512, 4)):
+        times: dict[str, list[float]] = {"int8": [], "exact": []}
+        for _ in range(reps):
+            for name, max_rows in (("int8", DEFAULT_MAX_ROWS), ("exact", 0)):
+                for w in wrappers:
+                    w.max_rows = max_rows
+                times[name].append(decode_step_ms(engine, ctx, rows))
+        i8, ex = min(times["int8"]), min(times["exact"])
+        print(f"  ctx {ctx:>5}, {rows} row(s): int8 {i8:6.1f}  exact {ex:6.1f}  {ex / i8:.2f}x")
+
+
 async def measure(model: str, variant: str, args: argparse.Namespace) -> dict[str, float]:
     """One engine: `variant` is a dtype (fp32 | bf16 | auto), with `+int8` for int8 decode."""
     dtype, _, int8 = variant.partition("+")
@@ -153,6 +196,7 @@ async def main() -> None:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     ap.add_argument("--wide-tasks", type=int, default=0, help="also run N wide test tasks")
     ap.add_argument("--task-concurrency", type=int, default=1, help="wide tasks in flight")
+    ap.add_argument("--no-int8-ab", action="store_true", help="skip the int8 decode-step A/B")
     args = ap.parse_args()
     model = args.model  # LocalEngine resolves a base spec, model dir or adapter itself
     print(f"model {model}; torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -170,6 +214,8 @@ async def main() -> None:
         scale = row[f"new tok/s, {n} concurrent"] / row["new tok/s, 1 concurrent"]
         reuse = row["cache off (s)"] / row["agent 3 turns, cache on (s)"]
         print(f"{dtype}: {n}-concurrent / batch 1 {scale:.1f}x; agent cache off / on {reuse:.2f}x")
+    if not args.no_int8_ab and torch.device(args.device or "cpu").type == "cpu":
+        int8_ab(model, args.device)
 
 
 if __name__ == "__main__":
