@@ -252,6 +252,7 @@ def train_sft(
     final = out / "final"
     done = (final / TRAINER_STATE).exists() and _read_trainer_state(final, signature)
     if done and done["step"] == total_steps:
+        accelerator.end_training()
         return final  # this run is complete already
     step, tokens_seen = 0, 0
     found = checkpoints(out)
@@ -367,4 +368,7 @@ def train_sft(
             if evaluate is not None and config.eval_every and step % config.eval_every:
                 run_eval(final)
     accelerator.wait_for_everyone()
+    # Tear the process group down here: a gloo group left to interpreter exit aborted a
+    # process now and then ("terminate called without an active exception").
+    accelerator.end_training()
     return final
