@@ -64,8 +64,8 @@ class DecodeStats:
     prefill_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose keys/values came from the prefix cache
     prefill_s: float = 0.0
-    steps: int = 0  # forward passes of the running batch
-    new_tokens: int = 0  # sampled tokens (each step samples one per row)
+    steps: int = 0  # decode steps that ran the model (one pass each; one per row if invariant)
+    new_tokens: int = 0  # sampled tokens: one per row of the batch at each step
     decode_s: float = 0.0
 
     def add(self, other: DecodeStats) -> None:
@@ -159,6 +159,7 @@ class BatchDecoder:
                 row.finish = "stop"
             elif len(row.ids) >= row.max_new:
                 row.finish = "length"
+        self.stats.new_tokens += len(tokens)
         # 2) drop finished rows from the batch (their slots are refilled from the end)
         finished = [r for r in self.rows if r.finish is not None]
         if finished and self.keep_kv:
@@ -167,7 +168,6 @@ class BatchDecoder:
                     row.kv = self.cache.read(i, int(self.lengths[i]))
         if finished:
             tokens = tokens[self._keep([r.finish is None for r in self.rows])]
-        self.stats.new_tokens += len(tokens)
         if not self.rows:
             self.stats.decode_s += time.perf_counter() - start
             return finished

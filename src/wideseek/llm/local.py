@@ -123,6 +123,8 @@ class LocalEngine:
         self.resolved: ResolvedModel = resolve_model(model)
         self.model_dir = self.resolved.dir
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # a trainer's shared policy (`loaded`) keeps its own weights, modules and attention
+        self.int8_decode = _wants_int8(int8_decode, self.device, shared=loaded is not None)
         if loaded:
             self.model, self.tokenizer = loaded
             self.dtype = next(self.model.parameters()).dtype
@@ -130,10 +132,7 @@ class LocalEngine:
         else:
             self.dtype, self.dtype_reason = pick_dtype(dtype, self.device)
             self.tokenizer = load_tokenizer(self.resolved)
-            self.model = load_causal_lm(self.resolved, dtype=self.dtype).to(self.device).eval()
-        self.int8_decode = _wants_int8(int8_decode, self.device, shared=loaded is not None)
-        if not loaded:  # a trainer's shared policy keeps its own modules and attention
-            self._prepare(self.model)
+            self.model = self._load(self.resolved)
         self.context_length = context_length or int(
             getattr(self.model.config, "max_position_embeddings", 4096)
         )
@@ -146,8 +145,9 @@ class LocalEngine:
         self.max_batch_size = max_batch_size
         self.batch_window_s = batch_window_s
         self._seeds = random.Random(seed)
-        # Agents' finished turns, so a next turn pre-fills only its new tokens (0: off).
         self.batch_invariant = batch_invariant
+        # Token sequences already run, so a prompt pre-fills only what it does not share with
+        # one (0: off; off in batch-invariant mode, where a hit would change the numbers).
         self.prefix_cache = PrefixCache(0 if batch_invariant else prefix_cache_tokens)
         # Batch size after each admission of new requests (recent ones): for stats and tests.
         self.batch_sizes: deque[int] = deque(maxlen=1000)
@@ -157,16 +157,13 @@ class LocalEngine:
         self._workers = weakref.WeakKeyDictionary()
 
     # --- weights -------------------------------------------------------------------------
-    def _load(self, path: Path) -> PreTrainedModel:
-        model = load_causal_lm(path, dtype=self.dtype).to(self.device).eval()
-        self._prepare(model)
-        return model
-
-    def _prepare(self, model: PreTrainedModel) -> None:
-        """Decode-time speed-ups that leave pre-fill numbers as they are."""
+    def _load(self, model_spec: ModelSpec) -> PreTrainedModel:
+        """The weights, with the decode-time speed-ups that leave pre-fill numbers as they are."""
+        model = load_causal_lm(model_spec, dtype=self.dtype).to(self.device).eval()
         use_gqa_decode_attention(model)
         if self.int8_decode:
             use_int8_for_decode(model)
+        return model
 
     def reload(self, checkpoint_dir: str | Path) -> None:
         """Swap in the weights of `checkpoint_dir` (same tokenizer). Waits for the running decode
@@ -295,11 +292,14 @@ class LocalEngine:
         prompt that shared nothing is cached itself (subagents started together share most of
         their first prompt)."""
         cache = self.prefix_cache
-        hit = cache.lookup(row.prompt) if cache.max_tokens > 0 else None
+        if cache.max_tokens <= 0:  # off
+            decoder.add([row])
+            return
+        hit = cache.lookup(row.prompt)
         if hit is not None:
             row.past, row.past_len = hit
         decoder.add([row])
-        if hit is None and cache.max_tokens > 0:
+        if hit is None:
             cache.put(row.prompt, decoder.prompt_kv(len(decoder) - 1))
 
     def _slot_cache(self) -> SlotCache:

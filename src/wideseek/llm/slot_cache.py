@@ -37,6 +37,7 @@ class SlotCache:
         self._rows = slice(0, 0)
         self._positions = torch.zeros((0, 1), dtype=torch.long)
         self._contiguous = False  # one row writing a run of columns (a pre-fill chunk)
+        self._first = 0  # that run's first column
         self._kv_len = 0
 
     @classmethod
