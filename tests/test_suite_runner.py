@@ -69,10 +69,10 @@ def tiny_model(tmp_path_factory):
 
 async def sampled_tokens(
     model, out, trials: int, tasks: int = 1, concurrency: int = 4
-) -> tuple[dict[tuple[str, int], list[list[int]]], int]:
+) -> tuple[dict[tuple[str, int], list[list[int]]], int, bool]:
     """Response token ids of every turn, per (task, trial), of the first deep dev tasks run by
-    a random model that samples (temperature 1) with a fixed seed; and the engine's largest
-    batch."""
+    a random model that samples (temperature 1) with a fixed seed; the engine's largest batch,
+    and whether it decoded batch-invariantly."""
     world = load_world()
     chosen = suite_tasks(world, "deep", "dev")[:tasks]
     agent = AgentConfig(
@@ -95,12 +95,12 @@ async def sampled_tokens(
         (t.task.id, t.trial): [turn.response_token_ids or [] for _, turn in t.iter_turns()]
         for t in run.trajectories()
     }
-    return tokens, max(engine.batch_sizes)
+    return tokens, max(engine.batch_sizes), engine.batch_invariant
 
 
 async def test_trials_of_a_seeded_task_differ_and_each_reproduces(tiny_model, tmp_path):
-    first, _ = await sampled_tokens(tiny_model, tmp_path / "a", trials=2)
-    again, _ = await sampled_tokens(tiny_model, tmp_path / "b", trials=2)
+    first, _, _ = await sampled_tokens(tiny_model, tmp_path / "a", trials=2)
+    again, _, _ = await sampled_tokens(tiny_model, tmp_path / "b", trials=2)
     assert sorted(trial for _, trial in first) == [0, 1]
     assert all(first[k] and all(first[k]) for k in first)  # every turn sampled tokens
     (a, b) = first.values()
@@ -115,5 +115,8 @@ async def test_a_seeded_run_reproduces_every_token_at_any_concurrency(tiny_model
         for c in (1, 2, 8)
     }
     assert runs[1][1] == 1 and runs[8][1] > 2  # the requests really were batched together
+    # the tiny random model's argmax rarely feels batch noise, so also check the mode is on:
+    # without it a batched request's logprobs differ (tests/test_local_engine.py)
+    assert all(invariant for _, _, invariant in runs.values())
     assert len(runs[1][0]) == 8
     assert runs[1][0] == runs[2][0] == runs[8][0]
