@@ -4,6 +4,7 @@ and repair; and the trajectory reader built on it."""
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,25 @@ def test_trajectory_reader_drops_a_torn_tail_and_names_a_bad_line(tmp_path):
     with pytest.raises(DataError, match=r"trajectories\.jsonl:2: not a trajectory \(task\."):
         read_trajectories(path)
     assert os.listdir(tmp_path) == ["trajectories.jsonl"]
+
+
+def test_atomic_write_dir_when_another_writer_got_there_first(tmp_path, monkeypatch):
+    out = tmp_path / "index"
+    out.mkdir()
+    (out / "old").write_text("o")
+    replace = os.replace
+
+    def racing_replace(src, dst):  # another process puts its copy in just before our rename
+        if Path(src).name.startswith(".index.tmp-"):
+            out.mkdir(exist_ok=True)
+            (out / "theirs").write_text("y")
+        replace(src, dst)
+
+    monkeypatch.setattr("wideseek.io.os.replace", racing_replace)
+    ours = lambda tmp: (tmp / "ours").write_text("x")  # noqa: E731
+    with pytest.raises(OSError):
+        atomic_write_dir(ours, out)
+    assert [p.name for p in out.iterdir()] == ["theirs"]  # theirs stands, ours is gone
+    atomic_write_dir(ours, out, accept_existing=lambda d: (d / "theirs").exists())
+    assert [p.name for p in out.iterdir()] == ["theirs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]  # no temporaries left behind

@@ -6,9 +6,10 @@ Contract:
   `path` (`os.replace`). A reader sees the old file or the new one, never half of one; a failed
   write leaves the old file and no temporary behind. Two writers do not share a temporary.
   `atomic_writer(path)` is the same as a context manager, for content written piece by piece.
-- `atomic_write_dir(write, out_dir)`: the same for a directory (a model, a tokenizer):
+- `atomic_write_dir(write, out_dir)`: the same for a directory (a model, a cache, a world):
   `write(tmp_dir)` fills a new sibling directory, which then takes the place of `out_dir`; a
-  failed write leaves the old directory and no temporary behind.
+  failed write leaves the old directory and no temporary behind. Temporaries are named
+  `.<name>.tmp-<pid>-*` and `.<name>.old-<pid>-*`, so a sweep can tell a dead writer's.
 - `iter_jsonl(path)`: `(line_no, value)` for each non-blank line, streamed. A line that is not
   JSON raises `DataError("path:n: not JSON (...)")`, except, with `torn_tail` (the default), a
   bad *final* line with no trailing newline: that is what a run killed mid-append leaves, and
@@ -18,7 +19,8 @@ Contract:
 - `repair_torn_tail(path)`: cut such a torn final line off before appending again, so that a
   new line is not glued onto it.
 - `cache_home()`: where every cache of wideseek lives, `$WIDESEEK_CACHE` else
-  `~/.cache/wideseek` (worlds, converted base models, tokenised SFT examples).
+  `~/.cache/wideseek` (worlds, converted base models, tokenised SFT examples, judge replies,
+  web answers). No other module reads `$WIDESEEK_CACHE` or names `~/.cache`.
 - `file_sha256(path)`: a file's content digest, read in 1 MiB pieces.
 
 Opening a file that is not there raises the usual OSError: each caller says what the file was
@@ -112,23 +114,42 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_dir(write: Callable[[Path], object], out_dir: Path) -> None:
-    """Run `write(tmp_dir)`, then put tmp_dir in place of `out_dir` (replaced only on success)."""
+def atomic_write_dir(
+    write: Callable[[Path], object],
+    out_dir: str | Path,
+    *,
+    accept_existing: Callable[[Path], bool] | None = None,
+) -> None:
+    """Run `write(tmp_dir)`, then put tmp_dir in place of `out_dir` (replaced only on success).
+
+    The one way wideseek replaces a directory (a model, a cache, a world). An old `out_dir` is
+    moved into a uniquely named sibling first and deleted once the new one is in, so a reader
+    never sees a half-written directory and two writers never share a temporary name. When
+    another process puts its own `out_dir` in place between our move and our rename, the
+    rename fails (the name is taken by a non-empty directory): that OSError is raised unless
+    `accept_existing(out_dir)` says the other writer's copy will do."""
+    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755 & ~_umask())  # mkdtemp makes it private (0700); a model dir is shared
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
+    aside: Path | None = None
     try:
+        tmp.chmod(0o755 & ~_umask())  # mkdtemp makes it private (0700); a model dir is shared
         write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        old = out_dir.with_name(out_dir.name + ".old")
-        out_dir.rename(old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
+        if out_dir.exists():
+            prefix = f".{out_dir.name}.old-{os.getpid()}-"
+            aside = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
+            os.replace(out_dir, aside / "old")
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not out_dir.exists() and aside is not None:  # put the old one back
+                os.replace(aside / "old", out_dir)
+            if accept_existing is None or not out_dir.is_dir() or not accept_existing(out_dir):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful rename
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def iter_jsonl(

@@ -26,8 +26,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ import bm25s
 from bm25s.tokenization import Tokenizer
 
 from wideseek.errors import DataError
-from wideseek.io import parse_jsonl_lines
+from wideseek.io import atomic_write_dir, parse_jsonl_lines
 from wideseek.tools.base import Page, SearchHit
 from wideseek.tools.text_analysis import Analyzer, best_snippet, split_words
 
@@ -238,27 +236,16 @@ class LocalCorpus:
         return tokenizer, retriever
 
     def _save(self, tokenizer: Tokenizer, retriever: bm25s.BM25) -> None:
-        """Write the cache atomically: build in a sibling temp dir, then rename into place."""
-        parent = self.cache_dir.parent
-        try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{self.cache_dir.name}.", dir=parent))
-        except OSError as e:
-            log.warning("cannot cache the BM25 index next to %s (%s)", self.path, e.strerror)
-            return
-        try:
+        """Write the cache atomically (`io.atomic_write_dir`); a cache that cannot be written
+        costs a rebuild next time, never the search."""
+
+        def write(tmp: Path) -> None:
             retriever.save(str(tmp), show_progress=False)
             tokenizer.save_vocab(str(tmp))
             # meta.json last: its presence marks a complete cache.
             (tmp / _META).write_text(json.dumps(self._meta(), indent=1), encoding="utf-8")
-            old = None
-            if self.cache_dir.exists():
-                old = parent / f".{self.cache_dir.name}.old-{os.getpid()}"
-                self.cache_dir.rename(old)
-            tmp.rename(self.cache_dir)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+
+        try:
+            atomic_write_dir(write, self.cache_dir)
         except OSError as e:
             log.warning("cannot write the BM25 cache %s (%s)", self.cache_dir, e)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
