@@ -7,7 +7,9 @@
 # the limits it was scored under. Every step is resumable: run it again after a stop (training
 # resumes from its last checkpoint; tokenising is cached). Extra arguments go to
 # `wideseek train sft` as overrides (e.g. train.save_every=2); WIDESEEK_EVAL_TASKS sets N
-# (default 20). The evaluation limits (lead 4 turns, subagents 5, 256 tokens per response, 4,096
+# (default 20); WIDESEEK_RUN_DIR sets where checkpoints, scores and the model go (default
+# runs/sft-default; on a CPU put it outside the work tree, e.g. ~/.cache/wideseek/sft-default,
+# so a fresh checkout resumes the same run). The evaluation limits (lead 4 turns, subagents 5, 256 tokens per response, 4,096
 # per agent) keep a 2-core CPU evaluation to minutes a task; the oracle's figures are taken under
 # the same limits, and the shipped model recommends them to ask/eval.
 #
@@ -20,7 +22,7 @@
 #   bash scripts/train_default_model.sh [key=value ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run=runs/sft-default
+run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 n=${WIDESEEK_EVAL_TASKS:-20}
 limits=(--lead-turns 4 --subagent-turns 5 --max-response-tokens 256)
 
