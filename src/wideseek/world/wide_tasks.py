@@ -213,6 +213,19 @@ _ZH_CLOSE = (
 )
 
 
+
+def table_instruction(lang: str, columns: list[str]) -> str:
+    """One of the training questions' table lines, for a question asked outside the world."""
+    if lang == "zh":
+        return _ZH_TABLE[1].format(columns="、".join(columns))
+    return _EN_TABLE[2].format(columns=", ".join(columns))
+
+
+def closing_line(lang: str) -> str:
+    """The training questions' last line (the answer format), in `lang`."""
+    return (_ZH_CLOSE if lang == "zh" else _EN_CLOSE).format()
+
+
 _EN_NUMBER_NOTES = (
     "Give {titles} as plain numbers, without units.",
     "For {titles}, write digits only (no units or words).",
