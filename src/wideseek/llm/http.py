@@ -20,12 +20,18 @@ Two paths, chosen by the request:
   the server split out (`reasoning_content` / `reasoning`) is put back in front of the text as
   `<think>...</think>`.
 
+Sampling: `temperature` and `top_p` always; `seed`, `stop` and `top_k` only when the request
+sets them. `top_k` is not OpenAI's (api.openai.com answers an unknown key with HTTP 400), but
+vLLM and SGLang take it in the body and otherwise apply the model's generation_config.json
+top_k: a request that must sample untruncated (RL rollouts) sets `top_k=0`, sent as -1, which
+both servers read as "no cut" (SGLang refuses 0).
+
 Every POST is capped by one `asyncio.Semaphore` per engine (`max_concurrency` in flight) and
-retried with exponential backoff and jitter on 408/429/5xx, timeouts, connection errors and
-unreadable JSON (`Retry-After` honoured); after `max_retries` retries, or at once on another
-4xx, it raises `EngineError` with one line: the URL and what failed. The API key is read from an
-environment variable by `from_config`, sent as a Bearer header, and never logged or shown in
-`repr`.
+retried by `wideseek.http_retry` (exponential backoff with jitter, `Retry-After` honoured) on
+429/5xx, timeouts, connection errors and unreadable JSON; after `max_retries` retries, or at
+once on another 4xx, it raises `EngineError` with one line: the URL and what failed. The API
+key is read from an environment variable by `from_config`, sent as a Bearer header, and never
+logged or shown in `repr`.
 
 This module knows the wire format, not agents, prompts or chat templates (the renderer does).
 """
@@ -44,6 +50,15 @@ from typing import Any
 import httpx
 
 from wideseek.config import EngineConfig
+from wideseek.http_retry import (
+    GaveUp,
+    RetryPolicy,
+    Transient,
+    call_with_retries,
+    is_retry_status,
+    is_timeout,
+    retry_after,
+)
 from wideseek.llm.base import (
     ChatRenderer,
     Completion,
@@ -58,7 +73,6 @@ from wideseek.types import Message, ToolCall, Usage
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 TOKEN_ID_PREFIX = "token_id:"  # vLLM's spelling of a token with return_tokens_as_token_ids
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -69,14 +83,6 @@ _FINISH: dict[str, FinishReason] = {
     "abort": "error",
     "content_filter": "error",
 }
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way worth retrying; the message says how."""
-
-    def __init__(self, problem: str, retry_after: float | None = None) -> None:
-        super().__init__(problem)
-        self.retry_after = retry_after
 
 
 class HttpEngine:
@@ -170,10 +176,11 @@ class HttpEngine:
         """GET /v1/models once: the served model ids. Picks the first when no model was named;
         raises `EngineError` when the server is unreachable or does not serve our model."""
         url = f"{self.base_url}/v1/models"
+        once = RetryPolicy(attempts=1)
         try:
-            data = await self._attempt("GET", url, None)
-        except _Retryable as e:
-            raise EngineError(f"{url}: server not reachable ({e})") from None
+            data = await call_with_retries(lambda: self._attempt("GET", url, None), once)
+        except GaveUp as e:
+            raise EngineError(f"{url}: server not reachable ({self._problem(e.last)})") from None
         try:
             served = [str(m["id"]) for m in data["data"]]
         except (KeyError, TypeError) as e:
@@ -285,40 +292,45 @@ class HttpEngine:
             body["stop"] = sampling.stop
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if sampling.top_k is not None:
+            # Only when set: OpenAI refuses keys it does not know. vLLM and SGLang read it
+            # from the body, and both spell "no cut" -1 (SGLang refuses 0).
+            body["top_k"] = sampling.top_k or -1
         return body
 
     async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST with retries; the semaphore is held per attempt, not while backing off."""
-        retries = 0
-        while True:
-            try:
-                async with self._semaphore:
-                    return await self._attempt("POST", url, body)
-            except _Retryable as e:
-                if retries == self.max_retries:
-                    raise EngineError(
-                        f"{url}: {e} (gave up after {retries + 1} attempts)"
-                    ) from None
-                retries += 1
-                delay = self._backoff(retries - 1, e.retry_after)
-                log.warning(
-                    "%s: %s; retry %d/%d in %.2fs", url, e, retries, self.max_retries, delay
-                )
-                await asyncio.sleep(delay)
+
+        async def attempt() -> dict[str, Any]:
+            async with self._semaphore:
+                return await self._attempt("POST", url, body)
+
+        def note(failure: BaseException, retry: int, pause: float) -> None:
+            problem = self._problem(failure)
+            log.warning(
+                "%s: %s; retry %d/%d in %.2fs", url, problem, retry, self.max_retries, pause
+            )
+
+        policy = RetryPolicy(
+            attempts=self.max_retries + 1,
+            backoff_s=self.backoff_s,
+            max_backoff_s=self.max_backoff_s,
+            jitter_s=self.backoff_s,
+            max_retry_after_s=self.max_backoff_s,
+        )
+        try:
+            return await call_with_retries(attempt, policy, rng=self._rng, on_retry=note)
+        except GaveUp as e:
+            problem = self._problem(e.last)
+            raise EngineError(f"{url}: {problem} (gave up after {e.attempts} attempts)") from None
 
     async def _attempt(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        """One request: the JSON reply, `_Retryable`, or `EngineError` for a permanent failure."""
-        try:
-            resp = await self._client.request(method, url, json=body)
-        except httpx.TimeoutException:
-            raise _Retryable(f"timed out after {self.timeout_s:g}s") from None
-        except httpx.TransportError as e:
-            raise _Retryable(f"connection failed ({type(e).__name__}: {e})") from None
-        if resp.status_code in RETRYABLE_STATUS:
-            raise _Retryable(
-                f"HTTP {resp.status_code}: {_server_message(resp)}",
-                _retry_after(resp.headers.get("Retry-After")),
-            )
+        """One request: the JSON reply; `Transient` (or httpx's error) for a failure worth
+        retrying; `EngineError` for a permanent one."""
+        resp = await self._client.request(method, url, json=body)
+        if is_retry_status(resp.status_code):
+            problem = f"HTTP {resp.status_code}: {_server_message(resp)}"
+            raise Transient(problem, status=resp.status_code, retry_after=retry_after(resp))
         if resp.status_code >= 400:
             message = f"{url}: HTTP {resp.status_code}: {_server_message(resp)}"
             if resp.status_code == 400 and _CONTEXT_REFUSAL.search(resp.text):
@@ -327,17 +339,18 @@ class HttpEngine:
         try:
             data = resp.json()
         except ValueError:
-            raise _Retryable("response is not valid JSON") from None
+            raise Transient("response is not valid JSON") from None
         if not isinstance(data, dict):
-            raise _Retryable("response is not a JSON object")
+            raise Transient("response is not a JSON object")
         return data
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        ceiling = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)  # jitter spreads retry storms
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_backoff_s))
-        return delay
+    def _problem(self, failure: BaseException) -> str:
+        """One line for a failed attempt."""
+        if is_timeout(failure):
+            return f"timed out after {self.timeout_s:g}s"
+        if isinstance(failure, httpx.TransportError):
+            return f"connection failed ({type(failure).__name__}: {failure})"
+        return str(failure)
 
 
 # -- response parsing (pure functions) -----------------------------------------------------------
@@ -424,13 +437,6 @@ def _server_message(resp: httpx.Response) -> str:
         if err:
             return " ".join(str(err).split())[:300]
     return " ".join(resp.text.split())[:300] or resp.reason_phrase
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
 
 
 def _why(e: Exception) -> str:
