@@ -53,6 +53,35 @@ async def test_chat_path_sends_messages_tools_and_sampling():
     )
 
 
+async def test_top_k_is_sent_only_when_set_and_no_cut_is_minus_one():
+    """vLLM and SGLang take top_k in the body (and otherwise apply the model's generation
+    config); OpenAI refuses unknown keys, so an unset top_k must not be sent at all."""
+    with FakeOpenAIServer() as srv:
+        async with HttpEngine(srv.base_url, "fake-model", **FAST) as engine:
+            for top_k in (None, 0, 20):
+                await engine.generate(chat_request(sampling=SamplingParams(top_k=top_k)))
+                await engine.generate(
+                    GenerateRequest(prompt_token_ids=[1, 2], sampling=SamplingParams(top_k=top_k))
+                )
+    chat, tokens = srv.bodies("chat"), srv.bodies("completions")
+    assert ["top_k" in b for b in chat] == ["top_k" in b for b in tokens] == [False, True, True]
+    assert [b["top_k"] for b in chat[1:]] == [b["top_k"] for b in tokens[1:]] == [-1, 20]
+
+
+async def test_agent_top_k_reaches_the_server():
+    """RL sets agent.top_k=0: every request of every agent must carry it to the server."""
+    from wideseek.agents.orchestrator import Orchestrator
+    from wideseek.config import AgentConfig
+    from wideseek.types import Task
+
+    with FakeOpenAIServer(script=["\\boxed{Lima}"]) as srv:
+        async with HttpEngine(srv.base_url, "fake-model", **FAST) as engine:
+            config = AgentConfig(mode="single", top_k=0, thinking=False)
+            orchestrator = Orchestrator(engine, lambda role: [], config)
+            await orchestrator.run(Task(id="t", question="capital of Peru?", kind="qa"))
+    assert [b["top_k"] for b in srv.bodies("chat")] == [-1]
+
+
 async def test_native_tool_calls_and_reasoning_are_kept():
     reply = chat_reply(
         None,

@@ -48,6 +48,12 @@ class AgentConfig(_Section):
     max_response_tokens: int | None = Field(None, description="cap per generation; None: context")
     temperature: float = Field(1.0, ge=0.0, description="sampling temperature (0: greedy)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass (1: off)")
+    top_k: int | None = Field(
+        None,
+        ge=0,
+        description="sample among the k likeliest tokens (0: off); None: the engine's "
+        "default, which a vLLM or SGLang server may take from the model's generation config",
+    )
     thinking: bool = Field(True, description="let the model think in <think> blocks")
     turn_hints: bool = Field(True, description="tell each agent how many turns it has left")
     max_repeated_turns: int = Field(

@@ -70,6 +70,7 @@ class LoopLimits:
     max_response_tokens: int | None
     temperature: float
     top_p: float
+    top_k: int | None  # None: the engine's default (see SamplingParams.top_k)
     seed: int | None  # this agent's own seed; each turn samples with a seed derived from it
     turn_hints: bool
     max_repeated_turns: int = 2  # turns in a row of only repeated calls before the agent stops
@@ -120,6 +121,7 @@ async def run_agent(
             sampling=SamplingParams(
                 temperature=limits.temperature,
                 top_p=limits.top_p,
+                top_k=limits.top_k,
                 max_tokens=max_tokens,
                 # a model that starts writing its own tool results stops there (as RLinf does)
                 stop=[TOOL_RESPONSE_END],

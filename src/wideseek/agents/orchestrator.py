@@ -119,6 +119,7 @@ class Orchestrator:
             max_response_tokens=c.max_response_tokens,
             temperature=c.temperature,
             top_p=c.top_p,
+            top_k=c.top_k,
             seed=seed,
             turn_hints=c.turn_hints,
             max_repeated_turns=c.max_repeated_turns,

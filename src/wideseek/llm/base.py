@@ -23,6 +23,11 @@ FinishReason = Literal["stop", "length", "tool_calls", "error"]
 class SamplingParams(BaseModel):
     temperature: float = 1.0
     top_p: float = 1.0
+    # Keep only the k likeliest tokens; 0: no cut; None: the engine's default, which for a
+    # vLLM or SGLang server may be the top_k of the model's generation_config.json (RL sets 0
+    # so that rollouts sample the untruncated distribution its update scores). The local
+    # engine never cuts by top-k.
+    top_k: int | None = Field(None, ge=0)
     max_tokens: int | None = None  # None: up to the engine's context length
     stop: list[str] = Field(default_factory=list)
     stop_token_ids: list[int] = Field(default_factory=list)  # token path; servers that support it
