@@ -160,3 +160,23 @@ def test_cli_serve_reports_a_bad_corpus_in_one_line(
         main(["retrieval", "serve", "--corpus", str(bad)])
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.strip() == f"error: {bad}:1: missing field 'text'"
+
+
+async def test_client_retries_busy_answers_but_not_refusals() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/access":
+            return httpx.Response(404, text="no such route")
+        if len(seen) < 3:
+            return httpx.Response(503, headers={"Retry-After": "0"}, text="busy")
+        doc = {"title": "Lima", "contents": "Lima is the capital of Peru.", "url": "u"}
+        return httpx.Response(200, json={"result": [[{"document": doc}]]})
+
+    client = transport_client(handler)
+    assert [h.title for h in await client.search("peru", 3)] == ["Lima"]
+    assert seen == ["/retrieve"] * 3
+    with pytest.raises(RetrievalError, match=r"/access: HTTP 404: no such route$"):
+        await client.access("u")
+    assert seen.count("/access") == 1

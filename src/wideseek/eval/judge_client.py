@@ -2,10 +2,11 @@
 
 Contract: `await ChatCompleter(...).complete(prompt)` sends one user message and returns the
 reply's content (None when the model gave none). Connection errors, timeouts, 429 and 5xx are
-retried with exponential backoff; other 4xx and exhausted retries raise `JudgeError` with a
-one-line reason. At most `max_concurrency` requests are in flight. Replies are cached on disk
-by (model, prompt) when a cache path is given. The API key is read from the environment
-variable named `api_key_env` and never logged. Knows nothing about tables or grading.
+retried with exponential backoff (`wideseek.http_retry`); other 4xx and exhausted retries
+raise `JudgeError` with a one-line reason. At most `max_concurrency` requests are in flight.
+Replies are cached on disk by (model, prompt) when a cache path is given. The API key is read
+from the environment variable named `api_key_env` and never logged. Knows nothing about tables
+or grading.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ import httpx
 
 from wideseek.eval.judge_cache import JudgeCache
 from wideseek.eval.judges import JudgeError
-
-_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+from wideseek.http_retry import (
+    GaveUp,
+    RetryPolicy,
+    Transient,
+    call_with_retries,
+    is_retry_status,
+    retry_after,
+)
 
 
 class ChatCompleter:
@@ -75,23 +82,32 @@ class ChatCompleter:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
-        problem = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+        client = self._client
+        url = self.url
+
+        async def attempt() -> str | None:
             self.calls += 1
-            try:
-                response = await self._client.post(self.url, json=body, headers=self._headers())
-            except httpx.HTTPError as e:
-                problem = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-                continue
-            if response.status_code in _RETRYABLE_STATUS:
-                problem = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise JudgeError(f"judge {self.url}: HTTP {response.status_code}")
-            return _content(response, self.url)
-        raise JudgeError(f"judge {self.url}: {problem} after {self.max_retries + 1} attempts")
+            response = await client.post(url, json=body, headers=self._headers())
+            status = response.status_code
+            if is_retry_status(status):
+                raise Transient(f"HTTP {status}", status=status, retry_after=retry_after(response))
+            if status >= 400:
+                raise JudgeError(f"judge {url}: HTTP {status}")
+            return _content(response, url)
+
+        policy = RetryPolicy(
+            attempts=self.max_retries + 1,
+            backoff_s=self.backoff_s,
+            max_backoff_s=max(30.0, self.backoff_s),
+            jitter_s=self.backoff_s / 2,
+            max_retry_after_s=60.0,
+        )
+        try:
+            return await call_with_retries(attempt, policy)
+        except GaveUp as e:
+            last = e.last
+            problem = str(last) if isinstance(last, Transient) else _network_problem(last)
+            raise JudgeError(f"judge {url}: {problem} after {e.attempts} attempts") from None
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -108,3 +124,7 @@ def _content(response: httpx.Response, url: str) -> str | None:
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
         raise JudgeError(f"judge {url}: not a chat-completions reply ({type(e).__name__})") from e
     return content if isinstance(content, str) else None
+
+
+def _network_problem(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

@@ -4,9 +4,10 @@ Speaks the Search-R1 / ASearcher / RLinf wire format (see `retrieval_server`), s
 wideseek's own server and with theirs. Their hits may lack a `title`: then the first line of
 `contents` (where those servers put the quoted title) is taken as the title.
 
-Connection errors, timeouts, 429 and 5xx are retried a few times with a growing pause; after
-that, or on any other bad answer, a `RetrievalError` with one clear line is raised, which the
-front-end tools turn into an error result for the model. Knows nothing about prompts.
+Connection errors, timeouts, 429 and 5xx are retried a few times with a growing pause
+(`wideseek.http_retry`); after that, or on any other bad answer, a `RetrievalError` with one
+clear line is raised, which the front-end tools turn into an error result for the model. Knows
+nothing about prompts.
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from typing import Any
 import httpx
 
 from wideseek.errors import WideseekError
+from wideseek.http_retry import (
+    GaveUp,
+    RetryPolicy,
+    Transient,
+    call_with_retries,
+    is_retry_status,
+    retry_after,
+)
 from wideseek.tools.base import Page, SearchHit
-
-_RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 class RetrievalError(WideseekError, RuntimeError):
@@ -76,25 +83,34 @@ class RetrievalClient:
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         where = f"retrieval server {self.base_url}{path}"
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                response = await self._http().post(path, json=body)
-            except httpx.TransportError as e:
-                problem = f"unreachable ({type(e).__name__}: {e or 'no detail'})"
-                continue
-            if response.status_code in _RETRY_STATUS:
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
-            if response.status_code != 200:
-                raise RetrievalError(f"{where}: HTTP {response.status_code}: {response.text[:200]}")
+        client = self._http()
+
+        async def attempt() -> Any:
+            response = await client.post(path, json=body)
+            status = response.status_code
+            if is_retry_status(status):
+                problem = f"HTTP {status}: {response.text[:200]}"
+                raise Transient(problem, status=status, retry_after=retry_after(response))
+            if status != 200:
+                raise RetrievalError(f"{where}: HTTP {status}: {response.text[:200]}")
             try:
                 return response.json()["result"]
             except (ValueError, KeyError, TypeError) as e:
                 raise RetrievalError(f"{where}: answer has no 'result' field") from e
-        raise RetrievalError(f"{where}: {problem} after {self.retries + 1} attempts")
+
+        policy = RetryPolicy(
+            attempts=self.retries + 1, backoff_s=self.backoff_s, jitter_s=self.backoff_s / 2
+        )
+        try:
+            return await call_with_retries(attempt, policy)
+        except GaveUp as e:
+            last = e.last
+            problem = (
+                str(last)
+                if isinstance(last, Transient)
+                else f"unreachable ({type(last).__name__}: {last or 'no detail'})"
+            )
+            raise RetrievalError(f"{where}: {problem} after {e.attempts} attempts") from None
 
 
 def _only(result: Any, path: str) -> Any:
