@@ -45,7 +45,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from wideseek.serving import BackgroundServer
-from wideseek.tools.web.config import WebToolsConfig
+from wideseek.web_config import WebToolsConfig
 
 ROUTES = ("serper", "brave", "tavily", "searxng", "jina", "site")
 

@@ -13,9 +13,10 @@ import pytest
 
 from test_web_fakes import FakeWeb, Fault, expected_urls
 from wideseek.config import ToolsConfig
+from wideseek.http_retry import parse_retry_after
 from wideseek.tools.search_tools import make_tools
 from wideseek.tools.web import WebToolError, audit_of, check_backends, open_web_backend
-from wideseek.tools.web.throttled_http import _RateLimit, parse_retry_after
+from wideseek.tools.web.throttled_http import _RateLimit
 
 KEY = "sk-test-secret-4242"
 KEY_ENV = "WIDESEEK_TEST_WEB_KEY"

@@ -16,8 +16,8 @@ import pytest
 from test_web_fakes import FakeWeb
 from wideseek.config import ConfigError, load_config
 from wideseek.tools.web import BlockedUrlError, WebToolError, audit_of, open_web_backend
-from wideseek.tools.web.allow_list import parse_allow_rule
 from wideseek.tools.web.ssrf_guard import HostGuard, address_problem, embedded_ipv4s
+from wideseek.web_allow_list import parse_allow_rule
 
 
 @pytest.fixture(scope="module")

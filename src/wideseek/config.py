@@ -11,8 +11,8 @@ moved names its new place.
 
 `tools.web` (a `WebToolsConfig`: search API, page reader, keys' variable names, cache) turns on
 real web search; it excludes `tools.corpus` and `tools.retrieval_url`, since one run searches
-one backend. Its model lives in `wideseek.tools.web.config`, which imports nothing of wideseek,
-so this module stays at the bottom of the import graph.
+one backend. Its model lives beside this one, in `wideseek.web_config` (the web tools import it
+from there), so every arrow from here points down.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wideseek.errors import ConfigError  # re-exported: callers import it from here too
 from wideseek.profiles import get_profile
-from wideseek.tools.web.config import WebToolsConfig
+from wideseek.web_config import WebToolsConfig
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -9,8 +9,8 @@ Entries are origins, not hosts: one without a port allows only the scheme's defa
 (80 for http, 443 for https), so allowing one local service never opens the machine's other
 services. An IPv6 address with a port goes in brackets (`::1:8080` is itself an address).
 A name matches the URL's host as written; an address or network matches the addresses the
-host resolves to. This module is stdlib only, so the config can validate entries without
-importing the web tools.
+host resolves to. This module is stdlib only and sits beside `web_config`, so the config
+validates entries when it loads; the SSRF guard (`tools.web.ssrf_guard`) matches them.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ Keys themselves never live here: only the names of the variables that hold them,
 can be printed, logged or stored in a trace as is.
 
 Base URLs are configurable so tests (and self-hosted mirrors) can point a backend anywhere.
-This module knows nothing about HTTP; `backend.open_web_backend` turns it into objects.
+It is the `tools.web` section of the config tree, so it lives at the bottom of the import graph
+beside `config` (pydantic, `io` and the allow-list parser only): `config` imports it, and the
+web tools (`wideseek.tools.web`) import it to build their objects; it knows nothing about HTTP.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wideseek.io import cache_home
-from wideseek.tools.web.allow_list import parse_allow_rule
+from wideseek.web_allow_list import parse_allow_rule
 
 SearchName = Literal["serper", "brave", "tavily", "searxng"]
 AccessName = Literal["jina", "direct"]
@@ -70,8 +72,8 @@ class JinaSettings(ServiceSettings):
 
 
 class RetrySettings(_Section):
-    """Retries on 429, 5xx, connect errors and dropped connections (tenacity); on timeouts too
-    for search APIs, never for page reads (`access_deadline_s` bounds those)."""
+    """Retries (`wideseek.http_retry`) on 429, 5xx, connect errors and dropped connections; on
+    timeouts too for search APIs, never for page reads (`access_deadline_s` bounds those)."""
 
     attempts: int = Field(4, ge=1, description="tries in all, the first included")
     backoff_s: float = Field(0.5, ge=0.0, description="first pause; doubles each retry")

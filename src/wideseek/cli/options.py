@@ -21,7 +21,7 @@ from wideseek.config import Config, load_config
 from wideseek.errors import UsageError
 from wideseek.io import cache_home
 from wideseek.profiles import PROFILES
-from wideseek.tools.web.config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
+from wideseek.web_config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
 
 if TYPE_CHECKING:
     from wideseek.eval.judge_client import ChatCompleter

@@ -23,7 +23,7 @@ from wideseek.cli.options import (
     web_key_envs,
 )
 from wideseek.config import load_config
-from wideseek.tools.web.config import SEARCH_NAMES, WebToolsConfig
+from wideseek.web_config import SEARCH_NAMES, WebToolsConfig
 
 app = typer.Typer(help="Web search and page access backends.", no_args_is_help=True)
 

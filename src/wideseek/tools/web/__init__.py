@@ -8,38 +8,23 @@
 
 Search: Serper, Brave, Tavily, SearXNG. Access: Jina Reader, or direct fetch (SSRF-guarded,
 size- and time-limited, HTML/PDF to text). Shared: SQLite cache with TTL and replay, per-backend
-rate limits and concurrency caps, retries (tenacity). Any failure is a `WebToolError` with a
-one-line message and an `.audit`. Keys come from environment variables named in the config and
-never appear in messages, reprs, logs or audit records. Module map: config (the knobs),
+rate limits and concurrency caps, retries (`wideseek.http_retry`). Any failure is a
+`WebToolError` with a one-line message and an `.audit`. Keys come from environment variables
+named in the config and never appear in messages, reprs, logs or audit records. Module map:
 backend (assembly, cache/replay/audit), search_apis, page_readers, page_text (bytes → text),
-ssrf_guard, throttled_http (limits and retries), cache, fetched (result and audit shapes).
-
-The names below load on first use (PEP 562), so `wideseek.config` can import
-`wideseek.tools.web.config` (pydantic only) without pulling httpx and the tools in: the config
-stays at the bottom of the import graph.
+ssrf_guard, throttled_http (limits and retries), cache, fetched (result and audit shapes). The
+settings (`WebToolsConfig`) and the allow-list syntax live in the bottom layer, beside the
+config they are part of: `wideseek.web_config`, `wideseek.web_allow_list`. The optional
+parsers (trafilatura, pypdf, charset-normalizer) load when a page first needs them.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from wideseek.tools.web.backend import WebBackend, check_backends, open_web_backend
+from wideseek.tools.web.errors import BlockedUrlError, WebToolError
+from wideseek.tools.web.fetched import WebHits, audit_of
+from wideseek.web_config import WebToolsConfig
 
-if TYPE_CHECKING:
-    from wideseek.tools.web.backend import WebBackend, check_backends, open_web_backend
-    from wideseek.tools.web.config import WebToolsConfig
-    from wideseek.tools.web.errors import BlockedUrlError, WebToolError
-    from wideseek.tools.web.fetched import WebHits, audit_of
-
-_HOMES = {
-    "BlockedUrlError": "errors",
-    "WebBackend": "backend",
-    "WebHits": "fetched",
-    "WebToolError": "errors",
-    "WebToolsConfig": "config",
-    "audit_of": "fetched",
-    "check_backends": "backend",
-    "open_web_backend": "backend",
-}
 __all__ = [
     "BlockedUrlError",
     "WebBackend",
@@ -50,14 +35,3 @@ __all__ = [
     "check_backends",
     "open_web_backend",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])

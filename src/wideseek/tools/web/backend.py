@@ -41,13 +41,13 @@ import httpx
 
 from wideseek.tools.base import Page, SearchHit
 from wideseek.tools.web.cache import WebCache, cache_key
-from wideseek.tools.web.config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
 from wideseek.tools.web.errors import ApiKey, WebToolError
 from wideseek.tools.web.fetched import Fetched, WebHits
 from wideseek.tools.web.page_readers import DirectFetcher, JinaReader, PageReader
 from wideseek.tools.web.search_apis import SEARCH_APIS, SearchApi
 from wideseek.tools.web.ssrf_guard import HostGuard, Resolver, system_resolver
 from wideseek.tools.web.throttled_http import ThrottledHttp
+from wideseek.web_config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
 
 T = TypeVar("T")
 
@@ -272,14 +272,13 @@ def _joined_audit(first: dict[str, Any], started: float) -> dict[str, Any]:
 # -- assembly --------------------------------------------------------------------------------
 
 _NEEDS = {  # modules of the `web` extra each backend imports when it runs
-    "any": ("tenacity",),
     "direct": ("trafilatura", "lxml_html_clean", "pypdf", "charset_normalizer"),
 }
 
 
 def missing_modules(*names: str) -> list[str]:
     """Modules of the `web` extra that backends `names` need and this Python lacks."""
-    wanted = [*_NEEDS["any"], *(m for name in names for m in _NEEDS.get(name, ()))]
+    wanted = [m for name in names for m in _NEEDS.get(name, ())]
     return [m for m in dict.fromkeys(wanted) if importlib.util.find_spec(m) is None]
 
 

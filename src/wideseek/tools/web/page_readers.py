@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 import httpx
 
 from wideseek.tools.base import Page
-from wideseek.tools.web.config import DirectFetchSettings, ServiceSettings
 from wideseek.tools.web.errors import ApiKey, BlockedUrlError, WebToolError
 from wideseek.tools.web.fetched import Fetched
 from wideseek.tools.web.page_text import check_declared_type, document_text, media_type
@@ -37,6 +36,7 @@ from wideseek.tools.web.throttled_http import (
     read_capped,
     send_capped,
 )
+from wideseek.web_config import DirectFetchSettings, ServiceSettings
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _ACCEPT = "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5"

@@ -28,10 +28,10 @@ from typing import Any, ClassVar, NamedTuple
 import httpx
 
 from wideseek.tools.base import SearchHit
-from wideseek.tools.web.config import ServiceSettings
 from wideseek.tools.web.errors import ApiKey, WebToolError
 from wideseek.tools.web.fetched import Fetched
 from wideseek.tools.web.throttled_http import ThrottledHttp, send_capped
+from wideseek.web_config import ServiceSettings
 
 _TAG = re.compile(r"<[^>]+>")
 

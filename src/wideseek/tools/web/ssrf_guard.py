@@ -14,8 +14,8 @@ could reach the machine's own services or the local network (cloud metadata at
    original Host header and TLS server name, so a second DNS answer (rebinding) cannot swap in
    another address between the check and the connection.
 
-The allow-list (`allow_list.py`: host, host:port, IP or CIDR, origin-style ports) exempts a
-private address from step 2 only on the port it names (or the scheme's default port).
+The allow-list (`wideseek.web_allow_list`: host, host:port, IP or CIDR, origin-style ports)
+exempts a private address from step 2 only on the port it names (or the scheme's default port).
 Direct fetch calls `check` on the first URL and again on every redirect hop; a cached page is
 vetted with `recheck` against the addresses recorded when it was fetched, with no DNS.
 """
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from wideseek.tools.web.allow_list import DEFAULT_PORTS, IPAddress, parse_allow_rule
 from wideseek.tools.web.errors import BlockedUrlError, WebToolError
+from wideseek.web_allow_list import DEFAULT_PORTS, IPAddress, parse_allow_rule
 
 # (host, port) -> the host's addresses as strings
 Resolver = Callable[[str, int], Awaitable[list[str]]]

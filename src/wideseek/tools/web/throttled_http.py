@@ -7,8 +7,8 @@ hold a slot forever) and, when `deadline_s` is set, one deadline for the whole c
 tries and pauses between them: no retry starts that could not end in time). Transient
 failures — 429, 408/425, 5xx, connect errors, dropped connections, bodies cut short, and
 timeouts unless `retry_timeouts` is off (a page that was slow once is rarely quick the next
-time) — are retried by tenacity with exponential backoff and jitter, or after the server's
-Retry-After when it gives one (capped). Anything else, or a transient failure that outlives
+time) — are retried by `wideseek.http_retry` with exponential backoff and jitter, or after the
+server's Retry-After when it gives one (capped). Anything else, or a transient failure that outlives
 the retries, ends as one `WebToolError` "<backend>: <what went wrong>" with its `kind` and the
 tries made (`attempts`), and the API key scrubbed from it.
 
@@ -21,59 +21,31 @@ This module knows nothing about search results, pages or caches.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import httpx
 
-from wideseek.tools.web.config import RetrySettings
+from wideseek.http_retry import (
+    GaveUp,
+    RetryPolicy,
+    Transient,
+    call_with_retries,
+    is_retry_status,
+    is_timeout,
+    retry_after,
+)
 from wideseek.tools.web.errors import ApiKey, WebToolError
-
-if TYPE_CHECKING:  # tenacity is imported when first needed: the `web` extra is optional
-    from tenacity import AsyncRetrying, RetryCallState
+from wideseek.web_config import RetrySettings
 
 log = logging.getLogger("wideseek.tools.web")
 
 T = TypeVar("T")
-RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _DETAIL_BYTES = 2048  # of an error body, enough for a message
-
-
-class TransientStatus(Exception):
-    """An HTTP status worth retrying; `retry_after` is the server's requested pause, if any."""
-
-    def __init__(self, status: int, retry_after: float | None, detail: str) -> None:
-        super().__init__(f"HTTP {status}" + (f": {detail}" if detail else ""))
-        self.status = status
-        self.retry_after = retry_after
-
-
-def _is_transient(exc: BaseException, *, timeouts: bool) -> bool:
-    # httpx.TimeoutException and RemoteProtocolError (a body cut short) are TransportErrors;
-    # TimeoutError is our own whole-attempt limit. A connect timeout is a connect error.
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return timeouts or isinstance(exc, httpx.ConnectTimeout)
-    return isinstance(exc, TransientStatus | httpx.TransportError)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 async def read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
@@ -103,15 +75,15 @@ async def send_capped(
 
 
 async def check_status(response: httpx.Response) -> None:
-    """Return on 2xx; raise TransientStatus on retryable ones, else WebToolError."""
+    """Return on 2xx; raise `Transient` on retryable ones, else WebToolError."""
     status = response.status_code
     if 200 <= status < 300:
         return
     raw, _ = await read_capped(response, _DETAIL_BYTES)
     detail = " ".join(raw.decode("utf-8", "replace").split())[:200]
-    if status in RETRY_STATUS:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        raise TransientStatus(status, retry_after, detail)
+    if is_retry_status(status):
+        problem = f"HTTP {status}" + (f": {detail}" if detail else "")
+        raise Transient(problem, status=status, retry_after=retry_after(response))
     if status in (401, 403):
         problem = f"HTTP {status}: API key missing or rejected ({detail or 'no detail'})"
     elif 300 <= status < 400:
@@ -125,9 +97,9 @@ async def check_status(response: httpx.Response) -> None:
 
 def _describe(exc: BaseException, limit: str) -> tuple[str, str]:
     """(kind, one line) for a failure of the network itself; `limit` says which time ran out."""
-    if isinstance(exc, TransientStatus):
+    if isinstance(exc, Transient):
         return "http_status", str(exc)
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+    if is_timeout(exc):
         return "timeout", f"timed out ({limit})"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "cut_short", f"connection broke off mid-answer ({exc or type(exc).__name__})"
@@ -180,7 +152,15 @@ class ThrottledHttp:
         self.headers = headers or {}
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record pauses
         self._rate = _RateLimit(rate_per_s)
-        self._backoff: Callable[[RetryCallState], float] | None = None
+        self._policy = RetryPolicy(
+            attempts=retry.attempts,
+            backoff_s=retry.backoff_s,
+            max_backoff_s=retry.max_backoff_s,
+            jitter_s=retry.jitter_s,
+            max_retry_after_s=retry.max_retry_after_s,
+            retry_timeouts=retry_timeouts,
+        )
+        self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -219,47 +199,9 @@ class ThrottledHttp:
 
     # -- the retry loop ------------------------------------------------------------------
 
-    def _retrying(self, deadline: float | None) -> AsyncRetrying:
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-        from tenacity.wait import wait_exponential_jitter
-
-        if self._backoff is None:
-            self._backoff = wait_exponential_jitter(
-                multiplier=self.retry.backoff_s,
-                max=self.retry.max_backoff_s,
-                jitter=self.retry.jitter_s,
-            )
-        enough = stop_after_attempt(self.retry.attempts)
-        loop = asyncio.get_running_loop()
-
-        def stop(state: RetryCallState) -> bool:  # also when the pause would end past the deadline
-            late = deadline is not None and loop.time() + state.upcoming_sleep >= deadline
-            return late or enough(state)
-
-        return AsyncRetrying(
-            stop=stop,
-            wait=self._wait,
-            retry=retry_if_exception(lambda e: _is_transient(e, timeouts=self.retry_timeouts)),
-            before_sleep=self._before_sleep,
-            sleep=self._pause,
-            reraise=True,
-        )
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientStatus) and exc.retry_after is not None:
-            return min(exc.retry_after, self.retry.max_retry_after_s)
-        assert self._backoff is not None  # set by _retrying
-        return float(self._backoff(state))
-
-    def _before_sleep(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        pause = state.next_action.sleep if state.next_action else 0.0
-        problem = self.scrub(_describe(exc, f"limit {self.timeout_s:g} s")[1]) if exc else "?"
-        log.info("%s: %s; retry %d in %.2f s", self.name, problem, state.attempt_number, pause)
-
-    async def _pause(self, seconds: float) -> None:
-        await self.sleep(seconds)
+    def _note_retry(self, failure: BaseException, retry: int, pause: float) -> None:
+        problem = self.scrub(_describe(failure, f"limit {self.timeout_s:g} s")[1])
+        log.info("%s: %s; retry %d in %.2f s", self.name, problem, retry, pause)
 
     def scrub(self, text: str) -> str:
         return self.key.scrub(text) if self.key else text
@@ -280,18 +222,26 @@ class ThrottledHttp:
 
         # `from None`: a chained cause would carry the unscrubbed text (an echoed key) along.
         try:
-            return await self._retrying(deadline)(once), tries
+            result = await call_with_retries(
+                once,
+                self._policy,
+                deadline=deadline,
+                rng=self._rng,
+                sleep=self.sleep,
+                on_retry=self._note_retry,
+            )
+            return result, tries
         except WebToolError as e:
             message = self.scrub(f"{self.name}: {e}")
             raise type(e)(message, kind=e.kind, attempts=tries) from None
-        except (TransientStatus, httpx.TransportError, TimeoutError) as e:
+        except GaveUp as e:
             late = deadline is not None and loop.time() >= deadline
             limit = (
                 f"deadline {self.deadline_s:g} s per call"
                 if late
                 else f"limit {self.timeout_s:g} s"
             )
-            kind, problem = _describe(e, limit)
+            kind, problem = _describe(e.last, limit)
             raise WebToolError(
                 f"{self.name}: {self.scrub(problem)}, after {tries} attempt{'s' * (tries != 1)}",
                 kind=kind,
