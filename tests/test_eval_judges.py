@@ -2,13 +2,14 @@
 against a real loopback OpenAI-compatible server (retries, cache, errors)."""
 
 import asyncio
+import logging
 import math
 import sqlite3
 
 import pytest
 
 from fake_judge_server import FakeJudgeServer
-from wideseek.eval.judge_cache import JudgeCache
+from wideseek.eval.judge_cache import TABLE, JudgeCache, cache_key
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import JudgeError, LLMJudge, OfflineJudge, parse_last_json_object
 
@@ -121,16 +122,30 @@ def test_corrupt_cache_is_moved_aside_and_rebuilt(tmp_path):
     assert cache.get("m", "p") == "reply"
     cache.close()
     assert (tmp_path / "judge.sqlite.corrupt").exists()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM completions").fetchone()[0] == 1
+    assert len(JudgeCache(path)) == 1
 
 
-def test_cache_failures_after_opening_are_misses_not_crashes(tmp_path):
-    cache = JudgeCache(tmp_path / "judge.sqlite")
+def test_cache_failures_after_opening_are_misses_not_crashes(tmp_path, caplog):
+    path = tmp_path / "judge.sqlite"
+    cache = JudgeCache(path)
     cache.put("m", "p", "reply")
-    cache.close()  # every later statement fails inside sqlite
+    with sqlite3.connect(path) as other:  # another hand removes the table under it
+        other.execute(f"DROP TABLE {TABLE}")
     assert cache.get("m", "p") is None
     cache.put("m", "p", "again")
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    assert path.exists() and not list(tmp_path.glob("*.corrupt*"))  # readable: left in place
+
+
+def test_replies_cached_by_the_older_layout_are_adopted(tmp_path):
+    path = tmp_path / "judge.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE completions (key TEXT PRIMARY KEY, model TEXT, text TEXT)")
+        old.execute("INSERT INTO completions VALUES (?, 'm', 'old reply')", (cache_key("m", "p"),))
+    old.close()
+    cache = JudgeCache(path)
+    assert cache.get("m", "p") == "old reply" and len(cache) == 1
+    cache.close()
 
 
 async def test_client_errors_are_judge_errors(tmp_path):

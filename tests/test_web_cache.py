@@ -1,5 +1,5 @@
 """The on-disk web cache: hits and misses, normalised keys, TTL, replay, concurrent callers, and
-files that are corrupt, locked or unusable (one warning, no crash)."""
+files that are corrupt (kept aside, a new cache), locked or unusable (one warning, no crash)."""
 
 from __future__ import annotations
 
@@ -115,22 +115,23 @@ def test_replay_without_the_cache_is_refused_at_open(web):
         open_web_backend(web.config(cache=False, replay=True))
 
 
-async def test_a_corrupt_cache_file_means_no_cache_and_one_warning(web, cache_path, caplog):
+async def test_a_corrupt_cache_file_is_kept_aside_and_a_new_cache_started(web, cache_path, caplog):
     cache_path.parent.mkdir(parents=True)
-    cache_path.write_bytes(b"this is not a database, just bytes " * 200)
+    garbage = b"this is not a database, just bytes " * 200
+    cache_path.write_bytes(garbage)
     backend = cached(web, cache_path)
-    with caplog.at_level(logging.WARNING, logger="wideseek.tools.web"):
+    with caplog.at_level(logging.WARNING):
         results = [await backend.search("oslo", 2) for _ in range(3)]
         await backend.access(web.site_url("oslo.html"))
     assert all([h.url for h in r] == expected_urls("oslo", 2) for r in results)
-    assert [audit_of(r)["cache"] for r in results] == ["off", "off", "off"]
+    assert [audit_of(r)["cache"] for r in results] == ["miss", "hit", "hit"]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "going on without a cache" in warnings[0].getMessage()
-    assert len(web.seen("serper")) == 3
-    # replay over a broken cache says why it has nothing
+    assert len(warnings) == 1 and "started a new one" in warnings[0].getMessage()
+    assert len(web.seen("serper")) == 1
+    assert cache_path.with_name("web.sqlite.corrupt").read_bytes() == garbage  # kept, as it was
+    # the new cache answers a replay
     replay = cached(web, cache_path, replay=True)
-    with pytest.raises(WebToolError, match="cache unusable: DatabaseError"):
-        await replay.search("oslo", 2)
+    assert [h.url for h in await replay.search("oslo", 2)] == expected_urls("oslo", 2)
 
 
 async def test_a_locked_cache_file_means_no_cache_and_one_warning(web, cache_path, caplog):

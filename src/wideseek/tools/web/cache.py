@@ -8,43 +8,28 @@ An entry older than `ttl_s` is a miss for normal lookups; replay (`any_age=True`
 whatever its age, so a recorded run replays exactly. Expired rows are overwritten by the next
 fetch, never deleted behind a replay's back.
 
-Concurrency: the file is in WAL mode (readers never wait for a writer, other processes can
-share it); calls run in worker threads (`asyncio.to_thread`) on one connection behind a lock,
-so the event loop never blocks on disk. Each write is one SQLite transaction, so a crash
-loses at most the answer being written.
-
-Failure policy: a corrupt, locked, unwritable or otherwise unusable file turns the cache off
-for the rest of the process with ONE logged warning; lookups then miss and writes are
-dropped. The cache never raises into a search. It stores whatever it is given: callers must
-not put secrets in values (none of the backends do).
+Storage and failure policy are `wideseek.sqlite_cache.SqliteCache`'s (the judge's cache uses
+the same): WAL mode, one transaction per write; calls run in worker threads
+(`asyncio.to_thread`) so the event loop never blocks on disk. An unreadable file is kept aside
+as `<name>.corrupt` and a new cache started, with one warning; a cache that cannot be used
+(locked, unwritable path) is off for the rest of the process after one warning: lookups miss,
+writes are dropped, `problem` says why. The cache never raises into a search. It stores
+whatever it is given: callers must not put secrets in values (none of the backends do).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import logging
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("wideseek.tools.web")
+from wideseek.sqlite_cache import SqliteCache
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS answers_v1 (
-    key TEXT PRIMARY KEY,
-    backend TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    request TEXT NOT NULL,
-    created REAL NOT NULL,
-    value TEXT NOT NULL
-)
-"""
+TABLE = "answers_v1"
 
 
 def cache_key(backend: str, kind: str, request: dict[str, Any], *, base_url: str) -> str:
@@ -64,100 +49,47 @@ class WebCache:
     def __init__(self, path: Path, *, ttl_s: float, busy_timeout_s: float = 2.0) -> None:
         self.path = Path(path)
         self.ttl_s = ttl_s
-        self.busy_timeout_s = busy_timeout_s
-        self.problem: str | None = None  # why the cache is off, once it is
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._store = SqliteCache(
+            self.path,
+            table=TABLE,
+            labels=("backend", "kind", "request"),
+            what="web cache",
+            busy_timeout_s=busy_timeout_s,
+        )
 
     def __repr__(self) -> str:
         state = f"off: {self.problem}" if self.problem else "on"
         return f"WebCache({str(self.path)!r}, {state})"
 
     @property
-    def available(self) -> bool:
-        return self.problem is None
+    def problem(self) -> str | None:
+        """Why the cache is off, once it is."""
+        return self._store.problem
 
-    # -- public, async -------------------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        return self._store.available
 
     async def get(self, key: str, *, any_age: bool = False) -> Cached | None:
         if self.problem:
             return None
-        return await asyncio.to_thread(self._get, key, any_age)
+        entry = await asyncio.to_thread(self._store.get, key)
+        if entry is None:
+            return None
+        if not any_age and time.time() - entry.created > self.ttl_s:
+            return None
+        try:
+            return Cached(value=json.loads(entry.value), created=entry.created)
+        except ValueError:  # one bad row is a miss, not a broken cache
+            return None
 
     async def put(self, key: str, *, backend: str, kind: str, request: str, value: Any) -> None:
         if self.problem:
             return
         blob = json.dumps(value, ensure_ascii=False)
-        await asyncio.to_thread(self._put, key, backend, kind, request, blob)
+        await asyncio.to_thread(
+            self._store.put, key, blob, backend=backend, kind=kind, request=request
+        )
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    # -- in a worker thread --------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self.busy_timeout_s,
-                isolation_level=None,  # autocommit: every statement is its own transaction
-                check_same_thread=False,  # used from worker threads, always under self._lock
-            )
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-        return self._conn
-
-    def _disable(self, error: BaseException) -> None:
-        self.problem = f"{type(error).__name__}: {error}"
-        log.warning(
-            "web cache %s is unusable (%s); going on without a cache", self.path, self.problem
-        )
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
-
-    def _get(self, key: str, any_age: bool) -> Cached | None:
-        with self._lock:
-            if self.problem:
-                return None
-            try:
-                row = (
-                    self._connection()
-                    .execute("SELECT created, value FROM answers_v1 WHERE key = ?", (key,))
-                    .fetchone()
-                )
-            except (sqlite3.Error, OSError) as e:
-                self._disable(e)
-                return None
-        if row is None:
-            return None
-        created, blob = row
-        if not any_age and time.time() - created > self.ttl_s:
-            return None
-        try:
-            return Cached(value=json.loads(blob), created=created)
-        except ValueError:  # one bad row is a miss, not a broken cache
-            return None
-
-    def _put(self, key: str, backend: str, kind: str, request: str, blob: str) -> None:
-        with self._lock:
-            if self.problem:
-                return
-            try:
-                self._connection().execute(
-                    "INSERT OR REPLACE INTO answers_v1 VALUES (?, ?, ?, ?, ?, ?)",
-                    (key, backend, kind, request, time.time(), blob),
-                )
-            except (sqlite3.Error, OSError) as e:
-                self._disable(e)
+        self._store.close()
