@@ -7,7 +7,7 @@ import pytest
 from wideseek.errors import UsageError
 from wideseek.eval.report import summarize, write_report
 from wideseek.eval.runner import RESULTS, TRAJECTORIES, ResultRow, RunInfo, run_benchmark
-from wideseek.types import AgentRun, Failure, Task, Trajectory
+from wideseek.types import AgentRun, Failure, Task, Trajectory, headline_metric
 
 TASKS = [Task(id=f"t{i}", question=f"q{i}", language="en" if i % 2 else "zh") for i in range(4)]
 INFO = RunInfo(suite="toy", mode="multi", profile="wideseek", model="m", trials=2)
@@ -93,3 +93,19 @@ async def test_report_for_a_width_sweep(tmp_path):
     assert "tokens_per_run" in report and "seconds_per_run" in report
     assert (tmp_path / "item_f1_per_task.png").stat().st_size > 0
     assert (tmp_path / "width_sweep.png").stat().st_size > 0
+
+
+async def test_each_task_is_rewarded_with_its_own_kinds_headline(tmp_path):
+    tasks = [Task(id="w", question="table?"), Task(id="d", question="who?", kind="qa")]
+
+    async def both(task, traj):  # a scorer that gives every key: the headline picks one
+        return {"item_f1": 0.25, "em": 1.0, "f1": 0.5}
+
+    info = RunInfo(suite="mixed", mode="multi", profile="wideseek", model="m", trials=1)
+    await run_benchmark(tasks, make_run_one([]), both, tmp_path, info, show_progress=False)
+    lines = (tmp_path / TRAJECTORIES).read_text().splitlines()
+    rewards = {t["task"]["id"]: t["reward"] for t in map(json.loads, lines)}
+    assert rewards == {"w": 0.25, "d": 1.0}
+    assert headline_metric("qa", "f1") == "f1"
+    with pytest.raises(ValueError, match="qa_metric"):
+        headline_metric("qa", "item_f1")

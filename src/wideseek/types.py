@@ -28,6 +28,16 @@ from wideseek.io import append_jsonl_line, atomic_writer, iter_jsonl
 Role = Literal["lead", "subagent", "single"]
 MessageRole = Literal["system", "user", "assistant", "tool"]
 TaskKind = Literal["wide", "qa"]
+QA_METRICS = ("em", "f1")  # the `scores` a QA task's scorer gives
+
+
+def headline_metric(kind: TaskKind, qa_metric: str = "em") -> str:
+    """The key of the score in `Trajectory.scores` that stands for a task's outcome: item F1
+    for a wide task, EM (or `qa_metric`: em | f1) for a QA one. A trajectory's default reward,
+    the benchmark's progress line and RL's outcome term all take it from here."""
+    if qa_metric not in QA_METRICS:
+        raise ValueError(f"qa_metric must be one of {', '.join(QA_METRICS)}, not {qa_metric!r}")
+    return qa_metric if kind == "qa" else "item_f1"
 
 
 class Failure(StrEnum):

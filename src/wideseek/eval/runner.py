@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from wideseek.errors import UsageError
 from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair_torn_tail
-from wideseek.types import Task, Trajectory
+from wideseek.types import Task, Trajectory, headline_metric
 
 # (task, trajectory) -> metrics such as item_f1, row_f1, success (wide) or em, f1 (qa).
 Scorer = Callable[[Task, Trajectory], Awaitable[dict[str, Any]]]
@@ -110,14 +110,19 @@ async def run_benchmark(
     run_dir: str | Path,
     info: RunInfo,
     concurrency: int = 4,
-    headline: str = "item_f1",
+    headline: str | None = None,
     show_progress: bool = True,
 ) -> list[ResultRow]:
-    """Run every missing (task, trial), score it, append it; return all rows of the run."""
+    """Run every missing (task, trial), score it, append it; return all rows of the run.
+
+    A trajectory without a reward gets its task's headline score (`headline_metric`), or the
+    `headline` key when given."""
     run_dir = Path(run_dir)
     done = prepare_run_dir(run_dir, info)
     todo = [(t, k) for k in range(info.trials) for t in tasks if (t.id, k) not in done]
     gate = asyncio.Semaphore(concurrency)
+    keys = {headline} if headline else {headline_metric(t.kind) for t in tasks}
+    label = keys.pop() if len(keys) == 1 else "score"
     total = 0.0
     count = 0
 
@@ -135,16 +140,17 @@ async def run_benchmark(
         async with gate:
             traj = await run_one(task, trial)
             traj.scores = await scorer(task, traj)
+            key = headline or headline_metric(task.kind)
             if traj.reward is None:
-                traj.reward = traj.scores.get(headline)
+                traj.reward = traj.scores.get(key)
         # Trajectory first: a results line always has its trajectory.
         append_jsonl_line(run_dir / TRAJECTORIES, traj.model_dump_json())
         row = result_row(task, traj, traj.scores)
         append_jsonl_line(run_dir / RESULTS, row.model_dump_json())
-        value = traj.scores.get(headline)
+        value = traj.scores.get(key)
         if isinstance(value, int | float):
             total, count = total + float(value), count + 1
-        progress.update(bar, advance=1, running=f"{headline} {total / max(count, 1):.3f}")
+        progress.update(bar, advance=1, running=f"{label} {total / max(count, 1):.3f}")
 
     with progress:
         bar = progress.add_task(
