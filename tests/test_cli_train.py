@@ -94,7 +94,8 @@ def test_eval_takes_the_model_s_recommended_limits_unless_flags_say_otherwise(
     argv = ["train", "eval", "--model", str(recommending), "--wide", "0", "--deep", "1"]
     assert run([*argv, "--out", str(tmp_path / "a")]) == 0
     used = json.loads(capsys.readouterr().out)["limits"]
-    assert used == {**limits, "context_length": 4096}  # the command's default for the rest
+    # the evaluation limits' 4,096 for the rest, lowered to the 2,048 positions the model holds
+    assert used == {**limits, "context_length": 2048}
     assert run([*argv, "--out", str(tmp_path / "b"), "--lead-turns", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["limits"]["lead_turns"] == 1
 

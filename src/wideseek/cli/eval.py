@@ -1,33 +1,49 @@
-"""`wideseek eval widesearch|qa|world`: run the agents on a benchmark N times and score every run.
+"""`wideseek eval widesearch|qa|world|sweep`: run the agents on a benchmark and score every run.
 
 Every sub-command writes a run directory (`--out`): run.json (settings), trajectories.jsonl
 and results.jsonl, appended atomically one (task, trial) at a time. Re-running the same command
 skips what is done, so a killed run loses at most the items in flight. `wideseek report DIR`
 turns run directories into a markdown report with plots.
+
+`eval world` is the one command that runs the agents (a model, a server, or the world's oracle)
+on the offline world (`runtime.run_world`, under its one set of evaluation limits); `train
+eval` is an alias of it (both suites, greedy, scores as JSON). `eval sweep` runs it at several
+widths, with single-agent runs beside them at an equal token budget (`cli/sweep.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from wideseek.cli.common import note_default_engine
-from wideseek.cli.options import LenientTablesOpt, with_judge, with_run_config
-from wideseek.config import Config
+from wideseek.cli.options import LenientTablesOpt, flag_group, with_judge, with_run_config
+from wideseek.config import AgentConfig, Config
 from wideseek.errors import UsageError
 from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge, OfflineJudge
 from wideseek.eval.qa_data import load_qa_tasks
 from wideseek.eval.widesearch_data import load_widesearch_tasks
 from wideseek.llm.base import Engine
-from wideseek.runtime import SuiteRun, run_suite, select_tasks
+from wideseek.runtime import (
+    EVAL_LIMITS,
+    EvalLimits,
+    SuiteRun,
+    WorldRun,
+    run_name,
+    run_suite,
+    run_world,
+    select_tasks,
+    world_tasks,
+)
 from wideseek.types import Task
-from wideseek.world.suites import Split, Suite
+from wideseek.world.suites import Split
 
 app = typer.Typer(
     help="Run the agents on a benchmark N times, score, and keep every trajectory.",
@@ -133,49 +149,145 @@ def qa(
     evaluate(selected, data.stem, cfg, out, trials, concurrency)
 
 
+# --- the offline world -------------------------------------------------------------------------
+WorldSuite = Literal["wide", "deep", "both"]
+
+
+def _limit_option(flag: str, name: str, what: str) -> Any:
+    default = EVAL_LIMITS.given().get(name, AgentConfig.model_fields[name].default)
+    return typer.Option(
+        flag,
+        min=256 if name == "context_length" else 1,
+        help=f"{what} Default: --set agent.{name}, else the model's recommendation "
+        f"(wideseek.json), else {default}.",
+    )
+
+
+LeadTurnsOpt = Annotated[int | None, _limit_option("--lead-turns", "lead_turns", "Lead turns.")]
+SubagentTurnsOpt = Annotated[
+    int | None, _limit_option("--subagent-turns", "subagent_turns", "Turns per subagent.")
+]
+SingleTurnsOpt = Annotated[
+    int | None, _limit_option("--single-turns", "single_turns", "Turns of a single agent.")
+]
+ResponseTokensOpt = Annotated[
+    int | None,
+    _limit_option("--max-response-tokens", "max_response_tokens", "Tokens per response."),
+]
+ContextOpt = Annotated[
+    int | None, _limit_option("--context-length", "context_length", "Tokens per agent.")
+]
+
+# `limits: EvalLimits` for the commands that run the agents on the world.
+with_eval_limits = flag_group(
+    {
+        "lead_turns": (LeadTurnsOpt, None),
+        "subagent_turns": (SubagentTurnsOpt, None),
+        "single_turns": (SingleTurnsOpt, None),
+        "max_response_tokens": (ResponseTokensOpt, None),
+        "context_length": (ContextOpt, None),
+    },
+    lambda **flags: EvalLimits(**flags),
+    "limits",
+)
+WorldDirOpt = Annotated[
+    Path | None, typer.Option("--world", help="a built world dir (default: the bundled world)")
+]
+OracleOpt = Annotated[
+    bool, typer.Option("--oracle", help="play the world's oracle instead of a model")
+]
+RewordedOpt = Annotated[
+    bool, typer.Option("--reworded", help="ask in held-out wordings that no training task uses")
+]
+
+
+def world_eval(
+    cfg: Config,
+    limits: EvalLimits,
+    suites: dict[str, int | None],
+    split: str,
+    *,
+    out: Path | None = None,
+    world_dir: Path | None = None,
+    oracle: bool = False,
+    reworded: bool = False,
+    trials: int = 1,
+    language: str | None = None,
+    ids: str | None = None,
+    concurrency: int = 4,
+    per_suite_dirs: bool = False,
+    as_json: bool = False,
+    show_progress: bool = True,
+) -> WorldRun:
+    """Run `eval world` (and its alias `train eval`): the first N tasks of each suite (None:
+    all; 0: skipped), scored offline, then its scores printed, as a table or as JSON."""
+    from wideseek.world.store import load_world
+
+    if ids and len(suites) > 1:
+        raise UsageError("--ids names tasks of one suite: give --suite wide or --suite deep")
+    loaded = load_world(world_dir)
+    tasks = {
+        suite: world_tasks(
+            loaded, suite, split, language=language, ids=ids, limit=n, reworded=reworded
+        )
+        for suite, n in suites.items()
+        if n != 0
+    }
+    label = next(iter(suites)) if len(suites) == 1 else "both"
+    default_out = f"{run_name(label, split, reworded)}-{cfg.agent.mode}{'-oracle' * oracle}"
+    out = out or Path("runs") / default_out
+    if not oracle:
+        note_default_engine(cfg)
+    run = asyncio.run(
+        run_world(loaded, tasks, out, split=split, config=cfg, limits=limits, oracle=oracle,
+                  reworded=reworded, per_suite_dirs=per_suite_dirs, trials=trials,
+                  concurrency=concurrency, judge=OfflineJudge(), show_progress=show_progress)
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({**run.metrics(), "limits": run.limits}, indent=2))
+        return run
+    for suite, suite_run in run.runs.items():
+        where = out / suite if per_suite_dirs else out
+        title = f"{run_name(suite, split, reworded)}: {len(suite_run.rows)} runs in {where}"
+        _print_summary(title, suite_run.summary)
+    limits_text = ", ".join(f"{k} {v}" for k, v in run.limits.items())
+    Console(stderr=True).print(f"limits: {limits_text}", style="dim")
+    return run
+
+
 @app.command("world")
 @with_run_config
+@with_eval_limits
 def world(
     cfg: Config,
-    suite: Annotated[Suite, typer.Option(help="wide tables or deep QA")] = "wide",
+    limits: EvalLimits,
+    suite: Annotated[
+        WorldSuite, typer.Option(help="wide tables, deep QA, or both (one sub-directory each)")
+    ] = "wide",
     split: Annotated[Split, typer.Option(help="task split")] = "dev",
-    world_dir: Annotated[
-        Path | None, typer.Option("--world", help="a built world dir (default: the bundled world)")
-    ] = None,
-    oracle: Annotated[
-        bool, typer.Option("--oracle", help="play the world's oracle instead of a model")
-    ] = False,
-    reworded: Annotated[
-        bool,
-        typer.Option("--reworded", help="ask in held-out wordings that no training task uses"),
-    ] = False,
+    world_dir: WorldDirOpt = None,
+    oracle: OracleOpt = False,
+    reworded: RewordedOpt = False,
     trials: TrialsOpt = 1,
     out: OutOpt = None,
     language: LanguageOpt = None,
     ids: IdsOpt = None,
     limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print the scores as JSON (train eval's format)")
+    ] = False,
 ) -> None:
     """Run a task suite of the bundled offline world (searching its corpus), scored with the
     offline judge: item F1 / row F1 / success for wide tables, EM / F1 for deep QA. --oracle
-    runs the world's oracle under the same settings: the ceiling a model's figures stand by.
-    --reworded asks the same tasks in held-out words (world/reworded.py)."""
-    from wideseek.world.store import load_world
-    from wideseek.world.suites import suite_tasks
-
-    w = load_world(world_dir)
-    if not (cfg.tools.corpus or cfg.tools.retrieval_url or cfg.tools.web):  # its own pages
-        cfg.tools.corpus = str(w.corpus_path)
-    selected = select_tasks(suite_tasks(w, suite, split), language, ids, limit)
-    if reworded:
-        from wideseek.world.reworded import reword
-
-        selected = [reword(t) for t in selected]
-    engine = None
-    if oracle:
-        from wideseek.world.oracle import OracleEngine
-
-        engine = OracleEngine(selected, cfg.agent)
-    name = f"world-{suite}-{split}{'-reworded' if reworded else ''}"
-    default_out = Path("runs") / f"{name}-{cfg.agent.mode}{'-oracle' if oracle else ''}"
-    evaluate(selected, name, cfg, out or default_out, trials, concurrency, engine=engine)
+    runs the world's oracle under the same settings and limits: the ceiling a model's figures
+    stand by. --reworded asks the same tasks in held-out words (world/reworded.py). The agents
+    run under one set of evaluation limits (the flags below, else the model's own
+    recommendation, else the defaults shown); `train eval` is this command on both suites,
+    greedy, with --json."""
+    suites = {"wide": limit, "deep": limit} if suite == "both" else {suite: limit}
+    world_eval(
+        cfg, limits, suites, split, out=out, world_dir=world_dir, oracle=oracle,
+        reworded=reworded, trials=trials, language=language, ids=ids, concurrency=concurrency,
+        per_suite_dirs=suite == "both", as_json=json_out,
+    )  # fmt: skip

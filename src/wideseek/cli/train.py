@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from wideseek.cli.eval import with_eval_limits
 from wideseek.errors import UsageError
+from wideseek.runtime import EvalLimits
 
 app = typer.Typer(
     help="Train the model: LoRA SFT of SmolLM2-135M, multi-agent RL, dev evaluation, shipping.",
@@ -54,22 +56,10 @@ def rl(
     typer.echo(f"final model: {final}")
 
 
-# `train eval`'s limits where neither the flags nor the model's wideseek.json set them.
-EVAL_LIMITS = {"context_length": 4096, "max_response_tokens": 512, "lead_turns": 10,
-               "subagent_turns": 20}  # fmt: skip
-
-
-def _limit(name: str, what: str) -> Any:
-    """The option of one of `train eval`'s limits."""
-    return typer.Option(
-        min=256 if name == "context_length" else 1,
-        help=f"{what} Default: the model's recommendation (wideseek.json), else "
-        f"{EVAL_LIMITS[name]}.",
-    )
-
-
 @app.command(name="eval")
+@with_eval_limits
 def eval_(
+    limits: EvalLimits,
     out: Annotated[Path, typer.Option(help="Run directory for trajectories and results.")],
     model: Annotated[Path | None, typer.Option(help="Model directory (HF format).")] = None,
     oracle: Annotated[
@@ -82,55 +72,33 @@ def eval_(
     reworded: Annotated[
         bool, typer.Option("--reworded", help="Ask in held-out wordings, never trained on.")
     ] = False,
-    context_length: Annotated[int | None, _limit("context_length", "Tokens per agent.")] = None,
-    max_response_tokens: Annotated[int | None, _limit("max_response_tokens", "Per turn.")] = None,
-    lead_turns: Annotated[int | None, _limit("lead_turns", "Turns of the lead.")] = None,
-    subagent_turns: Annotated[int | None, _limit("subagent_turns", "Turns per subagent.")] = None,
     world: Annotated[Path | None, typer.Option(help="World dir; default: the shipped one.")] = (
         None
     ),
 ) -> None:
-    """Run a model (or the oracle, for the figure beside it) on a split's first tasks through
-    the runtime, greedy, and print its scores as JSON, with the limits they were taken under
-    (`limits`, which `train ship` records as the model's recommendation)."""
-    import json
-
-    from pydantic import ValidationError
-
-    from wideseek.llm.resolved_model import resolve_model
-    from wideseek.train.dev_eval import DevEvalSettings, dev_eval, oracle_eval
+    """Run a model (or the oracle, for the figure beside it) on a split's first tasks, greedy,
+    and print its scores as JSON, with the limits they were taken under (`limits`, which
+    `train ship` records as the model's recommendation). An alias of `wideseek eval world
+    --suite both --json --set agent.temperature=0 --set agent.seed=0 --concurrency 8`, with
+    --wide/--deep task counts; runs land in OUT/wide and OUT/deep."""
+    from wideseek.cli.eval import world_eval
+    from wideseek.config import AgentConfig, Config, EngineConfig
 
     if (model is None) == (not oracle):
         raise UsageError("give --model DIR or --oracle (one of them)")
-    resolved = resolve_model(model) if model is not None else None
-    flags = {
-        "context_length": context_length,
-        "max_response_tokens": max_response_tokens,
-        "lead_turns": lead_turns,
-        "subagent_turns": subagent_turns,
-    }
-    # the flags, else what the model recommends, else this command's defaults
-    limits = {
-        **EVAL_LIMITS,
-        **(resolved.limits.given() if resolved else {}),
-        **{k: v for k, v in flags.items() if v is not None},
-    }
-    agent = {"temperature": 0.0, "seed": 0, **limits}
-    try:
-        settings = DevEvalSettings(
-            world=str(world) if world else None,
-            split=split,
-            wide_tasks=wide,
-            deep_tasks=deep,
-            mode=mode,
-            reworded=reworded,
-            agent=agent,
-        )
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from e
-    scores = oracle_eval(settings, out) if resolved is None else dev_eval(resolved, settings, out)
-    typer.echo(json.dumps({**scores, "limits": limits}, indent=2))
+    for flag, value, choices in (("split", split, ("train", "dev", "test")),
+                                 ("mode", mode, ("multi", "single"))):  # fmt: skip
+        if value not in choices:
+            raise UsageError(f"--{flag}: expected {' | '.join(choices)}, not {value!r}")
+    cfg = Config(
+        agent=AgentConfig(mode=mode, temperature=0.0, seed=0),
+        engine=EngineConfig(model=str(model) if model else None),
+    )
+    world_eval(
+        cfg, limits, {"wide": wide, "deep": deep}, split, out=out, world_dir=world,
+        oracle=oracle, reworded=reworded, concurrency=8, per_suite_dirs=True, as_json=True,
+        show_progress=False,
+    )  # fmt: skip
 
 
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:

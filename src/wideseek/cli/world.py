@@ -1,4 +1,5 @@
-"""`wideseek world build|pack|stats|oracle`: thin commands over wideseek.world."""
+"""`wideseek world build|pack|stats|oracle`: thin commands over wideseek.world and the runtime's
+world entry (`oracle` runs `runtime.oracle_run.run_oracle`, i.e. `runtime.run_world`)."""
 
 from __future__ import annotations
 
@@ -108,7 +109,10 @@ def oracle(
         Path | None, typer.Option(help="World directory (default: the shipped world).")
     ] = None,
 ) -> None:
-    """Play the oracle policy through the runtime: demonstrations + its scores (resumable)."""
+    """Play the oracle policy through the runtime: SFT's demonstrations + its scores and the
+    sizes of its agents' contexts (resumable). It plays under the agent's own limits (the
+    paper's), which its prompts carry; the oracle as a figure beside a model, under the
+    evaluation limits, is `wideseek eval world --oracle`."""
     suffix = "" if profile == "wideseek" else f"-{profile}"
     out = out or Path("runs") / f"oracle-{suite}-{split}-{mode}{suffix}"
     loaded = load_world(world)

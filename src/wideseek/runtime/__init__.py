@@ -4,7 +4,10 @@
   command live there).
 - `suite`: `run_suite`, which `eval`, the world's oracle, dev evaluation and RL rollouts call,
   and `select_tasks`.
-- `oracle_run`: the world's oracle over a suite, with the context sizes of its agents.
+- `world_run`: `run_world`, the one entry that runs the agents on the offline world (eval,
+  dev evaluation, the oracle, the width sweep), with the one set of evaluation limits
+  (`EvalLimits`, `EVAL_LIMITS`) and the one run name (`run_name`).
+- `oracle_run`: the world's oracle's demonstrations over a suite, with their context sizes.
 
 It sits above `agents`, `llm`, `tools`, `eval` and `world`, and below `train` and the CLI.
 """
@@ -22,10 +25,22 @@ from wideseek.runtime.assembly import (
     with_model_defaults,
 )
 from wideseek.runtime.suite import SuiteRun, headline_metric, run_suite, select_tasks
+from wideseek.runtime.world_run import (
+    EVAL_LIMITS,
+    EvalLimits,
+    WorldRun,
+    run_name,
+    run_world,
+    world_config,
+    world_tasks,
+)
 
 __all__ = [
+    "EVAL_LIMITS",
     "MODEL_ENV",
+    "EvalLimits",
     "SuiteRun",
+    "WorldRun",
     "close_engine",
     "headline_metric",
     "local_model_dir",
@@ -33,9 +48,13 @@ __all__ = [
     "open_engine",
     "open_orchestrator",
     "package_model_dir",
+    "run_name",
     "run_suite",
+    "run_world",
     "select_tasks",
     "shipped_model_dir",
     "uses_shipped_model",
     "with_model_defaults",
+    "world_config",
+    "world_tasks",
 ]

@@ -1,30 +1,31 @@
-"""Run the oracle over a suite of the offline world through the real runtime, and sum it up.
+"""The world's oracle over a suite: its demonstrations, its scores, and its agents' contexts.
 
-Contract. `run_oracle(world, suite, split, ...)` plays every task (or the first `limit`) with
-`OracleEngine` through the one suite runner (`run_suite`), searching the world's corpus: each
-trajectory is scored with the offline `TaskScorer` and appended to `<out>/trajectories.jsonl`
-and `<out>/results.jsonl` (resumable: tasks already in the results are skipped). It returns an
-`OracleSummary`: mean metrics, time per task and the size of every agent's context, the budget
-a model trained on these demonstrations must hold.
+Contract. `run_oracle(world, suite, split, out, ...)` plays every task (or the first `limit`)
+with the world's oracle through the one world entry (`world_run.run_world`, oracle=True),
+searching the world's corpus, under the agent's own limits (AgentConfig's defaults, the
+paper's): these runs are SFT's demonstrations, and the limits are written into their prompts
+(turn hints), so they are not the evaluation limits. Each trajectory is scored offline and
+appended to `<out>/trajectories.jsonl` and `<out>/results.jsonl` (resumable: tasks already in
+the results are skipped). It returns an `OracleSummary`: mean metrics, time per task and the
+size of every agent's context, the budget a model trained on these demonstrations must hold.
 
-It holds no policy of its own: the oracle is `wideseek.world.oracle`, the running is `suite`.
+It holds no policy of its own: the oracle is `wideseek.world.oracle`, the running is
+`world_run`. The oracle as a figure beside a model, under the model's limits, is
+`run_world(..., oracle=True)` with limits (what `eval world --oracle` does).
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wideseek.config import AgentConfig, Config, ToolsConfig
-from wideseek.runtime.suite import run_suite
+from wideseek.config import AgentConfig
+from wideseek.runtime.world_run import run_world, world_tasks
 from wideseek.types import Trajectory
-from wideseek.world.oracle.engine import OracleEngine
 from wideseek.world.pages import approx_tokens
 from wideseek.world.store import World
-from wideseek.world.suites import SUITE_METRICS, suite_tasks
 
 
 @dataclass(frozen=True)
@@ -87,27 +88,25 @@ async def run_oracle(
     concurrency: int = 4,
     show_progress: bool = True,
 ) -> OracleSummary:
-    tasks = suite_tasks(world, suite, split)[:limit]  # limit None: all of them
-    config = Config(
-        agent=AgentConfig(mode=mode, profile=profile, seed=0),
-        tools=ToolsConfig(corpus=str(world.corpus_path)),
-    )
-    start = time.perf_counter()
-    run = await run_suite(
-        tasks,
-        config,
+    """Play the oracle on `suite`'s `split` (first `limit` tasks) into `out`; see the module
+    docstring."""
+    run = await run_world(
+        world,
+        {suite: world_tasks(world, suite, split, limit=limit)},
         out,
-        suite=f"world-{suite}-{split}",
-        engine=OracleEngine(tasks, config.agent),
+        split=split,
+        agent=AgentConfig(mode=mode, profile=profile, seed=0),
+        limits=None,  # the demonstrations' own: see the module docstring
+        oracle=True,
         concurrency=concurrency,
-        extra={"world": world.manifest.world_hash, "limit": limit},
+        extra={"limit": limit},
         show_progress=show_progress,
     )
-    rows = run.rows
+    rows = run.runs[suite].rows
     return OracleSummary(
         tasks=len(rows),
-        metrics={name: run.summary.get(f"{name}_avg", 0.0) for name in SUITE_METRICS[suite]},
-        wall_s=time.perf_counter() - start,
+        metrics=run.suite_metrics(suite),
+        wall_s=run.wall_s,
         mean_task_s=statistics.fmean(r.duration_s for r in rows) if rows else 0.0,
         contexts=context_stats(iter(run.trajectories())),
         errors=sum(1 for r in rows if r.error),

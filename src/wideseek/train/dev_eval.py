@@ -1,41 +1,42 @@
-"""Dev evaluation of a checkpoint through the real runtime: the `evaluate` callback of train_sft.
+"""Dev evaluation of a checkpoint through the one world entry: the `evaluate` callback of train_sft.
 
-Contract: `dev_eval(model, settings, run_dir) -> dict` loads the checkpoint (a model dir, or a
-`ResolvedModel`) as the runtime loads any local model, runs the first `wide_tasks` wide and
-`deep_tasks` deep tasks of the world's split through the one suite runner (`runtime.run_suite`:
-the same orchestrator, model defaults and scorer as `wideseek eval`) with the world's corpus as
-search backend, so trajectories and per-task results land in `run_dir/{wide,deep}/`, and
-returns flat metrics:
+Contract: `dev_eval(model, settings, run_dir) -> dict` runs the first `wide_tasks` wide and
+`deep_tasks` deep tasks of the world's split with `model` (a model dir, or a `ResolvedModel`),
+`evaluate_engine` with an engine already open (RL's policy), `oracle_eval` with the world's
+oracle: the figure a model's scores stand beside. All three are `runtime.run_world` (the same
+orchestrator, model defaults, scorer, search backend and evaluation limits as `wideseek eval
+world`, of which `train eval` is an alias): trajectories and per-task results land in
+`run_dir/{wide,deep}/`, and the flat metrics come back (`WorldRun.metrics`):
 - wide_item_f1, wide_row_f1, wide_success; deep_em, deep_f1 (means over tasks);
 - call_validity: fraction of turns whose tool calls all parsed (no malformed call);
 - finished: fraction of agents that ended with a tool-free answer (no turn/context limit);
 - answer_validity: fraction of tasks whose final answer the scorer read (a table that parsed
   with the required columns for wide tasks, a complete non-empty `\\boxed{}` for deep ones):
   the RL reward's format check.
-`make_evaluator(settings, out_dir)` wraps it as `evaluate(model_dir, step)`, one run
-directory per step. `oracle_eval(settings, run_dir)` runs the world's oracle on the same tasks
-under the same limits: the figure a model's scores stand beside.
+The limits the settings' `agent` leaves unset come from the model's recommendation, else the
+one set of evaluation limits (`runtime.world_run.EVAL_LIMITS`).
+`make_evaluator(settings, out_dir)` wraps `dev_eval` as `evaluate(model_dir, step)`, one run
+directory per step.
 
-It knows the runtime's entry points (engine, suite runner, world), not training.
+It knows the runtime's world entry, not training.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from statistics import fmean
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from wideseek.config import AgentConfig, Config, ToolsConfig
+from wideseek.config import AgentConfig
 from wideseek.llm.base import Engine
-from wideseek.llm.resolved_model import ModelSpec, resolve_model
-from wideseek.runtime import close_engine, open_engine, run_suite
+from wideseek.llm.resolved_model import ModelSpec
+from wideseek.runtime.world_run import TURN_METRICS, WorldRun, run_world, world_tasks
 from wideseek.train.sft import Evaluate
-from wideseek.types import Failure, Task, Trajectory
+from wideseek.types import Task
 from wideseek.world import World, load_world
-from wideseek.world.suites import SUITE_METRICS, suite_tasks
+from wideseek.world.suites import SUITE_METRICS
 
 
 class DevEvalSettings(BaseModel):
@@ -50,7 +51,8 @@ class DevEvalSettings(BaseModel):
     concurrency: int = Field(8, ge=1, description="tasks run at once (their agents batch)")
     agent: dict[str, Any] = Field(
         default_factory=lambda: {"temperature": 0.0, "seed": 0},
-        description="AgentConfig fields (mode is set above); greedy by default",
+        description="AgentConfig fields (mode is set above); greedy by default; the limits "
+        "left unset: the model's recommendation, else the evaluation limits (EVAL_LIMITS)",
     )
 
     @field_validator("agent")
@@ -66,9 +68,6 @@ class DevEvalSettings(BaseModel):
         return agent
 
 
-TURN_METRICS = ("call_validity", "finished", "answer_validity", "turns_per_task")
-
-
 def metric_names(settings: DevEvalSettings) -> list[str]:
     """The keys `evaluate_engine(settings)` returns (suites with no task left out)."""
     counts = {"wide": settings.wide_tasks, "deep": settings.deep_tasks}
@@ -76,95 +75,63 @@ def metric_names(settings: DevEvalSettings) -> list[str]:
     return [*suites, *TURN_METRICS]
 
 
-def turn_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
-    """Format validity: parseable calls per turn, agents that finished, well-formed answers."""
-    from wideseek.train.rl.rewards import answer_parsed
-
-    turns = [t for traj in trajectories for _, t in traj.iter_turns()]
-    agents = [a for traj in trajectories for a in traj.agents]
-    hard = {Failure.TURN_LIMIT, Failure.CONTEXT_OVERFLOW, Failure.STUCK}
-
-    return {
-        "call_validity": fmean(Failure.MALFORMED_CALL not in t.failures for t in turns)
-        if turns
-        else 0.0,
-        "finished": fmean(not hard.intersection(a.failures) for a in agents) if agents else 0.0,
-        "answer_validity": fmean(answer_parsed(t.task, t) for t in trajectories)
-        if trajectories
-        else 0.0,
-        "turns_per_task": len(turns) / max(len(trajectories), 1),
-    }
-
-
 def dev_tasks(settings: DevEvalSettings, world: World) -> dict[str, list[Task]]:
-    """The first `wide_tasks` wide and `deep_tasks` deep tasks of the split."""
+    """The first `wide_tasks` wide and `deep_tasks` deep tasks of the split (none skipped)."""
     counts = {"wide": settings.wide_tasks, "deep": settings.deep_tasks}
-    chosen = {suite: suite_tasks(world, suite, settings.split)[:n] for suite, n in counts.items()}
-    if settings.reworded:
-        from wideseek.world.reworded import reword
-
-        chosen = {suite: [reword(t) for t in tasks] for suite, tasks in chosen.items()}
-    return chosen
+    return {
+        suite: world_tasks(world, suite, settings.split, limit=n, reworded=settings.reworded)
+        for suite, n in counts.items()
+        if n
+    }
 
 
 def agent_config(settings: DevEvalSettings) -> AgentConfig:
     return AgentConfig.model_validate({**settings.agent, "mode": settings.mode})
 
 
-def _config(settings: DevEvalSettings, world: World) -> Config:
-    return Config(agent=agent_config(settings), tools=ToolsConfig(corpus=str(world.corpus_path)))
+async def run_dev_tasks(
+    settings: DevEvalSettings,
+    run_dir: Path,
+    world: World | None = None,
+    *,
+    engine: Engine | None = None,
+    model: ModelSpec = None,
+    oracle: bool = False,
+) -> WorldRun:
+    """The dev tasks run with `engine`, `model` or the oracle (one of them) into run_dir."""
+    world = world or load_world(settings.world)
+    return await run_world(
+        world,
+        dev_tasks(settings, world),
+        run_dir,
+        split=settings.split,
+        agent=agent_config(settings),
+        engine=engine,
+        model=model,
+        oracle=oracle,
+        reworded=settings.reworded,
+        per_suite_dirs=True,
+        concurrency=settings.concurrency,
+        show_progress=False,
+    )
 
 
 async def evaluate_engine(
     engine: Engine, settings: DevEvalSettings, run_dir: Path, world: World | None = None
 ) -> dict[str, Any]:
-    """Run and score the dev tasks with `engine`; trajectories go under run_dir."""
-    world = world or load_world(settings.world)
-    config = _config(settings, world)
-    metrics: dict[str, Any] = {}
-    trajectories: list[Trajectory] = []
-    for suite, tasks in dev_tasks(settings, world).items():
-        if not tasks:
-            continue
-        run = await run_suite(
-            tasks,
-            config,
-            run_dir / suite,
-            suite=f"world-{suite}-{settings.split}",
-            engine=engine,
-            concurrency=settings.concurrency,
-            show_progress=False,
-        )
-        for key in SUITE_METRICS[suite]:
-            metrics[f"{suite}_{key}"] = run.summary.get(f"{key}_avg", 0.0)
-        trajectories += run.trajectories()
-    return {**metrics, **turn_metrics(trajectories)}
+    """Run and score the dev tasks with `engine` (not closed); trajectories go under run_dir."""
+    run = await run_dev_tasks(settings, Path(run_dir), world, engine=engine)
+    return run.metrics()
 
 
 def dev_eval(model: ModelSpec, settings: DevEvalSettings, run_dir: Path) -> dict[str, Any]:
-    """Run and score the dev tasks with `model` (a model dir, or one already resolved; see
-    module docstring)."""
-    world = load_world(settings.world)
-    resolved = resolve_model(model)
-
-    async def go() -> dict[str, Any]:
-        engine = await open_engine(_config(settings, world), resolved)
-        try:
-            return await evaluate_engine(engine, settings, Path(run_dir), world)
-        finally:
-            await close_engine(engine)
-
-    return asyncio.run(go())
+    """Run and score the dev tasks with `model` (a model dir, or one already resolved)."""
+    return asyncio.run(run_dev_tasks(settings, Path(run_dir), model=model)).metrics()
 
 
 def oracle_eval(settings: DevEvalSettings, run_dir: Path) -> dict[str, Any]:
     """The oracle's scores on exactly the tasks and agent limits of `dev_eval(settings)`."""
-    from wideseek.world.oracle.engine import OracleEngine
-
-    world = load_world(settings.world)
-    tasks = [t for suite in dev_tasks(settings, world).values() for t in suite]
-    engine = OracleEngine(tasks, agent_config(settings))
-    return asyncio.run(evaluate_engine(engine, settings, Path(run_dir), world))
+    return asyncio.run(run_dev_tasks(settings, Path(run_dir), oracle=True)).metrics()
 
 
 def make_evaluator(settings: DevEvalSettings, out_dir: Path) -> Evaluate:
