@@ -175,11 +175,13 @@ async def test_bad_prompts_raise_engine_error(engine):
         LocalEngine(engine.model_dir / "nowhere")
 
 
-async def test_reload_swaps_weights(engine, tmp_path):
+async def test_load_state_dict_swaps_weights(engine, tmp_path):
+    from transformers import AutoModelForCausalLM
+
     before = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=8))
     size = ModelSize(hidden=64, layers=2, heads=4, max_positions=256, tie_embeddings=False)
     create_model(engine.model_dir, tmp_path / "other", size=size, seed=1)
-    engine.reload(tmp_path / "other")
+    engine.load_state_dict(AutoModelForCausalLM.from_pretrained(tmp_path / "other").state_dict())
     after = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=8))
     assert after.token_ids != before.token_ids
     assert after.token_ids == naive_greedy(engine, PROMPTS[1], 8)[: len(after.token_ids)]

@@ -4,6 +4,7 @@ import asyncio
 import json
 from typing import Any
 
+from run_tasks import run_many
 from scripted_engine import ScriptedEngine
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.config import AgentConfig
@@ -27,6 +28,7 @@ PAGES = {
 class DictSearch:
     name = "search"
     description = "search pages"
+    repeatable = False
     parameters: dict[str, Any] = {
         "type": "object",
         "properties": {"query": {"type": "string"}},
@@ -42,6 +44,7 @@ class DictSearch:
 class DictAccess:
     name = "access"
     description = "read a page"
+    repeatable = False
     parameters: dict[str, Any] = {
         "type": "object",
         "properties": {"url": {"type": "string"}},
@@ -396,7 +399,7 @@ async def test_run_many_keeps_task_order_under_the_concurrency_cap():
     orchestrator = Orchestrator(
         CountingEngine(fallback=TABLE), tools_for, AgentConfig(mode="single")
     )
-    trajectories = await orchestrator.run_many(tasks, concurrency=2)
+    trajectories = await run_many(orchestrator, tasks, concurrency=2)
     assert [t.task.id for t in trajectories] == [t.id for t in tasks]
     assert all(t.final_answer == TABLE for t in trajectories)
     assert counter.peak == 2

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from run_tasks import run_many
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.config import AgentConfig, ConfigError, load_config
 from wideseek.eval.task_scoring import TaskScorer
@@ -63,7 +64,7 @@ async def test_a_third_profile_is_one_object_that_every_part_follows(monkeypatch
     orchestrator = Orchestrator.with_backend(
         OracleEngine(tasks, config), LocalCorpus(world.corpus_path), config
     )
-    trajectories = await orchestrator.run_many(tasks)
+    trajectories = await run_many(orchestrator, tasks)
     for task, traj in zip(tasks, trajectories, strict=True):
         assert traj.error is None and traj.profile == "custom"
         lead = traj.agents[0]

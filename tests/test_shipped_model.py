@@ -9,6 +9,7 @@ from itertools import islice
 
 import pytest
 
+from run_tasks import run_many
 from wideseek.config import Config
 from wideseek.llm.local import LocalEngine
 from wideseek.runtime import close_engine, open_engine, open_orchestrator, package_model_dir
@@ -49,7 +50,7 @@ async def test_lead_delegates_and_subagents_search_in_well_formed_calls(suite, m
     agent = {"seed": 0, "lead_turns": 2, "subagent_turns": 2, "max_response_tokens": 256}
     cfg = Config.model_validate({"agent": agent})
     async with open_orchestrator(cfg) as orchestrator:
-        trajectories = await orchestrator.run_many(tasks)
+        trajectories = await run_many(orchestrator, tasks)
     for traj in trajectories:
         assert [c.name for c in traj.lead.turns[0].tool_calls] == ["create_subagents"], traj.task.id
         assert traj.subagents, traj.task.id

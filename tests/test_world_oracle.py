@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import pytest
 
+from run_tasks import run_many
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
 from wideseek.config import AgentConfig, ToolsConfig
@@ -59,7 +60,7 @@ def _sample_wide(world, per_key: int = 1) -> list[Task]:
 
 async def _play(tasks, backend, mode="multi"):
     orchestrator = Orchestrator.with_backend(OracleEngine(tasks), backend, AgentConfig(mode=mode))
-    return await orchestrator.run_many(tasks, concurrency=4)
+    return await run_many(orchestrator, tasks, concurrency=4)
 
 
 # -- the reader ------------------------------------------------------------------------------
@@ -412,7 +413,7 @@ async def test_oracle_plays_the_r1_profile_with_batched_calls(world, corpus):
     tasks = _sample_wide(world)[:4]
     config = AgentConfig(profile="wideseek-r1")
     orchestrator = Orchestrator.with_backend(OracleEngine(tasks, config), corpus, config)
-    trajectories = await orchestrator.run_many(tasks)
+    trajectories = await run_many(orchestrator, tasks)
     scorer = TaskScorer()
     for task, traj in zip(tasks, trajectories, strict=True):
         assert (await scorer(task, traj))["item_f1"] == 1.0, task.id

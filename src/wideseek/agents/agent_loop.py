@@ -190,7 +190,7 @@ async def run_agent(
         if parsed.errors or any(problems):
             turn.failures.append(Failure.MALFORMED_CALL)
         # (a tool marked `repeatable`, like delegation, gives something new each time: a retry)
-        keys = [_call_key(c) for c in calls if not getattr(by_name.get(c.name), "repeatable", 0)]
+        keys = [_call_key(c) for c in calls if not _repeatable(by_name.get(c.name))]
         if keys and len(keys) == len(calls) and all(k in made for k in keys):
             # Running them again would show the same results: say so instead, and stop an
             # agent that keeps looping (greedy small models do) before it burns its turns.
@@ -241,6 +241,10 @@ REPEATED_CALL_TEXT = (
     "not run: you made this exact call before and its result is above; use it, try another "
     "query or page, or give your answer"
 )
+
+
+def _repeatable(tool: Tool | None) -> bool:
+    return tool is not None and tool.repeatable
 
 
 def _call_key(call: ToolCall) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wideseek.agents import prompts
@@ -212,14 +212,3 @@ class Orchestrator:
         ]
         limits = self._limits("lead", task, trial, lead.agent_id)
         return await run_agent(lead, self.engine, [delegate], limits, self.observer)
-
-    async def run_many(
-        self, tasks: Iterable[Task], concurrency: int = 8, trial: int = 0
-    ) -> list[Trajectory]:
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(task: Task) -> Trajectory:
-            async with gate:
-                return await self.run(task, trial)
-
-        return list(await asyncio.gather(*(one(t) for t in tasks)))

@@ -55,7 +55,6 @@ import weakref
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -151,7 +150,7 @@ class LocalEngine:
         self.prefix_cache = PrefixCache(0 if batch_invariant else prefix_cache_tokens)
         # Batch size after each admission of new requests (recent ones): for stats and tests.
         self.batch_sizes: deque[int] = deque(maxlen=1000)
-        self._model_lock = threading.Lock()  # one decode loop at a time; reload waits for it
+        self._model_lock = threading.Lock()  # one decode loop at a time; weight sync waits for it
         self._inbox: queue.SimpleQueue[_Job] = queue.SimpleQueue()  # thread-safe hand-off
         self._workers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]]
         self._workers = weakref.WeakKeyDictionary()
@@ -164,14 +163,6 @@ class LocalEngine:
         if self.int8_decode:
             use_int8_for_decode(model)
         return model
-
-    def reload(self, checkpoint_dir: str | Path) -> None:
-        """Swap in the weights of `checkpoint_dir` (same tokenizer). Waits for the running decode
-        loop; requests queued meanwhile are decoded with the new weights."""
-        model = self._load(Path(checkpoint_dir))
-        with self._model_lock:
-            self.model = model
-            self.prefix_cache.clear()  # keys/values of the old weights
 
     def load_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """In-process weight sync from a trainer holding the same architecture."""

@@ -1,6 +1,7 @@
 """The Tool protocol and the search backend protocol behind `search` / `access`.
 
-A Tool has a name, a description, a JSON schema for its arguments and `async call(arguments)`.
+A Tool has a name, a description, a JSON schema for its arguments, whether a repeated call is
+worth making (`repeatable`) and `async call(arguments)`.
 Bad arguments come back as a ToolResult with `error=True` and a text the model can act on;
 a tool never raises into the agent loop.
 
@@ -47,6 +48,9 @@ class Tool(Protocol):
     name: str
     description: str
     parameters: dict[str, Any]  # JSON schema of the arguments object
+    # True when the same call again gives something new (delegation starts new subagents): the
+    # agent loop then never answers it as a repeated call. Search and access are not.
+    repeatable: bool
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult: ...
 

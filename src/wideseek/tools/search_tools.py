@@ -144,6 +144,7 @@ class _FrontEnd(ABC):
     name: str
     description: str
     parameters: dict[str, Any]
+    repeatable = False  # the same search or page again shows nothing new
 
     def __init__(self, lookups: _Lookups, parameters: dict[str, Any], description: str) -> None:
         self.lookups = lookups
