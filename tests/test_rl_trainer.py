@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from tiny_lm import make_tiny_lm
-from wideseek.llm.batched_decode import token_logprobs
+from wideseek.train.checkpoints import CheckpointError
 from wideseek.train.dev_eval import DevEvalSettings
+from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.rewards import CompositeReward, Term, build_reward
 from wideseek.train.rl.samples import AgentSample
 from wideseek.train.rl.trainer import (
@@ -47,19 +48,15 @@ def config(model_dir, out, **kw) -> RLConfig:
 
 
 def logprob_of(trainer: RLTrainer, sample: AgentSample) -> float:
-    ids = torch.tensor([sample.input_ids])
     with torch.no_grad():
-        logits = trainer.model(input_ids=ids).logits[:, :-1]
-        new = token_logprobs(logits, ids[:, 1:], 1.0)[0]
-    mask = torch.tensor(sample.response_mask[1:])
-    return float(new[mask].sum())
+        new, _ = sequence_logprobs(trainer.model, torch.tensor([sample.input_ids]), 1.0)
+    return float(new[0][torch.tensor(sample.response_mask[1:])].sum())
 
 
 def on_policy(trainer: RLTrainer, ids: list[int], mask: list[bool]) -> AgentSample:
     """A sample whose sampling logprobs are the policy's own, as a fresh rollout's are."""
     with torch.no_grad():
-        logits = trainer.model(input_ids=torch.tensor([ids])).logits[:, :-1]
-        old = token_logprobs(logits, torch.tensor([ids[1:]]), 1.0)[0].tolist()
+        old = sequence_logprobs(trainer.model, torch.tensor([ids]), 1.0)[0][0].tolist()
     return AgentSample(ids, mask, [0.0, *old], agent_id=0, role="lead")
 
 
@@ -105,6 +102,20 @@ def test_steps_run_through_the_runtime_resume_and_log_every_figure(model_dir, tm
     assert [r["step"] for r in rows] == [1, 2] and all(list(r) == keys for r in rows)
     assert (final / "adapter_config.json").exists()
     assert "trained by `wideseek train rl`" in (final / "README.md").read_text()
+
+
+def test_a_checkpoint_that_cannot_be_resumed_is_one_line(model_dir, tmp_path):
+    cfg = config(model_dir, tmp_path, steps=1)
+    final = RLTrainer(cfg, show_progress=False).train()
+    assert json.loads((final / "trainer_state.json").read_text())["step"] == 1
+    latest = tmp_path / "checkpoint-1"
+    weights = next(latest.glob("*.safetensors"))
+    weights.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match=r"checkpoint-1: cannot resume \(.*delete it"):
+        RLTrainer(cfg, show_progress=False).resume()
+    (latest / "trainer_state.json").write_text("{")
+    with pytest.raises(CheckpointError, match=r"checkpoint-1: unreadable trainer_state\.json"):
+        RLTrainer(cfg, show_progress=False).resume()
 
 
 def test_a_run_with_no_signal_from_the_start_has_no_good_checkpoint(model_dir, tmp_path):

@@ -13,8 +13,9 @@ from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
+from wideseek.train.checkpoints import CheckpointError, checkpoints
 from wideseek.train.copy_probe import teacher_forced_metrics
-from wideseek.train.sft import CheckpointError, SFTConfig, checkpoints, make_batches, train_sft
+from wideseek.train.sft import SFTConfig, make_batches, train_sft
 from wideseek.train.sft_data import trajectory_examples
 
 

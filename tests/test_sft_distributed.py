@@ -17,7 +17,8 @@ from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
-from wideseek.train.sft import checkpoints, make_batches
+from wideseek.train.checkpoints import checkpoints
+from wideseek.train.sft import make_batches
 from wideseek.train.sft_data import trajectory_examples
 from wideseek.types import read_trajectories, write_trajectories
 

@@ -15,7 +15,8 @@ from wideseek.llm.base import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.model_dir import is_adapter_dir
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
-from wideseek.train.sft import SFTConfig, checkpoints, train_sft
+from wideseek.train.checkpoints import checkpoints
+from wideseek.train.sft import SFTConfig, train_sft
 from wideseek.train.sft_data import trajectory_examples
 from wideseek.train.trainable import LoraSettings, load_trainable
 

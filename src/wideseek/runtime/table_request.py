@@ -23,6 +23,8 @@ from wideseek.world.wide_tasks import closing_line, table_instruction
 
 # Where the listed entities end and the attributes begin, strongest marker first.
 _ATTRIBUTE_MARKERS = (
+    r"[?.]\s+(?:i\s+need|i\s+want|give\s+me|show\s+me|list|with|and)\s+"
+    r"(?:their|its|the|each one's)\s+",
     r"\s+along with\s+(?:their|its|the|each one's)\s+",
     r"\s+with\s+(?:their|its|each one's|each|the)\s+",
     r",?\s+and\s+(?:their|its)\s+",
@@ -31,7 +33,8 @@ _ATTRIBUTE_MARKERS = (
     r"\s*:\s+",
     r"\s+with\s+",
 )
-_LIST_SPLIT = re.compile(r"\s*(?:,\s*and\s+|,\s*&\s*|,|;|\s+and\s+|\s*&\s*|\s*/\s*)\s*")
+# commas, "and", "&", ";" — outside parentheses ("density (g/cm³)" is one column)
+_LIST_SPLIT = re.compile(r"\s*(?:,\s*and\s+|,\s*&\s*|,|;|\s+and\s+|\s*&\s*)\s*(?![^(]*\))")
 # Words before the entity noun that are not part of it: request verbs, determiners, counts and
 # ranking adjectives. The entity noun is the last word before a preposition or relative clause.
 _LEAD_IN = re.compile(
@@ -78,8 +81,15 @@ def _singular(word: str) -> str:
 
 
 def _title(phrase: str) -> str:
-    """'time zone' → 'Time Zone'; words already capitalised (IATA, ISO) stay as written."""
-    return " ".join(w if not w.islower() else w[:1].upper() + w[1:] for w in phrase.split())
+    """'time zone' → 'Time Zone', 'top-level' → 'Top-Level'; words with capitals (IATA, ISO)
+    stay as written."""
+
+    def cap(word: str) -> str:
+        if not word.islower():
+            return word
+        return "-".join(part[:1].upper() + part[1:] for part in word.split("-"))
+
+    return " ".join(cap(w) for w in phrase.split())
 
 
 def _is_plural(word: str) -> bool:
@@ -95,8 +105,8 @@ def _is_plural(word: str) -> bool:
 
 def _entity_column(head: str) -> str | None:
     """The key column from the part naming the entities: its first plural noun ("Which
-    countries share …" → Country), else the noun before its first clause ("every country in
-    …" → Country)."""
+    countries share …" → Country), else its first noun ("every country or territory in …" →
+    Country)."""
     for sentence in re.split(r"(?<=[.?!])\s+", head.strip()):
         sentence = _LEAD_IN.sub("", sentence.strip().rstrip("?.!")).strip()
         words = [
@@ -108,7 +118,7 @@ def _entity_column(head: str) -> str | None:
     head = _LEAD_IN.sub("", head.strip().rstrip("?.!")).strip()
     head = _CLAUSE.split(head, maxsplit=1)[0]
     words = [w for w in re.findall(r"[A-Za-z][\w'-]*", head) if w.lower() not in _SKIP_WORDS]
-    return _title(_singular(words[-1])) if words else None
+    return _title(_singular(words[0])) if words else None
 
 
 def _attribute_columns(tail: str) -> list[str]:

@@ -11,13 +11,12 @@ positions) and returns the directory of the final model (HF format, tokenizer in
   writes the model, metrics and evaluations. fp32 on CPU, bf16 via `mixed_precision` where
   the hardware has it.
 - Cosine schedule with linear warm-up down to `min_lr_ratio * lr`; gradient accumulation.
-- Checkpoints `out_dir/checkpoint-<step>/` hold the accelerate state (weights, optimizer,
-  scheduler, RNG), a loadable model under `model/`, and `trainer_state.json`, written last: a
-  checkpoint without it is incomplete and ignored. A new run in the same `out_dir` resumes from
-  the latest one exactly where it stopped (same data order, same weights as an uninterrupted
-  run); metrics rows logged after that checkpoint are dropped so the curve has no duplicates.
-  Only the newest `keep_checkpoints` are kept. `final/` gets a trainer_state.json too, so a
-  finished run given again returns at once.
+- Checkpoints, metrics and final/ follow train/checkpoints.py's layout; the trainer state
+  holds the step, the tokens seen and the data signature (what fixes the data order). A new
+  run in the same `out_dir` resumes from the latest checkpoint exactly where it stopped (same
+  data order, same weights as an uninterrupted run); a checkpoint saved for other data is a
+  `CheckpointError`. Only the newest `keep_checkpoints` are kept. final/ gets the trainer state
+  too, so a finished run given again returns at once.
 - `out_dir/metrics.jsonl`: one row per `log_every` optimizer steps (loss, lr, tokens), and one
   `{"eval": ...}` row per evaluation: `evaluate(model_dir, step) -> dict` is called every
   `eval_every` steps and at the end, on a freshly saved checkpoint.
@@ -28,63 +27,44 @@ It knows nothing about agents: examples come in as token ids and labels.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from wideseek.errors import WideseekError
-from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair_torn_tail
+from wideseek.io import repair_torn_tail
 from wideseek.llm.resolved_model import ResolvedModel
+from wideseek.train import checkpoints as ckpt
+from wideseek.train.checkpoints import CheckpointError
 from wideseek.train.sft_data import IGNORE, SFTExample
-from wideseek.train.trainable import LoraSettings, load_trainable, save_trained
+from wideseek.train.trainable import load_trainable, write_trained
+from wideseek.train.trainer_config import TrainerConfig
 from wideseek.train.training_card import TrainingCard
 
 Evaluate = Callable[[str, int], dict[str, Any]]
-TRAINER_STATE = "trainer_state.json"
-METRICS = "metrics.jsonl"
 # SFTConfig fields that do not change the weights: left off a saved model's card
 _NOT_RECIPE = {"model", "out_dir", "log_every", "save_every", "keep_checkpoints", "eval_every"}
 
 
-class CheckpointError(WideseekError, RuntimeError):
-    """A checkpoint that cannot be resumed from (missing, incomplete or corrupt)."""
-
-
-class SFTConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(
-        description="initial model: a dir (HF format or LoRA adapter), a .gguf file, 'default'"
-    )
-    out_dir: str = Field(description="where checkpoints, metrics.jsonl and final/ go")
-    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+class SFTConfig(TrainerConfig):
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (cosine schedule)")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
     warmup_steps: int = Field(50, ge=0, description="linear warm-up, in optimizer steps")
     epochs: float = Field(1.0, gt=0, description="passes over the examples (may be fractional)")
     batch_tokens: int = Field(8192, ge=64, description="padded tokens per micro-batch at most")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    weight_decay: float = Field(0.01, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
     max_length: int = Field(2048, ge=2, description="longer examples are skipped")
-    seed: int = 0
     log_every: int = Field(10, ge=1, description="metrics row every N optimizer steps")
-    save_every: int = Field(200, ge=0, description="checkpoint every N steps (0: only for eval)")
-    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept on disk")
-    eval_every: int = Field(0, ge=0, description="evaluate every N steps and at the end (0: never)")
-    mixed_precision: str = Field("no", pattern="^(no|bf16|fp16)$", description="fp16/bf16: GPU")
-    lora: LoraSettings | None = Field(
-        None, description="train a new LoRA adapter on the model (None: train every weight)"
+    save_every: int = Field(
+        200, ge=0, description="checkpoint every N optimizer steps (0: only when evaluating)"
     )
-    dtype: str = Field(
-        "auto", description="a LoRA run's frozen base weights: auto | bf16 | fp32 (see llm/dtype)"
+    mixed_precision: str = Field(
+        "no", pattern="^(no|bf16|fp16)$", description="compute type: no | bf16 | fp16 (a GPU's)"
     )
 
 
@@ -127,20 +107,6 @@ def collate(examples: Sequence[SFTExample], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def checkpoints(out_dir: Path) -> list[Path]:
-    """Complete checkpoints (with trainer_state.json), oldest first."""
-    found = [
-        p
-        for p in out_dir.glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and (p / TRAINER_STATE).exists()
-    ]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2))
-
-
 def _data_signature(
     config: SFTConfig, examples: Sequence[SFTExample], processes: int = 1
 ) -> dict[str, Any]:
@@ -157,18 +123,20 @@ def _data_signature(
     return signature
 
 
-def _read_trainer_state(path: Path, signature: dict[str, Any]) -> dict[str, Any]:
-    try:
-        state = json.loads((path / TRAINER_STATE).read_text())
-        step, tokens = int(state["step"]), int(state["tokens_seen"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: unreadable {TRAINER_STATE} ({e})") from e
-    if state.get("data") != signature:
-        raise CheckpointError(
-            f"{path}: saved for other data or batching ({state.get('data')} vs {signature}); "
-            "use a new out_dir"
-        )
-    return {"step": step, "tokens_seen": tokens}
+_STATE_KEYS = ("step", "tokens_seen")  # the trainer state: these, and the data signature
+
+
+def _same_data(path: Path, signature: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """A `checkpoints.restore` check: the checkpoint was saved for this data order."""
+
+    def check(state: dict[str, Any]) -> None:
+        if state.get("data") != signature:
+            raise CheckpointError(
+                f"{path}: saved for other data or batching ({state.get('data')} vs "
+                f"{signature}); use a new out_dir"
+            )
+
+    return check
 
 
 def _cpu_only_processes() -> bool:
@@ -181,19 +149,6 @@ def _cpu_only_processes() -> bool:
         return False
     devices = getattr(torch, "accelerator", None) or torch.cuda  # torch.accelerator: >= 2.6
     return not devices.is_available()
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after `step` (the run died after its last checkpoint), and a torn last
-    line with them."""
-    if not path.exists():
-        return
-    kept = [
-        json.dumps(row) + "\n"
-        for _, row in iter_jsonl(path)
-        if row.get("step", row.get("eval", {}).get("step", 0)) <= step
-    ]
-    atomic_write_text(path, "".join(kept))
 
 
 def train_sft(
@@ -248,27 +203,21 @@ def train_sft(
 
     # 2) resume: weights, optimizer, scheduler and RNG from the latest complete checkpoint
     signature = _data_signature(config, examples, accelerator.num_processes)
-    metrics_path = out / METRICS
-    final = out / "final"
-    done = (final / TRAINER_STATE).exists() and _read_trainer_state(final, signature)
-    if done and done["step"] == total_steps:
-        accelerator.end_training()
-        return final  # this run is complete already
+    metrics_path = out / ckpt.METRICS
+    final = out / ckpt.FINAL
+    if (final / ckpt.TRAINER_STATE).exists():
+        done = ckpt.read_state(final, _STATE_KEYS)
+        _same_data(final, signature)(done)
+        if done["step"] == total_steps:
+            accelerator.end_training()
+            return final  # this run is complete already
     step, tokens_seen = 0, 0
-    found = checkpoints(out)
+    found = ckpt.checkpoints(out)
     if found:
-        resume = found[-1]
-        state = _read_trainer_state(resume, signature)
-        try:
-            accelerator.load_state(str(resume))
-        except Exception as e:  # accelerate/torch/safetensors raise many types for bad files
-            raise CheckpointError(
-                f"{resume}: cannot resume ({type(e).__name__}: {e}); delete it to resume from "
-                "an earlier checkpoint"
-            ) from e
+        state = ckpt.restore(accelerator, found[-1], _STATE_KEYS, _same_data(found[-1], signature))
         step, tokens_seen = state["step"], state["tokens_seen"]
         if accelerator.is_main_process:
-            truncate_metrics(metrics_path, step)
+            ckpt.truncate_metrics(metrics_path, step)
 
     def trainer_state() -> dict[str, Any]:
         return {"step": step, "tokens_seen": tokens_seen, "data": signature}
@@ -281,21 +230,17 @@ def train_sft(
         progress = {"steps": step, "tokens": tokens_seen, "last loss": last_loss}
         return TrainingCard("sft", recipe, progress)
 
+    def write_model(path: Path) -> None:
+        write_trained(trainable, accelerator.unwrap_model(model), path, card())
+
     def save_checkpoint() -> Path:
-        """Called by every process: accelerate saves each one's RNG state (and, under FSDP or
-        DeepSpeed, its shard); the main process then completes the checkpoint."""
-        path = out / f"checkpoint-{step}"
-        accelerator.save_state(str(path))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            save_trained(trainable, accelerator.unwrap_model(model), path / "model", card())
-            _write_json(path / TRAINER_STATE, trainer_state())
-            for old in checkpoints(out)[: -config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        return path
+        """Called by every process (see checkpoints.save_checkpoint)."""
+        return ckpt.save_checkpoint(
+            accelerator, out, step, write_model, trainer_state(), config.keep_checkpoints
+        )
 
     def log(row: dict[str, Any]) -> None:
-        append_jsonl_line(metrics_path, json.dumps(row))
+        ckpt.append_metrics(out, row)
 
     def run_eval(model_dir: Path) -> None:
         result = evaluate(str(model_dir), step) if evaluate else {}
@@ -347,7 +292,7 @@ def train_sft(
             due_eval = evaluate is not None and config.eval_every and step % config.eval_every == 0
             due_save = config.save_every and step % config.save_every == 0
             if due_save or due_eval:
-                ckpt = save_checkpoint()
+                saved = save_checkpoint()
             if not accelerator.is_main_process:
                 continue
             if step % config.log_every == 0 or step == total_steps:
@@ -361,10 +306,9 @@ def train_sft(
                 losses.clear()
                 log(row)
             if due_eval:
-                run_eval(ckpt / "model")
+                run_eval(saved / ckpt.MODEL)
         if accelerator.is_main_process:
-            save_trained(trainable, accelerator.unwrap_model(model), final, card())
-            _write_json(final / TRAINER_STATE, trainer_state())
+            ckpt.write_final(out, write_model, trainer_state())
             if evaluate is not None and config.eval_every and step % config.eval_every:
                 run_eval(final)
     accelerator.wait_for_everyone()

@@ -136,19 +136,21 @@ def _linear_names(model: Any) -> list[str]:
 def save_trained(trainable: Trainable, model: Any, out_dir: Path, card: TrainingCard) -> None:
     """Write `model` (the trained, unwrapped-from-accelerate model) loadably into `out_dir`,
     with the trainer's `card` as its README.md (in place of peft's, which names this machine's
-    copy of the base)."""
+    copy of the base); `out_dir` is replaced atomically."""
+    atomic_write_dir(lambda path: write_trained(trainable, model, path, card), Path(out_dir))
 
-    def write(path: Path) -> None:
-        if trainable.is_lora:
-            model.save_pretrained(path, save_embedding_layers=False)
-            _record_base(path / ADAPTER_CONFIG, trainable.base_spec)
-        else:
-            model.save_pretrained(path)  # safetensors
-        trainable.tokenizer.save_pretrained(path)
-        base = trainable.base_spec if trainable.is_lora else None
-        (path / "README.md").write_text(card.render(model, base), encoding="utf-8")
 
-    atomic_write_dir(write, Path(out_dir))
+def write_trained(trainable: Trainable, model: Any, path: Path, card: TrainingCard) -> None:
+    """`save_trained`'s content, written into the existing directory `path` (for a caller that
+    puts more beside it before the directory goes in place: train/checkpoints.write_final)."""
+    if trainable.is_lora:
+        model.save_pretrained(path, save_embedding_layers=False)
+        _record_base(path / ADAPTER_CONFIG, trainable.base_spec)
+    else:
+        model.save_pretrained(path)  # safetensors
+    trainable.tokenizer.save_pretrained(path)
+    base = trainable.base_spec if trainable.is_lora else None
+    (path / "README.md").write_text(card.render(model, base), encoding="utf-8")
 
 
 def _record_base(config_path: Path, base_spec: str) -> None:

@@ -22,6 +22,7 @@ from functools import cache
 
 from wideseek.errors import DataError
 from wideseek.types import Task
+from wideseek.world.columns import norm_column
 from wideseek.world.deep_tasks import SHAPES
 from wideseek.world.wide_tasks import EN_OPENERS, ZH_OPENERS
 
@@ -93,7 +94,8 @@ def _reword_deep(task: Task) -> str:
     return wording.format(*slots)
 
 
-def _reword_wide(task: Task) -> str:
+def wide_slots(task: Task) -> tuple[str, list[str], list[str]]:
+    """A template wide question's subject, column titles and formatting notes."""
     lines = task.question.strip().split("\n")
     zh = task.language == "zh"
     subject = None
@@ -102,10 +104,22 @@ def _reword_wide(task: Task) -> str:
         if slots is not None:
             subject = slots[0]
             break
+    # the template's table instruction ends "...:" and the titles follow on the next line
+    at = next((i + 1 for i, line in enumerate(lines) if line.endswith((":", "："))), len(lines))
+    header = lines[at].split("、" if zh else ", ") if at < len(lines) else []
     required = (task.evaluation or {}).get("required") or []
     if subject is None or not required:
         raise RewordError(f"{task.id}: the wide question's opener is not one of the world's")
-    notes = [line for line in lines[1:] if _is_note(line, zh)]
+    if [norm_column(t) for t in header] != required:
+        raise RewordError(f"{task.id}: the wide question's columns are not its required ones")
+    notes = [line for line in lines[at + 1 :] if _is_note(line, zh)]
+    return subject, header, notes
+
+
+def _reword_wide(task: Task) -> str:
+    subject, _header, notes = wide_slots(task)
+    zh = task.language == "zh"
+    required = (task.evaluation or {}).get("required") or []
     opener, table, close = WIDE_WORDINGS["zh" if zh else "en"]
     columns = ("、" if zh else ", ").join(required)
     return "\n".join([opener.format(subject=subject), table.format(columns=columns), *notes, close])

@@ -213,7 +213,6 @@ _ZH_CLOSE = (
 )
 
 
-
 def table_instruction(lang: str, columns: list[str]) -> str:
     """One of the training questions' table lines, for a question asked outside the world."""
     if lang == "zh":

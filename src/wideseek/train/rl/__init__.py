@@ -6,9 +6,11 @@
 - credit.py: which turns of a rollout train with that advantage (published, all, healthy);
 - samples.py: an agent's turns → one training sequence from the *stored* token ids, with a
   multi-span mask over the trained turns and the sampling logprobs (never a re-rendering);
+- logprobs.py: the policy's logprobs of a training sequence (the engine's definition) and its
+  entropy, the one place the learner computes them;
 - loss.py: the dual-level token weights (rollouts, then agents, then tokens) and the clipped
   policy loss (clip-higher, dual-clip);
 - batch.py: a step's rollouts → rewards, advantages, samples, weights (B: the step's rollouts).
-trainer.py runs the loop (rollouts through the runtime, updates on accelerate, checkpoints,
-collapse guards with rollback, dev evaluation) on these.
+trainer.py runs the loop (rollouts through the runtime, updates on accelerate, checkpoints in
+train/checkpoints.py's layout, collapse guards with rollback, dev evaluation) on these.
 """

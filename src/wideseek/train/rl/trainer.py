@@ -25,15 +25,15 @@ lr, grad norm, trained agents and tokens, entropy, clip fractions, ratio, KL to 
 failure rates per kind, seconds in rollout / update / evaluation, the guard that tripped, and
 the dev figures (`dev_*`) of the weights after the step's update.
 
-Checkpoints `out_dir/checkpoint-<k>/` hold the accelerate state (trained weights, optimizer,
-RNG), a loadable model (`model/`) and `trainer_state.json`, written last: the step, the
-policy id, the guards' counters, and whether the checkpoint is *good* (saved while no guard
-was tripping) with the last good step. A new run in the same out_dir resumes from the latest
-complete one, metrics after it dropped. A guard that trips for `patience` steps in a row stops
-the run with one line saying why; `out_dir/final` is then the last good checkpoint's model and
-`out_dir/collapse.json` records the collapse, so that the next run (with other settings, say a
-lower lr) resumes from the last good checkpoint and deletes the later ones, not from the
-collapsed weights.
+Checkpoints, metrics and final/ follow train/checkpoints.py's layout; the trainer state holds
+the step, the policy id, the guards' counters, and whether the checkpoint is *good* (saved
+while no guard was tripping) with the last good step. A new run in the same out_dir resumes
+from the latest complete one, metrics after it dropped; one it cannot read is a
+`CheckpointError`. Pruning keeps the last good checkpoint whatever its age. A guard that
+trips for `patience` steps in a row stops the run with one line saying why; `out_dir/final` is
+then the last good checkpoint's model and `out_dir/collapse.json` records the collapse, so that
+the next run (with other settings, say a lower lr) resumes from the last good checkpoint and
+deletes the later ones, not from the collapsed weights.
 
 Policy ids: a hash chain over the settings that shaped the weights (the start model, then
 each update's settings), recorded on every rollout and dev-evaluation folder beside a hash of
@@ -60,15 +60,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_valid
 
 from wideseek.config import AgentConfig
 from wideseek.errors import WideseekError
-from wideseek.io import append_jsonl_line, atomic_write_dir, atomic_write_text
+from wideseek.io import atomic_write_text
+from wideseek.train import checkpoints as ckpt
 from wideseek.train.dev_eval import DevEvalSettings, metric_names
 from wideseek.train.rl.batch import Normalise, StepBatch, build_batch
 from wideseek.train.rl.credit import Credit
+from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.loss import ClipSettings, policy_loss, token_weights
 from wideseek.train.rl.rewards import RewardShaping, build_reward
 from wideseek.train.rl.samples import AgentSample
-from wideseek.train.sft import METRICS, TRAINER_STATE, checkpoints, truncate_metrics
-from wideseek.train.trainable import LoraSettings, Trainable, load_trainable, save_trained
+from wideseek.train.trainable import LoraSettings, Trainable, load_trainable, write_trained
+from wideseek.train.trainer_config import TrainerConfig
 from wideseek.train.training_card import TrainingCard
 from wideseek.types import Failure, Task, Trajectory
 
@@ -106,9 +108,7 @@ class Guards(BaseModel):
 _RL_AGENT = {"mode": "`mode`", "temperature": "`temperature`", "seed": "`seed` (+ the step)"}
 
 
-class RLConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RLConfig(TrainerConfig):
     model: str = Field(
         "default", description="start model: a base spec, or an adapter dir (an SFT run's final)"
     )
@@ -117,7 +117,6 @@ class RLConfig(BaseModel):
         default_factory=LoraSettings,
         description="a new adapter when `model` is not one (None: train every weight)",
     )
-    dtype: str = Field("auto", description="the frozen base weights: auto | bf16 | fp32")
     world: str | None = Field(None, description="world dir; None: the shipped one")
     suites: list[Literal["wide", "deep"]] = Field(
         ["wide", "deep"], description="task suites of the world the tasks come from"
@@ -130,8 +129,6 @@ class RLConfig(BaseModel):
     group_size: int = Field(4, ge=2, description="rollouts per task (G)")
     steps: int = Field(10, ge=1, description="optimizer steps in all (a rerun resumes)")
     lr: float = Field(1e-5, gt=0, description="constant learning rate (AdamW)")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
     clip: ClipSettings = Field(
         default_factory=ClipSettings, description="the ratio clipping of the policy loss"
@@ -158,14 +155,12 @@ class RLConfig(BaseModel):
     )
     concurrency: int = Field(8, ge=1, description="rollouts run at once")
     save_every: int = Field(5, ge=1, description="checkpoint every N steps (and at the end)")
-    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept (+ the last good)")
     eval_every: int = Field(
         0, ge=0, description="dev evaluation every N steps, at the start and at the end (0: off)"
     )
     eval: DevEvalSettings = Field(
         default_factory=DevEvalSettings, description="the dev evaluation's tasks and settings"
     )
-    seed: int = Field(0, description="task order, adapter init and the rollouts' sampling")
 
     @model_validator(mode="after")
     def _sampling_is_rl_s(self) -> RLConfig:
@@ -289,9 +284,6 @@ class RLTrainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def checkpoints(self) -> list[Path]:
-        return checkpoints(self.out)
-
     def _undo_collapse(self) -> None:
         """After a collapse: delete the checkpoints after the last good one, so the run resumes
         from it (`collapse.json` says which)."""
@@ -300,8 +292,8 @@ class RLTrainer:
             return
         info = json.loads(marker.read_text())
         good = info.get("last_good")
-        for path in self.checkpoints():
-            if good is None or int(path.name.split("-")[-1]) > good:
+        for path in ckpt.checkpoints(self.out):
+            if good is None or ckpt.checkpoint_step(path) > good:
                 shutil.rmtree(path)
         where = f"checkpoint-{good}" if good is not None else "the start model"
         note(f"the run collapsed at step {info['step']} ({info['why']}); resuming from {where}")
@@ -309,38 +301,41 @@ class RLTrainer:
 
     def resume(self) -> None:
         self._undo_collapse()
-        found = self.checkpoints()
+        found = ckpt.checkpoints(self.out)
         if not found:
-            truncate_metrics(self.out / METRICS, -1)  # rows of a run that saved nothing
+            ckpt.truncate_metrics(self.out / ckpt.METRICS, -1)  # rows of a run that saved nothing
             return
-        latest = found[-1]
-        self.accelerator.load_state(str(latest))
-        state = json.loads((latest / TRAINER_STATE).read_text())
-        self.step, self.last_good = int(state["step"]), state.get("last_good")
+        state = ckpt.restore(self.accelerator, found[-1])
+        self.step, self.last_good = state["step"], state.get("last_good")
         self.tripped = defaultdict(int, state.get("tripped", {}))
         self.outcomes.extend(state.get("outcomes", []))
         # a checkpoint from before policy ids: no folder can match it
-        self.policy = state.get("policy") or _digest("unknown", str(latest))
-        truncate_metrics(self.out / METRICS, self.step)
+        self.policy = state.get("policy") or _digest("unknown", str(found[-1]))
+        ckpt.truncate_metrics(self.out / ckpt.METRICS, self.step)
+
+    def healthy(self) -> bool:
+        """No guard is tripping: a checkpoint saved now is a good one."""
+        return not any(self.tripped.values())
+
+    def state(self, good: bool) -> dict[str, Any]:
+        """The trainer state a checkpoint of the current step records."""
+        return {"step": self.step, "good": good, "last_good": self.last_good,
+                "tripped": dict(self.tripped), "outcomes": list(self.outcomes),
+                "policy": self.policy}  # fmt: skip
+
+    def write_model(self, path: Path) -> None:
+        write_trained(self.trainable, self.accelerator.unwrap_model(self.model), path, self.card())
 
     def save(self) -> Path:
-        """A checkpoint of the current step; good when no guard is tripping."""
-        path = self.out / f"checkpoint-{self.step}"
-        self.accelerator.save_state(str(path))
-        policy = self.accelerator.unwrap_model(self.model)
-        save_trained(self.trainable, policy, path / "model", self.card())
-        good = not any(self.tripped.values())
+        """A checkpoint of the current step; good when no guard is tripping. Pruning keeps the
+        last good one: a rollback needs it."""
+        good = self.healthy()
         if good:
             self.last_good = self.step
-        state = {"step": self.step, "good": good, "last_good": self.last_good,
-                 "tripped": dict(self.tripped), "outcomes": list(self.outcomes),
-                 "policy": self.policy}  # fmt: skip
-        atomic_write_text(path / TRAINER_STATE, json.dumps(state))
-        keep = set(self.checkpoints()[-self.config.keep_checkpoints :])
-        for old in self.checkpoints():  # never drop the last good one: a rollback needs it
-            if old not in keep and old.name != f"checkpoint-{self.last_good}":
-                shutil.rmtree(old, ignore_errors=True)
-        return path
+        return ckpt.save_checkpoint(
+            self.accelerator, self.out, self.step, self.write_model, self.state(good),
+            self.config.keep_checkpoints, protect={self.last_good},
+        )  # fmt: skip
 
     def card(self) -> TrainingCard:
         """The saved model's README.md: the settings that made it and how far it got."""
@@ -404,20 +399,16 @@ class RLTrainer:
         for (samples, advantage), agent_weights in zip(batch, weights, strict=True):
             for sample, weight in zip(samples, agent_weights, strict=True):
                 ids = torch.tensor([sample.input_ids], device=device)  # (1, L)
-                logits = self.model(input_ids=ids).logits[:, :-1]  # (1, L-1, V)
-                # token_logprobs' definition, with the log-softmax kept for the entropy below
-                logp = torch.log_softmax(logits.float() / self.config.temperature, dim=-1)
-                new = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (1, L-1)
-                mask = torch.tensor([sample.response_mask[1:]], device=device)
+                mask = torch.tensor([sample.response_mask[1:]], device=device)  # (1, L-1)
+                new, entropy = sequence_logprobs(self.model, ids, self.config.temperature, mask)
                 old = torch.tensor([sample.old_logprobs[1:]], device=device)
                 w = torch.full_like(old, weight)
                 loss, s = policy_loss(new, old, torch.tensor([advantage], device=device), w,
                                       mask, self.config.clip)  # fmt: skip
                 self.accelerator.backward(loss)
                 total += float(loss.detach())
-                with torch.no_grad():
-                    entropy = -(logp.exp() * logp).sum(-1)[mask].mean()
-                stats["entropy"].append(float(entropy))
+                if entropy is not None:
+                    stats["entropy"].append(entropy)
                 for key, value in s.items():
                     stats[key].append(value)
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
@@ -498,7 +489,7 @@ class RLTrainer:
         row = dict.fromkeys(self.keys) | {"step": self.step} | figures
         if set(row) != set(self.keys):  # a figure without a key breaks the one-schema promise
             raise AssertionError(f"metrics keys {sorted(set(row) - set(self.keys))} unknown")
-        append_jsonl_line(self.out / METRICS, json.dumps(row))
+        ckpt.append_metrics(self.out, row)
         return row
 
     # -- guards --------------------------------------------------------------------------------
@@ -531,7 +522,6 @@ class RLTrainer:
 
     def train(self) -> Path:
         self.resume()
-        final = self.out / "final"
         if self.step == 0 and self.config.eval_every:
             self.log(self.evaluate())  # the start model, the figure every later one stands by
         while self.step < self.config.steps:
@@ -547,11 +537,10 @@ class RLTrainer:
             self.log(row)
             if self.step % self.config.save_every == 0 or self.step == self.config.steps:
                 self.save()
-        save_trained(self.trainable, self.accelerator.unwrap_model(self.model), final, self.card())
-        return final
+        return ckpt.write_final(self.out, self.write_model, self.state(self.healthy()))
 
     def roll_back(self, why: str) -> Path:
-        final = self.out / "final"
+        final = self.out / ckpt.FINAL
         collapse = {"step": self.step, "why": why, "last_good": self.last_good}
         atomic_write_text(self.out / COLLAPSE, json.dumps(collapse))
         again = "change the settings (a lower lr, other tasks) and run again"
@@ -560,8 +549,11 @@ class RLTrainer:
                 f"step {self.step}: {why}; no good checkpoint to roll back to ({again}: it "
                 "starts over)"
             )
-        good = self.out / f"checkpoint-{self.last_good}" / "model"
-        atomic_write_dir(lambda tmp: shutil.copytree(good, tmp, dirs_exist_ok=True), final)
+        good = ckpt.checkpoint_dir(self.out, self.last_good)
+        state = ckpt.read_state(good)
+        ckpt.write_final(
+            self.out, lambda tmp: shutil.copytree(good / ckpt.MODEL, tmp, dirs_exist_ok=True), state
+        )
         raise CollapseError(
             f"step {self.step}: {why}; stopped, rolled back to checkpoint-{self.last_good} "
             f"({final}; {again}: it resumes from there)"

@@ -1,0 +1,165 @@
+"""A training run's files: checkpoints, trainer state, metrics and the final model.
+
+The one on-disk layout every trainer (SFT, RL) shares, under a run's `out_dir`:
+- `checkpoint-<step>/`: the accelerate state (trained weights, optimizer, scheduler, the RNG of
+  every process), a loadable model under `model/`, and `trainer_state.json`, written last: a
+  checkpoint without it is incomplete and never resumed from.
+- `final/`: the finished model with its `trainer_state.json`, put in place atomically (a crash
+  leaves the previous final/ or none, never half of one).
+- `metrics.jsonl`: one JSON row per logged step (`{"step": k, ...}`) or evaluation
+  (`{"eval": {"step": k, ...}}`).
+
+Contract:
+- `checkpoints(out_dir)`: the complete checkpoints, oldest first; `prune(out_dir, keep,
+  protect)` deletes all but the newest `keep` and the `protect`ed steps.
+- `save_checkpoint(accelerator, out_dir, step, write_model, state, keep, protect)`: called by
+  every process; the main one then writes the model and the state (last) and prunes.
+- `read_state(path, required)` reads a checkpoint's (or final/'s) trainer state;
+  `restore(accelerator, path, check)` reads it, lets the trainer `check` it, and loads the
+  accelerate state. Both raise `CheckpointError`, one line naming the checkpoint, when it is
+  missing, incomplete or corrupt.
+- `truncate_metrics(path, step)`: drops rows logged after `step` (the run died after its last
+  checkpoint), so a resumed run's curve has no duplicates.
+- `write_final(out_dir, write_model, state)`: final/ with its state, atomically.
+
+What a trainer keeps in its state beyond `step` is the trainer's business; this module knows
+files and accelerate's save/load, not training.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from wideseek.errors import WideseekError
+from wideseek.io import append_jsonl_line, atomic_write_dir, atomic_write_text, iter_jsonl
+
+TRAINER_STATE = "trainer_state.json"
+METRICS = "metrics.jsonl"
+FINAL = "final"
+MODEL = "model"  # a checkpoint's loadable model
+_PREFIX = "checkpoint-"
+
+WriteModel = Callable[[Path], object]  # fills a new directory with a loadable model
+
+
+class CheckpointError(WideseekError, RuntimeError):
+    """A checkpoint that cannot be resumed from (missing, incomplete or corrupt)."""
+
+
+def checkpoint_dir(out_dir: Path, step: int) -> Path:
+    return Path(out_dir) / f"{_PREFIX}{step}"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint directory was saved at."""
+    return int(path.name.removeprefix(_PREFIX))
+
+
+def checkpoints(out_dir: Path) -> list[Path]:
+    """Complete checkpoints (with trainer_state.json), oldest first."""
+    found = [
+        p
+        for p in Path(out_dir).glob(f"{_PREFIX}*")
+        if p.name.removeprefix(_PREFIX).isdigit() and (p / TRAINER_STATE).exists()
+    ]
+    return sorted(found, key=checkpoint_step)
+
+
+def prune(out_dir: Path, keep: int, protect: Collection[int | None] = ()) -> None:
+    """Delete all complete checkpoints but the newest `keep` and those of the `protect`ed steps
+    (RL's last good one: a rollback needs it)."""
+    found = checkpoints(out_dir)
+    for old in found[: max(len(found) - keep, 0)]:
+        if checkpoint_step(old) not in protect:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_state(path: Path, state: Mapping[str, Any]) -> None:
+    atomic_write_text(Path(path) / TRAINER_STATE, json.dumps(state, indent=2))
+
+
+def read_state(path: Path, required: Collection[str] = ("step",)) -> dict[str, Any]:
+    """`path`'s trainer state; the `required` keys are integers."""
+    try:
+        state = json.loads((Path(path) / TRAINER_STATE).read_text())
+        for key in required:
+            state[key] = int(state[key])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        why = f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)
+        raise CheckpointError(f"{path}: unreadable {TRAINER_STATE} ({why})") from e
+    return state
+
+
+def save_checkpoint(
+    accelerator: Any,
+    out_dir: Path,
+    step: int,
+    write_model: WriteModel,
+    state: Mapping[str, Any],
+    keep: int,
+    protect: Collection[int | None] = (),
+) -> Path:
+    """Called by every process: accelerate saves each one's RNG state (and, under FSDP or
+    DeepSpeed, its shard); the main process then writes the model, the state (which completes
+    the checkpoint) and prunes the older ones."""
+    path = checkpoint_dir(out_dir, step)
+    accelerator.save_state(str(path))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_dir(write_model, path / MODEL)  # a crashed save's leftovers go
+        write_state(path, state)
+        prune(out_dir, keep, protect)
+    return path
+
+
+def restore(
+    accelerator: Any,
+    path: Path,
+    required: Collection[str] = ("step",),
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Load checkpoint `path` into `accelerator`'s prepared objects; returns its trainer state.
+    `check(state)` raises `CheckpointError` when the checkpoint does not fit this run."""
+    state = read_state(path, required)
+    if check is not None:
+        check(state)
+    try:
+        accelerator.load_state(str(path))
+    except Exception as e:  # accelerate/torch/safetensors raise many types for bad files
+        raise CheckpointError(
+            f"{path}: cannot resume ({type(e).__name__}: {e}); delete it to resume from an "
+            "earlier checkpoint"
+        ) from e
+    return state
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after `step`, and a torn last line with them."""
+    if not path.exists():
+        return
+    kept = [
+        json.dumps(row) + "\n"
+        for _, row in iter_jsonl(path)
+        if row.get("step", row.get("eval", {}).get("step", 0)) <= step
+    ]
+    atomic_write_text(path, "".join(kept))
+
+
+def append_metrics(out_dir: Path, row: Mapping[str, Any]) -> None:
+    append_jsonl_line(Path(out_dir) / METRICS, json.dumps(row))
+
+
+def write_final(out_dir: Path, write_model: WriteModel, state: Mapping[str, Any]) -> Path:
+    """`out_dir/final`: the model `write_model` writes, with `state`, in place atomically."""
+
+    def write(tmp: Path) -> None:
+        write_model(tmp)
+        write_state(tmp, state)
+
+    final = Path(out_dir) / FINAL
+    atomic_write_dir(write, final)
+    return final

@@ -1,0 +1,84 @@
+"""Training questions in people's words (world/people_wordings): every task has one, it keeps
+what it asks, it shares no sentence with the held-out wordings, `ask`'s column reader reads
+its columns back, and the oracle still answers it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from wideseek.config import Config
+from wideseek.runtime.suite import run_suite
+from wideseek.runtime.table_request import infer_columns
+from wideseek.world import load_world
+from wideseek.world.oracle.engine import OracleEngine
+from wideseek.world.people_wordings import people_wording
+from wideseek.world.reworded import DEEP_WORDINGS, TEMPLATE_QUESTION, WIDE_WORDINGS, wide_slots
+from wideseek.world.suites import suite_tasks
+from wideseek.world.wide_tasks import closing_line, table_instruction
+
+
+@pytest.fixture(scope="module")
+def world():
+    return load_world()
+
+
+def held_out_prefixes() -> tuple[str, ...]:
+    """The literal start of every held-out sentence (before its first slot)."""
+    sentences = [*DEEP_WORDINGS.values(), *(s for w in WIDE_WORDINGS.values() for s in w)]
+    return tuple(s.split("{")[0] for s in sentences if s.split("{")[0].strip())
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_every_task_has_a_people_wording_sharing_nothing_with_the_held_out_ones(world, split):
+    rng, prefixes = random.Random(0), held_out_prefixes()
+    for suite in ("wide", "deep"):
+        for task in suite_tasks(world, suite, split):
+            for with_columns in (True, False):
+                new = people_wording(task, rng, with_columns=with_columns)
+                assert new.id == task.id and new.evaluation == task.evaluation
+                assert new.golden_answers == task.golden_answers
+                assert new.metadata[TEMPLATE_QUESTION] == task.question
+                assert not any(line.startswith(prefixes) for line in new.question.split("\n"))
+                if suite == "deep":
+                    assert task.question.strip() in new.question
+                    continue
+                assert new.question != task.question
+                _, header, notes = wide_slots(task)
+                lines = new.question.split("\n")
+                assert all(note in lines for note in notes)
+                table = table_instruction(task.language, header)
+                assert (table in new.question) == with_columns
+                assert (closing_line(task.language) in new.question) == with_columns
+
+
+def test_asks_columns_are_read_back_from_every_english_people_wording(world):
+    """The phrasings are what `ask` turns into a table request: its reader must get the
+    template's exact column titles from the person's sentence alone."""
+    rng, misses, asked = random.Random(1), [], 0
+    for task in suite_tasks(world, "wide", "test"):
+        if task.language != "en":
+            continue
+        sentence = people_wording(task, rng, with_columns=False).question.split("\n")[0]
+        asked += 1
+        if infer_columns(sentence) != wide_slots(task)[1]:
+            misses.append(sentence)
+    assert asked > 100 and misses == []
+
+
+async def test_the_oracle_answers_people_worded_tasks_as_well_as_the_template(world, tmp_path):
+    rng = random.Random(2)
+    tasks = suite_tasks(world, "wide", "test")[:3] + suite_tasks(world, "deep", "test")[:3]
+    worded = [people_wording(t, rng, with_columns=i % 2 == 0) for i, t in enumerate(tasks)]
+    config = Config.model_validate({"tools": {"corpus": str(world.corpus_path)}})
+    scores = {}
+    for name, batch in (("template", tasks), ("people", worded)):
+        run = await run_suite(
+            batch, config, tmp_path / name, suite="mixed", engine=OracleEngine(batch),
+            show_progress=False,
+        )  # fmt: skip
+        scores[name] = {r.instance_id: r.scores for r in run.rows}
+    assert len(scores["people"]) == 6 and scores["people"] == scores["template"]
+    headline = [s.get("item_f1", s.get("em")) for s in scores["people"].values()]
+    assert all(h is not None for h in headline) and sum(headline) > 0, scores["people"]
