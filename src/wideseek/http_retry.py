@@ -7,7 +7,7 @@ way that may pass:
   (httpx's or an `asyncio.timeout` around the attempt) only with `policy.retry_timeouts`, except
   a connect timeout, which is a connect error;
 - `Transient`, which an attempt raises for an answer worth asking again: a status in
-  `RETRY_STATUS` (`is_retry_status`), or a reply that could not be read.
+  `RETRY_STATUS` (`raise_if_retry_status`), or a reply that could not be read.
 Pauses grow as `backoff_s * 2**n` plus up to `jitter_s` of random (so clients that failed
 together do not retry together), at most `max_backoff_s`; a server's `Retry-After` replaces that
 pause, capped at `max_retry_after_s`. With a `deadline` (event loop time) no pause starts that
@@ -98,6 +98,12 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def retry_after(response: httpx.Response) -> float | None:
     return parse_retry_after(response.headers.get("retry-after"))
+
+
+def raise_if_retry_status(response: httpx.Response, problem: str) -> None:
+    """`Transient(problem)`, with the server's Retry-After, when the status says "try later"."""
+    if is_retry_status(response.status_code):
+        raise Transient(problem, status=response.status_code, retry_after=retry_after(response))
 
 
 def _network_failure(exc: BaseException) -> bool:

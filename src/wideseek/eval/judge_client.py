@@ -18,16 +18,9 @@ from typing import Any
 
 import httpx
 
+from wideseek import http_retry
 from wideseek.eval.judge_cache import JudgeCache
 from wideseek.eval.judges import JudgeError
-from wideseek.http_retry import (
-    GaveUp,
-    RetryPolicy,
-    Transient,
-    call_with_retries,
-    is_retry_status,
-    retry_after,
-)
 
 
 class ChatCompleter:
@@ -89,13 +82,12 @@ class ChatCompleter:
             self.calls += 1
             response = await client.post(url, json=body, headers=self._headers())
             status = response.status_code
-            if is_retry_status(status):
-                raise Transient(f"HTTP {status}", status=status, retry_after=retry_after(response))
             if status >= 400:
+                http_retry.raise_if_retry_status(response, f"HTTP {status}")
                 raise JudgeError(f"judge {url}: HTTP {status}")
             return _content(response, url)
 
-        policy = RetryPolicy(
+        policy = http_retry.RetryPolicy(
             attempts=self.max_retries + 1,
             backoff_s=self.backoff_s,
             max_backoff_s=max(30.0, self.backoff_s),
@@ -103,10 +95,11 @@ class ChatCompleter:
             max_retry_after_s=60.0,
         )
         try:
-            return await call_with_retries(attempt, policy)
-        except GaveUp as e:
+            return await http_retry.call_with_retries(attempt, policy)
+        except http_retry.GaveUp as e:
             last = e.last
-            problem = str(last) if isinstance(last, Transient) else _network_problem(last)
+            transient = isinstance(last, http_retry.Transient)
+            problem = str(last) if transient else _network_problem(last)
             raise JudgeError(f"judge {url}: {problem} after {e.attempts} attempts") from None
 
     async def aclose(self) -> None:

@@ -49,16 +49,8 @@ from typing import Any
 
 import httpx
 
+from wideseek import http_retry
 from wideseek.config import EngineConfig
-from wideseek.http_retry import (
-    GaveUp,
-    RetryPolicy,
-    Transient,
-    call_with_retries,
-    is_retry_status,
-    is_timeout,
-    retry_after,
-)
 from wideseek.llm.base import (
     ChatRenderer,
     Completion,
@@ -176,10 +168,10 @@ class HttpEngine:
         """GET /v1/models once: the served model ids. Picks the first when no model was named;
         raises `EngineError` when the server is unreachable or does not serve our model."""
         url = f"{self.base_url}/v1/models"
-        once = RetryPolicy(attempts=1)
+        once = http_retry.RetryPolicy(attempts=1)
         try:
-            data = await call_with_retries(lambda: self._attempt("GET", url, None), once)
-        except GaveUp as e:
+            data = await http_retry.call_with_retries(lambda: self._attempt("GET", url, None), once)
+        except http_retry.GaveUp as e:
             raise EngineError(f"{url}: server not reachable ({self._problem(e.last)})") from None
         try:
             served = [str(m["id"]) for m in data["data"]]
@@ -311,7 +303,7 @@ class HttpEngine:
                 "%s: %s; retry %d/%d in %.2fs", url, problem, retry, self.max_retries, pause
             )
 
-        policy = RetryPolicy(
+        policy = http_retry.RetryPolicy(
             attempts=self.max_retries + 1,
             backoff_s=self.backoff_s,
             max_backoff_s=self.max_backoff_s,
@@ -319,34 +311,33 @@ class HttpEngine:
             max_retry_after_s=self.max_backoff_s,
         )
         try:
-            return await call_with_retries(attempt, policy, rng=self._rng, on_retry=note)
-        except GaveUp as e:
+            return await http_retry.call_with_retries(attempt, policy, rng=self._rng, on_retry=note)
+        except http_retry.GaveUp as e:
             problem = self._problem(e.last)
             raise EngineError(f"{url}: {problem} (gave up after {e.attempts} attempts)") from None
 
     async def _attempt(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        """One request: the JSON reply; `Transient` (or httpx's error) for a failure worth
-        retrying; `EngineError` for a permanent one."""
+        """One request: the JSON reply; `http_retry.Transient` (or httpx's error) for a failure
+        worth retrying; `EngineError` for a permanent one."""
         resp = await self._client.request(method, url, json=body)
-        if is_retry_status(resp.status_code):
-            problem = f"HTTP {resp.status_code}: {_server_message(resp)}"
-            raise Transient(problem, status=resp.status_code, retry_after=retry_after(resp))
         if resp.status_code >= 400:
-            message = f"{url}: HTTP {resp.status_code}: {_server_message(resp)}"
+            problem = f"HTTP {resp.status_code}: {_server_message(resp)}"
+            http_retry.raise_if_retry_status(resp, problem)
+            message = f"{url}: {problem}"
             if resp.status_code == 400 and _CONTEXT_REFUSAL.search(resp.text):
                 raise ContextLengthError(message)
             raise EngineError(message)
         try:
             data = resp.json()
         except ValueError:
-            raise Transient("response is not valid JSON") from None
+            raise http_retry.Transient("response is not valid JSON") from None
         if not isinstance(data, dict):
-            raise Transient("response is not a JSON object")
+            raise http_retry.Transient("response is not a JSON object")
         return data
 
     def _problem(self, failure: BaseException) -> str:
         """One line for a failed attempt."""
-        if is_timeout(failure):
+        if http_retry.is_timeout(failure):
             return f"timed out after {self.timeout_s:g}s"
         if isinstance(failure, httpx.TransportError):
             return f"connection failed ({type(failure).__name__}: {failure})"

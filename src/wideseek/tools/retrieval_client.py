@@ -17,15 +17,8 @@ from typing import Any
 
 import httpx
 
+from wideseek import http_retry
 from wideseek.errors import WideseekError
-from wideseek.http_retry import (
-    GaveUp,
-    RetryPolicy,
-    Transient,
-    call_with_retries,
-    is_retry_status,
-    retry_after,
-)
 from wideseek.tools.base import Page, SearchHit
 
 
@@ -88,26 +81,25 @@ class RetrievalClient:
         async def attempt() -> Any:
             response = await client.post(path, json=body)
             status = response.status_code
-            if is_retry_status(status):
-                problem = f"HTTP {status}: {response.text[:200]}"
-                raise Transient(problem, status=status, retry_after=retry_after(response))
             if status != 200:
-                raise RetrievalError(f"{where}: HTTP {status}: {response.text[:200]}")
+                problem = f"HTTP {status}: {response.text[:200]}"
+                http_retry.raise_if_retry_status(response, problem)
+                raise RetrievalError(f"{where}: {problem}")
             try:
                 return response.json()["result"]
             except (ValueError, KeyError, TypeError) as e:
                 raise RetrievalError(f"{where}: answer has no 'result' field") from e
 
-        policy = RetryPolicy(
+        policy = http_retry.RetryPolicy(
             attempts=self.retries + 1, backoff_s=self.backoff_s, jitter_s=self.backoff_s / 2
         )
         try:
-            return await call_with_retries(attempt, policy)
-        except GaveUp as e:
+            return await http_retry.call_with_retries(attempt, policy)
+        except http_retry.GaveUp as e:
             last = e.last
             problem = (
                 str(last)
-                if isinstance(last, Transient)
+                if isinstance(last, http_retry.Transient)
                 else f"unreachable ({type(last).__name__}: {last or 'no detail'})"
             )
             raise RetrievalError(f"{where}: {problem} after {e.attempts} attempts") from None

@@ -30,15 +30,7 @@ from typing import TypeVar
 
 import httpx
 
-from wideseek.http_retry import (
-    GaveUp,
-    RetryPolicy,
-    Transient,
-    call_with_retries,
-    is_retry_status,
-    is_timeout,
-    retry_after,
-)
+from wideseek import http_retry
 from wideseek.tools.web.errors import ApiKey, WebToolError
 from wideseek.web_config import RetrySettings
 
@@ -75,15 +67,13 @@ async def send_capped(
 
 
 async def check_status(response: httpx.Response) -> None:
-    """Return on 2xx; raise `Transient` on retryable ones, else WebToolError."""
+    """Return on 2xx; raise `http_retry.Transient` on retryable ones, else WebToolError."""
     status = response.status_code
     if 200 <= status < 300:
         return
     raw, _ = await read_capped(response, _DETAIL_BYTES)
     detail = " ".join(raw.decode("utf-8", "replace").split())[:200]
-    if is_retry_status(status):
-        problem = f"HTTP {status}" + (f": {detail}" if detail else "")
-        raise Transient(problem, status=status, retry_after=retry_after(response))
+    http_retry.raise_if_retry_status(response, f"HTTP {status}" + (f": {detail}" if detail else ""))
     if status in (401, 403):
         problem = f"HTTP {status}: API key missing or rejected ({detail or 'no detail'})"
     elif 300 <= status < 400:
@@ -97,9 +87,9 @@ async def check_status(response: httpx.Response) -> None:
 
 def _describe(exc: BaseException, limit: str) -> tuple[str, str]:
     """(kind, one line) for a failure of the network itself; `limit` says which time ran out."""
-    if isinstance(exc, Transient):
+    if isinstance(exc, http_retry.Transient):
         return "http_status", str(exc)
-    if is_timeout(exc):
+    if http_retry.is_timeout(exc):
         return "timeout", f"timed out ({limit})"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "cut_short", f"connection broke off mid-answer ({exc or type(exc).__name__})"
@@ -152,7 +142,7 @@ class ThrottledHttp:
         self.headers = headers or {}
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record pauses
         self._rate = _RateLimit(rate_per_s)
-        self._policy = RetryPolicy(
+        self._policy = http_retry.RetryPolicy(
             attempts=retry.attempts,
             backoff_s=retry.backoff_s,
             max_backoff_s=retry.max_backoff_s,
@@ -222,7 +212,7 @@ class ThrottledHttp:
 
         # `from None`: a chained cause would carry the unscrubbed text (an echoed key) along.
         try:
-            result = await call_with_retries(
+            result = await http_retry.call_with_retries(
                 once,
                 self._policy,
                 deadline=deadline,
@@ -234,7 +224,7 @@ class ThrottledHttp:
         except WebToolError as e:
             message = self.scrub(f"{self.name}: {e}")
             raise type(e)(message, kind=e.kind, attempts=tries) from None
-        except GaveUp as e:
+        except http_retry.GaveUp as e:
             late = deadline is not None and loop.time() >= deadline
             limit = (
                 f"deadline {self.deadline_s:g} s per call"
