@@ -6,6 +6,7 @@ from wideseek.cli import main
 
 COMMANDS = [
     [], ["ask"], ["eval"], ["eval", "widesearch"], ["eval", "qa"], ["eval", "world"],
+    ["eval", "sweep"], ["train", "eval"],
     ["score"], ["report"], ["serve"], ["world"], ["world", "build"], ["world", "stats"],
     ["trace", "show"], ["retrieval", "serve"],
 ]  # fmt: skip

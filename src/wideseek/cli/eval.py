@@ -23,7 +23,23 @@ from rich.console import Console
 from rich.table import Table
 
 from wideseek.cli.common import note_default_engine
-from wideseek.cli.options import LenientTablesOpt, flag_group, with_judge, with_run_config
+from wideseek.cli.options import (
+    AccessOpt,
+    ConfigOpt,
+    CorpusOpt,
+    EngineOpt,
+    LenientTablesOpt,
+    ModelOpt,
+    ProfileOpt,
+    RetrievalOpt,
+    SearchOpt,
+    SetOpt,
+    TokenizerOpt,
+    build_config,
+    flag_group,
+    with_judge,
+    with_run_config,
+)
 from wideseek.config import AgentConfig, Config
 from wideseek.errors import UsageError
 from wideseek.eval.judge_client import ChatCompleter
@@ -43,7 +59,7 @@ from wideseek.runtime import (
     world_tasks,
 )
 from wideseek.types import Task
-from wideseek.world.suites import Split
+from wideseek.world.suites import Split, Suite
 
 app = typer.Typer(
     help="Run the agents on a benchmark N times, score, and keep every trajectory.",
@@ -220,7 +236,8 @@ def world_eval(
     show_progress: bool = True,
 ) -> WorldRun:
     """Run `eval world` (and its alias `train eval`): the first N tasks of each suite (None:
-    all; 0: skipped), scored offline, then its scores printed, as a table or as JSON."""
+    all; 0: skipped), scored offline, then its scores printed, as a table or as JSON (then
+    without a progress bar, so that stdout holds the JSON alone)."""
     from wideseek.world.store import load_world
 
     if ids and len(suites) > 1:
@@ -241,7 +258,8 @@ def world_eval(
     run = asyncio.run(
         run_world(loaded, tasks, out, split=split, config=cfg, limits=limits, oracle=oracle,
                   reworded=reworded, per_suite_dirs=per_suite_dirs, trials=trials,
-                  concurrency=concurrency, judge=OfflineJudge(), show_progress=show_progress)
+                  concurrency=concurrency, judge=OfflineJudge(),
+                  show_progress=show_progress and not as_json)  # stdout: the JSON alone
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps({**run.metrics(), "limits": run.limits}, indent=2))
@@ -291,3 +309,86 @@ def world(
         reworded=reworded, trials=trials, language=language, ids=ids, concurrency=concurrency,
         per_suite_dirs=suite == "both", as_json=json_out,
     )  # fmt: skip
+
+
+# --- the width sweep ---------------------------------------------------------------------------
+# `cfg: Config` for the sweep: the run flags less --mode and --subagents, which the sweep sets.
+with_sweep_config = flag_group(
+    {
+        "engine": (EngineOpt, None),
+        "model": (ModelOpt, None),
+        "tokenizer": (TokenizerOpt, None),
+        "corpus": (CorpusOpt, None),
+        "retrieval": (RetrievalOpt, None),
+        "profile": (ProfileOpt, None),
+        "search": (SearchOpt, None),
+        "access": (AccessOpt, None),
+        "config": (ConfigOpt, None),
+        "set_": (SetOpt, None),
+    },
+    lambda config, set_, **flags: build_config(config, set_, **flags),
+    "cfg",
+)
+
+
+@app.command("sweep")
+@with_sweep_config
+@with_eval_limits
+def sweep(
+    cfg: Config,
+    limits: EvalLimits,
+    subagents: Annotated[
+        str, typer.Option("--subagents", help="widths to run, comma-separated, e.g. 1,2,4,8")
+    ],
+    suite: Annotated[Suite, typer.Option(help="wide tables or deep QA")] = "wide",
+    split: Annotated[Split, typer.Option(help="task split")] = "dev",
+    world_dir: WorldDirOpt = None,
+    oracle: OracleOpt = False,
+    reworded: RewordedOpt = False,
+    single: Annotated[
+        bool, typer.Option(help="run a single agent beside each width at an equal token budget")
+    ] = True,
+    trials: TrialsOpt = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="sweep directory (default: runs/sweep-world-<suite>-<split>)"),
+    ] = None,
+    language: LanguageOpt = None,
+    ids: IdsOpt = None,
+    limit: LimitOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+) -> None:
+    """The width sweep: the same world tasks multi-agent at each width (most subagents per lead
+    call) in OUT/multi-w<N>, each beside a single agent at an equal token budget in
+    OUT/single-w<N> (its context is the tokens the multi-agent run's agents held per task),
+    then one table and one plot: OUT/sweep.md, sweep.json, sweep.png (needs matplotlib).
+    Resumable: run it again to finish it, or with more widths to add them."""
+    from wideseek.runtime.width_sweep import (
+        SWEEP_MD,
+        SWEEP_PNG,
+        parse_widths,
+        plot_skipped,
+        run_width_sweep,
+        sweep_table,
+    )
+    from wideseek.world.store import load_world
+
+    widths = parse_widths(subagents)
+    loaded = load_world(world_dir)
+    tasks = world_tasks(
+        loaded, suite, split, language=language, ids=ids, limit=limit, reworded=reworded
+    )
+    out = out or Path("runs") / f"sweep-{run_name(suite, split, reworded)}"
+    if not oracle:
+        note_default_engine(cfg)
+    rows = asyncio.run(
+        run_width_sweep(
+            loaded, suite, tasks, out, widths, split=split, config=cfg, limits=limits,
+            oracle=oracle, single=single, reworded=reworded, trials=trials,
+            concurrency=concurrency,
+        )
+    )  # fmt: skip
+    typer.echo("\n".join(sweep_table(suite, rows)))
+    if not (out / SWEEP_PNG).exists():
+        typer.echo(plot_skipped(), err=True)
+    typer.echo(f"report → {out / SWEEP_MD}")
