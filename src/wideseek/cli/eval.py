@@ -14,6 +14,7 @@ widths, with single-agent runs beside them at an equal token budget (`cli/sweep.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,17 +25,7 @@ from rich.table import Table
 
 from wideseek.cli.common import note_default_engine
 from wideseek.cli.options import (
-    AccessOpt,
-    ConfigOpt,
-    CorpusOpt,
-    EngineOpt,
     LenientTablesOpt,
-    ModelOpt,
-    ProfileOpt,
-    RetrievalOpt,
-    SearchOpt,
-    SetOpt,
-    TokenizerOpt,
     build_config,
     flag_group,
     with_judge,
@@ -312,20 +303,19 @@ def world(
 
 
 # --- the width sweep ---------------------------------------------------------------------------
+def _run_flags_but(*names: str) -> dict[str, tuple[Any, Any]]:
+    """`with_run_config`'s flags (annotation, default) by parameter name, less `names`: read off
+    the signature it gives a command, so the list is kept in one place (cli/options.py)."""
+
+    def probe(cfg: Config) -> None: ...
+
+    params = inspect.signature(with_run_config(probe)).parameters.values()
+    return {p.name: (p.annotation, p.default) for p in params if p.name not in names}
+
+
 # `cfg: Config` for the sweep: the run flags less --mode and --subagents, which the sweep sets.
 with_sweep_config = flag_group(
-    {
-        "engine": (EngineOpt, None),
-        "model": (ModelOpt, None),
-        "tokenizer": (TokenizerOpt, None),
-        "corpus": (CorpusOpt, None),
-        "retrieval": (RetrievalOpt, None),
-        "profile": (ProfileOpt, None),
-        "search": (SearchOpt, None),
-        "access": (AccessOpt, None),
-        "config": (ConfigOpt, None),
-        "set_": (SetOpt, None),
-    },
+    _run_flags_but("mode", "subagents"),
     lambda config, set_, **flags: build_config(config, set_, **flags),
     "cfg",
 )

@@ -21,7 +21,8 @@ def report(
 
     Avg@N / Max@N of item and row F1, success Avg@N / Pass@N, overall and per language; cell
     accuracy per metric type; worst tasks; failure flags; token and time cost; plots of
-    per-task item F1 and of any width sweep (runs with other --subagents in one directory).
+    per-task item F1 and of any width sweep (runs with other --subagents in one directory,
+    such as the one `wideseek eval sweep` writes, with its own sweep.md beside).
     """
     if not path.is_dir():
         raise UsageError(f"{path}: not a directory")

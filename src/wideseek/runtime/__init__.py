@@ -8,6 +8,8 @@
   dev evaluation, the oracle, the width sweep), with the one set of evaluation limits
   (`EvalLimits`, `EVAL_LIMITS`) and the one run name (`run_name`).
 - `oracle_run`: the world's oracle's demonstrations over a suite, with their context sizes.
+- `width_sweep`: the same tasks at several widths, each beside a single agent at an equal
+  token budget, written up as one table and one plot (`wideseek eval sweep`).
 
 It sits above `agents`, `llm`, `tools`, `eval` and `world`, and below `train` and the CLI.
 """
