@@ -237,22 +237,19 @@ def test_rollouts_sample_untruncated_whatever_the_model_recommends(model_dir, tm
     path.write_text(json.dumps({**saved, "do_sample": True, "top_p": 0.9, "top_k": 20}))
     trainer = RLTrainer(config(nucleus, tmp_path / "run", steps=1), show_progress=False)
     assert trainer.engine.generation_defaults()["top_p"] == 0.9  # what ask/eval would use
-    seen: list[float] = []
+    seen: list[tuple] = []
     generate = trainer.engine.generate
 
     async def spy(request):
-        seen.append(request.sampling.top_p)
+        seen.append((request.sampling.top_p, request.sampling.top_k))
         return await generate(request)
 
     trainer.engine.generate = spy
     trainer.train()
-    assert seen and set(seen) == {1.0}
+    assert seen and set(seen) == {(1.0, 0)}  # top_k 0: no cut, also on a vLLM/SGLang server
     run = json.loads((tmp_path / "run" / "rollouts" / "step-1" / "run.json").read_text())
     assert run["extra"]["config"]["agent"]["top_p"] == 1.0
-    # the engine has no top-k: LocalEngine never truncates to the k likeliest tokens
-    from wideseek.llm.base import SamplingParams
-
-    assert "top_k" not in SamplingParams.model_fields
+    assert run["extra"]["config"]["agent"]["top_k"] == 0
 
 
 def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path, capsys):
@@ -333,6 +330,7 @@ def test_train_rl_runs_from_a_yaml_file_and_says_why_it_stopped(model_dir, tmp_p
         ("guards.min_outcom=0", "guards.min_outcom: Extra inputs are not permitted"),
         ("eval.agent.lead_turn=3", "eval.agent: lead_turn: Extra inputs are not permitted"),
         ("agent.top_p=0.9", "agent.top_p: RL samples with top_p 1"),
+        ("agent.top_k=20", "agent.top_k: RL samples with top_k 0"),
         ("agent.temperature=0.7", "agent.temperature: RL sets it from `temperature`"),
         ("credit=some", "credit: Input should be 'published', 'all' or 'healthy'"),
     ],

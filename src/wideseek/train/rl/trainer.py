@@ -151,7 +151,7 @@ class RLConfig(TrainerConfig):
     agent: AgentConfig = Field(
         default_factory=AgentConfig,
         description="agent settings of the rollouts (limits, context); mode, temperature and "
-        "seed come from the fields above, top_p is always 1",
+        "seed come from the fields above, top_p is always 1 and top_k 0 (no cut)",
     )
     concurrency: int = Field(8, ge=1, description="rollouts run at once")
     save_every: int = Field(5, ge=1, description="checkpoint every N steps (and at the end)")
@@ -169,10 +169,12 @@ class RLConfig(TrainerConfig):
             mine = getattr(self, name, None)
             if name in given and getattr(self.agent, name) not in (mine, None):
                 raise ValueError(f"agent.{name}: RL sets it from {where}")
-        if "top_p" in given and self.agent.top_p != 1.0:
-            raise ValueError(
-                "agent.top_p: RL samples with top_p 1 (the update's logprobs are untruncated)"
-            )
+        for name, off in (("top_p", 1.0), ("top_k", 0)):
+            if name in given and getattr(self.agent, name) not in (off, None):
+                raise ValueError(
+                    f"agent.{name}: RL samples with {name} {off} (the update's logprobs are "
+                    "untruncated)"
+                )
         return self
 
     @field_serializer("agent")
@@ -364,11 +366,12 @@ class RLTrainer:
         from wideseek.config import Config, ToolsConfig
         from wideseek.runtime import run_suite
 
-        # top_p 1 whatever the model's generation config says: the update computes untruncated
+        # top_p 1, top_k 0 whatever the model's generation config says (a vLLM or SGLang server
+        # would take its top_k from there): the update computes untruncated
         # logprobs, so truncated sampling would make every importance ratio wrong
         agent = self.config.agent.model_copy(
             update={"mode": self.config.mode, "temperature": self.config.temperature,
-                    "seed": self.config.seed + self.step, "top_p": 1.0}
+                    "seed": self.config.seed + self.step, "top_p": 1.0, "top_k": 0}
         )  # fmt: skip
         config = Config(agent=agent, tools=ToolsConfig(corpus=str(self.world.corpus_path)))
         run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
