@@ -321,33 +321,6 @@ def test_train_rl_runs_from_a_yaml_file_and_says_why_it_stopped(model_dir, tmp_p
     assert run_cli(["train", "rl", "--config", str(path), "lr=-1"]) != 0  # a bad value: refused
 
 
-@pytest.mark.parametrize(
-    ("override", "where"),
-    [
-        ("shaping.format_bonsu=0.1", "shaping.format_bonsu: Extra inputs are not permitted"),
-        ("agent.lead_turn=3", "agent.lead_turn: Extra inputs are not permitted"),
-        ("clip.eps_hihg=0.3", "clip.eps_hihg: Extra inputs are not permitted"),
-        ("guards.min_outcom=0", "guards.min_outcom: Extra inputs are not permitted"),
-        ("eval.agent.lead_turn=3", "eval.agent: lead_turn: Extra inputs are not permitted"),
-        ("agent.top_p=0.9", "agent.top_p: RL samples with top_p 1"),
-        ("agent.top_k=20", "agent.top_k: RL samples with top_k 0"),
-        ("agent.temperature=0.7", "agent.temperature: RL sets it from `temperature`"),
-        ("credit=some", "credit: Input should be 'published', 'all' or 'healthy'"),
-    ],
-)
-def test_a_typo_in_a_run_file_is_one_line_before_any_model_loads(tmp_path, capsys, override, where):
-    import yaml
-
-    from test_suite_runner import run_cli
-
-    path = tmp_path / "rl.yaml"  # the model does not exist: loading it would fail otherwise
-    path.write_text(yaml.safe_dump({"model": str(tmp_path / "nowhere"), "out_dir": "run"}))
-    assert run_cli(["train", "rl", "--config", str(path), override]) != 0
-    err = capsys.readouterr().err.strip()
-    assert err.count("error:") == 1 and len(err.splitlines()) == 1, err
-    assert where in err and str(path) in err
-
-
 @pytest.mark.parametrize("name", ["rl-cpu.yaml", "rl-published.yaml"])
 def test_the_shipped_run_files_load(name):
     from pathlib import Path
@@ -357,20 +330,3 @@ def test_the_shipped_run_files_load(name):
     path = Path(__file__).parent.parent / "configs" / name
     run = validate_tree(RLConfig, read_yaml_tree(path, []), path)
     assert run.credit == "published" and run.normalise_over == "step"
-
-
-def test_every_field_of_the_rl_run_file_has_help():
-    from pydantic import BaseModel
-
-    def missing(model: type[BaseModel], prefix: str = "") -> list[str]:
-        found = []
-        for name, field in model.model_fields.items():
-            if not field.description:
-                found.append(prefix + name)
-            annotation = field.annotation
-            for t in (*getattr(annotation, "__args__", ()), annotation):
-                if isinstance(t, type) and issubclass(t, BaseModel):
-                    found += missing(t, f"{prefix}{name}.")
-        return found
-
-    assert missing(RLConfig) == []

@@ -31,7 +31,7 @@ from wideseek.train.dev_eval import DevEvalSettings, make_evaluator
 from wideseek.train.example_cache import ExampleKey, cached_examples, parallel_examples
 from wideseek.train.sft import Evaluate, SFTConfig, train_sft
 from wideseek.train.sft_data import SFTExample
-from wideseek.types import Trajectory, read_trajectories
+from wideseek.types import Role, Trajectory, read_trajectories
 
 
 class RunError(WideseekError, ValueError):
@@ -50,14 +50,20 @@ class SFTRun(BaseModel):
         default_factory=list, description="held-out trajectories for the copy probe"
     )
     probe_examples: int = Field(64, ge=1, description="examples of the probe set used")
-    roles: list[str] = Field(["lead", "subagent", "single"], description="agents trained on")
-    role_limits: dict[str, int] = Field(
+    roles: list[Role] = Field(["lead", "subagent", "single"], description="agents trained on")
+    role_limits: dict[Role, int] = Field(
         default_factory=dict,
         description="at most N examples of a role (a seeded sample), e.g. {subagent: 300}: "
         "subagents outnumber leads and their pages make them long",
     )
-    train: dict[str, Any] = Field(default_factory=dict, description="SFTConfig fields")
-    dev_eval: DevEvalSettings | None = None
+    train: dict[str, Any] = Field(
+        default_factory=dict,
+        description="SFTConfig fields (wideseek.train.sft) but model and out_dir, checked when "
+        "the file loads",
+    )
+    dev_eval: DevEvalSettings | None = Field(
+        None, description="end-to-end dev evaluation at every evaluation (None: none)"
+    )
     tokenize_workers: int | None = Field(
         None,
         ge=1,
@@ -68,6 +74,9 @@ class SFTRun(BaseModel):
     @field_validator("train")
     @classmethod
     def _train_fields_are_sft_config_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in ("model", "out_dir"):
+            if key in value:
+                raise ValueError(f"{key}: set at the top of the run file, not under train")
         try:
             SFTConfig(**{"model": "-", "out_dir": "-", **value})
         except ValidationError as e:

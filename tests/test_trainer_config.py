@@ -1,0 +1,124 @@
+"""Trainer run files (SFT and RL): every field has help, and a typo anywhere, however deep, is one
+`error:` line from the command before any trainer starts (so before any model loads)."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from test_suite_runner import run_cli
+from wideseek.train import sft_run
+from wideseek.train.rl import trainer as rl_trainer
+from wideseek.train.rl.trainer import RLConfig
+from wideseek.train.sft import SFTConfig
+from wideseek.train.sft_run import SFTRun
+
+
+def undocumented(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """The fields of `model` and of every section nested in it (directly, in a list or a
+    dict, or optional) that have no description."""
+    found = []
+    for name, field in model.model_fields.items():
+        if not field.description:
+            found.append(prefix + name)
+        todo, seen = [field.annotation], set()
+        while todo:  # unwrap Optional, list[...], dict[..., ...], Literal, Annotated
+            t = todo.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel) and t not in seen:
+                seen.add(t)
+                found += undocumented(t, f"{prefix}{name}.")
+            todo += [a for a in typing.get_args(t) if not isinstance(a, str | int | float)]
+    return found
+
+
+@pytest.mark.parametrize("config", [SFTRun, SFTConfig, RLConfig])
+def test_every_field_of_every_trainer_config_has_help(config):
+    assert undocumented(config) == []
+
+
+def test_the_walker_finds_a_field_without_help_in_a_nested_section():
+    class Inner(BaseModel):
+        bare: int = 0
+
+    class Outer(BaseModel):
+        sections: list[Inner] | None = None
+
+    assert undocumented(Outer) == ["sections", "sections.bare"]
+
+
+@pytest.fixture
+def no_trainer(monkeypatch):
+    """The trainers, replaced: a run file that reaches one got past its checks."""
+    started: list[str] = []
+
+    def never(name):
+        def start(*args, **kwargs):
+            started.append(name)
+            raise AssertionError(f"{name} started")
+
+        return start
+
+    monkeypatch.setattr(sft_run, "run_sft", never("sft"))
+    monkeypatch.setattr(rl_trainer, "train_rl", never("rl"))
+    return started
+
+
+def _check_one_line(argv, capsys, started, where, path):
+    assert run_cli(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("error:") == 1 and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and where in err and str(path) in err
+    assert started == []  # refused when the file loaded: no model was loaded
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        ("lr_typo=1e-5", "lr_typo: Extra inputs are not permitted"),
+        ("shaping.format_bonsu=0.1", "shaping.format_bonsu: Extra inputs are not permitted"),
+        ("agent.lead_turn=3", "agent.lead_turn: Extra inputs are not permitted"),
+        ("clip.eps_hihg=0.3", "clip.eps_hihg: Extra inputs are not permitted"),
+        ("guards.min_outcom=0", "guards.min_outcom: Extra inputs are not permitted"),
+        ("lora.rr=4", "lora.rr: Extra inputs are not permitted"),
+        ("eval.agent.lead_turn=3", "eval.agent: lead_turn: Extra inputs are not permitted"),
+        ("eval.wide_task=3", "eval.wide_task: Extra inputs are not permitted"),
+        ("agent.top_p=0.9", "agent.top_p: RL samples with top_p 1"),
+        ("agent.top_k=20", "agent.top_k: RL samples with top_k 0"),
+        ("agent.temperature=0.7", "agent.temperature: RL sets it from `temperature`"),
+        ("credit=some", "credit: Input should be 'published', 'all' or 'healthy'"),
+        ("dtype=bf17", "dtype: Input should be 'auto', 'bf16', 'fp16' or 'fp32'"),
+    ],
+)
+def test_a_typo_in_an_rl_run_file_is_one_line_before_any_model_loads(
+    tmp_path, capsys, no_trainer, override, where
+):
+    path = tmp_path / "rl.yaml"  # the model does not exist: loading it would fail otherwise
+    path.write_text(yaml.safe_dump({"model": str(tmp_path / "nowhere"), "out_dir": "run"}))
+    argv = ["train", "rl", "--config", str(path), override]
+    _check_one_line(argv, capsys, no_trainer, where, path)
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        ("train.lr_typo=1e-3", "train: lr_typo: Extra inputs are not permitted"),
+        ("train.lora.rr=4", "train: lora.rr: Extra inputs are not permitted"),
+        ("train.dtype=bf17", "train: dtype: Input should be 'auto', 'bf16', 'fp16' or 'fp32'"),
+        ("train.model=other", "train: model: set at the top of the run file"),
+        ("dev_eval.wide_task=3", "dev_eval.wide_task: Extra inputs are not permitted"),
+        ("dev_eval.agent.lead_turn=3", "dev_eval.agent: lead_turn: Extra inputs"),
+        ("role_limits.subagnet=300", "role_limits.subagnet.[key]: Input should be 'lead'"),
+        ("roles=[lead,sub]", "roles.1: Input should be 'lead', 'subagent' or 'single'"),
+    ],
+)
+def test_a_typo_in_an_sft_run_file_is_one_line_before_any_model_loads(
+    tmp_path, capsys, no_trainer, override, where
+):
+    path = tmp_path / "sft.yaml"
+    run = {"model": str(tmp_path / "nowhere"), "out_dir": "run", "trajectories": ["t.jsonl"]}
+    path.write_text(yaml.safe_dump({**run, "train": {"lora": {"r": 4}}}))
+    argv = ["train", "sft", "--config", str(path), override]
+    _check_one_line(argv, capsys, no_trainer, where, path)
