@@ -90,6 +90,10 @@ def _check_one_line(argv, capsys, started, where, path):
         ("agent.temperature=0.7", "agent.temperature: RL sets it from `temperature`"),
         ("credit=some", "credit: Input should be 'published', 'all' or 'healthy'"),
         ("dtype=bf17", "dtype: Input should be 'auto', 'bf16', 'fp16' or 'fp32'"),
+        ("select.pass_rate.mni=0.1", "select.pass_rate.mni: Extra inputs are not permitted"),
+        ("select.pass_rate.min=1.5", "select.pass_rate.min: Input should be less than or equal"),
+        ("select.first=0", "select.first: Input should be greater than or equal to 1"),
+        ("select.resample=2", "select.resample: Extra inputs are not permitted"),
     ],
 )
 def test_a_typo_in_an_rl_run_file_is_one_line_before_any_model_loads(

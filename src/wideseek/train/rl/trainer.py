@@ -1,15 +1,25 @@
 """`train_rl(config)`: rollouts → rewards → shared advantages → per-agent samples → one update.
 
+The task pool: the configured suites' tasks of the split, narrowed by the `select` section
+(`task_selection`: task ids, the first N of each suite, and the pass-rate window, measured with
+the start model before step 1 into `out_dir/pass-rates.json` (rollouts in `pass-rate/`) and
+read back by a resumed run).
+
 Each step k (1-based):
-1) takes the next `tasks_per_step` tasks of the configured world suites (a seeded order,
-   cycled; the position is the step number, so a resumed run continues with the same tasks);
+1) takes the next `tasks_per_step` tasks of the pool (a seeded order, cycled; the position is
+   the step number, so a resumed run continues with the same tasks);
 2) runs `group_size` trials of each through the one suite runner (`runtime.run_suite`) with the
    policy itself as the engine — the trainer's model object, shared, not copied, so every
    rollout of step k samples from exactly the weights after k-1 updates (policy version k-1):
    fully on-policy. Sampling is untruncated (top_p 1, no top-k, whatever the model's
-   generation config recommends), the distribution the update's logprobs are computed from;
-3) scores each rollout with the composed reward (`rewards.build_reward`), normalises rewards
-   within each task's group and picks the trained turns (`batch.build_batch`, `credit`);
+   generation config recommends), the distribution the update's logprobs are computed from.
+   With `select.resample_flat`, a flat group (every rollout the same reward) is replaced by
+   the group of another task of the pool (`task_selection.replacement_tasks`), tried in
+   rounds (`rollouts/step-k/resample-<r>/`) until no flat group is left or that many
+   replacement groups were tried; the replaced groups leave the step (B counts the rest);
+3) scores each rollout with the reward (`rewards.build_reward`, or the one given), normalises
+   rewards within each task's group and picks the trained turns (`batch.build_batch`,
+   `credit`);
 4) weights each trained token 1/(B·A_i·N_ia), B every rollout of the step by default
    (`normalise_over`), and takes one optimizer step on the clipped loss (`loss.policy_loss`),
    recomputing logprobs at the sampling temperature;
@@ -22,8 +32,10 @@ dev figures when `eval_every` is set; every row of a run has the same keys (`met
 None where a figure was not measured at that step: policy version, rollouts kept vs dropped,
 reward mean/std and per suite, each reward term, advantage mean/std of the kept rollouts, loss,
 lr, grad norm, trained agents and tokens, entropy, clip fractions, ratio, KL to the sampler,
-failure rates per kind, seconds in rollout / update / evaluation, the guard that tripped, and
-the dev figures (`dev_*`) of the weights after the step's update.
+failure rates per kind, seconds in rollout / update / evaluation, the guard that tripped, the
+dev figures (`dev_*`) of the weights after the step's update, and with `select.resample_flat`
+the replacement groups tried (`resampled_groups`) and the flat groups they replaced
+(`replaced_groups`).
 
 Checkpoints, metrics and final/ follow train/checkpoints.py's layout; the trainer state holds
 the step, the policy id, the guards' counters, and whether the checkpoint is *good* (saved
@@ -63,12 +75,20 @@ from wideseek.errors import WideseekError
 from wideseek.io import atomic_write_text
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.dev_eval import DevEvalSettings, metric_names
+from wideseek.train.rl.advantages import is_flat
 from wideseek.train.rl.batch import Normalise, StepBatch, build_batch
 from wideseek.train.rl.credit import Credit
 from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.loss import ClipSettings, policy_loss, token_weights
-from wideseek.train.rl.rewards import RewardShaping, build_reward
+from wideseek.train.rl.rewards import CompositeReward, RewardShaping, build_reward
 from wideseek.train.rl.samples import AgentSample
+from wideseek.train.rl.task_selection import (
+    PASS_RATES,
+    PassRates,
+    TaskSelection,
+    replacement_tasks,
+    select_pool,
+)
 from wideseek.train.trainable import LoraSettings, Trainable, load_trainable, write_trained
 from wideseek.train.trainer_config import TrainerConfig
 from wideseek.train.training_card import TrainingCard
@@ -122,6 +142,11 @@ class RLConfig(TrainerConfig):
         ["wide", "deep"], description="task suites of the world the tasks come from"
     )
     split: Literal["train", "dev", "test"] = Field("train", description="their split")
+    select: TaskSelection = Field(
+        default_factory=TaskSelection,
+        description="which of those tasks to train on (ids, first N, pass-rate window) and the "
+        "resampling of flat groups",
+    )
     mode: Literal["multi", "single"] = Field(
         "multi", description="multi: lead + subagents; single: one agent"
     )
@@ -187,8 +212,10 @@ class RLConfig(TrainerConfig):
 _RECIPE = {"lora", "dtype", "suites", "split", "mode", "tasks_per_step", "group_size", "steps",
            "lr", "temperature", "seed"}  # fmt: skip
 # fields that change what a step samples, and, with the rest, what its update does
-_ROLLOUT = {"model", "world", "suites", "split", "mode", "tasks_per_step", "group_size",
-            "temperature", "agent", "concurrency", "seed"}  # fmt: skip
+_ROLLOUT = {"model", "world", "suites", "split", "select", "mode", "tasks_per_step",
+            "group_size", "temperature", "agent", "concurrency", "seed"}  # fmt: skip
+# fields that change what a pass-rate measurement samples (its K aside)
+_MEASURED = _ROLLOUT - {"select", "tasks_per_step", "group_size"}
 _NOT_WEIGHTS = {"out_dir", "steps", "save_every", "keep_checkpoints", "guards", "eval_every",
                 "eval"}  # fmt: skip
 
@@ -198,10 +225,19 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _settings(config: RLConfig, **fields: Any) -> dict[str, Any]:
+    """`config`'s fields (model_dump's include / exclude) as the ids hash them: a `select`
+    section left at its defaults is left out, so runs from before it keep their ids."""
+    dump = config.model_dump(mode="json", **fields)
+    if config.select == TaskSelection():
+        dump.pop("select", None)
+    return dump
+
+
 def policy_after(policy: str, config: RLConfig) -> str:
     """The id of the weights one update under `config` makes from the weights `policy`: a hash
     chain, so equal settings after different histories give different ids."""
-    return _digest(policy, config.model_dump(mode="json", exclude=_NOT_WEIGHTS))
+    return _digest(policy, _settings(config, exclude=_NOT_WEIGHTS))
 
 
 def step_tasks(pool: Sequence[Task], step: int, per_step: int, seed: int) -> list[Task]:
@@ -223,6 +259,7 @@ def metric_keys(config: RLConfig, reward_terms: Sequence[str]) -> list[str]:
         "trained_tokens", "entropy", "clip_frac", "dual_clip_frac", "ratio_mean", "approx_kl",
         "subagents_per_rollout", "response_tokens", *(f"fail_{f.value}" for f in Failure),
         "rollout_s", "update_s", "eval_s", "guard", *dev,
+        *(["resampled_groups", "replaced_groups"] if config.select.resample_flat else []),
     ]  # fmt: skip
 
 
@@ -239,7 +276,14 @@ def note(text: str) -> None:
 class RLTrainer:
     """The loop of the module docstring; one instance per run."""
 
-    def __init__(self, config: RLConfig, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: RLConfig,
+        show_progress: bool = True,
+        reward: CompositeReward | None = None,
+    ) -> None:
+        """`reward`: weighted `(task, trajectory) -> float` terms of one's own (None: the
+        shaped reward `config.shaping` describes)."""
         import torch
         from accelerate import Accelerator
         from accelerate.utils import set_seed
@@ -254,11 +298,11 @@ class RLTrainer:
         self.show_progress = show_progress
         self.world = load_world(config.world)
         tasks = {s: suite_tasks(self.world, s, config.split) for s in config.suites}
-        self.pool = [t for s in config.suites for t in tasks[s]]
-        if not self.pool:
+        if not any(tasks.values()):
             raise WideseekError(f"no {'/'.join(config.suites)} tasks in split {config.split}")
+        self.pool = select_pool(tasks, config.select)  # before the model: a bad list fails fast
         self.suite_of = {t.id: s for s, ts in tasks.items() for t in ts}
-        self.reward = build_reward(config.shaping)
+        self.reward = reward or build_reward(config.shaping)
         self.keys = metric_keys(config, self.reward.names())
         set_seed(config.seed)
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
@@ -281,7 +325,7 @@ class RLTrainer:
         self.last_reward: float | None = None  # the last step's mean reward, for the card
         start = config.model_dump(mode="json", include={"model", "lora", "dtype", "seed"})
         self.policy = _digest("start", start)
-        self.rollout_settings = _digest(config.model_dump(mode="json", include=_ROLLOUT))
+        self.rollout_settings = _digest(_settings(config, include=_ROLLOUT))
         self.eval_settings = _digest(config.eval.model_dump(mode="json"))
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -362,7 +406,17 @@ class RLTrainer:
 
     # -- one step ------------------------------------------------------------------------------
 
-    async def rollouts(self, tasks: list[Task]) -> list[Trajectory]:
+    async def rollouts(
+        self,
+        tasks: Sequence[Task],
+        run_dir: Path,
+        *,
+        trials: int | None = None,
+        seed: int | None = None,
+        suite: str | None = None,
+    ) -> list[Trajectory]:
+        """`trials` rollouts (None: group_size) of each task by the current weights into
+        `run_dir`, sampling with `seed` (None: the step's)."""
         from wideseek.config import Config, ToolsConfig
         from wideseek.runtime import run_suite
 
@@ -371,15 +425,14 @@ class RLTrainer:
         # logprobs, so truncated sampling would make every importance ratio wrong
         agent = self.config.agent.model_copy(
             update={"mode": self.config.mode, "temperature": self.config.temperature,
-                    "seed": self.config.seed + self.step, "top_p": 1.0, "top_k": 0}
+                    "seed": self.config.seed + self.step if seed is None else seed,
+                    "top_p": 1.0, "top_k": 0}
         )  # fmt: skip
         config = Config(agent=agent, tools=ToolsConfig(corpus=str(self.world.corpus_path)))
-        run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
-        self._fresh_dir(run_dir, self.rollout_settings)
         self.model.eval()
         run = await run_suite(
-            tasks, config, run_dir, suite=f"rl-step-{self.step + 1}", engine=self.engine,
-            trials=self.config.group_size, concurrency=self.config.concurrency,
+            tasks, config, run_dir, suite=suite or f"rl-step-{self.step + 1}", engine=self.engine,
+            trials=trials or self.config.group_size, concurrency=self.config.concurrency,
             extra={"policy_version": self.step, "policy": self.policy},
             show_progress=self.show_progress,
         )  # fmt: skip
@@ -429,8 +482,13 @@ class RLTrainer:
     def run_step(self) -> dict[str, Any]:
         cfg = self.config
         tasks = step_tasks(self.pool, self.step, cfg.tasks_per_step, cfg.seed)
+        run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
+        self._fresh_dir(run_dir, self.rollout_settings)
         started = time.time()
-        trajectories = asyncio.run(self.rollouts(tasks))
+        trajectories = asyncio.run(self.rollouts(tasks, run_dir))
+        resampling: dict[str, int] = {}
+        if cfg.select.resample_flat:
+            trajectories, resampling = self.replace_flat_groups(tasks, trajectories, run_dir)
         rollout_s = time.time() - started
         batch = build_batch(trajectories, self.reward, cfg.credit, lambda t: self.suite_of[t.id])
         started = time.time()
@@ -441,9 +499,88 @@ class RLTrainer:
         return {
             **self.rollout_figures(batch),
             **update,
+            **resampling,
             "rollout_s": round(rollout_s, 2),
             "update_s": round(time.time() - started, 2),
         }
+
+    def flat(self, group: Sequence[Trajectory]) -> bool:
+        """Every rollout of the group got the same reward: its advantages are all 0."""
+        return is_flat([self.reward(t.task, t) for t in group])
+
+    def replace_flat_groups(
+        self, tasks: Sequence[Task], trajectories: list[Trajectory], run_dir: Path
+    ) -> tuple[list[Trajectory], dict[str, int]]:
+        """The step's groups with its flat ones replaced by other tasks' non-flat groups, at
+        most `select.resample_flat` replacement groups tried, in rounds of as many as there
+        are flat groups left (module docstring, step 2); and the counts for the metrics."""
+        groups: dict[str, list[Trajectory]] = {t.id: [] for t in tasks}
+        for trajectory in trajectories:
+            groups[trajectory.task.id].append(trajectory)
+        flat = [task_id for task_id, group in groups.items() if self.flat(group)]
+        candidates = replacement_tasks(self.pool, set(groups), self.step, self.config.seed)
+        limit = min(self.config.select.resample_flat, len(candidates))
+        tried = replaced = rounds = 0
+        while flat and tried < limit:
+            chosen = candidates[tried : tried + min(len(flat), limit - tried)]
+            tried, rounds = tried + len(chosen), rounds + 1
+            new = asyncio.run(self.rollouts(chosen, run_dir / f"resample-{rounds}"))
+            for task in chosen:
+                group = [t for t in new if t.task.id == task.id]
+                if not self.flat(group):
+                    del groups[flat.pop(0)]
+                    groups[task.id] = group
+                    replaced += 1
+        kept = [t for group in groups.values() for t in group]
+        return kept, {"resampled_groups": tried, "replaced_groups": replaced}
+
+    # -- the task pool -------------------------------------------------------------------------
+
+    def pass_rate_pool(self) -> list[Task]:
+        """The pool narrowed to `select.pass_rate`'s window. The rates are the start model's:
+        measured at step 0 unless this run measured them already under the same settings, and
+        read back, never re-measured, once training has begun."""
+        window = self.config.select.pass_rate
+        assert window is not None
+        settings = _digest(_settings(self.config, include=_MEASURED), window.samples)
+        rates = PassRates.read(self.out)
+        if self.step == 0:
+            if rates is None or rates.settings != settings or rates.missing(self.pool):
+                rates = self.measure_pass_rates(settings, window.samples)
+        elif rates is None or rates.missing(self.pool):
+            missing = "none" if rates is None else ", ".join(rates.missing(self.pool)[:3])
+            raise WideseekError(
+                f"{self.out / PASS_RATES}: the start model's pass rates (measured before step 1) "
+                f"are missing for {missing}; this run is at step {self.step} and cannot measure "
+                "them again: use a new out_dir, or drop select.pass_rate"
+            )
+        kept = rates.in_window(self.pool, window)
+        note(
+            f"{len(kept)} of {len(self.pool)} tasks solved within [{window.min}, {window.max}] "
+            f"of {rates.samples} rollouts by the start model ({self.out / PASS_RATES})"
+        )
+        if not kept:
+            raise WideseekError(
+                f"select.pass_rate: no task in the window [{window.min}, {window.max}] (see "
+                f"{self.out / PASS_RATES}); widen it or choose other tasks"
+            )
+        return kept
+
+    def measure_pass_rates(self, settings: str, samples: int) -> PassRates:
+        """`samples` rollouts of every pool task by the current (start) weights, into
+        out_dir/pass-rate/ (a crash resumes it), their outcomes into out_dir/pass-rates.json."""
+        run_dir = self.out / "pass-rate"
+        self._fresh_dir(run_dir, settings)
+        note(f"measuring the start model's pass rate on {len(self.pool)} tasks x {samples}")
+        # a seed no step uses (steps sample with seed + step, step >= 0)
+        seed = self.config.seed - 1
+        run = self.rollouts(self.pool, run_dir, trials=samples, seed=seed, suite="rl-pass-rate")
+        outcomes: dict[str, list[float]] = defaultdict(list)
+        for trajectory in asyncio.run(run):
+            outcomes[trajectory.task.id].append(self.reward.outcome.fn(trajectory.task, trajectory))
+        rates = PassRates(settings=settings, samples=samples, outcomes=dict(outcomes))
+        rates.write(self.out)
+        return rates
 
     def rollout_figures(self, batch: StepBatch) -> dict[str, Any]:
         """The step's figures that need no update: rewards, advantages, rollouts, failures."""
@@ -525,6 +662,8 @@ class RLTrainer:
 
     def train(self) -> Path:
         self.resume()
+        if self.config.select.pass_rate is not None:
+            self.pool = self.pass_rate_pool()
         if self.step == 0 and self.config.eval_every:
             self.log(self.evaluate())  # the start model, the figure every later one stands by
         while self.step < self.config.steps:

@@ -1,0 +1,161 @@
+"""Which tasks RL trains on: id filters, a pass-rate window measured before training, and the
+order in which flat groups are replaced.
+
+Contract:
+- `TaskSelection` is the `select:` section of an RL run file (every field documented).
+- `select_pool(tasks_by_suite, selection)`: the configured suites' tasks, kept to the listed ids
+  (`ids` and the lines of `ids_file`; an unknown id is an error), then to the first `first` of
+  each suite. Called before any model loads, so a bad list is one line at once.
+- `PassRates`: each task's outcomes over K rollouts of the start model (`pass-rates.json` in
+  the run dir, with the settings that measured them); `rate(task, solved_at)` is the share of
+  its rollouts with an outcome >= `solved_at`, and `in_window(pool, window)` keeps the tasks
+  whose rate lies in [min, max]: those the start model solves sometimes, whose groups are
+  likely to carry signal. The trainer measures them once, before step 1, and a resumed run
+  reads them back (trained weights would measure something else).
+- `replacement_tasks(pool, exclude, step, seed)`: the tasks that may replace a step's flat
+  groups, in a seeded order of their own (a resumed step draws the same ones).
+It knows tasks and files; running rollouts is the trainer's job.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from wideseek.errors import UsageError, WideseekError
+from wideseek.io import atomic_write_text
+from wideseek.runtime.suite import select_tasks
+from wideseek.types import Task
+
+PASS_RATES = "pass-rates.json"
+
+
+class PassRateWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: float = Field(0.1, ge=0, le=1, description="keep tasks solved at least this often")
+    max: float = Field(0.9, ge=0, le=1, description="keep tasks solved at most this often")
+    samples: int = Field(
+        8, ge=1, description="rollouts of each task the start model's rate is measured over (K)"
+    )
+    solved_at: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a rollout solved its task when its outcome (item F1 of a wide task, the "
+        "QA metric of a deep one) is at least this",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}: the window keeps no task")
+        return self
+
+
+class TaskSelection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] | None = Field(
+        None, description="train only on these task ids (with ids_file: either list's)"
+    )
+    ids_file: str | None = Field(
+        None, description="a file of task ids, one a line (blank lines and # comments skipped)"
+    )
+    first: int | None = Field(
+        None, ge=1, description="the first N tasks of each suite's split (after the id filter)"
+    )
+    pass_rate: PassRateWindow | None = Field(
+        None,
+        description="keep the tasks the start model solves within [min, max] of its rollouts, "
+        "measured before step 1 (out_dir/pass-rates.json, reused on resume); None: off",
+    )
+    resample_flat: int = Field(
+        0,
+        ge=0,
+        description="a step's flat groups (every rollout the same reward: no signal) are "
+        "replaced by other tasks' groups, at most this many tried per step (0: off); counted "
+        "in the metrics (resampled_groups, replaced_groups)",
+    )
+
+
+def read_ids(selection: TaskSelection) -> list[str] | None:
+    """The listed ids, in order, without repeats; None when neither list is given."""
+    if selection.ids is None and selection.ids_file is None:
+        return None
+    ids = list(selection.ids or [])
+    if selection.ids_file is not None:
+        try:
+            text = Path(selection.ids_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"select.ids_file {selection.ids_file}: {e.strerror}") from e
+        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+        ids += [line for line in lines if line]
+    if not ids:
+        raise UsageError("select: the id lists name no task")
+    return list(dict.fromkeys(ids))
+
+
+def select_pool(
+    tasks_by_suite: Mapping[str, Sequence[Task]], selection: TaskSelection
+) -> list[Task]:
+    """The tasks RL draws from, suite by suite (see the module docstring)."""
+    pool = [t for tasks in tasks_by_suite.values() for t in tasks]
+    ids = read_ids(selection)
+    if ids is not None:
+        try:
+            kept = {t.id for t in select_tasks(pool, ids=ids)}
+        except UsageError as e:
+            raise UsageError(f"select: {e}") from e
+        pool = [t for t in pool if t.id in kept]
+    if selection.first is not None:
+        first = {t.id for tasks in tasks_by_suite.values() for t in tasks[: selection.first]}
+        pool = [t for t in pool if t.id in first]
+    if not pool:
+        raise UsageError("select: no task left (the first tasks of each suite hold none listed)")
+    return pool
+
+
+class PassRates(BaseModel):
+    """The start model's outcomes per task, and the settings (a digest) that measured them."""
+
+    settings: str
+    samples: int
+    outcomes: dict[str, list[float]]
+
+    def rate(self, task_id: str, solved_at: float) -> float:
+        scores = self.outcomes[task_id]
+        return sum(o >= solved_at for o in scores) / len(scores)
+
+    def in_window(self, pool: Sequence[Task], window: PassRateWindow) -> list[Task]:
+        return [t for t in pool if window.min <= self.rate(t.id, window.solved_at) <= window.max]
+
+    def missing(self, pool: Sequence[Task]) -> list[str]:
+        return [t.id for t in pool if t.id not in self.outcomes]
+
+    def write(self, run_dir: Path) -> None:
+        atomic_write_text(Path(run_dir) / PASS_RATES, self.model_dump_json(indent=1))
+
+    @classmethod
+    def read(cls, run_dir: Path) -> PassRates | None:
+        """The run's measurement; None when there is none yet."""
+        path = Path(run_dir) / PASS_RATES
+        if not path.exists():
+            return None
+        try:
+            return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, ValidationError) as e:
+            raise WideseekError(f"{path}: unreadable ({type(e).__name__}); delete it") from e
+
+
+def replacement_tasks(pool: Sequence[Task], exclude: set[str], step: int, seed: int) -> list[Task]:
+    """The tasks that may replace step `step`'s flat groups, in the order they are tried: a
+    shuffle seeded by the run's seed and the step, without the step's own tasks."""
+    order = [t for t in pool if t.id not in exclude]
+    random.Random(f"{seed}/resample/{step}").shuffle(order)
+    return order
