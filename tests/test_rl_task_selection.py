@@ -99,6 +99,15 @@ def test_a_bad_id_list_stops_the_trainer_before_the_model_loads(model_dir, tmp_p
         RLTrainer(cfg, show_progress=False)
 
 
+def test_a_default_selection_keeps_the_ids_of_runs_from_before_it():
+    from wideseek.train.rl.trainer import RLConfig, policy_after
+
+    plain = RLConfig(model="m", out_dir="o")
+    assert policy_after("p", plain) == "427247c464b0c186"  # computed before select existed
+    narrowed = plain.model_copy(update={"select": TaskSelection(first=3)})
+    assert policy_after("p", narrowed) != policy_after("p", plain)
+
+
 def scripted(outcomes: dict[str, str]) -> CompositeReward:
     """Outcome per task id: "all" (every rollout 1), "half" (trial 0 only), else 0."""
 
