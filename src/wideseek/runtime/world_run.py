@@ -207,7 +207,7 @@ async def run_world(
     if sum((engine is not None, model is not None, oracle)) > 1:
         raise UsageError("run_world: give at most one of engine, model and oracle")
     config = world_config(world, config)
-    agent = agent or config.agent
+    agent = agent if agent is not None else config.agent
     out = Path(out)
     runnable = {suite: list(ts) for suite, ts in tasks.items() if ts}
     if not runnable:
@@ -241,9 +241,9 @@ async def run_world(
             agent, chosen = agent_with_limits(agent, limits, recommended, held)
             config = config.model_copy(update={"agent": agent})
         runs = {}
-        for suite, suite_tasks_ in runnable.items():
+        for suite, chosen_tasks in runnable.items():
             runs[suite] = await run_suite(
-                suite_tasks_,
+                chosen_tasks,
                 config,
                 out / suite if per_suite_dirs else out,
                 suite=run_name(suite, split, reworded),
