@@ -100,7 +100,7 @@ def test_a_bad_id_list_stops_the_trainer_before_the_model_loads(model_dir, tmp_p
 
 
 def test_a_default_selection_keeps_the_ids_of_runs_from_before_it():
-    from wideseek.train.rl.trainer import RLConfig, policy_after
+    from wideseek.train.rl.config import RLConfig, policy_after
 
     plain = RLConfig(model="m", out_dir="o")
     assert policy_after("p", plain) == "427247c464b0c186"  # computed before select existed

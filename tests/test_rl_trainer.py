@@ -12,18 +12,11 @@ import torch
 from tiny_lm import make_tiny_lm
 from wideseek.train.checkpoints import CheckpointError
 from wideseek.train.dev_eval import DevEvalSettings
+from wideseek.train.rl.config import Guards, RLConfig, policy_after
 from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.rewards import CompositeReward, Term, build_reward
 from wideseek.train.rl.samples import AgentSample
-from wideseek.train.rl.trainer import (
-    CollapseError,
-    Guards,
-    RLConfig,
-    RLTrainer,
-    metric_keys,
-    policy_after,
-    step_tasks,
-)
+from wideseek.train.rl.trainer import CollapseError, RLTrainer, metric_keys, step_tasks
 from wideseek.train.trainable import LoraSettings
 from wideseek.types import Task
 

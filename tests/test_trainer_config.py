@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from test_suite_runner import run_cli
 from wideseek.train import sft_run
 from wideseek.train.rl import trainer as rl_trainer
-from wideseek.train.rl.trainer import RLConfig
+from wideseek.train.rl.config import RLConfig
 from wideseek.train.sft import SFTConfig
 from wideseek.train.sft_run import SFTRun
 

@@ -49,7 +49,8 @@ def rl(
     clipped update per step; metrics.jsonl per step; resumable; stops with one line when a
     collapse guard trips, rolled back to the last good checkpoint."""
     from wideseek.config import read_yaml_tree, validate_tree
-    from wideseek.train.rl.trainer import RLConfig, train_rl
+    from wideseek.train.rl.config import RLConfig
+    from wideseek.train.rl.trainer import train_rl
 
     run = validate_tree(RLConfig, read_yaml_tree(config, overrides), config)
     final = train_rl(run, show_progress=progress)

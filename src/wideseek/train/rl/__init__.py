@@ -1,5 +1,8 @@
 """Multi-agent RL (issue 16): WideSeek-R1's GRPO variant on the project's own trajectories.
 
+- config.py: `RLConfig`, the run file's schema, and the ids of its settings (policy ids);
+- task_selection.py: the task pool (ids, first N, the start model's pass-rate window) and the
+  order flat groups are replaced in;
 - rewards.py: one reward per rollout from weighted `(task, trajectory) -> float` terms that read
   the project's scorer, behind gates (the answer parsed, the lead finished);
 - advantages.py: one group-normalised advantage per rollout, shared by all its agents;
