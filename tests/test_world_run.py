@@ -56,6 +56,21 @@ def test_limits_come_from_flags_then_the_agent_then_the_model_then_the_one_set()
     assert agent_with_limits(own, None) == (own, {})
 
 
+async def test_a_named_run_of_mixed_tasks_as_rl_rollouts_take_it(tmp_path):
+    world = load_world()
+    mixed = [t for s in ("wide", "deep") for t in world_tasks(world, s, "train", limit=1)]
+    agent = AgentConfig(temperature=1.0, seed=3, top_p=1.0)
+    run = await run_world(
+        world, {"rollouts": mixed}, tmp_path, split="train", name="rl-step-1", agent=agent,
+        limits=None, oracle=True, trials=2, show_progress=False,
+    )  # fmt: skip
+    assert json.loads((tmp_path / "run.json").read_text())["suite"] == "rl-step-1"
+    assert sorted((t.task.id, t.trial) for t in run.trajectories()) == sorted(
+        (t.id, k) for t in mixed for k in (0, 1)
+    )
+    assert run.limits == {} and run.runs["rollouts"].config.agent.lead_turns == agent.lead_turns
+
+
 async def test_one_engine_source_at_most(tmp_path):
     world = load_world()
     tasks = {"deep": world_tasks(world, "deep", "dev", limit=1)}

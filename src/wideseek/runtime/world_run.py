@@ -196,6 +196,7 @@ async def run_world(
     config: Config | None = None,
     reworded: bool = False,
     per_suite_dirs: bool = False,
+    name: str | None = None,
     trials: int = 1,
     concurrency: int = 4,
     judge: Judge | None = None,
@@ -203,7 +204,9 @@ async def run_world(
     show_progress: bool = True,
 ) -> WorldRun:
     """Run and score `tasks` on `world` (see the module docstring). `agent` replaces
-    `config.agent`; give at most one of `engine`, `model` and `oracle`."""
+    `config.agent`; give at most one of `engine`, `model` and `oracle`. `name` replaces
+    `run_name` in run.json (RL names a step's rollouts, whose tasks mix suites, so
+    `WorldRun.metrics` does not apply to them: read their trajectories)."""
     if sum((engine is not None, model is not None, oracle)) > 1:
         raise UsageError("run_world: give at most one of engine, model and oracle")
     config = world_config(world, config)
@@ -246,7 +249,7 @@ async def run_world(
                 chosen_tasks,
                 config,
                 out / suite if per_suite_dirs else out,
-                suite=run_name(suite, split, reworded),
+                suite=name or run_name(suite, split, reworded),
                 engine=engine,
                 trials=trials,
                 judge=judge,
