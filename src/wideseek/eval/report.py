@@ -18,6 +18,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from wideseek.eval.error_analysis import error_analysis_lines
 from wideseek.eval.runner import RUN_INFO, ResultRow, RunInfo, read_results
 from wideseek.io import atomic_write_text
 
@@ -158,6 +159,9 @@ def write_report(path: str | Path, plots: bool = True) -> Path:
             lines += ["Cell accuracy by metric type (non-key cells of matched rows):", ""]
             lines += ["| metric | accuracy | cells |", "|---|---:|---:|"]
             lines += [f"| {k} | {acc:.3f} | {n} |" for k, (acc, n) in breakdown.items()] + [""]
+        errors = error_analysis_lines(rows)
+        if errors:
+            lines += ["Wide error analysis (item F1 by the gold table's size):", "", *errors]
         failures = failure_totals(rows)
         if failures:
             lines += ["Failure flags (agents flagged, all trials):", ""]

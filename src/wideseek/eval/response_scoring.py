@@ -32,6 +32,9 @@ from wideseek.eval.widesearch_data import WideSearchDataError, load_gold
 from wideseek.eval.widesearch_scorer import ScoreOptions, WideSearchScore, score_widesearch
 from wideseek.types import Task
 
+# WideSearchScore fields of our own, left out of the official output shape
+_NOT_OFFICIAL = {"metric_cells", "parsed", "answer_rows", "gold_rows"}
+
 
 class AnswerRecord(BaseModel):
     instance_id: str
@@ -119,7 +122,7 @@ def write_scores(path: str | Path, scored: Sequence[ScoredAnswer]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for s in scored:
-            fields = s.model_dump(exclude={"metric_cells", "parsed"})  # the documented fields
+            fields = s.model_dump(exclude=_NOT_OFFICIAL)  # the documented fields
             line = {
                 "instance_id": fields.pop("instance_id"),
                 "trial": fields.pop("trial"),

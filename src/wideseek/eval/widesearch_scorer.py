@@ -75,6 +75,10 @@ class WideSearchScore(BaseModel):
     # Non-key cells of joined rows per metric type: {"number_near": [correct, total], ...};
     # the report's per-metric-type breakdown (which kinds of values a system gets wrong).
     metric_cells: dict[str, list[float]] = Field(default_factory=dict)
+    # Rows after de-duplication on the keys (None: the answer was not read that far); the error
+    # analysis compares them (a small model answering 3 rows of 25).
+    answer_rows: int | None = None
+    gold_rows: int | None = None
 
 
 class _Zero(Exception):
@@ -252,6 +256,8 @@ async def _score(
         row_recall=r_row,
         row_f1=_f1(p_row, r_row),
         msg=f"{len(joined)} joined rows, {n_pred} answer rows, {n_gold} gold rows",
+        answer_rows=n_pred,
+        gold_rows=n_gold,
     )
     values = (p_item, r_item, score.item_f1, p_row, r_row, score.row_f1)
     score.success = all(v == 1.0 for v in values)

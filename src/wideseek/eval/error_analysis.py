@@ -1,0 +1,119 @@
+"""Where a system fails on wide tasks, from its scored results: the report's error analysis.
+
+A small model's wide answers fail in a few recognisable ways: it writes 3 rows of 25, it writes
+no table the scorer can read, its agents hit limits. From ResultRows (the scorer records the
+answer's and the gold's row counts), `wide_error_analysis` returns:
+
+- item F1 and the answer's rows by the gold table's size (1–5, 6–10, 11–20, 21+ rows);
+- answer rows against gold rows: how often the answer is shorter, as long, longer; the answer
+  sizes seen most;
+- why answers scored zero without being read (no table, columns that differ, ...).
+
+Agent failure flags are the report's own section (`report.failure_totals`). Pure: rows in,
+figures out; `error_analysis_lines` renders them as markdown for report.md and model cards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from statistics import mean
+
+from wideseek.eval.runner import ResultRow
+
+GOLD_ROW_BINS: tuple[tuple[int, int | None], ...] = ((1, 5), (6, 10), (11, 20), (21, None))
+
+
+@dataclass(frozen=True)
+class SizeBin:
+    label: str
+    answers: int
+    item_f1: float
+    answer_rows: float  # mean over the answers that were read
+    gold_rows: float
+
+
+@dataclass
+class WideErrors:
+    answers: int = 0
+    read: int = 0  # answers whose table the scorer read (row counts known)
+    by_gold_rows: list[SizeBin] = field(default_factory=list)
+    shorter: int = 0  # read answers with fewer rows than the gold
+    same: int = 0
+    longer: int = 0
+    answer_sizes: Counter[int] = field(default_factory=Counter)
+    unread: Counter[str] = field(default_factory=Counter)  # why, for answers not read
+
+
+def _reason(msg: str) -> str:
+    """A zero-score message without its specifics: 'columns differ: [...]' → 'columns differ'."""
+    return re.split(r"[:(\[]", msg, maxsplit=1)[0].strip() or "unknown"
+
+
+def _bin_label(lo: int, hi: int | None) -> str:
+    return f"{lo}+" if hi is None else f"{lo}-{hi}"
+
+
+def wide_error_analysis(rows: Sequence[ResultRow]) -> WideErrors:
+    """The error analysis of the wide rows among `rows` (see the module docstring)."""
+    out = WideErrors()
+    sized: list[tuple[int, int, float]] = []  # (gold rows, answer rows, item F1)
+    for row in rows:
+        s = row.scores
+        if "item_f1" not in s:
+            continue
+        out.answers += 1
+        answer, gold = s.get("answer_rows"), s.get("gold_rows")
+        if answer is None or gold is None:
+            out.unread[_reason(str(s.get("msg") or row.error or "unknown"))] += 1
+            continue
+        out.read += 1
+        sized.append((gold, answer, float(s["item_f1"])))
+        out.answer_sizes[answer] += 1
+        if answer < gold:
+            out.shorter += 1
+        elif answer == gold:
+            out.same += 1
+        else:
+            out.longer += 1
+    for lo, hi in GOLD_ROW_BINS:
+        members = [x for x in sized if x[0] >= lo and (hi is None or x[0] <= hi)]
+        if members:
+            out.by_gold_rows.append(
+                SizeBin(
+                    _bin_label(lo, hi),
+                    len(members),
+                    mean(f for _, _, f in members),
+                    mean(a for _, a, _ in members),
+                    mean(g for g, _, _ in members),
+                )
+            )
+    return out
+
+
+def error_analysis_lines(rows: Sequence[ResultRow]) -> list[str]:
+    """Markdown for the wide error analysis of `rows`; [] when they hold no wide answer."""
+    e = wide_error_analysis(rows)
+    if not e.answers:
+        return []
+    lines = [f"Wide answers: {e.answers}, tables read by the scorer: {e.read}.", ""]
+    if e.by_gold_rows:
+        lines += ["| gold rows | answers | item F1 | answer rows (mean) | gold rows (mean) |"]
+        lines += ["|---|---:|---:|---:|---:|"]
+        lines += [
+            f"| {b.label} | {b.answers} | {b.item_f1:.3f} | {b.answer_rows:.1f} | "
+            f"{b.gold_rows:.1f} |"
+            for b in e.by_gold_rows
+        ]
+        common = ", ".join(f"{n} rows ×{k}" for n, k in e.answer_sizes.most_common(3))
+        lines += [
+            "",
+            f"Answer rows against gold rows: fewer {e.shorter}, as many {e.same}, more "
+            f"{e.longer}; most frequent answer sizes: {common}.",
+        ]
+    if e.unread:
+        unread = ", ".join(f"{reason} ×{n}" for reason, n in e.unread.most_common())
+        lines += ["", f"Answers not read: {unread}."]
+    return [*lines, ""]
