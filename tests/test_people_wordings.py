@@ -4,16 +4,20 @@ its columns back, and the oracle still answers it."""
 
 from __future__ import annotations
 
+import json
 import random
+from collections import Counter
 
 import pytest
 
+from test_suite_runner import run_cli
 from wideseek.config import Config
 from wideseek.runtime.suite import run_suite
 from wideseek.runtime.table_request import infer_columns
+from wideseek.types import read_trajectories
 from wideseek.world import load_world
 from wideseek.world.oracle.engine import OracleEngine
-from wideseek.world.people_wordings import people_wording
+from wideseek.world.people_wordings import people_wording, training_wordings
 from wideseek.world.reworded import DEEP_WORDINGS, TEMPLATE_QUESTION, WIDE_WORDINGS, wide_slots
 from wideseek.world.suites import suite_tasks
 from wideseek.world.wide_tasks import closing_line, table_instruction
@@ -82,3 +86,39 @@ async def test_the_oracle_answers_people_worded_tasks_as_well_as_the_template(wo
     assert len(scores["people"]) == 6 and scores["people"] == scores["template"]
     headline = [s.get("item_f1", s.get("em")) for s in scores["people"].values()]
     assert all(h is not None for h in headline) and sum(headline) > 0, scores["people"]
+
+
+def test_training_wordings_draw_by_task_id_alone(world):
+    tasks = suite_tasks(world, "wide", "train")[:30]
+    mixed = training_wordings(tasks, "mixed")
+    again = {t.id: t.question for t in training_wordings(list(reversed(tasks))[:10], "mixed")}
+    assert all(again[t.id] == t.question for t in mixed if t.id in again)
+    forms = Counter(
+        "template" if t.question == o.question else
+        "stated" if closing_line(o.language) in t.question else "unstated"
+        for t, o in zip(mixed, tasks, strict=True)
+    )  # fmt: skip
+    assert set(forms) == {"template", "stated", "unstated"}
+    people = training_wordings(tasks, "people")
+    assert all(t.question != o.question for t, o in zip(people, tasks, strict=True))
+    assert training_wordings(tasks, "template") == tasks
+    with pytest.raises(ValueError, match="wordings"):
+        training_wordings(tasks, "shouted")
+
+
+def test_world_oracle_writes_people_worded_demonstrations_in_a_run_of_their_own(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["world", "oracle", "--split", "train", "--limit", "6"]) == 0
+    assert run_cli(["world", "oracle", "--split", "train", "--limit", "6", "--wordings",
+                    "people"]) == 0  # fmt: skip
+    template = read_trajectories(tmp_path / "runs/oracle-wide-train-multi/trajectories.jsonl")
+    people = read_trajectories(tmp_path / "runs/oracle-wide-train-multi-people/trajectories.jsonl")
+    asked = {t.task.id: t.task.question for t in template}
+    assert len(people) == 6 and all(t.task.question != asked[t.task.id] for t in people)
+    assert all(t.scores["item_f1"] == 1.0 for t in people)
+    info = json.loads((tmp_path / "runs/oracle-wide-train-multi-people/run.json").read_text())
+    assert info["suite"] == "world-wide-train-people"
+    code = run_cli(["world", "oracle", "--split", "train", "--wordings", "shouted"])
+    assert code != 0 and "--wordings" in capsys.readouterr().err

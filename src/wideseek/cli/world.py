@@ -17,6 +17,7 @@ from wideseek.cli.options import DEFAULT_PROFILE, Mode, Profile
 from wideseek.runtime.oracle_run import OracleSummary, run_oracle
 from wideseek.world import build_world, load_world, pack_world
 from wideseek.world.build import BUILD_STAGES
+from wideseek.world.people_wordings import Wordings
 from wideseek.world.stats import ROW_BUCKETS, all_wide_stats, deep_stats
 from wideseek.world.suites import Split, Suite
 from wideseek.world.wide_tasks import SPLITS
@@ -102,25 +103,33 @@ def oracle(
         Profile, typer.Option(help="Tool names and call shapes the agents use.")
     ] = DEFAULT_PROFILE,
     out: Annotated[
-        Path | None, typer.Option(help="Run directory (default runs/oracle-SUITE-SPLIT-MODE).")
+        Path | None,
+        typer.Option(help="Run directory (default runs/oracle-SUITE-SPLIT-MODE[-WORDINGS])."),
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 4,
     world: Annotated[
         Path | None, typer.Option(help="World directory (default: the shipped world).")
     ] = None,
+    wordings: Annotated[
+        Wordings,
+        typer.Option(
+            help="How the questions are asked: the world's templates; 'people': in people's "
+            "words (half with the columns stated as `ask` states them); 'mixed': a third each."
+        ),
+    ] = "template",
 ) -> None:
     """Play the oracle policy through the runtime: SFT's demonstrations + its scores and the
     sizes of its agents' contexts (resumable). It plays under the agent's own limits (the
     paper's), which its prompts carry; the oracle as a figure beside a model, under the
     evaluation limits, is `wideseek eval world --oracle`."""
     suffix = "" if profile == "wideseek" else f"-{profile}"
+    suffix += "" if wordings == "template" else f"-{wordings}"
     out = out or Path("runs") / f"oracle-{suite}-{split}-{mode}{suffix}"
     loaded = load_world(world)
-    summary = asyncio.run(
-        run_oracle(
-            loaded, suite, split, out, mode, limit, str(profile), concurrency, show_progress=True
-        )
+    played = run_oracle(
+        loaded, suite, split, out, mode, limit, str(profile), concurrency, wordings=wordings
     )
+    summary = asyncio.run(played)
     _print_summary(summary, out)
 
 

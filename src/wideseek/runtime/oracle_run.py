@@ -6,8 +6,10 @@ searching the world's corpus, under the agent's own limits (AgentConfig's defaul
 paper's): these runs are SFT's demonstrations, and the limits are written into their prompts
 (turn hints), so they are not the evaluation limits. Each trajectory is scored offline and
 appended to `<out>/trajectories.jsonl` and `<out>/results.jsonl` (resumable: tasks already in
-the results are skipped). It returns an `OracleSummary`: mean metrics, time per task and the
-size of every agent's context, the budget a model trained on these demonstrations must hold.
+the results are skipped). `wordings` asks the tasks in people's words ("people", or "mixed"
+with the templates: world/people_wordings.py), a run of its own. It returns an `OracleSummary`:
+mean metrics, time per task and the size of every agent's context, the budget a model trained
+on these demonstrations must hold.
 
 It holds no policy of its own: the oracle is `wideseek.world.oracle`, the running is
 `world_run`. The oracle as a figure beside a model, under the model's limits, is
@@ -22,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wideseek.config import AgentConfig
-from wideseek.runtime.world_run import run_world, world_tasks
+from wideseek.runtime.world_run import run_name, run_world, world_tasks
 from wideseek.types import Trajectory
 from wideseek.world.pages import approx_tokens
+from wideseek.world.people_wordings import Wordings, training_wordings
 from wideseek.world.store import World
 
 
@@ -87,12 +90,13 @@ async def run_oracle(
     profile: str = "wideseek",
     concurrency: int = 4,
     show_progress: bool = True,
+    wordings: Wordings = "template",
 ) -> OracleSummary:
     """Play the oracle on `suite`'s `split` (first `limit` tasks) into `out`; see the module
     docstring."""
     run = await run_world(
         world,
-        {suite: world_tasks(world, suite, split, limit=limit)},
+        {suite: training_wordings(world_tasks(world, suite, split, limit=limit), wordings)},
         out,
         split=split,
         agent=AgentConfig(mode=mode, profile=profile, seed=0),
@@ -100,6 +104,8 @@ async def run_oracle(
         oracle=True,
         concurrency=concurrency,
         extra={"limit": limit},
+        # another wording is another run: its name keeps a resumed run from mixing the two
+        name=None if wordings == "template" else f"{run_name(suite, split)}-{wordings}",
         show_progress=show_progress,
     )
     rows = run.runs[suite].rows

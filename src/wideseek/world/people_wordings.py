@@ -13,6 +13,12 @@ phrasings (list / which / give me a table of / compare / can you find), drawn wi
 
 Deep questions keep their sentence inside a casual frame ("Quick question: …").
 
+`training_wordings(tasks, wordings)` words a list of tasks for demonstrations (`wideseek world
+oracle --wordings`): "template" leaves them; "people" asks every task in people's words (half
+with the columns stated); "mixed" keeps a third as templates and splits the rest between the
+two people's forms. Each task's draw is seeded by its id alone, so the same task gets the same
+wording in any order, subset or resumed run.
+
 The subject and the formatting notes are read from the template question with
 `reworded.wide_slots`; the template stays in `metadata["template_question"]` so the oracle
 plans from it. None of these phrasings is one of `reworded.py`'s held-out wordings: evaluation
@@ -22,6 +28,9 @@ on those stays a test of wordings never trained on. This module knows texts and 
 from __future__ import annotations
 
 import random
+import zlib
+from collections.abc import Sequence
+from typing import Literal
 
 from wideseek.types import Task
 from wideseek.world.reworded import TEMPLATE_QUESTION, wide_slots
@@ -80,3 +89,21 @@ def people_wording(task: Task, rng: random.Random, with_columns: bool = True) ->
         question = rng.choice(DEEP_FRAMES[lang]).format(question=task.question.strip())
     metadata = {**(task.metadata or {}), TEMPLATE_QUESTION: task.question}
     return task.model_copy(update={"question": question, "metadata": metadata})
+
+
+Wordings = Literal["template", "people", "mixed"]
+WORDINGS: tuple[Wordings, ...] = ("template", "people", "mixed")
+
+
+def training_wordings(tasks: Sequence[Task], wordings: Wordings) -> list[Task]:
+    """`tasks` worded for demonstrations (see the module docstring)."""
+    if wordings not in WORDINGS:
+        raise ValueError(f"wordings: {wordings!r} is not one of {', '.join(WORDINGS)}")
+    if wordings == "template":
+        return list(tasks)
+    out = []
+    for task in tasks:
+        rng = random.Random(zlib.crc32(task.id.encode()))
+        form = rng.randrange(3) if wordings == "mixed" else 1 + rng.randrange(2)
+        out.append(task if form == 0 else people_wording(task, rng, with_columns=form == 1))
+    return out
