@@ -36,6 +36,24 @@ def test_corrupt_cache_is_unpacked_again(cache):
     assert load_world().corpus_path.read_bytes() == original
 
 
+def _load_root(cache_dir: str) -> str:
+    import os
+
+    os.environ["WIDESEEK_CACHE"] = cache_dir
+    return str(load_world().root)
+
+
+def test_processes_unpacking_at_once_all_get_one_verified_copy(tmp_path):
+    """Four processes start on an empty cache at the same moment: one unpacks, the others wait
+    for it (before the lock, one replaced the copy another was verifying)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        roots = list(pool.map(_load_root, [str(tmp_path)] * 4))
+    assert len(set(roots)) == 1 and Path(roots[0]).parent == tmp_path / "world"
+    assert [p.name for p in (tmp_path / "world").iterdir() if p.is_dir()] == [Path(roots[0]).name]
+
+
 def test_packing_is_byte_deterministic(cache, tmp_path):
     world = load_world()
     first = pack_world(world.root, tmp_path / "a").read_bytes()
@@ -94,7 +112,8 @@ def test_a_corrupt_shipped_archive_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("WIDESEEK_CACHE", str(tmp_path / "cache"))
     with pytest.raises(WorldError, match="cannot unpack"):
         load_world()
-    assert [p.name for p in (tmp_path / "cache" / "world").iterdir()] == []
+    # nothing half-unpacked is left (the lock file that serialises unpacking may stay)
+    assert [p.name for p in (tmp_path / "cache" / "world").iterdir() if p.is_dir()] == []
 
 
 def test_fact_packages_are_pinned_alike_recorded_and_permissively_licensed():

@@ -21,9 +21,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from wideseek.errors import WideseekError
+from wideseek.io import atomic_write_dir
 from wideseek.world.deep_tasks import make_deep_suites
 from wideseek.world.facts import SOURCE_PACKAGES, load_facts
 from wideseek.world.families import enumerate_groups
@@ -92,9 +90,9 @@ def build_world(
                 f"only {len(deep[split])} deep tasks for {split!r}; {wanted} requested"
             )
     step("writing files", 5)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
-    try:
+    made: list[Manifest] = []
+
+    def write(tmp: Path) -> None:
         _write_jsonl(tmp / "corpus.jsonl", (p.record() for p in corpus.pages))
         for split in SPLITS:
             _write_jsonl(tmp / "wide" / f"{split}.jsonl", (t.record for t in wide[split]))
@@ -123,11 +121,10 @@ def build_world(
         manifest.files = hash_files(tmp)
         manifest.world_hash = _digest(json.dumps(manifest.files, sort_keys=True).encode())
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
+        made.append(manifest)
+
+    atomic_write_dir(write, out)  # an old world at `out` goes only once the new one is in
+    return made[0]
 
 
 def hash_files(root: Path) -> dict[str, str]:
@@ -164,14 +161,3 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     writer.writerow(header)
     writer.writerows(rows)
     path.write_text(buf.getvalue(), encoding="utf-8", newline="")
-
-
-def _swap_into_place(new: Path, out: Path) -> None:
-    """Rename `new` to `out`; an old world at `out` is removed only after the new one is in."""
-    if not out.exists():
-        os.replace(new, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / "world")
-    os.replace(new, out)
-    shutil.rmtree(old, ignore_errors=True)

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from filelock import FileLock
 from pydantic import ValidationError
 
-from wideseek.io import atomic_write_bytes, cache_home
+from wideseek.io import atomic_write_bytes, atomic_write_dir, cache_home
 from wideseek.world.build import MANIFEST, Manifest, WorldError, hash_files
 from wideseek.world.wide_tasks import SPLITS
 
@@ -100,39 +98,38 @@ def _unpacked_default() -> Path:
         raise WorldError(f"no shipped world in {assets}; build one with `wideseek world build`")
     shipped = read_manifest(assets)
     target = cache_root() / shipped.world_hash[:16]
-    if target.exists():
-        try:
-            if verify(target, read_manifest(target)) and read_manifest(target) == shipped:
-                return target
-        except WorldError:
-            pass
-    _extract(assets / ARCHIVE, target)
-    if not verify(target, shipped):
-        raise WorldError(f"shipped world {assets / ARCHIVE} does not match its manifest")
+    if _unpacked(target, shipped):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One process unpacks, the others wait for it and take its copy: without the lock a second
+    # process replaced a copy a first one was reading ("does not match its manifest").
+    with FileLock(f"{target}.lock"):
+        if not _unpacked(target, shipped):
+            _extract(assets / ARCHIVE, target)
+            if not verify(target, shipped):
+                raise WorldError(f"shipped world {assets / ARCHIVE} does not match its manifest")
     return target
 
 
-def _extract(archive: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.unpack-", dir=target.parent))
+def _unpacked(target: Path, shipped: Manifest) -> bool:
+    """A complete, unaltered copy of the shipped world is at `target`."""
     try:
+        return target.is_dir() and read_manifest(target) == shipped and verify(target, shipped)
+    except (WorldError, OSError):
+        return False
+
+
+def _extract(archive: Path, target: Path) -> None:
+    """Unpack `archive` in place of whatever `target` holds (a corrupt copy, or nothing)."""
+
+    def unpack(tmp: Path) -> None:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(tmp, filter="data")
-        if target.exists():  # a corrupt copy: move it aside, drop it once the new one is in
-            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
-            os.replace(target, stale / "world")
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process put a copy in place meanwhile; the caller verifies whichever won.
-            if not target.is_dir():
-                raise
+
+    try:
+        atomic_write_dir(unpack, target)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise WorldError(f"cannot unpack {archive}: {e}") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for stale in target.parent.glob(f".{target.name}.stale-*"):
-            shutil.rmtree(stale, ignore_errors=True)
 
 
 def pack_world(world_dir: str | Path, asset_dir: str | Path | None = None) -> Path:
