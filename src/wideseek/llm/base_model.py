@@ -33,12 +33,11 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wideseek.io import cache_home, file_sha256
+from wideseek.io import atomic_write_dir, cache_home, file_sha256
 from wideseek.llm.chat_template import CHAT_TEMPLATE, attach_chat_template
 from wideseek.llm.model_dir import ModelDirError, first_line, require_model_dir
 
@@ -182,16 +181,19 @@ def convert_gguf(
     except OSError as e:
         raise BaseModelError(f"{target.parent}: cannot create cache dir ({e.strerror})") from None
     _sweep_abandoned(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         try:
             _write_conversion(gguf, tmp)
             _write_marker(tmp, key, spec or str(gguf))
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise BaseModelError(f"{gguf}: cannot convert GGUF ({first_line(e)})") from e
-        _move_into_place(tmp, target, key)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    try:
+        # another process converting the same file at once: its copy will do if it is whole
+        atomic_write_dir(write, target, accept_existing=lambda d: _is_complete(d, key))
+    except OSError as e:
+        raise BaseModelError(f"{target}: cannot write converted model ({e.strerror})") from e
     return target
 
 
@@ -273,34 +275,13 @@ def _is_complete(directory: Path, key: str) -> bool:
     return True
 
 
-def _move_into_place(tmp: Path, target: Path, key: str) -> None:
-    """Rename `tmp` to `target`, moving an incomplete `target` aside first."""
-    stale: Path | None = None
-    try:
-        if target.exists():
-            prefix = f".{target.name}.stale-{os.getpid()}-"
-            stale = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
-            os.replace(target, stale / "old")
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process converted the same file meanwhile: use its copy if it is whole.
-            if not _is_complete(target, key):
-                raise
-    except OSError as e:
-        raise BaseModelError(f"{target}: cannot write converted model ({e.strerror})") from e
-    finally:
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
-
-
 def _sweep_abandoned(target: Path) -> None:
     """Remove the temp dirs that killed conversions left (~0.5 GB each): their pid, in the
     name, is no longer running."""
     for leftover in target.parent.glob(f".{target.name}.*"):
         kind, _, rest = leftover.name[len(target.name) + 2 :].partition("-")
         pid = rest.partition("-")[0]
-        if kind in ("tmp", "stale") and pid.isdigit() and not _pid_alive(int(pid)):
+        if kind in ("tmp", "old") and pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
