@@ -120,6 +120,26 @@ async def test_tiny_top_p_is_greedy(engine):
     assert sampled.token_ids == greedy.token_ids
 
 
+async def test_top_k_samples_only_the_k_likeliest_tokens(engine):
+    prompt = PROMPTS[1]
+    logits = engine.model(torch.tensor([prompt])).logits[0, -1]  # (V,)
+    # the 3 likeliest, and any token tied with the third (bf16 logits of a random model tie)
+    best = set((logits >= logits.topk(3).values[-1]).nonzero().flatten().tolist())
+    firsts = {
+        (await engine.generate(request(prompt, top_k=3, max_tokens=1, seed=s))).token_ids[0]
+        for s in range(40)
+    }
+    assert firsts <= best and len(firsts) > 1  # within the 3, and not only the greedy one
+    one = await engine.generate(request(prompt, top_k=1, max_tokens=8, seed=5))
+    greedy = await engine.generate(request(prompt, temperature=0, max_tokens=8))
+    assert one.token_ids == greedy.token_ids
+    unc = {
+        (await engine.generate(request(prompt, max_tokens=1, seed=s))).token_ids[0]
+        for s in range(40)
+    }
+    assert not unc <= best  # without the cut the tiny random model strays outside them
+
+
 async def test_stop_string_ends_the_row_and_stays_in_text(engine):
     full = await engine.generate(request(PROMPTS[1], temperature=0, max_tokens=12))
     stop = engine.tokenizer.decode(full.token_ids[4:6])

@@ -26,7 +26,7 @@ class SamplingParams(BaseModel):
     # Keep only the k likeliest tokens; 0: no cut; None: the engine's default, which for a
     # vLLM or SGLang server may be the top_k of the model's generation_config.json (RL sets 0
     # so that rollouts sample the untruncated distribution its update scores). The local
-    # engine never cuts by top-k.
+    # engine cuts by top-k first, then by top-p over what is left.
     top_k: int | None = Field(None, ge=0)
     max_tokens: int | None = None  # None: up to the engine's context length
     stop: list[str] = Field(default_factory=list)

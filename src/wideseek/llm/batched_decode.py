@@ -248,7 +248,8 @@ class BatchDecoder:
 
 
 def sample_next(logits: torch.Tensor, rows: list[DecodeRow]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next token of each row (greedy at T = 0, else temperature + top-p) and its logprob.
+    """Next token of each row (greedy at T = 0, else temperature + top-k + top-p) and its
+    logprob.
 
     logits (b, V) -> tokens (b,), logprobs (b,) as defined by `token_logprobs`.
     """
@@ -264,14 +265,20 @@ def sample_next(logits: torch.Tensor, rows: list[DecodeRow]) -> tuple[torch.Tens
 
 
 def _inverse_cdf_sample(logp: torch.Tensor, rows: list[DecodeRow]) -> torch.Tensor:
-    """logp (s, V) -> sampled ids (s,), restricted to each row's top-p nucleus."""
+    """logp (s, V) -> sampled ids (s,), restricted to each row's k likeliest tokens (top_k > 0)
+    and then to the top-p nucleus of those (renormalised), as vLLM and transformers cut."""
     device = logp.device
     probs, order = logp.exp(), None  # (s, V)
-    if any(r.params.top_p < 1.0 for r in rows):  # the sort is costly: only when a row needs it
+    vocab = probs.shape[-1]
+    cut_k = [r.params.top_k if r.params.top_k else vocab for r in rows]
+    if any(r.params.top_p < 1.0 for r in rows) or min(cut_k) < vocab:  # the sort is costly
         probs, order = probs.sort(dim=-1, descending=True)  # most likely first
+        top_k = torch.tensor(cut_k, device=device).unsqueeze(-1)
+        probs = probs.masked_fill(torch.arange(vocab, device=device) >= top_k, 0.0)
         top_p = torch.tensor([r.params.top_p for r in rows], device=device).unsqueeze(-1)
         # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
-        probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_p, 0.0)
+        mass = probs.sum(-1, keepdim=True)
+        probs = probs.masked_fill((probs.cumsum(-1) - probs) / mass >= top_p, 0.0)
     cdf = probs.cumsum(-1)  # (s, V)
     u = torch.cat([torch.rand(1, generator=r.generator, device=device) for r in rows])  # (s,)
     pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).clamp(max=cdf.shape[-1] - 1)
