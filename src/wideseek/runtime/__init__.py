@@ -26,7 +26,7 @@ from wideseek.runtime.assembly import (
     uses_shipped_model,
     with_model_defaults,
 )
-from wideseek.runtime.suite import SuiteRun, headline_metric, run_suite, select_tasks
+from wideseek.runtime.suite import SuiteRun, run_suite, select_tasks
 from wideseek.runtime.world_run import (
     EVAL_LIMITS,
     EvalLimits,
@@ -44,7 +44,6 @@ __all__ = [
     "SuiteRun",
     "WorldRun",
     "close_engine",
-    "headline_metric",
     "local_model_dir",
     "open_backend",
     "open_engine",

@@ -71,11 +71,6 @@ def select_tasks(
     return kept
 
 
-def headline_metric(tasks: Sequence[Task]) -> str:
-    """The score a trajectory's reward and the progress bar show: EM for QA, item F1 else."""
-    return "em" if tasks and tasks[0].kind == "qa" else "item_f1"
-
-
 async def run_suite(
     tasks: Sequence[Task],
     config: Config,
@@ -117,7 +112,6 @@ async def run_suite(
             run_dir,
             info,
             concurrency=concurrency,
-            headline=headline_metric(tasks),
             show_progress=show_progress,
         )
     wanted = {t.id for t in tasks}

@@ -33,9 +33,8 @@ from wideseek.config import Config
 from wideseek.errors import UsageError
 from wideseek.eval.runner import RUN_INFO, RunInfo
 from wideseek.io import atomic_write_text
-from wideseek.runtime.suite import headline_metric
 from wideseek.runtime.world_run import EvalLimits, WorldRun, run_world
-from wideseek.types import Task, Trajectory
+from wideseek.types import Task, Trajectory, headline_metric
 from wideseek.world.store import World
 from wideseek.world.suites import SUITE_METRICS
 
@@ -142,7 +141,7 @@ async def run_width_sweep(
             )  # fmt: skip
             row.single, row.single_context = _figures(run, suite), run.limits["context_length"]
         rows.append(row)
-    write_sweep_report(out, suite, headline_metric(tasks), rows)
+    write_sweep_report(out, suite, headline_metric(tasks[0].kind), rows)
     return rows
 
 
