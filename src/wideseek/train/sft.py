@@ -2,7 +2,8 @@
 
 Contract: `train_sft(config, examples, evaluate)` trains the model at `config.model` on
 `examples` (token ids + labels, see sft_data.py; the loss is the token mean over labelled
-positions) and returns the directory of the final model (HF format, tokenizer included).
+positions, with logits computed only there: token_loss.py) and returns the directory of the
+final model (HF format, tokenizer included).
 
 - The loop runs on accelerate: a single CPU process here, or n data-parallel processes
   (`accelerate launch --multi_gpu` on GPUs; `torchrun`, CPU-only processes included): each
@@ -42,6 +43,7 @@ from wideseek.llm.resolved_model import ResolvedModel
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.checkpoints import CheckpointError
 from wideseek.train.sft_data import IGNORE, SFTExample
+from wideseek.train.token_loss import labelled_loss
 from wideseek.train.trainable import load_trainable, write_trained
 from wideseek.train.trainer_config import TrainerConfig
 from wideseek.train.training_card import TrainingCard
@@ -267,7 +269,7 @@ def train_sft(
                 # gradients are synchronised across processes only on the last micro-batch
                 last = k == config.grad_accum - 1
                 with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                    loss = model(**batch).loss  # mean over labelled tokens of this batch
+                    loss = labelled_loss(model, batch)  # mean over labelled tokens
                     accelerator.backward(loss / config.grad_accum)
                 loss_sum += float(loss.detach())
                 tokens += int(batch["attention_mask"].sum())

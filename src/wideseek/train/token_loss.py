@@ -4,13 +4,13 @@ A causal LM's forward projects every position onto the vocabulary (576 → 49,15
 SmolLM2-135M: a fifth of the model's multiply-adds per token) and keeps the (B, T, V) logits
 in fp32 for the loss; an agent example labels only the model's own turns (about 16% of the
 default recipe's tokens), so most of that work and memory is thrown away. `labelled_loss`
-runs the decoder, keeps the hidden states whose next token is labelled, and projects those
-alone: the same token-mean cross-entropy as `model(**batch).loss` (transformers' causal-LM
-loss: shift by one, ignore IGNORE), with the same gradients, for less time and memory.
+asks the model for the logits of the positions whose next token is labelled in some row of the
+batch (transformers' `logits_to_keep`, given as positions) and takes the same token-mean
+cross-entropy as `model(**batch).loss` (shift by one, IGNORE ignored), with the same gradients.
 
-It takes any transformers causal LM whose logits are `lm_head(decoder(...))` — peft-wrapped
-too — and falls back to the model's own forward for one that is not (a final logit
-soft-capping or scaling would be skipped otherwise).
+The call goes through the model's own forward, so a wrapper (peft, DDP under accelerate) does
+its part as usual; with several rows the kept positions are the union of the rows' labelled
+ones (length-bucketed batches hold a few rows at most).
 """
 
 from __future__ import annotations
@@ -19,32 +19,20 @@ from typing import Any
 
 from wideseek.train.sft_data import IGNORE
 
-# Causal LMs whose forward adds nothing between the decoder's last hidden state and lm_head.
-_PLAIN_HEAD = {"llama", "qwen2", "qwen3", "mistral", "smollm3"}
-
-
-def _plain_head(model: Any) -> bool:
-    config = getattr(model, "config", None)
-    return getattr(config, "model_type", None) in _PLAIN_HEAD and not getattr(
-        config, "final_logit_softcapping", None
-    )
-
 
 def labelled_loss(model: Any, batch: dict[str, Any]) -> Any:
     """Token-mean cross-entropy over the labelled positions of `batch` (input_ids, labels,
-    attention_mask; (B, T)): equal to `model(**batch).loss`."""
+    attention_mask; (B, T)): equal to `model(**batch).loss` (0 when nothing is labelled)."""
     import torch.nn.functional as F
 
-    if not _plain_head(model):
-        return model(**batch).loss
-    labels = batch["labels"]
-    hidden = model.get_decoder()(
-        input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")
-    ).last_hidden_state  # (B, T, H)
-    targets = labels[:, 1:]  # (B, T-1): position t predicts token t+1
-    keep = targets != IGNORE
-    picked = hidden[:, :-1][keep]  # (N, H)
-    logits = model.get_output_embeddings()(picked).float()  # (N, V)
-    if logits.shape[0] == 0:  # nothing labelled: a zero that still reaches every parameter
-        return hidden.sum() * 0.0
-    return F.cross_entropy(logits, targets[keep])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
+    wanted = (targets != IGNORE).any(dim=0).nonzero().flatten()  # (K,)
+    if wanted.numel() == 0:  # nothing labelled: a zero that still reaches every parameter
+        return model(**inputs, logits_to_keep=1).logits.sum() * 0.0
+    logits = model(**inputs, logits_to_keep=wanted).logits.float()  # (B, K, V)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        targets[:, wanted].reshape(-1),
+        ignore_index=IGNORE,
+    )
