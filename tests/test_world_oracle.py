@@ -22,6 +22,7 @@ from wideseek.types import Failure, Task
 from wideseek.world.oracle import OracleEngine
 from wideseek.world.oracle.lookup import lookup
 from wideseek.world.oracle.members import list_members
+from wideseek.world.oracle.page_facts import PATTERNS, and_splits, read_attr, split_names
 from wideseek.world.oracle.steps import Call, parallel
 from wideseek.world.oracle.text import (
     EntitySubtask,
@@ -33,7 +34,6 @@ from wideseek.world.oracle.text import (
     parse_member_subtask,
     question_subject,
 )
-from wideseek.world.page_reader import PATTERNS, and_splits, read_attr, split_names
 from wideseek.world.store import load_world
 from wideseek.world.suites import deep_tasks, wide_tasks
 

@@ -3,7 +3,7 @@
 `OracleEngine` (engine.py) answers each agent's turn from its conversation; the policies
 (policies.py) are written with the step routines of steps.py, look entities up (lookup.py),
 list a question's rows (members.py), plan deep questions hop by hop (hops.py) and talk to each
-other in the fixed phrasings of text.py. Pages are read by `wideseek.world.page_reader`.
+other in the fixed phrasings of text.py. Pages are read by `page_facts`.
 `run.run_oracle` plays a whole suite through the runtime and scores it.
 """
 

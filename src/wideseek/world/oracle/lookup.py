@@ -8,7 +8,7 @@ returning {title: value or None}, or None when the entity's own page could not b
 Which page holds which column comes from `world/columns.py` (`Column.source`: the entity's page,
 its ".../codes" page, or the page of its capital city); how to search for a page and how to
 recognise it among the hits is the table below, written against the titles the pages carry.
-Every value is read by `page_reader` from the text of a page opened in this very routine.
+Every value is read by `page_facts` from the text of a page opened in this very routine.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wideseek.world.columns import COLUMNS
+from wideseek.world.oracle.page_facts import read_attr
 from wideseek.world.oracle.steps import Hit, Steps, Want, find_pages, fold
 from wideseek.world.oracle.text import SeenPage
-from wideseek.world.page_reader import read_attr
 
 # (kind, language) -> column title -> attribute read from the page. Titles beyond the wide
 # columns ("Country" of a city or airport) serve the hops of deep questions.

@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 
 from wideseek.world.oracle.lookup import Ref, profile_query
+from wideseek.world.oracle.page_facts import and_splits, read_attr, read_list_items, split_names
 from wideseek.world.oracle.steps import (
     WIDE_COUNT,
     Hit,
@@ -36,7 +37,6 @@ from wideseek.world.oracle.steps import (
 )
 from wideseek.world.oracle.steps import search as search_call
 from wideseek.world.oracle.text import Subject, parse_hits
-from wideseek.world.page_reader import and_splits, read_attr, read_list_items, split_names
 
 PART_SIZE = 15  # names per list part, as the pages show (part k holds items 15k-14..15k)
 _EN_PART = r"^{t} \(part (?P<k>\d+) of (?P<n>\d+)\)$"
