@@ -46,5 +46,6 @@ for spec in "test multi" "test multi --reworded" "dev multi" "test single"; do
         --out "$run/oracle-$slug" > "$run/oracle-scores-$slug.json"
     scores+=(--scores "$name=$run/scores-$slug.json")
     scores+=(--scores "oracle $name=$run/oracle-scores-$slug.json")
+    scores+=(--errors "$name=$run/eval-$slug")  # where it fails, in the model card
 done
 wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}"

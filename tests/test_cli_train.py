@@ -144,9 +144,34 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     assert (agent.lead_turns, agent.subagent_turns) == (4, 5)
 
 
+def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
+    from wideseek.eval.runner import RESULTS, RUN_INFO, ResultRow, RunInfo
+
+    _, model = setup
+    wide = tmp_path / "eval" / "wide"  # `train eval --out eval` writes one run per suite
+    wide.mkdir(parents=True)
+    info = RunInfo(suite="world-wide-test", mode="multi", profile="wideseek", model="m", trials=1)
+    (wide / RUN_INFO).write_text(info.model_dump_json())
+    short = {"item_f1": 0.3, "answer_rows": 3, "gold_rows": 25}
+    rows = [
+        ResultRow(instance_id="a", trial=0, scores=short, failures={"malformed_call": 2}),
+        ResultRow(instance_id="b", trial=0, scores={"item_f1": 0.0, "msg": "no markdown table"}),
+    ]
+    (wide / RESULTS).write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    dest = tmp_path / "shipped"
+    argv = ["train", "ship", "--model", str(model), "--dest", str(dest)]
+    assert run([*argv, "--errors", f"test multi={tmp_path / 'eval'}"]) == 0
+    card = (dest / "README.md").read_text()
+    assert "## Where it fails" in card and "### test multi" in card
+    assert "| 21+ | 1 | 0.300 | 3.0 | 25.0 |" in card
+    assert "no markdown table ×1" in card and "malformed_call 2" in card
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--errors", "test"], "expected NAME=DIR"),
+        (["--errors", "test=nowhere"], "no run found"),
         (["--scores", "dev"], "expected NAME=FILE"),
         (["--scores", "dev=missing.json"], "cannot read scores JSON"),
         (["--scores", "a=a.json", "--scores", "b=b.json"], "taken under different limits"),

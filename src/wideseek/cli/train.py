@@ -137,6 +137,13 @@ def ship(
         Path | None, typer.Option(help="Where to install (default: inside the package).")
     ] = None,
     notes: Annotated[str, typer.Option(help="A paragraph for the model card.")] = "",
+    errors: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=DIR: an evaluation's output directory (`train eval --out`; repeatable) "
+            "whose error analysis goes into the model card."
+        ),
+    ] = None,
 ) -> None:
     """Install a trained model as the default engine of ask/eval, with a model card and the
     limits it was evaluated with (wideseek.json), which ask and eval then use by default."""
@@ -145,7 +152,13 @@ def ship(
     from wideseek.llm.model_dir import ModelInfo, RecommendedLimits
     from wideseek.llm.resolved_model import resolve_model
     from wideseek.runtime import package_model_dir
-    from wideseek.train.shipping import model_card, phase_summary, saved_parameters, ship_model
+    from wideseek.train.shipping import (
+        failure_lines,
+        model_card,
+        phase_summary,
+        saved_parameters,
+        ship_model,
+    )
 
     figures, limits = _read_scores(scores or [])
     phases = (
@@ -159,7 +172,16 @@ def ship(
     except ValidationError as e:
         raise UsageError(f"--scores: unusable limits {limits} ({e.errors()[0]['msg']})") from e
     parameters = saved_parameters(resolved)
-    card = model_card(info, resolved, parameters, phases, figures, reproduce, notes)
+    analyses = {}
+    for item in errors or []:
+        label, sep, directory = item.partition("=")
+        if not sep or not label or not directory:
+            raise UsageError(f"--errors: expected NAME=DIR, got {item!r}")
+        try:
+            analyses[label] = failure_lines(Path(directory))
+        except FileNotFoundError as e:
+            raise UsageError(f"--errors: {e}") from e
+    card = model_card(info, resolved, parameters, phases, figures, reproduce, notes, analyses)
     cap = max_new_tokens or info.limits.max_response_tokens or 512
     generation = {"do_sample": not greedy, "max_new_tokens": cap}
     target = dest or package_model_dir()

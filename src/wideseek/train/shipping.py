@@ -100,9 +100,11 @@ def phase_summary(metrics_path: Path) -> dict[str, Any]:
 def model_card(
     info: ModelInfo, model: ResolvedModel, parameters: int, phases: dict[str, dict[str, Any]],
     scores: dict[str, dict[str, Any]], reproduce: str, notes: str = "",
+    errors: dict[str, list[str]] | None = None,
 ) -> str:  # fmt: skip
     """The shipped model's README.md: what it is, how it was trained, what it scores and under
-    which limits (`info`: its name and recommended limits)."""
+    which limits (`info`: its name and recommended limits), and where it fails (`errors`: an
+    evaluation's name -> its error analysis in markdown, `failure_lines`)."""
     config_file = model.dir / (ADAPTER_CONFIG if model.is_adapter else "config.json")
     config = read_json_object(config_file, what="model config")
     if model.is_adapter:
@@ -154,8 +156,29 @@ def model_card(
                       f"(wideseek.json; flags and config win): {_limits_text(info)}."]  # fmt: skip
     else:
         lines.append("Not measured.")
+    if errors:
+        lines += ["", "## Where it fails", ""]
+        for name, found in errors.items():
+            lines += [f"### {name}", "", *found]
     lines += ["", "## Reproduce", "", "```bash", reproduce.strip(), "```", ""]
     return "\n".join(lines)
+
+
+def failure_lines(run_dir: Path) -> list[str]:
+    """The error analysis of an evaluation (a run directory, or one holding a run per suite):
+    the wide answers' sizes against the gold (eval.error_analysis) and the agents' failure
+    flags, as markdown."""
+    from wideseek.eval.error_analysis import error_analysis_lines
+    from wideseek.eval.report import failure_totals, find_runs
+    from wideseek.eval.runner import read_results
+
+    rows = [row for run in find_runs(run_dir) for row in read_results(run)]
+    lines = error_analysis_lines(rows)
+    flags = failure_totals(rows)
+    if flags:
+        listed = ", ".join(f"{name} {count}" for name, count in flags.most_common())
+        lines += [f"Agent failure flags over {len(rows)} runs: {listed}.", ""]
+    return lines or ["No failures recorded.", ""]
 
 
 def _cell(value: Any) -> str:
