@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wideseek.types import Task, Trajectory
+from wideseek.types import Task, Trajectory, headline_metric
 
 ACCESS_TOOL = "access"
 RewardFn = Callable[[Task, Trajectory], float]
@@ -62,8 +62,7 @@ def outcome(qa_metric: str = "em") -> RewardFn:
     """The scorer's headline: item F1 for a wide task, `qa_metric` (em | f1) for a QA one."""
 
     def outcome(task: Task, trajectory: Trajectory) -> float:
-        key = "item_f1" if task.kind == "wide" else qa_metric
-        return float(trajectory.scores.get(key) or 0.0)
+        return float(trajectory.scores.get(headline_metric(task.kind, qa_metric)) or 0.0)
 
     return outcome
 

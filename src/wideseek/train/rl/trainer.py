@@ -8,7 +8,8 @@ read back by a resumed run).
 Each step k (1-based):
 1) takes the next `tasks_per_step` tasks of the pool (a seeded order, cycled; the position is
    the step number, so a resumed run continues with the same tasks);
-2) runs `group_size` trials of each through the one suite runner (`runtime.run_suite`) with the
+2) runs `group_size` trials of each through the one world entry (`runtime.world_run.run_world`,
+   the suite runner underneath) with the
    policy itself as the engine — the trainer's model object, shared, not copied, so every
    rollout of step k samples from exactly the weights after k-1 updates (policy version k-1):
    fully on-policy. Sampling is untruncated (top_p 1, no top-k, whatever the model's
@@ -280,9 +281,10 @@ class RLTrainer:
         suite: str | None = None,
     ) -> list[Trajectory]:
         """`trials` rollouts (None: group_size) of each task by the current weights into
-        `run_dir`, sampling with `seed` (None: the step's)."""
-        from wideseek.config import Config, ToolsConfig
-        from wideseek.runtime import run_suite
+        `run_dir`, sampling with `seed` (None: the step's), through the one world entry
+        (`runtime.world_run.run_world`) under the agent's own limits (`limits=None`: the run
+        file's `agent` section is what the rollouts play under)."""
+        from wideseek.runtime.world_run import run_world
 
         # top_p 1, top_k 0 whatever the model's generation config says (a vLLM or SGLang server
         # would take its top_k from there): the update computes untruncated
@@ -292,11 +294,12 @@ class RLTrainer:
                     "seed": self.config.seed + self.step if seed is None else seed,
                     "top_p": 1.0, "top_k": 0}
         )  # fmt: skip
-        config = Config(agent=agent, tools=ToolsConfig(corpus=str(self.world.corpus_path)))
         self.model.eval()
-        run = await run_suite(
-            tasks, config, run_dir, suite=suite or f"rl-step-{self.step + 1}", engine=self.engine,
-            trials=trials or self.config.group_size, concurrency=self.config.concurrency,
+        run = await run_world(
+            self.world, {"rollouts": list(tasks)}, run_dir, split=self.config.split,
+            name=suite or f"rl-step-{self.step + 1}", agent=agent, limits=None,
+            engine=self.engine, config=None, trials=trials or self.config.group_size,
+            concurrency=self.config.concurrency,
             extra={"policy_version": self.step, "policy": self.policy},
             show_progress=self.show_progress,
         )  # fmt: skip
