@@ -98,6 +98,14 @@ class EngineConfig(_Section):
         "reproduces token for token at any concurrency (slower); None: on when agent.seed is "
         "set and agent.temperature > 0 (greedy runs stay batched)",
     )
+    speculate: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="local model: a greedy request decoding alone checks up to this many "
+        "prompt-lookup guesses (tokens copied from its own context) per pass; same tokens, "
+        "fewer passes; 0: off",
+    )
     timeout_s: float = 600.0
     max_retries: int = 5
     max_concurrency: int = Field(64, ge=1, description="global cap on in-flight engine calls")

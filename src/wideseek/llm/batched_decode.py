@@ -18,6 +18,15 @@ previous turn, llm/prefix_cache.py): they are copied into its slot and only the 
 prompt is pre-filled. With `keep_kv`, a finished row leaves with `kv`, the keys/values of its
 prompt and generated ids but the last (which never went through the model).
 
+With `speculate` = k > 0, a greedy row decoding alone guesses its next k tokens by prompt
+lookup (`lookup_draft`: the tokens that followed the last occurrence of its latest n-gram in
+its own prompt and output — agents copy names, numbers, URLs and call boilerplate from their
+context) and checks them in one pass over [sampled token, guesses]: the guesses the model's
+own argmax agrees with are kept, up to the first disagreement, whose logits give the next
+token. The tokens are those of plain greedy decoding; a pass over a few tokens costs about what
+a one-token step costs where reading the weights bounds it (a CPU at batch 1). Sampled rows and
+batches of several rows decode one token a step as before.
+
 Logprobs are log softmax(logits / T) of the sampled token, before top-p truncation
 (`token_logprobs` computes the same for a trainer). Sampling is inverse-CDF with one uniform
 draw per row from that row's own `torch.Generator`: vectorised over the batch, yet a request's
@@ -65,12 +74,29 @@ class DecodeStats:
     reused_tokens: int = 0  # prompt tokens whose keys/values came from the prefix cache
     prefill_s: float = 0.0
     steps: int = 0  # decode steps that ran the model (one pass each; one per row if invariant)
-    new_tokens: int = 0  # sampled tokens: one per row of the batch at each step
+    new_tokens: int = 0  # generated tokens: one per row at each step, plus kept guesses
     decode_s: float = 0.0
+    drafted: int = 0  # prompt-lookup guesses checked (speculate > 0)
+    accepted: int = 0  # guesses kept: tokens that cost no pass of their own
 
-    def add(self, other: DecodeStats) -> None:
-        for name, value in vars(other).items():
-            setattr(self, name, getattr(self, name) + value)
+
+def lookup_draft(context: list[int], k: int, ngram: tuple[int, ...] = (3, 2)) -> list[int]:
+    """Up to `k` tokens guessed to follow `context`: those after the latest earlier occurrence
+    of its last n tokens, for the first n of `ngram` that occurs; [] when none does."""
+    if k <= 0 or len(context) < 2:
+        return []
+    ids = torch.tensor(context)
+    for n in ngram:
+        if len(context) <= n:
+            continue
+        tail = ids[-n:]
+        # windows ids[i:i+n] for i < len - n (the tail itself excluded), compared at once
+        windows = ids[:-1].unfold(0, n, 1)  # (len - n, n)
+        hits = (windows == tail).all(dim=1).nonzero().flatten()
+        if len(hits):
+            after = int(hits[-1]) + n
+            return context[after : after + k]
+    return []
 
 
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -93,11 +119,17 @@ class BatchDecoder:
         cache: SlotCache | None = None,
         prefill_chunk: int = 2048,
         batch_invariant: bool = False,
+        speculate: int = 0,
+        stats: DecodeStats | None = None,
     ) -> None:
         """`cache`: a SlotCache to reuse across batches (its memory stays allocated).
         `batch_invariant`: run each row's decode pass alone, so its logits are bit for bit
-        those it gets in any batch (slower: one pass per row instead of one per step)."""
+        those it gets in any batch (slower: one pass per row instead of one per step).
+        `speculate`: prompt-lookup guesses checked per pass for a greedy row alone (0: off).
+        `stats`: where to count (an engine's running totals, current before a row is answered);
+        default: a new DecodeStats."""
         self.batch_invariant = batch_invariant
+        self.speculate = speculate
         self.model = model
         self.keep_kv = keep_kv
         self.eos_ids = set(eos_ids)
@@ -111,7 +143,7 @@ class BatchDecoder:
         self.rows: list[DecodeRow] = []
         self.lengths = torch.zeros(0, dtype=torch.long, device=self.device)  # tokens in cache
         self.logits = torch.zeros((0, 0), device=self.device)  # (b, V): next-token logits
-        self.stats = DecodeStats()
+        self.stats = stats if stats is not None else DecodeStats()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -150,16 +182,15 @@ class BatchDecoder:
     def step(self) -> list[DecodeRow]:
         """Sample a token for every row; return the rows that finished (now out of the batch)."""
         start = time.perf_counter()
-        # 1) sample one token per row and record it
+        # 1) sample one token per row and record it; a greedy row alone may check guesses of
+        # the tokens after it in the same pass (that pass then replaces step 3)
         tokens, logps = sample_next(self.logits, self.rows)  # (b,), (b,)
         for row, token, logp in zip(self.rows, tokens.tolist(), logps.tolist(), strict=True):
-            row.ids.append(token)
-            row.logprobs.append(logp)
-            if token in self.eos_ids or self.stopped(row):
-                row.finish = "stop"
-            elif len(row.ids) >= row.max_new:
-                row.finish = "length"
+            self._record(row, token, logp)
         self.stats.new_tokens += len(tokens)
+        draft = self._draft()
+        if draft:
+            self._check_draft(int(tokens[0]), draft)
         # 2) drop finished rows from the batch (their slots are refilled from the end)
         finished = [r for r in self.rows if r.finish is not None]
         if finished and self.keep_kv:
@@ -168,7 +199,7 @@ class BatchDecoder:
                     row.kv = self.cache.read(i, int(self.lengths[i]))
         if finished:
             tokens = tokens[self._keep([r.finish is None for r in self.rows])]
-        if not self.rows:
+        if not self.rows or draft:
             self.stats.decode_s += time.perf_counter() - start
             return finished
         # 3) one forward step for the rest, each row's token in its own next column
@@ -183,6 +214,61 @@ class BatchDecoder:
         return finished
 
     # --- internals -------------------------------------------------------------------------
+    def _record(self, row: DecodeRow, token: int, logp: float) -> None:
+        row.ids.append(token)
+        row.logprobs.append(logp)
+        if token in self.eos_ids or self.stopped(row):
+            row.finish = "stop"
+        elif len(row.ids) >= row.max_new:
+            row.finish = "length"
+
+    def _draft(self) -> list[int]:
+        """Prompt-lookup guesses for the batch's one row, when it is greedy and going on."""
+        if self.speculate <= 0 or len(self.rows) != 1:
+            return []
+        row = self.rows[0]
+        if row.finish is not None or row.params.temperature > 0:
+            return []
+        room = row.max_new - len(row.ids)
+        return lookup_draft(row.prompt + row.ids, min(self.speculate, room))
+
+    def _check_draft(self, token: int, draft: list[int]) -> None:
+        """One pass over [token, *draft] for row 0: keep the guesses its argmax agrees with;
+        the cache, the row's length and the next logits end where the kept tokens end."""
+        row, first = self.rows[0], int(self.lengths[0])  # `token` goes in column `first`
+        seq = [token, *draft]
+        self.cache.reserve(1, first + len(seq))
+        positions = torch.arange(first, first + len(seq), device=self.device).unsqueeze(0)
+        visible = torch.arange(first + len(seq), device=self.device) <= positions.T
+        self.cache.plan(0, positions)
+        out = self.model(
+            input_ids=torch.tensor([seq], device=self.device),
+            attention_mask=self._additive(visible[None, None]),
+            position_ids=positions,
+            use_cache=True,
+            **{self.cache_kw: self.cache},
+        )
+        logits = out.logits[0]  # (q, V): row i predicts the token after seq[i]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        best = logp.argmax(dim=-1).tolist()
+        kept = 0
+        for i, guess in enumerate(draft):
+            if best[i] != guess:
+                break
+            self._record(row, guess, float(logp[i, guess]))
+            kept += 1
+            if row.finish is not None:
+                break
+        self.stats.steps += 1
+        self.stats.drafted += len(draft)
+        self.stats.accepted += kept
+        self.stats.new_tokens += kept
+        if row.finish is not None:  # its last token never counts as in the cache (see kv)
+            self.lengths[0] = first + kept
+        else:
+            self.lengths[0] = first + 1 + kept
+            self.logits = logits[kept : kept + 1]
+
     def _forward(self, tokens: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """One decode pass of rows start..stop (their sampled `tokens`); next logits (n, V)."""
         positions = self.lengths[start:stop].unsqueeze(-1)  # (n, 1): each row's next column

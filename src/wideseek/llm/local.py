@@ -108,6 +108,7 @@ class LocalEngine:
         prefix_cache_tokens: int = 65_536,
         int8_decode: str = "auto",
         batch_invariant: bool = False,
+        speculate: int = 0,
         loaded: tuple[PreTrainedModel, Any] | None = None,
     ) -> None:
         """`model`: a `ResolvedModel`, or a spec resolved here (llm/resolved_model.py).
@@ -118,7 +119,9 @@ class LocalEngine:
         CPU, for a model this engine loaded itself (a trainer's shared policy keeps its own).
         `batch_invariant`: every request's tokens and logprobs are what it gets alone, whatever
         else is in flight (each row decoded in its own pass, every prompt pre-filled whole:
-        no prefix cache), so a seeded run reproduces at any concurrency; slower."""
+        no prefix cache), so a seeded run reproduces at any concurrency; slower.
+        `speculate`: a greedy request decoding alone checks up to this many prompt-lookup
+        guesses per pass (llm/batched_decode.py; same tokens, fewer passes; 0: off)."""
         self.resolved: ResolvedModel = resolve_model(model)
         self.model_dir = self.resolved.dir
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -145,6 +148,7 @@ class LocalEngine:
         self.batch_window_s = batch_window_s
         self._seeds = random.Random(seed)
         self.batch_invariant = batch_invariant
+        self.speculate = speculate
         # Token sequences already run, so a prompt pre-fills only what it does not share with
         # one (0: off; off in batch-invariant mode, where a hit would change the numbers).
         self.prefix_cache = PrefixCache(0 if batch_invariant else prefix_cache_tokens)
@@ -249,6 +253,8 @@ class LocalEngine:
                 keep_kv,
                 cache=self._slot_cache(),
                 batch_invariant=self.batch_invariant,
+                speculate=self.speculate,
+                stats=self.stats,  # counted as it goes: current when a request is answered
             )
             jobs: dict[int, _Job] = {}
             try:
@@ -275,8 +281,6 @@ class LocalEngine:
             except Exception as e:  # a failed batch fails its requests, not the engine
                 for job in jobs.values():
                     _answer(job, EngineError(f"local generation failed: {e}"))
-            finally:
-                self.stats.add(decoder.stats)
 
     def _admit(self, row: DecodeRow, decoder: BatchDecoder) -> None:
         """Pre-fill `row` into the batch, starting from the longest prefix the cache holds; a

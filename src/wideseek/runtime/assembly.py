@@ -106,6 +106,7 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
         dtype=engine_cfg.dtype,
         int8_decode=engine_cfg.int8_decode,
         batch_invariant=invariant,
+        speculate=engine_cfg.speculate,
     )
 
 
