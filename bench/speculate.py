@@ -48,9 +48,9 @@ async def run_one(engine: LocalEngine, task: Task, config: Config) -> tuple[dict
         run = await run_suite(
             [task], config, run_dir, suite="bench", engine=engine, show_progress=False
         )
+        (trajectory,) = run.trajectories()
     figures = {k: v - getattr(before, k) for k, v in vars(engine.stats).items()}
     figures["wall_s"] = time.perf_counter() - start
-    (trajectory,) = run.trajectories()
     return figures, trajectory.final_answer
 
 
