@@ -122,3 +122,26 @@ def test_an_agent_sample_joins_the_stored_ids_with_a_multi_span_mask():
     for turn in turns:  # a chat-path engine: no ids, no sample
         turn.added_prompt_token_ids = None
     assert agent_sample(agent) is None
+
+
+def ratios_loss(ratios: list[float], mask: list[int], early_stop: float | None):
+    new = torch.log(torch.tensor([ratios])).requires_grad_(True)
+    loss, stats = policy_loss(new, torch.zeros(1, len(ratios)), torch.tensor([-1.0]),
+                              torch.ones(1, len(ratios)), torch.tensor([mask]),
+                              ClipSettings(dual_clip=None), early_stop)  # fmt: skip
+    loss.backward()
+    return float(loss.detach()), new.grad, stats
+
+
+def test_a_sample_whose_mean_ratio_passes_the_early_stop_ratio_is_dropped():
+    # mean ratio over the masked tokens 5.33 > 5: the loss and its gradient are 0, counted
+    loss, grad, stats = ratios_loss([6.0, 6.0, 4.0, 100.0], [1, 1, 1, 0], early_stop=5.0)
+    assert loss == 0 and float(grad.abs().sum()) == 0
+    assert stats["early_stopped"] == 1 and stats["ratio_mean"] == pytest.approx(16 / 3)
+    # mean exactly 5 (the masked 100 does not count): kept, as RLinf keeps ratio <= threshold
+    loss, grad, stats = ratios_loss([6.0, 6.0, 3.0, 100.0], [1, 1, 1, 0], early_stop=5.0)
+    assert loss == pytest.approx(15.0, rel=1e-5) and float(grad.abs().sum()) > 0
+    assert stats["early_stopped"] == 0
+    # off: the same large ratios train
+    loss, grad, stats = ratios_loss([6.0, 6.0, 4.0, 100.0], [1, 1, 1, 0], early_stop=None)
+    assert loss == pytest.approx(16.0, rel=1e-5) and stats["early_stopped"] == 0

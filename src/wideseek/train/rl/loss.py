@@ -13,6 +13,13 @@ Contract:
   ratio = exp(clamp(new - old, ±20)), max(-A·ratio, -A·clip(ratio, 1-ε_low, 1+ε_high)), for A < 0
   further capped at -A·c (dual-clip), summed with the weights over masked tokens. Returns the
   loss and its statistics (clip fractions, mean ratio, approximate KL to the sampler).
+  With `early_stop_ratio`, a micro-batch whose mean ratio over its masked tokens exceeds it
+  is dropped: its loss is multiplied by 0 (no gradient, the graph kept so a data-parallel
+  backward stays in step), `stats["early_stopped"]` = 1. That is RLinf's
+  `algorithm.early_stop_imp_ratio` (5.0 in WideSeek-R1's configs; rlinf/workers/actor/
+  megatron_actor_worker.py: "Abandon this microbatch"), there over the data-parallel mean of a
+  Megatron micro-batch, here over what one call is given (the trainer: one agent's sample).
+  Off-policy samples (`max_staleness`) are where it bites: on-policy the ratio is ~1.
 Definitions as published (../shared/wideseek_r1/RLINF.md 4.3-4.4); tensors are (B, T).
 """
 
@@ -64,8 +71,10 @@ def policy_loss(
     weights: torch.Tensor,
     mask: torch.Tensor,
     clip: ClipSettings | None = None,
+    early_stop_ratio: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """new/old logprobs, weights, mask (B, T); advantages (B,) or (B, T) -> (loss, stats)."""
+    """new/old logprobs, weights, mask (B, T); advantages (B,) or (B, T) -> (loss, stats).
+    `early_stop_ratio`: drop the whole call's loss when its mean ratio is above it (None: off)."""
     clip = clip or ClipSettings()
     mask = mask.bool()
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(-1).expand_as(mask)
@@ -82,10 +91,16 @@ def policy_loss(
     loss = (per_token * weights * mask).sum()
     n = mask.sum().clamp(min=1)
     with torch.no_grad():
+        ratio_mean = float((ratio * mask).sum() / n)
+    stopped = early_stop_ratio is not None and ratio_mean > early_stop_ratio
+    if stopped:
+        loss = loss * 0.0
+    with torch.no_grad():
         stats = {
             "clip_frac": float(((clipped > plain) & mask).sum() / n),
             "dual_clip_frac": float((dual & mask).sum() / n),
-            "ratio_mean": float((ratio * mask).sum() / n),
+            "ratio_mean": ratio_mean,
+            "early_stopped": float(stopped),
             # k3 estimate of KL(sampler || policy) over the sampler's tokens: r - 1 - log r >= 0
             "approx_kl": float(((ratio - 1 - log_ratio) * mask).sum() / n),
         }
