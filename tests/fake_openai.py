@@ -23,6 +23,13 @@ renderer.end_of_turn_ids` (tests/tiny_tokenizer.py builds a tokenizer), as a rea
 returns the EOS id of a reply that ended its turn. `chat_reply` and
 `completion_reply` build the dicts for richer cases (tool calls, reasoning, exact ids).
 
+Weight updates, as vLLM and SGLang speak them (src/wideseek/llm/weight_push.py): vLLM's
+`POST /v1/load_lora_adapter` / `/v1/unload_lora_adapter` (200, plain text) and SGLang's
+`/load_lora_adapter` / `/unload_lora_adapter` / `/update_weights_from_disk` (200, `{"success"}`).
+`srv.adapters` holds the loaded ones (name -> path; loading a name already loaded is refused, as
+vLLM does), `srv.weights_path` the last full reload; `srv.refuse_weights = "why"` makes every
+weight update fail (vLLM: HTTP 400 with that message; SGLang: `success: false`).
+
 `latency_s` is added to every POST (asyncio sleep: requests overlap, as on a real server).
 The server knows nothing about models or tokenizers; it only plays the wire format.
 """
@@ -169,6 +176,9 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._faults: deque[Fault] = deque()
+        self.adapters: dict[str, str] = {}
+        self.weights_path: str | None = None
+        self.refuse_weights: str | None = None
         self._lock = threading.Lock()  # the test thread and the server thread both touch state
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -226,6 +236,11 @@ class FakeOpenAIServer:
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1/chat/completions", self._generate, methods=["POST"]),
                 Route("/v1/completions", self._generate, methods=["POST"]),
+                Route("/v1/load_lora_adapter", self._vllm_weights, methods=["POST"]),
+                Route("/v1/unload_lora_adapter", self._vllm_weights, methods=["POST"]),
+                Route("/load_lora_adapter", self._sglang_weights, methods=["POST"]),
+                Route("/unload_lora_adapter", self._sglang_weights, methods=["POST"]),
+                Route("/update_weights_from_disk", self._sglang_weights, methods=["POST"]),
             ]
         )
 
@@ -277,6 +292,40 @@ class FakeOpenAIServer:
             error = {"error": {"message": fault.message or f"injected fault {fault.status}"}}
             return JSONResponse(error, fault.status, headers=headers)
         return None
+
+    def _update_weights(self, path: str, body: dict[str, Any]) -> str | None:
+        """Apply one weight update; why it is refused, or None."""
+        if self.refuse_weights is not None:
+            return self.refuse_weights
+        name = body.get("lora_name")
+        if path.endswith("/update_weights_from_disk"):
+            self.weights_path = body["model_path"]
+        elif path.endswith("/load_lora_adapter"):
+            if name in self.adapters:
+                return f"The lora adapter '{name}' has already been loaded."
+            self.adapters[name] = body["lora_path"]
+        elif self.adapters.pop(name, None) is None:
+            return f"The lora adapter '{name}' cannot be found."
+        return None
+
+    async def _vllm_weights(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self._record(request, body)
+        with self._lock:
+            why = self._update_weights(request.url.path, body)
+        if why is not None:
+            error = {"error": {"message": why, "type": "BadRequestError", "code": 400}}
+            return JSONResponse(error, 400)
+        return Response(f"Success: LoRA adapter '{body['lora_name']}' updated.", 200)
+
+    async def _sglang_weights(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self._record(request, body)
+        with self._lock:
+            why = self._update_weights(request.url.path, body)
+            loaded = dict(self.adapters)
+        answer = {"success": why is None, "error_message": why or "", "message": why or ""}
+        return JSONResponse({**answer, "loaded_adapters": loaded})
 
     def _from_text(self, endpoint: str, text: str) -> dict[str, Any]:
         if endpoint == "chat":
