@@ -314,7 +314,7 @@ def test_train_rl_runs_from_a_yaml_file_and_says_why_it_stopped(model_dir, tmp_p
     assert run_cli(["train", "rl", "--config", str(path), "lr=-1"]) != 0  # a bad value: refused
 
 
-@pytest.mark.parametrize("name", ["rl-cpu.yaml", "rl-published.yaml"])
+@pytest.mark.parametrize("name", ["rl-cpu.yaml", "rl-published.yaml", "rl-remote.yaml"])
 def test_the_shipped_run_files_load(name):
     from pathlib import Path
 

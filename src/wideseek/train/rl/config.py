@@ -2,7 +2,8 @@
 
 Contract:
 - `RLConfig` extends the trainers' `TrainerConfig`; every field, nested sections included
-  (`agent`, `clip`, `shaping`, `guards`, `select`, `eval`), is typed, documented and checked
+  (`agent`, `clip`, `shaping`, `guards`, `select`, `eval`, `rollout_engine`), is typed,
+  documented and checked
   when the file loads. The agent settings that sampling must share with the learner (mode,
   temperature, seed, top_p, top_k) are RL's own: setting them under `agent` is refused.
 - The field sets say what each setting touches: `RECIPE` (listed on a saved model's card),
@@ -31,6 +32,49 @@ from wideseek.train.rl.rewards import RewardShaping
 from wideseek.train.rl.task_selection import TaskSelection
 from wideseek.train.trainable import LoraSettings
 from wideseek.train.trainer_config import TrainerConfig
+
+
+class RolloutEngine(BaseModel):
+    """Where rollouts are sampled: the learner's own model, or a vLLM / SGLang server that gets
+    each new version of the weights through its own endpoints (llm/weight_push.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local", "vllm", "sglang"] = Field(
+        "local",
+        description="local: the model being trained samples in-process (always on-policy); "
+        "vllm | sglang: an OpenAI-compatible server over the token path, the weights pushed to "
+        "it after updates (a LoRA adapter; full weights only to SGLang)",
+    )
+    base_url: str | None = Field(
+        None, description="the server's URL (http://host:8000); required unless kind is local"
+    )
+    model: str | None = Field(
+        None, description="the base model's name on the server (None: the first it lists)"
+    )
+    adapter: str = Field(
+        "wideseek-policy",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="the pushed adapter's name; version k is served as <adapter>-v<k>",
+    )
+    shared_dir: str | None = Field(
+        None,
+        description="where the learner writes each pushed version (v<k>/), a directory the "
+        "server can read (None: out_dir/pushed)",
+    )
+    server_dir: str | None = Field(
+        None,
+        description="the same directory as the server sees it, when mounted elsewhere (a "
+        "container); None: shared_dir",
+    )
+    timeout_s: float = Field(600.0, gt=0, description="per request, completions and pushes")
+    max_concurrency: int = Field(64, ge=1, description="completion requests in flight at once")
+
+    @model_validator(mode="after")
+    def _needs_a_server(self) -> RolloutEngine:
+        if self.kind != "local" and not self.base_url:
+            raise ValueError(f"rollout_engine.base_url: a {self.kind} engine needs the URL")
+        return self
 
 
 class Guards(BaseModel):
@@ -117,6 +161,26 @@ class RLConfig(TrainerConfig):
     eval: DevEvalSettings = Field(
         default_factory=DevEvalSettings, description="the dev evaluation's tasks and settings"
     )
+    max_staleness: int = Field(
+        0,
+        ge=0,
+        description="rollouts may be sampled by weights up to this many updates older than the "
+        "learner's (0: strictly on-policy). A remote rollout engine is sent new weights only "
+        "when it lags more; a resumed step reuses a rollout folder made that recently; the "
+        "loss's old logprobs are always the sampler's own, recorded on the trajectory",
+    )
+    early_stop_ratio: float | None = Field(
+        5.0,
+        gt=1,
+        description="drop an agent sample's loss when its mean importance ratio (new / "
+        "sampler) over its trained tokens exceeds this (RLinf's early_stop_imp_ratio, 5.0 as "
+        "published; None: off); counted as early_stopped",
+    )
+    rollout_engine: RolloutEngine = Field(
+        default_factory=RolloutEngine,
+        description="where rollouts are sampled: local (the learner's model) or a vLLM / "
+        "SGLang server that the new weights are pushed to",
+    )
 
     @model_validator(mode="after")
     def _sampling_is_rl_s(self) -> RLConfig:
@@ -131,6 +195,11 @@ class RLConfig(TrainerConfig):
                     f"agent.{name}: RL samples with {name} {off} (the update's logprobs are "
                     "untruncated)"
                 )
+        if self.rollout_engine.kind == "vllm" and self.lora is None:
+            raise ValueError(
+                "rollout_engine: vLLM takes new weights only as a LoRA adapter (it has no "
+                "stable HTTP endpoint to reload full weights): set lora, or use sglang"
+            )
         return self
 
     @field_serializer("agent")
@@ -144,11 +213,15 @@ RECIPE = {"lora", "dtype", "suites", "split", "mode", "tasks_per_step", "group_s
            "lr", "temperature", "seed"}  # fmt: skip
 # fields that change what a step samples, and, with the rest, what its update does
 ROLLOUT = {"model", "world", "suites", "split", "select", "mode", "tasks_per_step",
-            "group_size", "temperature", "agent", "concurrency", "seed"}  # fmt: skip
+            "group_size", "temperature", "agent", "concurrency", "seed",
+            "rollout_engine"}  # fmt: skip
 # fields that change what a pass-rate measurement samples (its K aside)
 MEASURED = ROLLOUT - {"select", "tasks_per_step", "group_size"}
 NOT_WEIGHTS = {"out_dir", "steps", "save_every", "keep_checkpoints", "guards", "eval_every",
                 "eval"}  # fmt: skip
+# fields added after runs existed: left out of the ids while at their defaults, so those runs
+# keep their policy and rollout ids (and their folders stay reusable on resume)
+LATER = ("select", "max_staleness", "early_stop_ratio", "rollout_engine")
 
 
 def digest(*parts: Any) -> str:
@@ -157,12 +230,17 @@ def digest(*parts: Any) -> str:
 
 
 def settings_of(config: RLConfig, **fields: Any) -> dict[str, Any]:
-    """`config`'s fields (model_dump's include / exclude) as the ids hash them: a `select`
-    section left at its defaults is left out, so runs from before it keep their ids."""
+    """`config`'s fields (model_dump's include / exclude) as the ids hash them: the `LATER`
+    fields at their defaults are left out, so runs from before them keep their ids."""
     dump = config.model_dump(mode="json", **fields)
-    if config.select == TaskSelection():
-        dump.pop("select", None)
+    for name in LATER:
+        if getattr(config, name) == _DEFAULTS[name]:
+            dump.pop(name, None)
     return dump
+
+
+_DEFAULTS = {name: RLConfig.model_fields[name].get_default(call_default_factory=True)
+             for name in LATER}  # fmt: skip
 
 
 def policy_after(policy: str, config: RLConfig) -> str:

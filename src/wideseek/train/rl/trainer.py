@@ -9,10 +9,15 @@ Each step k (1-based):
 1) takes the next `tasks_per_step` tasks of the pool (a seeded order, cycled; the position is
    the step number, so a resumed run continues with the same tasks);
 2) runs `group_size` trials of each through the one world entry (`runtime.world_run.run_world`,
-   the suite runner underneath) with the
-   policy itself as the engine — the trainer's model object, shared, not copied, so every
-   rollout of step k samples from exactly the weights after k-1 updates (policy version k-1):
-   fully on-policy. Sampling is untruncated (top_p 1, no top-k, whatever the model's
+   the suite runner underneath) with the policy itself as the engine — the trainer's model
+   object, shared, not copied, so every rollout of step k samples from exactly the weights
+   after k-1 updates (policy version k-1): fully on-policy. With `rollout_engine` a vLLM or
+   SGLang server samples instead, over the HTTP engine's token path (`remote.RemotePolicy`);
+   the learner's weights are written to a shared directory and pushed through the server's own
+   endpoints (`llm/weight_push.py`) whenever the server's version lags the learner's by more
+   than `max_staleness` (0: before every step), so rollouts may come from weights up to that
+   many updates old; a refused push stops the run with the trained weights checkpointed
+   (`step_or_keep_state`). Sampling is untruncated (top_p 1, no top-k, whatever the model's
    generation config recommends), the distribution the update's logprobs are computed from.
    With `select.resample_flat`, a flat group (every rollout the same reward) is replaced by
    the group of another task of the pool (`task_selection.replacement_tasks`), tried in
@@ -23,7 +28,10 @@ Each step k (1-based):
    `credit`);
 4) weights each trained token 1/(B·A_i·N_ia), B every rollout of the step by default
    (`normalise_over`), and takes one optimizer step on the clipped loss (`loss.policy_loss`),
-   recomputing logprobs at the sampling temperature;
+   recomputing logprobs at the sampling temperature; the ratio's old logprobs are those the
+   sampler recorded on the trajectory, whichever version sampled; an agent sample whose mean
+   ratio exceeds `early_stop_ratio` (5.0, RLinf's early_stop_imp_ratio) adds no gradient and
+   is counted (`early_stopped`);
 5) logs one metrics row, checks the collapse guards, evaluates on dev tasks every `eval_every`
    steps (`dev_eval.evaluate_engine` over the same shared engine), and checkpoints every
    `save_every` steps.
@@ -33,10 +41,11 @@ dev figures when `eval_every` is set; every row of a run has the same keys (`met
 None where a figure was not measured at that step: policy version, rollouts kept vs dropped,
 reward mean/std and per suite, each reward term, advantage mean/std of the kept rollouts, loss,
 lr, grad norm, trained agents and tokens, entropy, clip fractions, ratio, KL to the sampler,
-failure rates per kind, seconds in rollout / update / evaluation, the guard that tripped, the
-dev figures (`dev_*`) of the weights after the step's update, and with `select.resample_flat`
-the replacement groups tried (`resampled_groups`) and the flat groups they replaced
-(`replaced_groups`).
+agent samples early-stopped, the staleness of the step's rollouts (learner version - sampler
+version), failure rates per kind, seconds in rollout / update / evaluation, the guard that
+tripped, the dev figures (`dev_*`) of the weights after the step's update, and with
+`select.resample_flat` the replacement groups tried (`resampled_groups`) and the flat groups
+they replaced (`replaced_groups`).
 
 Checkpoints, metrics and final/ follow train/checkpoints.py's layout; the trainer state holds
 the step, the policy id, the guards' counters, and whether the checkpoint is *good* (saved
@@ -49,9 +58,11 @@ the next run (with other settings, say a lower lr) resumes from the last good ch
 deletes the later ones, not from the collapsed weights.
 
 Policy ids: a hash chain over the settings that shaped the weights (the start model, then
-each update's settings), recorded on every rollout and dev-evaluation folder beside a hash of
-the rollout settings. A folder is reused (a resumed step finishes only its missing rollouts)
-only when both match; one made by other weights or settings is discarded with one line.
+each update's settings), recorded with the version on every rollout and dev-evaluation folder
+beside a hash of the rollout settings. A folder is reused (a resumed step finishes only its
+missing rollouts) only when the settings match and the weights that made it are the learner's
+or, for a step's rollouts, one of its last `max_staleness` versions (the trainer state keeps
+those ids); one made by other weights or settings is discarded with one line.
 """
 
 from __future__ import annotations
@@ -64,12 +75,14 @@ import statistics
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from wideseek.errors import WideseekError
 from wideseek.io import atomic_write_text
+from wideseek.llm.base import Engine
+from wideseek.llm.weight_push import WeightPushError
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.dev_eval import metric_names
 from wideseek.train.rl.advantages import is_flat
@@ -85,6 +98,7 @@ from wideseek.train.rl.config import (
 )
 from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.loss import policy_loss, token_weights
+from wideseek.train.rl.remote import RemotePolicy
 from wideseek.train.rl.rewards import CompositeReward, build_reward
 from wideseek.train.rl.samples import AgentSample
 from wideseek.train.rl.task_selection import (
@@ -97,6 +111,7 @@ from wideseek.train.trainable import Trainable, load_trainable, write_trained
 from wideseek.train.training_card import TrainingCard
 from wideseek.types import Failure, Task, Trajectory
 
+T = TypeVar("T")
 COLLAPSE = "collapse.json"
 STAMP = "policy.json"  # in a rollout / dev-eval folder: the weights and settings that made it
 
@@ -122,6 +137,7 @@ def metric_keys(config: RLConfig, reward_terms: Sequence[str]) -> list[str]:
         "reward_mean", "reward_std", *(f"reward_{s}" for s in config.suites), *reward_terms,
         "advantage_mean", "advantage_std", "loss", "lr", "grad_norm", "trained_agents",
         "trained_tokens", "entropy", "clip_frac", "dual_clip_frac", "ratio_mean", "approx_kl",
+        "early_stopped", "staleness",
         "subagents_per_rollout", "response_tokens", *(f"fail_{f.value}" for f in Failure),
         "rollout_s", "update_s", "eval_s", "guard", *dev,
         *(["resampled_groups", "replaced_groups"] if config.select.resample_flat else []),
@@ -182,7 +198,15 @@ class RLTrainer:
         # the resolved model, not the raw spec: "default" names no directory, and the engine
         # reads the model's recommended settings from it
         loaded = (policy, self.trainable.tokenizer)
-        self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
+        self.remote: RemotePolicy | None = None
+        self.engine: LocalEngine | None = None
+        if config.rollout_engine.kind == "local":
+            self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
+        else:
+            self.remote = RemotePolicy(
+                config.rollout_engine, self.out, self.trainable.tokenizer,
+                config.agent.context_length, self.trainable.is_lora,
+            )  # fmt: skip
         self.step = 0
         self.tripped: dict[str, int] = defaultdict(int)
         self.outcomes: deque[float] = deque(maxlen=config.guards.outcome_window)
@@ -190,6 +214,7 @@ class RLTrainer:
         self.last_reward: float | None = None  # the last step's mean reward, for the card
         start = config.model_dump(mode="json", include={"model", "lora", "dtype", "seed"})
         self.policy = digest("start", start)
+        self.history: dict[int, str] = {0: self.policy}  # version -> policy id, recent ones
         self.rollout_settings = digest(settings_of(config, include=ROLLOUT))
         self.eval_settings = digest(config.eval.model_dump(mode="json"))
 
@@ -222,6 +247,8 @@ class RLTrainer:
         self.outcomes.extend(state.get("outcomes", []))
         # a checkpoint from before policy ids: no folder can match it
         self.policy = state.get("policy") or digest("unknown", str(found[-1]))
+        self.history = {int(v): p for v, p in state.get("history", {}).items()}
+        self.history[self.step] = self.policy
         ckpt.truncate_metrics(self.out / ckpt.METRICS, self.step)
 
     def healthy(self) -> bool:
@@ -232,7 +259,7 @@ class RLTrainer:
         """The trainer state a checkpoint of the current step records."""
         return {"step": self.step, "good": good, "last_good": self.last_good,
                 "tripped": dict(self.tripped), "outcomes": list(self.outcomes),
-                "policy": self.policy}  # fmt: skip
+                "policy": self.policy, "history": self.history}  # fmt: skip
 
     def write_model(self, path: Path) -> None:
         write_trained(self.trainable, self.accelerator.unwrap_model(self.model), path, self.card())
@@ -253,21 +280,50 @@ class RLTrainer:
         recipe = self.config.model_dump(include=RECIPE)
         return TrainingCard("rl", recipe, {"steps": self.step, "last reward": self.last_reward})
 
-    def _fresh_dir(self, path: Path, settings: str) -> None:
-        """Keep `path` (a run folder a resumed step finishes) only if this policy and these
-        settings (a digest) made it; else discard it, saying so."""
-        stamp = {"policy": self.policy, "settings": settings}
+    def _fresh_dir(self, path: Path, settings: str, sampler: int, staleness: int = 0) -> int:
+        """Keep `path` (a run folder a resumed step finishes) only if these settings (a digest)
+        and weights at most `staleness` versions older than the learner's made it; else
+        discard it, saying so, and stamp it as `sampler`'s. Returns the version that made it."""
+        stamp = {"policy": self.history[sampler], "version": sampler, "settings": settings}
         if path.exists():
             try:
                 made = json.loads((path / STAMP).read_text())
             except (OSError, ValueError):
                 made = None
-            if made == stamp:
-                return
+            recent = {p: v for v, p in self.history.items() if self.step - v <= staleness}
+            fits = isinstance(made, dict) and made.get("settings") == settings
+            if fits and made["policy"] in recent:
+                return recent[made["policy"]]
             note(f"{path} was made by other weights or settings ({made} vs {stamp}); discarded")
             shutil.rmtree(path)
         path.mkdir(parents=True)
         atomic_write_text(path / STAMP, json.dumps(stamp))
+        return sampler
+
+    def sampler(self, staleness: int) -> int:
+        """The version of the weights that samples now, at most `staleness` updates behind the
+        learner: the learner's own model, or a remote engine that gets the current weights
+        pushed when it lags more. A refused push is `WeightPushError`."""
+        if self.remote is None:
+            return self.step
+        served = self.remote.served
+        if served is None or self.step - served > staleness:
+            started = time.time()
+            self.model.eval()
+            self.remote.push(self.step, self.write_model)
+            note(f"pushed version {self.step} to {self.remote.settings.base_url} "
+                 f"({time.time() - started:.1f}s)")  # fmt: skip
+        assert self.remote.served is not None
+        return self.remote.served
+
+    async def _with_engine(self, run: Callable[[Engine], Awaitable[T]]) -> T:
+        """`run(engine)` with the sampling engine: the shared local one, or an HTTP engine
+        opened in this event loop and closed after."""
+        if self.remote is None:
+            assert self.engine is not None
+            return await run(self.engine)
+        async with self.remote.engine() as engine:
+            return await run(engine)
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -279,9 +335,11 @@ class RLTrainer:
         trials: int | None = None,
         seed: int | None = None,
         suite: str | None = None,
+        version: int | None = None,
     ) -> list[Trajectory]:
         """`trials` rollouts (None: group_size) of each task by the current weights into
-        `run_dir`, sampling with `seed` (None: the step's), through the one world entry
+        `run_dir` by the weights of `version` (None: the learner's; a remote engine must
+        serve them), sampling with `seed` (None: the step's), through the one world entry
         (`runtime.world_run.run_world`) under the agent's own limits (`limits=None`: the run
         file's `agent` section is what the rollouts play under)."""
         from wideseek.runtime.world_run import run_world
@@ -295,15 +353,20 @@ class RLTrainer:
                     "top_p": 1.0, "top_k": 0}
         )  # fmt: skip
         self.model.eval()
-        run = await run_world(
-            self.world, {"rollouts": list(tasks)}, run_dir, split=self.config.split,
-            name=suite or f"rl-step-{self.step + 1}", agent=agent, limits=None,
-            engine=self.engine, config=None, trials=trials or self.config.group_size,
-            concurrency=self.config.concurrency,
-            extra={"policy_version": self.step, "policy": self.policy},
-            show_progress=self.show_progress,
-        )  # fmt: skip
-        return run.trajectories()
+        version = self.step if version is None else version
+
+        async def run(engine: Engine) -> list[Trajectory]:
+            done = await run_world(
+                self.world, {"rollouts": list(tasks)}, run_dir, split=self.config.split,
+                name=suite or f"rl-step-{self.step + 1}", agent=agent, limits=None,
+                engine=engine, config=None, trials=trials or self.config.group_size,
+                concurrency=self.config.concurrency,
+                extra={"policy_version": version, "policy": self.history[version]},
+                show_progress=self.show_progress,
+            )  # fmt: skip
+            return done.trajectories()
+
+        return await self._with_engine(run)
 
     def update(
         self, batch: list[tuple[list[AgentSample], float]], rollouts: int | None = None
@@ -327,7 +390,8 @@ class RLTrainer:
                 old = torch.tensor([sample.old_logprobs[1:]], device=device)
                 w = torch.full_like(old, weight)
                 loss, s = policy_loss(new, old, torch.tensor([advantage], device=device), w,
-                                      mask, self.config.clip)  # fmt: skip
+                                      mask, self.config.clip,
+                                      self.config.early_stop_ratio)  # fmt: skip
                 self.accelerator.backward(loss)
                 total += float(loss.detach())
                 if entropy is not None:
@@ -337,8 +401,11 @@ class RLTrainer:
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad()
-        self.engine.weights_changed()  # its cached keys/values are the old weights'
+        if self.engine is not None:
+            self.engine.weights_changed()  # its cached keys/values are the old weights'
+        stopped = stats.pop("early_stopped", [])
         row = {k: statistics.fmean(v) for k, v in stats.items()}
+        row["early_stopped"] = float(sum(stopped))  # agent samples whose loss was dropped
         row["loss"] = total  # the weighted objective: the sum over every token and agent
         row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         row["grad_norm"] = float(norm)
@@ -350,9 +417,12 @@ class RLTrainer:
         cfg = self.config
         tasks = step_tasks(self.pool, self.step, cfg.tasks_per_step, cfg.seed)
         run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
-        self._fresh_dir(run_dir, self.rollout_settings)
         started = time.time()
-        trajectories = asyncio.run(self.rollouts(tasks, run_dir))
+        sampler = self.sampler(cfg.max_staleness)
+        made = self._fresh_dir(run_dir, self.rollout_settings, sampler, cfg.max_staleness)
+        # a reused folder made by older weights is finished by the current sampler: every
+        # trajectory carries its own sampling logprobs, so the ratios stay right either way
+        trajectories = asyncio.run(self.rollouts(tasks, run_dir, version=sampler))
         resampling: dict[str, int] = {}
         if cfg.select.resample_flat:
             trajectories, resampling = self.replace_flat_groups(tasks, trajectories, run_dir)
@@ -365,6 +435,7 @@ class RLTrainer:
         self.policy = policy_after(self.policy, cfg)
         return {
             **self.rollout_figures(batch),
+            "staleness": self.step - made,
             **update,
             **resampling,
             "rollout_s": round(rollout_s, 2),
@@ -391,7 +462,10 @@ class RLTrainer:
         while flat and tried < limit:
             chosen = candidates[tried : tried + min(len(flat), limit - tried)]
             tried, rounds = tried + len(chosen), rounds + 1
-            new = asyncio.run(self.rollouts(chosen, run_dir / f"resample-{rounds}"))
+            version = self.sampler(self.config.max_staleness)
+            new = asyncio.run(
+                self.rollouts(chosen, run_dir / f"resample-{rounds}", version=version)
+            )
             for task in chosen:
                 group = [t for t in new if t.task.id == task.id]
                 if not self.flat(group):
@@ -437,7 +511,7 @@ class RLTrainer:
         """`samples` rollouts of every pool task by the current (start) weights, into
         out_dir/pass-rate/ (a crash resumes it), their outcomes into out_dir/pass-rates.json."""
         run_dir = self.out / "pass-rate"
-        self._fresh_dir(run_dir, settings)
+        self._fresh_dir(run_dir, settings, self.sampler(0))
         note(f"measuring the start model's pass rate on {len(self.pool)} tasks x {samples}")
         # a seed no step uses (steps sample with seed + step, step >= 0)
         seed = self.config.seed - 1
@@ -481,10 +555,13 @@ class RLTrainer:
         from wideseek.train.dev_eval import evaluate_engine
 
         run_dir = self.out / "dev-eval" / f"step-{self.step}"
-        self._fresh_dir(run_dir, self.eval_settings)
-        self.model.eval()
         started = time.time()
-        result = asyncio.run(evaluate_engine(self.engine, self.config.eval, run_dir, self.world))
+        self._fresh_dir(run_dir, self.eval_settings, self.sampler(0))
+        self.model.eval()
+        settings = self.config.eval
+        result = asyncio.run(
+            self._with_engine(lambda engine: evaluate_engine(engine, settings, run_dir, self.world))
+        )
         figures = {f"dev_{k}": result.get(k) for k in metric_names(self.config.eval)}
         return {**figures, "eval_s": round(time.time() - started, 2)}
 
@@ -534,8 +611,9 @@ class RLTrainer:
         if self.step == 0 and self.config.eval_every:
             self.log(self.evaluate())  # the start model, the figure every later one stands by
         while self.step < self.config.steps:
-            row = self.run_step()
+            row = self.step_or_keep_state()
             self.step += 1
+            self.remember(self.policy)
             self.last_reward = row["reward_mean"]
             why = self.check_guards(row)
             if why is not None:
@@ -547,6 +625,31 @@ class RLTrainer:
             if self.step % self.config.save_every == 0 or self.step == self.config.steps:
                 self.save()
         return ckpt.write_final(self.out, self.write_model, self.state(self.healthy()))
+
+    def step_or_keep_state(self) -> dict[str, Any]:
+        """`run_step`, except that a server refusing the new weights stops the run with the
+        weights trained so far in a checkpoint: the run resumes there once the server is
+        fixed."""
+        try:
+            return self.run_step()
+        except WeightPushError as e:
+            if self.step == 0:
+                raise WeightPushError(f"{e}; nothing trained yet") from None
+            saved = ckpt.checkpoint_dir(self.out, self.step)
+            if not saved.exists():
+                self.save()
+            raise WeightPushError(
+                f"{e}; the weights of step {self.step} are kept in {saved}: fix the server "
+                "and run again (it resumes there)"
+            ) from None
+
+    def remember(self, policy: str) -> None:
+        """The current version's policy id, and only the ids that a folder may still be
+        reused under (`max_staleness`) or that a remote engine still serves."""
+        self.history[self.step] = policy
+        keep = self.step - self.config.max_staleness
+        served = self.remote.served if self.remote is not None else None
+        self.history = {v: p for v, p in self.history.items() if v >= keep or v == served}
 
     def roll_back(self, why: str) -> Path:
         final = self.out / ckpt.FINAL
