@@ -164,3 +164,21 @@ def test_sglang_requests_name_the_adapter_on_the_base(model_dir, tmp_path):
         engine_ = trainer.remote.engine()
         assert engine_.model_name == "fake-model:wideseek-policy-v0"
         asyncio.run(engine_.close())
+
+
+def test_a_refused_unload_is_logged_and_the_new_version_serves(tmp_path, caplog):
+    from wideseek.train.rl.config import RolloutEngine
+    from wideseek.train.rl.remote import RemotePolicy
+
+    def write(path):
+        (path / "adapter_config.json").write_text("{}")
+
+    with FakeOpenAIServer() as srv:
+        settings = RolloutEngine(kind="vllm", base_url=srv.base_url)
+        remote = RemotePolicy(settings, tmp_path, tokenizer=None, context_length=64, lora=True)
+        remote.push(0, write)
+        srv.adapters.clear()  # the server lost version 0 (restarted): unloading it fails
+        remote.push(1, write)
+        assert remote.served == 1 and list(srv.adapters) == ["wideseek-policy-v1"]
+        assert "cannot be found" in caplog.text and "wideseek-policy-v0 stays loaded" in caplog.text
+        assert not (tmp_path / "pushed" / "v0").exists()

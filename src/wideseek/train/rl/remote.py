@@ -9,8 +9,9 @@ server `settings` (`config.RolloutEngine`) names.
 - `push(version, write)`: `write(dir)` puts version `version`'s weights into
   `shared_dir/v<version>/` (atomically), the server loads them (a LoRA adapter as
   `<adapter>-v<version>`, or full weights on SGLang), the previous version is unloaded and its
-  directory deleted. `served` is then `version`. A refusal is `WeightPushError` (one line); the
-  server keeps what it had and `served` does not move.
+  directory deleted. `served` is then `version`. A refused load is `WeightPushError` (one
+  line); the server keeps what it had and `served` does not move. A refused unload is only
+  logged: the new version serves already.
 - `served` starts as None: whatever the server holds at start-up (a crashed run's adapter, the
   bare base) is never trusted, so the first rollouts push first.
 The trainer decides when to push (`max_staleness`); this module knows the server, not the loop.
@@ -19,6 +20,7 @@ The trainer decides when to push (`max_staleness`); this module knows the server
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +28,15 @@ from typing import Any
 
 from wideseek.io import atomic_write_dir
 from wideseek.llm.http import HttpEngine
-from wideseek.llm.weight_push import WeightPusher, adapter_version_name, request_model
+from wideseek.llm.weight_push import (
+    WeightPusher,
+    WeightPushError,
+    adapter_version_name,
+    request_model,
+)
 from wideseek.train.rl.config import RolloutEngine
 
+log = logging.getLogger(__name__)
 PUSHED = "pushed"  # out_dir/pushed/v<k>/ unless rollout_engine.shared_dir says where
 
 
@@ -92,7 +100,8 @@ class RemotePolicy:
                 return
             await pusher.load_adapter(adapter_version_name(self.settings.adapter, version), path)
             if self.served is not None and self.served != version:
-                # the old version stays loaded if this fails: the new one already serves
-                await pusher.unload_adapter(
-                    adapter_version_name(self.settings.adapter, self.served)
-                )
+                old = adapter_version_name(self.settings.adapter, self.served)
+                try:
+                    await pusher.unload_adapter(old)
+                except WeightPushError as e:  # the new version serves already: not fatal
+                    log.warning("%s (%s stays loaded)", e, old)
