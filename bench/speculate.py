@@ -1,16 +1,18 @@
 """Prompt-lookup speculation on real agent work: wide test tasks with and without it.
 
-    python bench/speculate.py --model ADAPTER_DIR [--tasks 3] [--speculate 8]
+    python bench/speculate.py --model ADAPTER_DIR [--tasks 3] [--speculate 3]
+    python bench/speculate.py --model ADAPTER_DIR --dtype fp32 --int8-decode off   # exactness
 
-One LocalEngine (the model's own dtype and int8 decode setting) runs each of the first N wide
-test tasks of the bundled world twice, greedy, through the real runtime (multi-agent, the
-default model's evaluation limits: lead 4 turns, subagents 5, 256 tokens a response), once with
-`speculate` 0 and once with `--speculate K`, alternating which goes first from task to task so
-drift in the machine's speed falls on both; the prefix cache is emptied before every run. It
-prints per variant: wall seconds per task, forward passes of the decode loop, generated tokens,
-tokens per pass, guesses checked and kept, and how many final answers are the same in both
-(greedy: they should be, except where int8 decode steps and the exact-weight check pass round
-a near-tie differently). Passes and tokens per pass do not depend on what else the machine runs;
+One LocalEngine (by default the model's own dtype and int8 decode setting) runs each of the
+first N wide test tasks of the bundled world twice, greedy, through the real runtime (multi-
+agent, the default model's evaluation limits: lead 4 turns, subagents 5, 256 tokens a
+response), once with `speculate` 0 and once with `--speculate K`, alternating which goes first
+from task to task so drift in the machine's speed falls on both; the prefix cache is emptied
+before every run. It prints per variant: wall seconds per task, forward passes of the decode
+loop, generated tokens, tokens per pass, guesses checked and kept, and how many final answers
+are the same in both (in fp32 without int8 decode they are; bf16 and int8 round a pass over
+several tokens slightly differently from a one-token pass, so a near-tie may go the other way
+and the runs part). Passes and tokens per pass do not depend on what else the machine runs;
 wall seconds do.
 """
 
@@ -58,12 +60,14 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="model or adapter directory, or a base spec")
     ap.add_argument("--tasks", type=int, default=3, help="the first N wide test tasks")
-    ap.add_argument("--speculate", type=int, default=8, help="guesses checked per pass")
+    ap.add_argument("--speculate", type=int, default=3, help="guesses checked per pass")
+    ap.add_argument("--dtype", default="auto", help="weights: auto | bf16 | fp32")
+    ap.add_argument("--int8-decode", default="auto", help="auto | on | off")
     args = ap.parse_args()
     world = load_world()
     tasks = suite_tasks(world, "wide", "test")[: args.tasks]
     config = Config(agent=AGENT, tools=ToolsConfig(corpus=str(world.corpus_path)))
-    engine = LocalEngine(args.model)
+    engine = LocalEngine(args.model, dtype=args.dtype, int8_decode=args.int8_decode)
     print(f"{args.model}: {engine.dtype_reason}; int8 decode {engine.int8_decode}")
     totals: dict[int, dict[str, float]] = {0: {}, args.speculate: {}}
     same = 0

@@ -241,13 +241,14 @@ class BatchDecoder:
         positions = torch.arange(first, first + len(seq), device=self.device).unsqueeze(0)
         visible = torch.arange(first + len(seq), device=self.device) <= positions.T
         self.cache.plan(0, positions)
-        out = self.model(
-            input_ids=torch.tensor([seq], device=self.device),
-            attention_mask=self._additive(visible[None, None]),
-            position_ids=positions,
-            use_cache=True,
-            **{self.cache_kw: self.cache},
-        )
+        with decode_step():  # int8 weights where a decode step of len(seq) rows would use them
+            out = self.model(
+                input_ids=torch.tensor([seq], device=self.device),
+                attention_mask=self._additive(visible[None, None]),
+                position_ids=positions,
+                use_cache=True,
+                **{self.cache_kw: self.cache},
+            )
         logits = out.logits[0]  # (q, V): row i predicts the token after seq[i]
         logp = torch.log_softmax(logits.float(), dim=-1)
         best = logp.argmax(dim=-1).tolist()
