@@ -9,10 +9,10 @@ agent, the default model's evaluation limits: lead 4 turns, subagents 5, 256 tok
 response), once with `speculate` 0 and once with `--speculate K`, alternating which goes first
 from task to task so drift in the machine's speed falls on both; the prefix cache is emptied
 before every run. It prints per variant: wall seconds per task, forward passes of the decode
-loop, generated tokens, tokens per pass, guesses checked and kept, and how many final answers
-are the same in both (in fp32 without int8 decode they are; bf16 and int8 round a pass over
-several tokens slightly differently from a one-token pass, so a near-tie may go the other way
-and the runs part). Passes and tokens per pass do not depend on what else the machine runs;
+loop, generated tokens, tokens per pass, guesses checked and kept, item F1, and how many final
+answers are the same in both (in fp32 without int8 decode they are; bf16 and int8 round a pass
+over several tokens slightly differently from a one-token pass, so a near-tie may go the other
+way and the runs part). Passes and tokens per pass do not depend on what else the machine runs;
 wall seconds do.
 """
 
@@ -53,6 +53,7 @@ async def run_one(engine: LocalEngine, task: Task, config: Config) -> tuple[dict
         (trajectory,) = run.trajectories()
     figures = {k: v - getattr(before, k) for k, v in vars(engine.stats).items()}
     figures["wall_s"] = time.perf_counter() - start
+    figures["item_f1"] = run.summary.get("item_f1_avg", 0.0)
     return figures, trajectory.final_answer
 
 
@@ -93,6 +94,7 @@ async def main() -> None:
         "decode s": lambda t: t["decode_s"],
         "guesses checked": lambda t: t["drafted"],
         "guesses kept": lambda t: t["accepted"],
+        "item F1 (mean)": lambda t: t["item_f1"] / len(tasks),
     }
     for label, get in rows.items():
         a, b = get(totals[0]), get(totals[args.speculate])
