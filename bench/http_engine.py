@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fake server
 
 from fake_openai import FakeOpenAIServer
-from wideseek.llm.base import GenerateRequest
+from wideseek.llm.engine import GenerateRequest
 from wideseek.llm.http import HttpEngine
 from wideseek.types import Message
 

@@ -33,8 +33,8 @@ import time
 import torch
 
 from wideseek.config import AgentConfig, Config, ToolsConfig
-from wideseek.llm.base import GenerateRequest, SamplingParams
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
+from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.int8_decode import DEFAULT_MAX_ROWS, Int8DecodeLinear
 from wideseek.llm.local import LocalEngine
 from wideseek.runtime import run_suite

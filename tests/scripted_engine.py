@@ -11,7 +11,7 @@ import asyncio
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 
-from wideseek.llm.base import ChatRenderer, Completion, GenerateRequest
+from wideseek.llm.engine import ChatRenderer, Completion, GenerateRequest
 from wideseek.types import Usage
 
 Responder = Callable[[GenerateRequest], str]

@@ -21,7 +21,6 @@ import torch
 
 from tiny_tokenizer import TOOLS
 from wideseek.llm import base_model
-from wideseek.llm.base import SamplingParams
 from wideseek.llm.base_model import (
     INSTALL_SMOLLM2,
     MARKER,
@@ -38,6 +37,7 @@ from wideseek.llm.chat_template import (
     THINK_TOKENS,
     TOOL_RESPONSE_END,
 )
+from wideseek.llm.engine import SamplingParams
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.model_dir import ModelDirError
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer

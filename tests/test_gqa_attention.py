@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tiny_lm import CORPUS, ModelSize, create_model, train_tokenizer
-from wideseek.llm.base import SamplingParams
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
+from wideseek.llm.engine import SamplingParams
 from wideseek.llm.gqa_attention import ATTENTION, use_gqa_decode_attention
 from wideseek.llm.local import LocalEngine
 

@@ -11,7 +11,7 @@ import pytest
 
 from fake_openai import FakeOpenAIServer, Fault, chat_reply, completion_reply
 from wideseek.config import EngineConfig
-from wideseek.llm.base import ContextLengthError, EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.engine import ContextLengthError, EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.http import HttpEngine
 from wideseek.llm.toolcall import parse_tool_calls
 from wideseek.types import Message

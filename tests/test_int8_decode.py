@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from tiny_lm import make_tiny_lm
-from wideseek.llm.base import EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.engine import EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.int8_decode import Int8DecodeLinear, decode_step, use_int8_for_decode
 from wideseek.llm.local import LocalEngine, token_logprobs
 

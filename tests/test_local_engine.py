@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tiny_lm import ModelSize, create_model, make_tiny_lm
-from wideseek.llm.base import Completion, EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
+from wideseek.llm.engine import Completion, EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine, token_logprobs
 from wideseek.llm.toolcall import format_tool_call
 from wideseek.types import Message, ToolCall

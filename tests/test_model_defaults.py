@@ -8,7 +8,7 @@ import pytest
 
 from tiny_lm import make_tiny_lm
 from wideseek.config import AgentConfig, load_config
-from wideseek.llm.base import EngineError
+from wideseek.llm.engine import EngineError
 from wideseek.llm.local import LocalEngine
 from wideseek.runtime import open_orchestrator, with_model_defaults
 

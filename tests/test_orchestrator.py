@@ -8,7 +8,7 @@ from run_tasks import run_many
 from scripted_engine import ScriptedEngine
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.config import AgentConfig
-from wideseek.llm.base import Completion, EngineError, GenerateRequest
+from wideseek.llm.engine import Completion, EngineError, GenerateRequest
 from wideseek.llm.toolcall import format_tool_call
 from wideseek.types import (
     Failure,

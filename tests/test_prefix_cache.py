@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tiny_lm import make_tiny_lm
-from wideseek.llm.base import GenerateRequest, SamplingParams
+from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.prefix_cache import MIN_REUSE, PrefixCache
 

@@ -12,7 +12,7 @@ import pytest
 from fake_openai import FakeOpenAIServer, completion_reply
 from tiny_tokenizer import TOOLS, build_tiny_tokenizer
 from wideseek.config import EngineConfig
-from wideseek.llm.base import ChatRenderer, EngineError, GenerateRequest
+from wideseek.llm.engine import ChatRenderer, EngineError, GenerateRequest
 from wideseek.llm.http import HttpEngine
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.llm.toolcall import format_tool_call, parse_tool_calls

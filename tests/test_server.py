@@ -7,7 +7,7 @@ import pytest
 from scripted_engine import ScriptedEngine
 from tiny_lm import make_tiny_lm
 from wideseek.cli import main
-from wideseek.llm.base import GenerateRequest, SamplingParams
+from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.server import create_app
 from wideseek.llm.toolcall import format_tool_call

@@ -11,7 +11,7 @@ from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
-from wideseek.llm.base import GenerateRequest, SamplingParams
+from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.model_dir import is_adapter_dir
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer

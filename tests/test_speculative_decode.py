@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tiny_lm import make_tiny_lm
-from wideseek.llm.base import GenerateRequest, SamplingParams
 from wideseek.llm.batched_decode import lookup_draft
+from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
 
 # A prompt that repeats itself, so the guesses have something to copy from.

@@ -21,7 +21,7 @@ from test_web_fakes import FakeWeb, expected_urls
 from wideseek.cli import main
 from wideseek.cli.options import build_config
 from wideseek.config import Config, ConfigError, load_config
-from wideseek.llm.base import EngineError
+from wideseek.llm.engine import EngineError
 from wideseek.runtime import open_backend, open_orchestrator
 from wideseek.tools.web import WebBackend
 from wideseek.types import Task, read_trajectories

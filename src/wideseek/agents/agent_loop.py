@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wideseek.agents import prompts
-from wideseek.llm.base import (
+from wideseek.llm.chat_template import TOOL_RESPONSE_END
+from wideseek.llm.engine import (
     Completion,
     ContextLengthError,
     Engine,
@@ -35,7 +36,6 @@ from wideseek.llm.base import (
     GenerateRequest,
     SamplingParams,
 )
-from wideseek.llm.chat_template import TOOL_RESPONSE_END
 from wideseek.llm.toolcall import parse_tool_calls
 from wideseek.tools.base import Tool, tool_schema, validate_arguments
 from wideseek.types import AgentRun, Failure, Message, ToolCall, ToolResult, Turn

@@ -8,7 +8,7 @@ server the agents use, or a cheaper one. It is off unless `tools.summarize_pages
 
 from __future__ import annotations
 
-from wideseek.llm.base import Engine, GenerateRequest, SamplingParams
+from wideseek.llm.engine import Engine, GenerateRequest, SamplingParams
 from wideseek.llm.toolcall import split_thinking
 from wideseek.tools.search_tools import Extractor
 from wideseek.types import Message

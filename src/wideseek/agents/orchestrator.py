@@ -22,7 +22,7 @@ from typing import Any
 from wideseek.agents import prompts
 from wideseek.agents.agent_loop import AgentObserver, LoopLimits, derive_seed, run_agent
 from wideseek.config import AgentConfig, ToolsConfig
-from wideseek.llm.base import Engine
+from wideseek.llm.engine import Engine
 from wideseek.profiles import ToolProfile, get_profile
 from wideseek.tools.base import SearchBackend, Tool
 from wideseek.tools.search_tools import Extractor, make_tools

@@ -37,7 +37,7 @@ from wideseek.eval.judge_client import ChatCompleter
 from wideseek.eval.judges import Judge, OfflineJudge
 from wideseek.eval.qa_data import load_qa_tasks
 from wideseek.eval.widesearch_data import load_widesearch_tasks
-from wideseek.llm.base import Engine
+from wideseek.llm.engine import Engine
 from wideseek.runtime import (
     EVAL_LIMITS,
     EvalLimits,

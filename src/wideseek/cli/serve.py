@@ -15,7 +15,7 @@ import typer
 from wideseek.cli import app
 from wideseek.cli.common import note_default_engine
 from wideseek.errors import UsageError
-from wideseek.llm.base import Engine
+from wideseek.llm.engine import Engine
 
 
 @app.command()

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from wideseek.llm.base import FinishReason, SamplingParams
+from wideseek.llm.engine import FinishReason, SamplingParams
 from wideseek.llm.int8_decode import decode_step
 from wideseek.llm.slot_cache import LayerKV, SlotCache
 

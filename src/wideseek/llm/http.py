@@ -51,7 +51,7 @@ import httpx
 
 from wideseek import http_retry
 from wideseek.config import EngineConfig
-from wideseek.llm.base import (
+from wideseek.llm.engine import (
     ChatRenderer,
     Completion,
     ContextLengthError,

@@ -1,7 +1,7 @@
 """LocalEngine: a transformers causal LM run in-process, with concurrent requests batched.
 
 Contract: `await engine.generate(request) -> Completion` with the sampled token ids and the
-logprob of each (Engine protocol, llm/base.py). Both request shapes are accepted: token ids, or
+logprob of each (Engine protocol, llm/engine.py). Both request shapes are accepted: token ids, or
 chat messages + tools rendered with `engine.renderer`. Concurrent requests are decoded together
 by one `BatchDecoder` (llm/batched_decode.py): the first waits `batch_window_s` for company,
 later arrivals join the running batch at the next decode step, every request is answered as
@@ -60,9 +60,9 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, DecodeStats, token_logprobs
 from wideseek.llm.dtype import pick_dtype
+from wideseek.llm.engine import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.gqa_attention import use_gqa_decode_attention
 from wideseek.llm.int8_decode import int8_decode_supported, use_int8_for_decode
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer

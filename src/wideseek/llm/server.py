@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wideseek.llm.base import Completion, Engine, EngineError, GenerateRequest, SamplingParams
+from wideseek.llm.engine import Completion, Engine, EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.toolcall import parse_tool_calls, split_thinking
 from wideseek.types import Message, ToolCall
 

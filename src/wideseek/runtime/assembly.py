@@ -33,7 +33,7 @@ from pathlib import Path
 from wideseek.agents.extractor import engine_extractor
 from wideseek.agents.orchestrator import AgentObserver, Orchestrator
 from wideseek.config import AgentConfig, Config, ConfigError, EngineConfig
-from wideseek.llm.base import Engine, EngineError
+from wideseek.llm.engine import Engine, EngineError
 from wideseek.llm.model_dir import is_model_dir
 from wideseek.llm.resolved_model import ResolvedModel, resolve_model
 from wideseek.tools.base import SearchBackend

@@ -27,7 +27,7 @@ from wideseek.eval.judges import Judge
 from wideseek.eval.report import summarize
 from wideseek.eval.runner import TRAJECTORIES, ResultRow, RunInfo, run_benchmark
 from wideseek.eval.task_scoring import TaskScorer
-from wideseek.llm.base import Engine
+from wideseek.llm.engine import Engine
 from wideseek.runtime.assembly import open_orchestrator
 from wideseek.types import Task, Trajectory, iter_trajectories
 

@@ -37,7 +37,7 @@ from typing import Any
 from wideseek.config import AgentConfig, Config
 from wideseek.errors import UsageError
 from wideseek.eval.judges import Judge
-from wideseek.llm.base import Engine
+from wideseek.llm.engine import Engine
 from wideseek.llm.model_dir import RecommendedLimits
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 from wideseek.runtime.assembly import close_engine, local_model_dir, open_engine

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wideseek.config import AgentConfig
-from wideseek.llm.base import Engine
+from wideseek.llm.engine import Engine
 from wideseek.llm.resolved_model import ModelSpec
 from wideseek.runtime.world_run import TURN_METRICS, WorldRun, run_world, world_tasks
 from wideseek.train.sft import Evaluate

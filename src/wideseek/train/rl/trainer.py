@@ -81,7 +81,7 @@ from typing import Any, TypeVar
 
 from wideseek.errors import WideseekError
 from wideseek.io import atomic_write_text
-from wideseek.llm.base import Engine
+from wideseek.llm.engine import Engine
 from wideseek.llm.weight_push import WeightPushError
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.dev_eval import metric_names

@@ -28,7 +28,7 @@ from typing import Any
 
 from wideseek.agents import prompts
 from wideseek.config import AgentConfig
-from wideseek.llm.base import ChatRenderer, Completion, EngineError, GenerateRequest
+from wideseek.llm.engine import ChatRenderer, Completion, EngineError, GenerateRequest
 from wideseek.llm.toolcall import format_tool_call
 from wideseek.profiles import WIDESEEK, ToolProfile, get_profile
 from wideseek.types import Message, Task, Usage
