@@ -53,14 +53,27 @@ def test_deep_slots_come_back_out_of_the_question(world):
     assert reword(task).question == f"Name the capital city of {country}."
 
 
-def test_a_question_no_template_made_is_one_clear_error():
+def test_a_task_the_world_did_not_make_is_one_clear_error():
     odd = Task(id="x1", question="Tell me everything.", kind="qa", metadata={"shape": "nope"})
     with pytest.raises(RewordError, match="x1: no held-out wording"):
         reword(odd)
+    unslotted = Task(id="x3", question="What is the capital of Peru?", kind="qa",
+                     metadata={"shape": "country_capital"})  # fmt: skip
+    with pytest.raises(RewordError, match="x3: not a world deep task"):
+        reword(unslotted)
     wide = Task(id="x2", question="Tabulate stuff.", kind="wide",
                 evaluation={"required": ["A"]})  # fmt: skip
-    with pytest.raises(RewordError, match="x2: the wide question's opener"):
+    with pytest.raises(RewordError, match="x2: not a world wide task"):
         reword(wide)
+
+
+def test_rewording_reads_the_slots_the_world_recorded_not_the_question(world):
+    """The slots come from the metadata written with the question: a question edited after
+    the fact does not change the rewording (a regex over the question would)."""
+    wide = next(t for t in suite_tasks(world, "wide", "test") if t.language == "en")
+    edited = wide.model_copy(update={"question": "Something else entirely."})
+    assert reword(edited).question == reword(wide).question
+    assert wide.metadata["subject"] in reword(wide).question
 
 
 def test_the_oracle_answers_the_reworded_tasks(tmp_path):

@@ -12,6 +12,7 @@ This module knows nothing about files or page text beyond URLs.
 from __future__ import annotations
 
 import random
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,8 +154,11 @@ def _answers(attr: str, value: Any) -> list[str]:
     return [str(value)]
 
 
-def ask(shape: Shape, start: Entity, facts: FactBase) -> tuple[str, list[str], list[str]] | None:
-    """(question, golden answers, page URLs in hop order), or None when a hop has no fact."""
+def ask(
+    shape: Shape, start: Entity, facts: FactBase
+) -> tuple[str, list[str], list[str], list[str]] | None:
+    """(question, golden answers, page URLs in hop order, the question template's field values
+    in order), or None when a hop has no fact."""
     chain = [start]
     for link in shape.via:
         nxt = facts.get(chain[-1].attrs.get(link))
@@ -171,8 +175,17 @@ def ask(shape: Shape, start: Entity, facts: FactBase) -> tuple[str, list[str], l
     last_section = shape.section if langs[-1] == "en" else ""
     pages.append(entity_url(chain[-1], langs[-1], section=last_section))
     country = facts.get(start.attrs.get("country"))
-    question = shape.question.format(e=start, a=start.attrs, country=country)
-    return question, _answers(shape.answer, value), pages
+    fields = {"e": start, "a": start.attrs, "country": country}
+    question = shape.question.format(**fields)
+    formatter = string.Formatter()
+    slots = [  # each field as the question writes it
+        formatter.format_field(
+            formatter.convert_field(formatter.get_field(name, (), fields)[0], conv), spec or ""
+        )
+        for _, name, spec, conv in formatter.parse(shape.question)
+        if name is not None
+    ]
+    return question, _answers(shape.answer, value), pages, slots
 
 
 def _split_of(shape: Shape, entity: Entity, seed: int) -> str:
@@ -189,7 +202,7 @@ def make_deep_suites(
             asked = ask(shape, entity, facts)
             if asked is None:
                 continue
-            question, answers, pages = asked
+            question, answers, pages, slots = asked
             record = {
                 "id": "",
                 "question": question,
@@ -201,6 +214,7 @@ def make_deep_suites(
                 "hops": shape.hops,
                 "entity_kind": shape.kind,
                 "pages": pages,
+                "slots": slots,  # the template's field values: a rewording reads them
             }
             pools[_split_of(shape, entity, seed)].append(DeepTask(record, meta))
     return {split: _sample(pools[split], sizes[split], seed, split) for split in SPLITS}

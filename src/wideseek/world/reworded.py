@@ -4,9 +4,10 @@ The world's questions come from templates (wide_tasks.py's openers and table ins
 deep_tasks.py's question shapes), and a model fine-tuned on them may answer only that wording.
 `reword(task)` returns the task with its question written again from the templates below, which
 nothing in the world or its demonstrations uses: the same subject, columns, formatting notes
-and gold, other sentences. The slots (a subject, an entity's name, a code) are read back out of
-the original question by matching it against the template that made it, so rewording needs
-no access to the world's facts. A question no template matches is a `RewordError`. The template
+and gold, other sentences. The slots (a subject, an entity's name, a code) are the ones the
+world recorded in the task's metadata when it wrote the question (`subject`, `column_sources`,
+`notes` for wide tasks; `slots` for deep ones), so rewording needs no access to the world's
+facts and never parses a question. A task without them is a `RewordError`. The template
 wording stays in `metadata["template_question"]`: the oracle plans from it (it may know the
 tasks it plays; a model sees only the new wording).
 
@@ -16,19 +17,12 @@ on these beside the template wording. This module knows texts and tasks; not age
 
 from __future__ import annotations
 
-import re
-import string
-from functools import cache
-
 from wideseek.errors import DataError
 from wideseek.types import Task
-from wideseek.world.columns import norm_column
-from wideseek.world.deep_tasks import SHAPES
-from wideseek.world.wide_tasks import EN_OPENERS, ZH_OPENERS
 
 
 class RewordError(DataError):
-    """A question that none of the world's templates produced."""
+    """A task the world did not make (its question's slots are not recorded)."""
 
 
 TEMPLATE_QUESTION = "template_question"
@@ -85,35 +79,22 @@ def template_view(task: Task) -> Task:
 def _reword_deep(task: Task) -> str:
     shape = str((task.metadata or {}).get("shape", ""))
     wording = DEEP_WORDINGS.get(shape)
-    template = next((s.question for s in SHAPES if s.name == shape), None)
-    if wording is None or template is None:
+    if wording is None:
         raise RewordError(f"{task.id}: no held-out wording for question shape {shape!r}")
-    slots = _match(template, task.question.strip())
-    if slots is None:
-        raise RewordError(f"{task.id}: question does not match its shape {shape!r}")
+    slots = (task.metadata or {}).get("slots")
+    if not isinstance(slots, list):
+        raise RewordError(f"{task.id}: not a world deep task (no recorded slots)")
     return wording.format(*slots)
 
 
 def wide_slots(task: Task) -> tuple[str, list[str], list[str]]:
-    """A template wide question's subject, column titles and formatting notes."""
-    lines = task.question.strip().split("\n")
-    zh = task.language == "zh"
-    subject = None
-    for opener in ZH_OPENERS if zh else EN_OPENERS:
-        slots = _match(opener, lines[0], case_insensitive=True)
-        if slots is not None:
-            subject = slots[0]
-            break
-    # the template's table instruction ends "...:" and the titles follow on the next line
-    at = next((i + 1 for i, line in enumerate(lines) if line.endswith((":", "："))), len(lines))
-    header = lines[at].split("、" if zh else ", ") if at < len(lines) else []
-    required = (task.evaluation or {}).get("required") or []
-    if subject is None or not required:
-        raise RewordError(f"{task.id}: the wide question's opener is not one of the world's")
-    if [norm_column(t) for t in header] != required:
-        raise RewordError(f"{task.id}: the wide question's columns are not its required ones")
-    notes = [line for line in lines[at + 1 :] if _is_note(line, zh)]
-    return subject, header, notes
+    """A world wide task's subject, column titles and formatting notes, as recorded when the
+    world made its question."""
+    meta = task.metadata or {}
+    subject, titles, notes = meta.get("subject"), meta.get("column_sources"), meta.get("notes")
+    if not isinstance(subject, str) or not titles or not isinstance(notes, list):
+        raise RewordError(f"{task.id}: not a world wide task (no recorded subject and columns)")
+    return subject, list(titles), notes
 
 
 def _reword_wide(task: Task) -> str:
@@ -123,26 +104,3 @@ def _reword_wide(task: Task) -> str:
     opener, table, close = WIDE_WORDINGS["zh" if zh else "en"]
     columns = ("、" if zh else ", ").join(required)
     return "\n".join([opener.format(subject=subject), table.format(columns=columns), *notes, close])
-
-
-def _is_note(line: str, zh: bool) -> bool:
-    """A formatting note (numbers without units, names in Chinese): kept, it is a requirement."""
-    if zh:
-        return line.endswith("不带单位。") or line == "国家名称请使用中文。"
-    return line.startswith(("Give ", "For ")) and ("units" in line)
-
-
-def _match(template: str, text: str, case_insensitive: bool = False) -> list[str] | None:
-    """The values of `template`'s fields in `text` (in the template's order), or None."""
-    found = _pattern(template, case_insensitive).fullmatch(text)
-    return list(found.groups()) if found else None
-
-
-@cache
-def _pattern(template: str, case_insensitive: bool) -> re.Pattern[str]:
-    parts = []
-    for literal, field, _spec, _conv in string.Formatter().parse(template):
-        parts.append(re.escape(literal))
-        if field is not None:
-            parts.append("(.+?)")
-    return re.compile("".join(parts), re.IGNORECASE if case_insensitive else 0)

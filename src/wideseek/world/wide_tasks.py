@@ -161,9 +161,10 @@ def _make_task(
         "required": [c.name for c in columns],
         "eval_pipeline": {c.name: c.pipeline() for c in columns},
     }
+    query, notes = render_query(group, lang, columns, rng)
     record = {
         "instance_id": "",
-        "query": render_query(group, lang, columns, rng),
+        "query": query,
         "evaluation": json.dumps(evaluation, ensure_ascii=False),
         "language": lang,
     }
@@ -177,6 +178,9 @@ def _make_task(
         "members_from": group.members_from,
         "member_query": MEMBER_QUERY.get((group.kind, lang), "{name}"),
         "column_sources": {c.title: c.source for c in columns},
+        # the question's slots, so a rewording reads them instead of parsing the question
+        "subject": group.subject[lang],
+        "notes": notes,
     }
     return WideTask(record=record, header=[c.title for c in columns], rows=rows, meta=meta)
 
@@ -247,14 +251,19 @@ def _notes(lang: str, columns: list[Column], rng: random.Random) -> list[str]:
     return notes
 
 
-def render_query(group: Group, lang: str, columns: list[Column], rng: random.Random) -> str:
+def render_query(
+    group: Group, lang: str, columns: list[Column], rng: random.Random
+) -> tuple[str, list[str]]:
+    """The question, and the formatting notes it carries (kept as slots for rewording)."""
     subject = group.subject[lang]
     titles = [c.title for c in columns]
     if lang == "zh":
         opener = rng.choice(ZH_OPENERS).format(subject=subject)
         table = rng.choice(_ZH_TABLE).format(columns="、".join(titles))
-        return "\n".join([opener, table, *_notes(lang, columns, rng), _ZH_CLOSE.format()])
+        notes = _notes(lang, columns, rng)
+        return "\n".join([opener, table, *notes, _ZH_CLOSE.format()]), notes
     opener = rng.choice(EN_OPENERS).format(subject=subject)
     table = rng.choice(_EN_TABLE).format(columns=", ".join(titles))
-    text = "\n".join([opener, table, *_notes(lang, columns, rng), _EN_CLOSE.format()])
-    return text[0].upper() + text[1:]
+    notes = _notes(lang, columns, rng)
+    text = "\n".join([opener, table, *notes, _EN_CLOSE.format()])
+    return text[0].upper() + text[1:], notes
