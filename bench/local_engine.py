@@ -80,20 +80,24 @@ async def agent_seconds(engine: LocalEngine, length: int, new: int, tool: int) -
     return time.perf_counter() - start
 
 
+# Wide tasks as the default model is evaluated: greedy, lead 4 turns, subagents 5, 256 tokens
+# a response, 4,096 per agent (bench/speculate.py runs them too).
+WIDE_AGENT = AgentConfig(
+    mode="multi",
+    lead_turns=4,
+    subagent_turns=5,
+    max_response_tokens=256,
+    context_length=4096,
+    temperature=0.0,
+    seed=0,
+)
+
+
 async def wide_tasks(engine: LocalEngine, n: int, concurrency: int) -> dict[str, float]:
     """Seconds per wide test task end to end, and the engine's pre-fill / decode split."""
     world = load_world()
     tasks = suite_tasks(world, "wide", "test")[:n]
-    agent = AgentConfig(
-        mode="multi",
-        lead_turns=4,
-        subagent_turns=5,
-        max_response_tokens=256,
-        context_length=4096,
-        temperature=0.0,
-        seed=0,
-    )
-    config = Config(agent=agent, tools=ToolsConfig(corpus=str(world.corpus_path)))
+    config = Config(agent=WIDE_AGENT, tools=ToolsConfig(corpus=str(world.corpus_path)))
     before = dataclasses.replace(engine.stats)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:

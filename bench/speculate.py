@@ -24,22 +24,13 @@ import dataclasses
 import tempfile
 import time
 
-from wideseek.config import AgentConfig, Config, ToolsConfig
+from local_engine import WIDE_AGENT  # bench/ is on the path when run as a script
+from wideseek.config import Config, ToolsConfig
 from wideseek.llm.local import LocalEngine
 from wideseek.runtime import run_suite
 from wideseek.types import Task
 from wideseek.world.store import load_world
 from wideseek.world.suites import suite_tasks
-
-AGENT = AgentConfig(
-    mode="multi",
-    lead_turns=4,
-    subagent_turns=5,
-    max_response_tokens=256,
-    context_length=4096,
-    temperature=0.0,
-    seed=0,
-)
 
 
 async def run_one(engine: LocalEngine, task: Task, config: Config) -> tuple[dict, str | None]:
@@ -67,7 +58,7 @@ async def main() -> None:
     args = ap.parse_args()
     world = load_world()
     tasks = suite_tasks(world, "wide", "test")[: args.tasks]
-    config = Config(agent=AGENT, tools=ToolsConfig(corpus=str(world.corpus_path)))
+    config = Config(agent=WIDE_AGENT, tools=ToolsConfig(corpus=str(world.corpus_path)))
     engine = LocalEngine(args.model, dtype=args.dtype, int8_decode=args.int8_decode)
     print(f"{args.model}: {engine.dtype_reason}; int8 decode {engine.int8_decode}")
     totals: dict[int, dict[str, float]] = {0: {}, args.speculate: {}}
