@@ -238,18 +238,8 @@ class BatchDecoder:
         row, first = self.rows[0], int(self.lengths[0])  # `token` goes in column `first`
         seq = [token, *draft]
         self.cache.reserve(1, first + len(seq))
-        positions = torch.arange(first, first + len(seq), device=self.device).unsqueeze(0)
-        visible = torch.arange(first + len(seq), device=self.device) <= positions.T
-        self.cache.plan(0, positions)
         with decode_step():  # int8 weights where a decode step of len(seq) rows would use them
-            out = self.model(
-                input_ids=torch.tensor([seq], device=self.device),
-                attention_mask=self._additive(visible[None, None]),
-                position_ids=positions,
-                use_cache=True,
-                **{self.cache_kw: self.cache},
-            )
-        logits = out.logits[0]  # (q, V): row i predicts the token after seq[i]
+            logits = self._run(0, seq, first, keep=0)[0]  # (q, V): i predicts after seq[i]
         logp = torch.log_softmax(logits.float(), dim=-1)
         best = logp.argmax(dim=-1).tolist()
         kept = 0
@@ -291,21 +281,26 @@ class BatchDecoder:
         logits = None
         for first in range(done, len(prompt), self.prefill_chunk):
             chunk = prompt[first : first + self.prefill_chunk]
-            positions = torch.arange(first, first + len(chunk), device=self.device).unsqueeze(0)
-            # causal: query i (at position first + i) sees columns 0..first + i
-            visible = torch.arange(first + len(chunk), device=self.device) <= positions.T
-            self.cache.plan(slot, positions)
-            out = self.model(
-                input_ids=torch.tensor([chunk], device=self.device),
-                attention_mask=self._additive(visible[None, None]),
-                position_ids=positions,
-                use_cache=True,
-                logits_to_keep=1,  # only the last position's logits are needed
-                **{self.cache_kw: self.cache},
-            )
-            logits = out.logits[:, -1, :]
+            logits = self._run(slot, chunk, first, keep=1)[:, -1, :]  # only the last is needed
         assert logits is not None, "a row needs at least one prompt token to pre-fill"
         return logits
+
+    def _run(self, slot: int, ids: list[int], first: int, keep: int) -> torch.Tensor:
+        """One causal pass of `ids` into `slot` at columns first..; logits (1, q or keep, V)
+        (`keep`: the last positions only, 0: all)."""
+        positions = torch.arange(first, first + len(ids), device=self.device).unsqueeze(0)
+        # causal: query i (at position first + i) sees columns 0..first + i
+        visible = torch.arange(first + len(ids), device=self.device) <= positions.T
+        self.cache.plan(slot, positions)
+        out = self.model(
+            input_ids=torch.tensor([ids], device=self.device),
+            attention_mask=self._additive(visible[None, None]),
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=keep,
+            **{self.cache_kw: self.cache},
+        )
+        return out.logits
 
     def _additive(self, visible: torch.Tensor) -> torch.Tensor:
         """A boolean visibility mask as the additive float mask every attention kernel takes."""
