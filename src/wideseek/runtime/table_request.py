@@ -103,21 +103,24 @@ def _is_plural(word: str) -> bool:
     )
 
 
+def _without_lead_in(text: str) -> str:
+    return _LEAD_IN.sub("", text.strip().rstrip("?.!")).strip()
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text` less determiners, counts and rankings."""
+    return [w for w in re.findall(r"[A-Za-z][\w'-]*", text) if w.lower() not in _SKIP_WORDS]
+
+
 def _entity_column(head: str) -> str | None:
     """The key column from the part naming the entities: its first plural noun ("Which
     countries share …" → Country), else its first noun ("every country or territory in …" →
     Country)."""
     for sentence in re.split(r"(?<=[.?!])\s+", head.strip()):
-        sentence = _LEAD_IN.sub("", sentence.strip().rstrip("?.!")).strip()
-        words = [
-            w for w in re.findall(r"[A-Za-z][\w'-]*", sentence) if w.lower() not in _SKIP_WORDS
-        ]
-        plural = next((w for w in words if _is_plural(w)), None)
+        plural = next((w for w in _words(_without_lead_in(sentence)) if _is_plural(w)), None)
         if plural:
             return _title(_singular(plural))
-    head = _LEAD_IN.sub("", head.strip().rstrip("?.!")).strip()
-    head = _CLAUSE.split(head, maxsplit=1)[0]
-    words = [w for w in re.findall(r"[A-Za-z][\w'-]*", head) if w.lower() not in _SKIP_WORDS]
+    words = _words(_CLAUSE.split(_without_lead_in(head), maxsplit=1)[0])
     return _title(_singular(words[0])) if words else None
 
 
