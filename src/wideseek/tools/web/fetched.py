@@ -29,12 +29,13 @@ ever part of a record.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from wideseek.tools.base import Page, SearchHit
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass
@@ -48,6 +49,11 @@ class Fetched(Generic[T]):
     content_type: str | None = None
     redirects: int = 0
     chain: list[dict[str, Any]] | None = None  # direct fetch: [{"url", "addresses"}, ...]
+
+    def with_value(self, value: U, **changes: Any) -> Fetched[U]:
+        """This fetch's facts (and `changes` to them) around another value: the page read out
+        of the bytes fetched."""
+        return replace(self, value=value, **changes)  # type: ignore[return-value]
 
     def facts(self) -> dict[str, Any]:
         """The audit facts of this fetch (what a cache entry keeps beside the value)."""

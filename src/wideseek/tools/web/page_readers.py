@@ -211,17 +211,7 @@ class DirectFetcher(PageReader):
         except WebToolError as e:
             message = f"direct: {raw.final_url}: {e}"
             raise WebToolError(message, kind=e.kind, attempts=attempts) from e
-        return Fetched(
-            value=Page(url=raw.final_url, title=title, text=text),
-            status=raw.status,
-            final_url=raw.final_url,
-            bytes=raw.bytes,
-            truncated=raw.truncated,
-            attempts=attempts,
-            content_type=raw.content_type,
-            redirects=raw.redirects,
-            chain=raw.chain,
-        )
+        return raw.with_value(Page(url=raw.final_url, title=title, text=text), attempts=attempts)
 
     async def _check_hop(self, url: httpx.URL, chain: list[dict[str, Any]]) -> Target:
         try:

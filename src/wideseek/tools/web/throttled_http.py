@@ -142,14 +142,8 @@ class ThrottledHttp:
         self.headers = headers or {}
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record pauses
         self._rate = _RateLimit(rate_per_s)
-        self._policy = http_retry.RetryPolicy(
-            attempts=retry.attempts,
-            backoff_s=retry.backoff_s,
-            max_backoff_s=retry.max_backoff_s,
-            jitter_s=retry.jitter_s,
-            max_retry_after_s=retry.max_retry_after_s,
-            retry_timeouts=retry_timeouts,
-        )
+        # RetrySettings is RetryPolicy's config form: the same fields, less retry_timeouts
+        self._policy = http_retry.RetryPolicy(**retry.model_dump(), retry_timeouts=retry_timeouts)
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
