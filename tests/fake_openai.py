@@ -29,6 +29,11 @@ Weight updates, as vLLM and SGLang speak them (src/wideseek/llm/weight_push.py):
 `srv.adapters` holds the loaded ones (name -> path; loading a name already loaded is refused, as
 vLLM does), `srv.weights_path` the last full reload; `srv.refuse_weights = "why"` makes every
 weight update fail (vLLM: HTTP 400 with that message; SGLang: `success: false`).
+`FakeOpenAIServer(lora_addressing="vllm" | "sglang")` also reads which adapter a completion or
+chat request samples with, as that server does: vLLM the `model` (the base's name or a loaded
+adapter's, else HTTP 404), SGLang `model: "<base>:<adapter>"` first, then the body's
+`lora_path` (an adapter not loaded: HTTP 400). `srv.sampled_with` lists the adapter of each
+answered request in order (None: the base).
 
 `latency_s` is added to every POST (asyncio sleep: requests overlap, as on a real server).
 The server knows nothing about models or tokenizers; it only plays the wire format.
@@ -166,6 +171,7 @@ class FakeOpenAIServer:
         latency_s: float = 0.0,
         model: str = "fake-model",
         encode: Callable[[str], list[int]] = _utf8_ids,
+        lora_addressing: str | None = None,
     ) -> None:
         self.script: deque[Any] = deque(script)
         self.responder = responder
@@ -179,6 +185,8 @@ class FakeOpenAIServer:
         self.adapters: dict[str, str] = {}
         self.weights_path: str | None = None
         self.refuse_weights: str | None = None
+        self.lora_addressing = lora_addressing
+        self.sampled_with: list[str | None] = []
         self._lock = threading.Lock()  # the test thread and the server thread both touch state
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -255,6 +263,13 @@ class FakeOpenAIServer:
         except json.JSONDecodeError:
             return JSONResponse({"error": {"message": "request body is not JSON"}}, 400)
         self._record(request, body)
+        if self.lora_addressing is not None:
+            with self._lock:
+                adapter, refusal = self._adapter_of(body)
+                if refusal is None:
+                    self.sampled_with.append(adapter)
+            if refusal is not None:
+                return refusal
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -292,6 +307,24 @@ class FakeOpenAIServer:
             error = {"error": {"message": fault.message or f"injected fault {fault.status}"}}
             return JSONResponse(error, fault.status, headers=headers)
         return None
+
+    def _adapter_of(self, body: dict[str, Any]) -> tuple[str | None, Response | None]:
+        """The adapter a generation request samples with, or the refusal of a request naming
+        one that is not loaded (`lora_addressing`, module docstring)."""
+        model = str(body.get("model") or "")
+        if self.lora_addressing == "vllm":
+            if model == self.model:
+                return None, None
+            if model in self.adapters:
+                return model, None
+            error = {"message": f"The model `{model}` does not exist.", "type": "NotFoundError"}
+            return None, JSONResponse({"error": {**error, "code": 404}}, 404)
+        _, _, named = model.partition(":")  # SGLang: the model's adapter wins over lora_path
+        adapter = named.strip() or body.get("lora_path")
+        if adapter is None or adapter in self.adapters:
+            return adapter, None
+        why = f"The following requested LoRA adapters are not loaded: {adapter}"
+        return None, JSONResponse({"object": "error", "message": why, "code": 400}, 400)
 
     def _update_weights(self, path: str, body: dict[str, Any]) -> str | None:
         """Apply one weight update; why it is refused, or None."""

@@ -68,6 +68,21 @@ async def test_top_k_is_sent_only_when_set_and_no_cut_is_minus_one():
     assert [b["top_k"] for b in chat[1:]] == [b["top_k"] for b in tokens[1:]] == [-1, 20]
 
 
+async def test_extra_body_goes_into_every_generation_body_and_cannot_shadow_the_engine_s():
+    """SGLang reads the LoRA adapter a request samples with from `lora_path` in the body."""
+    with FakeOpenAIServer() as srv:
+        extra = {"lora_path": "policy-v3"}
+        async with HttpEngine(srv.base_url, "fake-model", extra_body=extra, **FAST) as engine:
+            await engine.generate(chat_request())
+            await engine.generate(GenerateRequest(prompt_token_ids=[1, 2]))
+            await engine.check()
+    assert [b["lora_path"] for b in srv.bodies()] == ["policy-v3"] * 2
+    assert [r.body for r in srv.requests if r.path == "/v1/models"] == [{}]
+    assert srv.bodies("completions")[0]["prompt"] == [1, 2]  # the engine's own keys stay
+    with pytest.raises(EngineError, match=r"extra_body: model, prompt set by the engine"):
+        HttpEngine(srv.base_url, extra_body={"prompt": [1], "model": "x", "lora_path": "a"})
+
+
 async def test_agent_top_k_reaches_the_server():
     """RL sets agent.top_k=0: every request of every agent must carry it to the server."""
     from wideseek.agents.orchestrator import Orchestrator

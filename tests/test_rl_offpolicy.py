@@ -87,7 +87,7 @@ def loads(srv: FakeOpenAIServer, path: str = "/v1/load_lora_adapter") -> list[st
 def test_a_vllm_server_gets_a_new_adapter_only_when_it_lags_more_than_max_staleness(
     model_dir, tmp_path
 ):
-    with FakeOpenAIServer() as srv:
+    with FakeOpenAIServer(lora_addressing="vllm") as srv:
         engine = {"kind": "vllm", "base_url": srv.base_url, "adapter": "pol"}
         cfg = config(model_dir, tmp_path, steps=3, max_staleness=1, rollout_engine=engine)
         trainer = RLTrainer(cfg, show_progress=False)
@@ -104,6 +104,7 @@ def test_a_vllm_server_gets_a_new_adapter_only_when_it_lags_more_than_max_stalen
         models = completions_by_model(srv)
         assert models and set(models) == {"pol-v0", "pol-v2"}  # requests name the adapter
         assert models.index("pol-v2") > len(models) - models[::-1].index("pol-v0") - 1
+        assert srv.sampled_with == models  # and the server sampled with it
         run = json.loads((tmp_path / "rollouts" / "step-2" / "run.json").read_text())
         assert run["extra"]["policy_version"] == 0  # stamped with the weights that sampled
 
@@ -154,16 +155,27 @@ def test_vllm_without_lora_is_refused_when_the_file_loads(model_dir, tmp_path):
         config(model_dir, tmp_path, rollout_engine={"kind": "sglang"})
 
 
-def test_sglang_requests_name_the_adapter_on_the_base(model_dir, tmp_path):
-    with FakeOpenAIServer() as srv:
+def test_sglang_rollouts_sample_with_each_newly_pushed_adapter(model_dir, tmp_path):
+    """SGLang reads the adapter from the body's lora_path (the model stays the base's): every
+    completion of step k names, and is sampled by, version k-1, and none the unloaded one."""
+    with FakeOpenAIServer(lora_addressing="sglang") as srv:
         engine = {"kind": "sglang", "base_url": srv.base_url}
-        cfg = config(model_dir, tmp_path, steps=1, rollout_engine=engine)
+        cfg = config(model_dir, tmp_path, steps=2, rollout_engine=engine)
         trainer = RLTrainer(cfg, show_progress=False)
-        trainer.sampler(0)
-        assert loads(srv, "/load_lora_adapter") == ["wideseek-policy-v0"]
-        engine_ = trainer.remote.engine()
-        assert engine_.model_name == "fake-model:wideseek-policy-v0"
-        asyncio.run(engine_.close())
+        scripted_reward(trainer, signal_until=10)
+        trainer.train()
+        assert loads(srv, "/load_lora_adapter") == ["wideseek-policy-v0", "wideseek-policy-v1"]
+        assert loads(srv, "/unload_lora_adapter") == ["wideseek-policy-v0"]
+        bodies = [r.body for r in srv.requests if r.path == "/v1/completions"]
+        assert {b["model"] for b in bodies} == {srv.model}
+        named = [b["lora_path"] for b in bodies]
+        assert srv.sampled_with == named and set(named) == {
+            "wideseek-policy-v0",
+            "wideseek-policy-v1",
+        }
+        switch = named.index("wideseek-policy-v1")  # step 2's requests, all after step 1's
+        assert set(named[:switch]) == {"wideseek-policy-v0"}
+        assert set(named[switch:]) == {"wideseek-policy-v1"}
 
 
 def test_a_refused_unload_is_logged_and_the_new_version_serves(tmp_path, caplog):

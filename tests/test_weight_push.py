@@ -10,11 +10,13 @@ import pytest
 
 from fake_openai import FakeOpenAIServer
 from wideseek.http_retry import RetryPolicy
+from wideseek.llm.engine import EngineError, GenerateRequest
+from wideseek.llm.http import HttpEngine
 from wideseek.llm.weight_push import (
     WeightPusher,
     WeightPushError,
+    adapter_request,
     adapter_version_name,
-    request_model,
 )
 
 
@@ -78,5 +80,26 @@ def test_an_unreachable_server_is_one_line_after_the_retries():
 def test_requests_name_the_adapter_as_each_server_expects():
     name = adapter_version_name("wideseek-policy", 3)
     assert name == "wideseek-policy-v3"
-    assert request_model("vllm", "Qwen/Qwen3-4B", name) == name
-    assert request_model("sglang", "Qwen/Qwen3-4B", name) == "Qwen/Qwen3-4B:wideseek-policy-v3"
+    assert adapter_request("vllm", "Qwen/Qwen3-4B", name) == (name, {})
+    base = "Qwen/Qwen3-4B"
+    assert adapter_request("sglang", base, name) == (base, {"lora_path": name})
+
+
+@pytest.mark.parametrize("kind", ["vllm", "sglang"])
+def test_after_a_push_requests_sample_with_the_new_adapter_and_the_old_one_is_refused(kind):
+    """The real HttpEngine against a server resolving adapters as vLLM / SGLang do."""
+
+    async def generate(srv: FakeOpenAIServer, version: int) -> None:
+        model, extra = adapter_request(kind, srv.model, adapter_version_name("pol", version))
+        async with HttpEngine(srv.base_url, model, extra_body=extra, max_retries=0) as engine:
+            await engine.generate(GenerateRequest(prompt_token_ids=[1, 2]))
+
+    with FakeOpenAIServer(lora_addressing=kind) as srv:
+        push(kind, srv.base_url, ("load_adapter", ("pol-v0", "/shared/v0")))
+        asyncio.run(generate(srv, 0))
+        calls = [("load_adapter", ("pol-v1", "/shared/v1")), ("unload_adapter", ("pol-v0",))]
+        push(kind, srv.base_url, *calls)
+        asyncio.run(generate(srv, 1))
+        assert srv.sampled_with == ["pol-v0", "pol-v1"]
+        with pytest.raises(EngineError, match="pol-v0"):  # unloaded: the server says so
+            asyncio.run(generate(srv, 0))

@@ -20,6 +20,12 @@ Two paths, chosen by the request:
   the server split out (`reasoning_content` / `reasoning`) is put back in front of the text as
   `<think>...</think>`.
 
+Extra body keys (`extra_body`, as the OpenAI client's): merged into every completion and chat
+body, for server extensions this module does not model, e.g. SGLang's `lora_path` naming the
+LoRA adapter a request samples with (`weight_push.adapter_request`). A key this engine sets
+itself (model, prompt, sampling, logprobs) is refused when the engine is made: it would be
+overwritten, or overwrite, silently.
+
 Sampling: `temperature` and `top_p` always; `seed`, `stop` and `top_k` only when the request
 sets them. `top_k` is not OpenAI's (api.openai.com answers an unknown key with HTTP 400), but
 vLLM and SGLang take it in the body and otherwise apply the model's generation_config.json
@@ -45,6 +51,7 @@ import logging
 import os
 import random
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -66,6 +73,12 @@ from wideseek.types import Message, ToolCall, Usage
 log = logging.getLogger(__name__)
 
 TOKEN_ID_PREFIX = "token_id:"  # vLLM's spelling of a token with return_tokens_as_token_ids
+# the body keys this engine writes itself: never taken from extra_body
+_OWN_KEYS = frozenset({
+    "model", "prompt", "messages", "tools", "temperature", "top_p", "top_k", "max_tokens",
+    "stop", "seed", "logprobs", "stop_token_ids", "return_token_ids",
+    "return_tokens_as_token_ids",
+})  # fmt: skip
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "eos": "stop",
@@ -91,7 +104,15 @@ class HttpEngine:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         seed: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
+        clash = sorted(set(extra_body or ()) & _OWN_KEYS)
+        if clash:
+            raise EngineError(
+                f"extra_body: {', '.join(clash)} set by the engine itself; extra_body is for "
+                "server extensions only (e.g. lora_path)"
+            )
+        self.extra_body = dict(extra_body or {})
         # Accept both "http://host:8000" and "http://host:8000/v1".
         root = base_url.rstrip("/")
         self.base_url = root.removesuffix("/v1")
@@ -274,6 +295,7 @@ class HttpEngine:
 
     def _sampling_body(self, sampling: SamplingParams, max_tokens: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {
+            **self.extra_body,
             "model": self.model_name,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,

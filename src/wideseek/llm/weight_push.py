@@ -12,14 +12,17 @@ a `WeightPushError` with one line: the URL, the status and the server's own mess
     `/v1/load_lora_adapter` {"lora_name", "lora_path"} and `/v1/unload_lora_adapter`
     {"lora_name"}; 200 on success, an error JSON otherwise. Needs the server started with
     `--enable-lora` (and `--max-lora-rank` >= the adapter's r) and the environment
-    `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`. Requests then name the adapter as `model`.
+    `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`. A request samples with the adapter by naming it
+    as its `model` (an unknown name is HTTP 404).
   - SGLang (docs.sglang.io advanced_features/lora, "Dynamic LoRA loading"): POST
     `/load_lora_adapter` {"lora_name", "lora_path"} and `/unload_lora_adapter` {"lora_name"},
     answering {"success", "error_message", "loaded_adapters"}. Start it with `--enable-lora
     --max-lora-rank R --lora-target-modules ...` (a dynamically loaded adapter must fit them).
-    On its OpenAI-compatible API a request names the adapter as `model: "<base>:<adapter>"`
-    (`request_model`); the native `/generate` takes `lora_path`, which this project does not
-    speak.
+    A request on its OpenAI-compatible API samples with the adapter given by the body's
+    `lora_path` (the adapter's *name*, despite the key), which every SGLang with dynamic
+    loading reads; recent ones also read `model: "<base>:<adapter>"` and let it win over
+    `lora_path`, older ones ignore `model`, so the base name there plus `lora_path` addresses
+    the adapter on both (`adapter_request`).
   Each version is loaded under a new name (`<adapter>-v<version>`) and the previous one
   unloaded after: neither server reliably replaces an adapter in place under the same name
   (vLLM answers "already loaded" unless a newer `load_inplace` is given), and a request in
@@ -62,10 +65,13 @@ def adapter_version_name(adapter: str, version: int) -> str:
     return f"{adapter}-v{version}"
 
 
-def request_model(kind: ServerKind, base_model: str, adapter: str) -> str:
-    """What a completion request's `model` must say to sample with `adapter` (module
-    docstring): vLLM serves it under its own name, SGLang as `<base>:<adapter>`."""
-    return adapter if kind == "vllm" else f"{base_model}:{adapter}"
+def adapter_request(kind: ServerKind, base_model: str, adapter: str) -> tuple[str, dict[str, str]]:
+    """How a completion request samples with the loaded `adapter` (module docstring): its
+    `model`, and the keys to add to its body (`HttpEngine(extra_body=...)`). vLLM serves the
+    adapter under its own name; SGLang takes the base's name and `lora_path: <adapter>`."""
+    if kind == "vllm":
+        return adapter, {}
+    return base_model, {"lora_path": adapter}
 
 
 class WeightPusher:

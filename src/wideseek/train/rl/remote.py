@@ -4,8 +4,9 @@ server holds, and putting newer ones there.
 Contract: `RemotePolicy(settings, out_dir, tokenizer, context_length, lora)` stands for the
 server `settings` (`config.RolloutEngine`) names.
 - `engine()`: an `HttpEngine` on the token path (the learner's own tokenizer and chat template,
-  so the ids and logprobs it returns are the ones the update scores), its requests naming the
-  pushed version (`weight_push.request_model`). One per event loop: the caller closes it.
+  so the ids and logprobs it returns are the ones the update scores), every request addressing
+  the served version (`weight_push.adapter_request`: vLLM's `model`, SGLang's `lora_path`).
+  One per event loop, made after the push it samples with: the caller closes it.
 - `push(version, write)`: `write(dir)` puts version `version`'s weights into
   `shared_dir/v<version>/` (atomically), the server loads them (a LoRA adapter as
   `<adapter>-v<version>`, or full weights on SGLang), the previous version is unloaded and its
@@ -29,10 +30,11 @@ from typing import Any
 from wideseek.io import atomic_write_dir
 from wideseek.llm.http import HttpEngine
 from wideseek.llm.weight_push import (
+    ServerKind,
     WeightPusher,
     WeightPushError,
+    adapter_request,
     adapter_version_name,
-    request_model,
 )
 from wideseek.train.rl.config import RolloutEngine
 
@@ -51,7 +53,7 @@ class RemotePolicy:
     ) -> None:
         assert settings.kind != "local" and settings.base_url
         self.settings = settings
-        self.kind = settings.kind
+        self.kind: ServerKind = settings.kind  # type: ignore[assignment]  # not "local"
         self.lora = lora
         self.shared = Path(settings.shared_dir) if settings.shared_dir else out_dir / PUSHED
         self.server_dir = settings.server_dir or str(self.shared)
@@ -66,16 +68,17 @@ class RemotePolicy:
         from wideseek.llm.local import make_renderer
 
         assert self.served is not None and self.base_model is not None, "push before sampling"
-        model = self.base_model
+        model, extra = self.base_model, {}
         if self.lora:
             adapter = adapter_version_name(self.settings.adapter, self.served)
-            model = request_model(self.kind, self.base_model, adapter)  # type: ignore[arg-type]
+            model, extra = adapter_request(self.kind, self.base_model, adapter)
         return HttpEngine(
             self.settings.base_url or "",
             model,
             renderer=make_renderer(self.tokenizer, self.context_length),
             timeout_s=self.settings.timeout_s,
             max_concurrency=self.settings.max_concurrency,
+            extra_body=extra,
         )
 
     def push(self, version: int, write: Callable[[Path], None]) -> None:
@@ -92,9 +95,8 @@ class RemotePolicy:
             async with HttpEngine(self.settings.base_url or "") as probe:
                 await probe.check()
                 self.base_model = probe.model_name
-        kind = self.kind
-        async with WeightPusher(kind, self.settings.base_url or "",  # type: ignore[arg-type]
-                                timeout_s=self.settings.timeout_s) as pusher:  # fmt: skip
+        url = self.settings.base_url or ""
+        async with WeightPusher(self.kind, url, timeout_s=self.settings.timeout_s) as pusher:
             if not self.lora:
                 await pusher.reload_weights(path)
                 return
