@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -67,6 +68,26 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="only the f
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="tasks in flight")]
 
 
+@dataclass(frozen=True)
+class TaskChoice:
+    """Which of a benchmark's tasks to run: one language, named ids, the first N."""
+
+    language: str | None = None
+    ids: str | None = None
+    limit: int | None = None
+
+    def apply(self, tasks: list[Task]) -> list[Task]:
+        return select_tasks(tasks, self.language, self.ids, self.limit)
+
+
+# `choice: TaskChoice` for the commands that run some of a benchmark's tasks.
+with_task_choice = flag_group(
+    {"language": (LanguageOpt, None), "ids": (IdsOpt, None), "limit": (LimitOpt, None)},
+    TaskChoice,
+    "choice",
+)
+
+
 def _print_summary(title: str, summary: dict[str, float]) -> None:
     table = Table(title=title)
     table.add_column("metric")
@@ -111,16 +132,15 @@ def evaluate(
 @app.command("widesearch")
 @with_run_config
 @with_judge
+@with_task_choice
 def widesearch(
     cfg: Config,
     judge: tuple[Judge, ChatCompleter | None],
+    choice: TaskChoice,
     tasks: Annotated[Path, typer.Option(help="WideSearch task file (widesearch.jsonl)")],
     gold_dir: Annotated[Path, typer.Option(help="directory of <instance_id>.csv gold tables")],
     trials: TrialsOpt = 1,
     out: OutOpt = None,
-    language: LanguageOpt = None,
-    ids: IdsOpt = None,
-    limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
     lenient_tables: LenientTablesOpt = False,
 ) -> None:
@@ -129,7 +149,7 @@ def widesearch(
     loaded = load_widesearch_tasks(tasks)
     for t in loaded:
         t.metadata["gold"] = str(gold_dir / f"{t.id}.csv")
-    selected = select_tasks(loaded, language, ids, limit)
+    selected = choice.apply(loaded)
     missing = [t.id for t in selected if not Path(t.metadata["gold"]).is_file()]
     if missing:  # before any agent runs: a wrong --gold-dir would score every run 0
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -160,40 +180,25 @@ def qa(
 WorldSuite = Literal["wide", "deep", "both"]
 
 
-def _limit_option(flag: str, name: str, what: str) -> Any:
+def _limit_flag(name: str) -> tuple[Any, None]:
+    """The flag of one `EvalLimits` field, from the field itself: `--<name>`, its floor, its
+    description, and the default a run falls back to."""
+    field = EvalLimits.model_fields[name]
+    floor = next(m.ge for m in field.metadata if hasattr(m, "ge"))
     default = EVAL_LIMITS.given().get(name, AgentConfig.model_fields[name].default)
-    return typer.Option(
-        flag,
-        min=256 if name == "context_length" else 1,
-        help=f"{what} Default: --set agent.{name}, else the model's recommendation "
-        f"(wideseek.json), else {default}.",
+    what = field.description or name
+    option = typer.Option(
+        "--" + name.replace("_", "-"),
+        min=floor,
+        help=f"{what[:1].upper()}{what[1:]}. Default: --set agent.{name}, else the model's "
+        f"recommendation (wideseek.json), else {default}.",
     )
+    return Annotated[int | None, option], None
 
 
-LeadTurnsOpt = Annotated[int | None, _limit_option("--lead-turns", "lead_turns", "Lead turns.")]
-SubagentTurnsOpt = Annotated[
-    int | None, _limit_option("--subagent-turns", "subagent_turns", "Turns per subagent.")
-]
-SingleTurnsOpt = Annotated[
-    int | None, _limit_option("--single-turns", "single_turns", "Turns of a single agent.")
-]
-ResponseTokensOpt = Annotated[
-    int | None,
-    _limit_option("--max-response-tokens", "max_response_tokens", "Tokens per response."),
-]
-ContextOpt = Annotated[
-    int | None, _limit_option("--context-length", "context_length", "Tokens per agent.")
-]
-
-# `limits: EvalLimits` for the commands that run the agents on the world.
+# `limits: EvalLimits` for the commands that run the agents on the world: a flag a field.
 with_eval_limits = flag_group(
-    {
-        "lead_turns": (LeadTurnsOpt, None),
-        "subagent_turns": (SubagentTurnsOpt, None),
-        "single_turns": (SingleTurnsOpt, None),
-        "max_response_tokens": (ResponseTokensOpt, None),
-        "context_length": (ContextOpt, None),
-    },
+    {name: _limit_flag(name) for name in EvalLimits.model_fields},
     lambda **flags: EvalLimits(**flags),
     "limits",
 )
@@ -267,9 +272,11 @@ def world_eval(
 @app.command("world")
 @with_run_config
 @with_eval_limits
+@with_task_choice
 def world(
     cfg: Config,
     limits: EvalLimits,
+    choice: TaskChoice,
     suite: Annotated[
         WorldSuite, typer.Option(help="wide tables, deep QA, or both (one sub-directory each)")
     ] = "wide",
@@ -279,9 +286,6 @@ def world(
     reworded: RewordedOpt = False,
     trials: TrialsOpt = 1,
     out: OutOpt = None,
-    language: LanguageOpt = None,
-    ids: IdsOpt = None,
-    limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
     json_out: Annotated[
         bool, typer.Option("--json", help="print the scores as JSON (train eval's format)")
@@ -294,10 +298,12 @@ def world(
     run under one set of evaluation limits (the flags below, else the model's own
     recommendation, else the defaults shown); `train eval` is this command on both suites,
     greedy, with --json."""
-    suites = {"wide": limit, "deep": limit} if suite == "both" else {suite: limit}
+    n = choice.limit
+    suites = {"wide": n, "deep": n} if suite == "both" else {suite: n}
     world_eval(
         cfg, limits, suites, split, out=out, world_dir=world_dir, oracle=oracle,
-        reworded=reworded, trials=trials, language=language, ids=ids, concurrency=concurrency,
+        reworded=reworded, trials=trials, language=choice.language, ids=choice.ids,
+        concurrency=concurrency,
         per_suite_dirs=suite == "both", as_json=json_out,
     )  # fmt: skip
 
@@ -324,9 +330,11 @@ with_sweep_config = flag_group(
 @app.command("sweep")
 @with_sweep_config
 @with_eval_limits
+@with_task_choice
 def sweep(
     cfg: Config,
     limits: EvalLimits,
+    choice: TaskChoice,
     subagents: Annotated[
         str, typer.Option("--subagents", help="widths to run, comma-separated, e.g. 1,2,4,8")
     ],
@@ -343,9 +351,6 @@ def sweep(
         Path | None,
         typer.Option("--out", help="sweep directory (default: runs/sweep-world-<suite>-<split>)"),
     ] = None,
-    language: LanguageOpt = None,
-    ids: IdsOpt = None,
-    limit: LimitOpt = None,
     concurrency: ConcurrencyOpt = 4,
 ) -> None:
     """The width sweep: the same world tasks multi-agent at each width (most subagents per lead
@@ -366,7 +371,13 @@ def sweep(
     widths = parse_widths(subagents)
     loaded = load_world(world_dir)
     tasks = world_tasks(
-        loaded, suite, split, language=language, ids=ids, limit=limit, reworded=reworded
+        loaded,
+        suite,
+        split,
+        language=choice.language,
+        ids=choice.ids,
+        limit=choice.limit,
+        reworded=reworded,
     )
     out = out or Path("runs") / f"sweep-{run_name(suite, split, reworded)}"
     if not oracle:
