@@ -74,7 +74,7 @@ class JinaSettings(ServiceSettings):
 class RetrySettings(_Section):
     """Retries (`wideseek.http_retry`) on 429, 5xx, connect errors and dropped connections; on
     timeouts too for search APIs, never for page reads (`access_deadline_s` bounds those).
-    Its fields are `http_retry.RetryPolicy`'s, which `ThrottledHttp` builds from them as they are."""
+    Its fields are `http_retry.RetryPolicy`'s: `ThrottledHttp` builds one from them as they are."""
 
     attempts: int = Field(4, ge=1, description="tries in all, the first included")
     backoff_s: float = Field(0.5, ge=0.0, description="first pause; doubles each retry")
