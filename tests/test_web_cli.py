@@ -94,13 +94,13 @@ def test_bad_web_settings_are_one_config_error(overrides, needle):
 
 
 def test_search_or_access_flag_alone_turns_web_on_with_the_other_default():
-    web = build_config(None, None, search="tavily").tools.web
+    web = build_config(search="tavily").tools.web
     assert web is not None and (web.search, web.access) == ("tavily", "jina")
-    web = build_config(None, None, access="direct").tools.web
+    web = build_config(access="direct").tools.web
     assert web is not None and (web.search, web.access) == ("serper", "direct")
-    assert build_config(None, None).tools.web is None
+    assert build_config().tools.web is None
     # the flag wins over the file's choice and keeps the file's other web settings
-    over = build_config(None, ["tools.web.search=brave", "tools.web.timeout_s=3"], search="serper")
+    over = build_config(set_=["tools.web.search=brave", "tools.web.timeout_s=3"], search="serper")
     assert over.tools.web is not None and over.tools.web.search == "serper"
     assert over.tools.web.timeout_s == 3
 

@@ -14,7 +14,6 @@ widths, with single-agent runs beside them at an equal token budget (`cli/sweep.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from wideseek.cli.options import (
     LenientTablesOpt,
     build_config,
     flag_group,
+    flags_of,
     with_judge,
     with_run_config,
 )
@@ -309,21 +309,9 @@ def world(
 
 
 # --- the width sweep ---------------------------------------------------------------------------
-def _run_flags_but(*names: str) -> dict[str, tuple[Any, Any]]:
-    """`with_run_config`'s flags (annotation, default) by parameter name, less `names`: read off
-    the signature it gives a command, so the list is kept in one place (cli/options.py)."""
-
-    def probe(cfg: Config) -> None: ...
-
-    params = inspect.signature(with_run_config(probe)).parameters.values()
-    return {p.name: (p.annotation, p.default) for p in params if p.name not in names}
-
-
 # `cfg: Config` for the sweep: the run flags less --mode and --subagents, which the sweep sets.
 with_sweep_config = flag_group(
-    _run_flags_but("mode", "subagents"),
-    lambda config, set_, **flags: build_config(config, set_, **flags),
-    "cfg",
+    flags_of(build_config, leave_out=("mode", "subagents")), build_config, "cfg"
 )
 
 

@@ -13,19 +13,17 @@ import inspect
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
 import typer
 
 from wideseek.config import Config, load_config
 from wideseek.errors import UsageError
+from wideseek.eval.judge_client import ChatCompleter
+from wideseek.eval.judges import Judge, LLMJudge, OfflineJudge
 from wideseek.io import cache_home
 from wideseek.profiles import PROFILES
 from wideseek.web_config import ACCESS_NAMES, SEARCH_NAMES, WebToolsConfig
-
-if TYPE_CHECKING:
-    from wideseek.eval.judge_client import ChatCompleter
-    from wideseek.eval.judges import Judge
 
 Mode = Literal["multi", "single"]
 # The choices of --profile: every profile in wideseek.profiles, nothing listed twice.
@@ -102,21 +100,22 @@ SetOpt = Annotated[
 
 
 def build_config(
-    config: Path | None,
-    overrides: list[str] | None,
     *,
-    mode: str | None = None,
-    subagents: int | None = None,
-    engine: str | None = None,
-    model: str | None = None,
-    tokenizer: str | None = None,
-    corpus: Path | None = None,
-    retrieval: str | None = None,
-    profile: str | None = None,
-    search: str | None = None,
-    access: str | None = None,
+    mode: ModeOpt = None,
+    subagents: SubagentsOpt = None,
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+    tokenizer: TokenizerOpt = None,
+    corpus: CorpusOpt = None,
+    retrieval: RetrievalOpt = None,
+    profile: ProfileOpt = None,
+    search: SearchOpt = None,
+    access: AccessOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
 ) -> Config:
-    """The config file, then `--set` overrides, then the explicit flags (which win)."""
+    """The config file, then `--set` overrides, then the explicit flags (which win). Its
+    parameters are the run flags (`with_run_config`), in --help order."""
     flags = {
         "agent.mode": mode,
         "agent.max_subagents": subagents,
@@ -130,7 +129,17 @@ def build_config(
         "tools.web.access": access,
     }
     given = {k: v for k, v in flags.items() if v is not None}  # typed: not re-read as YAML
-    return load_config(config, overrides, given)
+    return load_config(config, set_, given)
+
+
+def flags_of(
+    build: Callable[..., Any], leave_out: tuple[str, ...] = ()
+) -> dict[str, tuple[Any, Any]]:
+    """`build`'s parameters as `flag_group` flags, name -> (annotation, default), less
+    `leave_out`: a function whose typed signature declares the flags it builds from."""
+    hints = get_type_hints(build, include_extras=True)
+    params = inspect.signature(build).parameters.values()
+    return {p.name: (hints[p.name], p.default) for p in params if p.name not in leave_out}
 
 
 def flag_group(
@@ -164,29 +173,8 @@ def flag_group(
     return decorate
 
 
-def _run_config(config: Path | None, set_: list[str] | None, **flags: Any) -> Config:
-    return build_config(config, set_, **flags)
-
-
-# `cfg: Config` for the commands that run agents: the flags, in --help order.
-with_run_config = flag_group(
-    {
-        "mode": (ModeOpt, None),
-        "subagents": (SubagentsOpt, None),
-        "engine": (EngineOpt, None),
-        "model": (ModelOpt, None),
-        "tokenizer": (TokenizerOpt, None),
-        "corpus": (CorpusOpt, None),
-        "retrieval": (RetrievalOpt, None),
-        "profile": (ProfileOpt, None),
-        "search": (SearchOpt, None),
-        "access": (AccessOpt, None),
-        "config": (ConfigOpt, None),
-        "set_": (SetOpt, None),
-    },
-    _run_config,
-    "cfg",
-)
+# `cfg: Config` for the commands that run agents.
+with_run_config = flag_group(flags_of(build_config), build_config, "cfg")
 
 
 # --- the judge of WideSearch scoring (`score`, `eval`) ------------------------------------------
@@ -218,42 +206,28 @@ JudgeConcurrencyOpt = Annotated[int, typer.Option(min=1, help="judge calls in fl
 
 
 def build_judge(
-    kind: str,
-    model: str | None,
-    base_url: str | None,
-    api_key_env: str,
-    cache: Path | None,
-    concurrency: int,
+    judge: JudgeOpt = "offline",
+    judge_model: JudgeModelOpt = None,
+    judge_base_url: JudgeBaseUrlOpt = None,
+    judge_api_key_env: JudgeApiKeyEnvOpt = "OPENAI_API_KEY",
+    judge_cache: JudgeCacheOpt = None,
+    judge_concurrency: JudgeConcurrencyOpt = 8,
 ) -> tuple[Judge, ChatCompleter | None]:
-    """The judge, and the HTTP completer to close afterwards (None for the offline judge)."""
-    from wideseek.eval.judges import LLMJudge, OfflineJudge
-
-    if kind == "offline":
+    """The judge, and the HTTP completer to close afterwards (None for the offline judge). Its
+    parameters are the judge flags (`with_judge`)."""
+    if judge == "offline":
         return OfflineJudge(), None
-    if not model or not base_url:
+    if not judge_model or not judge_base_url:
         raise UsageError("--judge llm needs --judge-model and --judge-base-url")
-    from wideseek.eval.judge_client import ChatCompleter
-
     completer = ChatCompleter(
-        model,
-        base_url,
-        api_key_env=api_key_env,
-        cache_path=cache or cache_home() / JUDGE_CACHE_NAME,
-        max_concurrency=concurrency,
+        judge_model,
+        judge_base_url,
+        api_key_env=judge_api_key_env,
+        cache_path=judge_cache or cache_home() / JUDGE_CACHE_NAME,
+        max_concurrency=judge_concurrency,
     )
     return LLMJudge(completer), completer
 
 
 # `judge: tuple[Judge, ChatCompleter | None]` for the commands that score tables.
-with_judge = flag_group(
-    {
-        "judge": (JudgeOpt, "offline"),
-        "judge_model": (JudgeModelOpt, None),
-        "judge_base_url": (JudgeBaseUrlOpt, None),
-        "judge_api_key_env": (JudgeApiKeyEnvOpt, "OPENAI_API_KEY"),
-        "judge_cache": (JudgeCacheOpt, None),
-        "judge_concurrency": (JudgeConcurrencyOpt, 8),
-    },
-    lambda **f: build_judge(*f.values()),
-    "judge",
-)
+with_judge = flag_group(flags_of(build_judge), build_judge, "judge")
