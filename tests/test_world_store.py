@@ -36,6 +36,20 @@ def test_corrupt_cache_is_unpacked_again(cache):
     assert load_world().corpus_path.read_bytes() == original
 
 
+def test_a_search_index_beside_the_corpus_keeps_the_cached_copy_and_stays_out_of_packs(
+    cache, tmp_path
+):
+    """A run builds its BM25 index inside the world's copy (corpus.jsonl.bm25/); the next
+    process must take that copy as it is, not unpack the world again over the runs using it."""
+    world = load_world()
+    index = world.root / "corpus.jsonl.bm25" / "params.index.json"
+    index.parent.mkdir(exist_ok=True)
+    index.write_text("{}")
+    assert load_world().root == world.root and index.is_file()  # not unpacked again
+    packed = pack_world(world.root, tmp_path / "a").read_bytes()
+    assert packed == (shipped_asset_dir() / ARCHIVE).read_bytes()  # the index is not packed
+
+
 def _load_root(cache_dir: str) -> str:
     import os
 

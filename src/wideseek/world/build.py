@@ -127,11 +127,14 @@ def build_world(
     return made[0]
 
 
-def hash_files(root: Path) -> dict[str, str]:
-    """sha256 per file; each gold directory is hashed as one entry (thousands of small files)."""
+def hash_files(root: Path, paths: Iterable[Path] | None = None) -> dict[str, str]:
+    """sha256 per file of `paths` (default: every file under `root` but the manifest); each
+    gold directory is hashed as one entry (thousands of small files)."""
+    if paths is None:
+        paths = (p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
     out: dict[str, str] = {}
     gold: dict[str, list[str]] = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in sorted(paths):
         rel = path.relative_to(root).as_posix()
         digest = _digest(path.read_bytes())
         if "/gold/" in rel:

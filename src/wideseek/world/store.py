@@ -68,10 +68,22 @@ def read_manifest(root: Path) -> Manifest:
         raise WorldError(f"{path} is not a valid world manifest: {e.__class__.__name__}") from e
 
 
+def listed_files(root: Path, manifest: Manifest) -> list[Path]:
+    """The files the manifest vouches for: each file it lists, every file of a gold folder."""
+    paths: list[Path] = []
+    for name in manifest.files:
+        path = root / name
+        paths += [p for p in path.iterdir() if p.is_file()] if name.endswith("/") else [path]
+    return sorted(paths)
+
+
 def verify(root: Path, manifest: Manifest) -> bool:
-    """True when every file listed in the manifest is present with its recorded hash."""
+    """True when every file listed in the manifest is present with its recorded hash. Files it
+    does not list are not looked at: the search index a run builds beside the corpus
+    (`corpus.jsonl.bm25/`) lives in the world's copy and must not make that copy look corrupt
+    (every process would unpack it again, replacing it under the runs reading it)."""
     try:
-        return hash_files(root) == manifest.files
+        return hash_files(root, listed_files(root, manifest)) == manifest.files
     except OSError:
         return False
 
@@ -133,7 +145,8 @@ def _extract(archive: Path, target: Path) -> None:
 
 
 def pack_world(world_dir: str | Path, asset_dir: str | Path | None = None) -> Path:
-    """Write `world.tar.gz` (byte-deterministic: sorted, zero mtimes/owners) + manifest copy."""
+    """Write `world.tar.gz` (byte-deterministic: sorted, zero mtimes/owners) + manifest copy.
+    It holds the manifest and the files it lists, never a search index built beside them."""
     root = Path(world_dir)
     manifest = read_manifest(root)
     if not verify(root, manifest):
@@ -145,7 +158,7 @@ def pack_world(world_dir: str | Path, asset_dir: str | Path | None = None) -> Pa
         gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        for path in sorted([root / MANIFEST, *listed_files(root, manifest)]):
             info = tarfile.TarInfo(path.relative_to(root).as_posix())
             data = path.read_bytes()
             info.size, info.mtime, info.mode = len(data), 0, 0o644
