@@ -17,10 +17,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wideseek.tools.base import Page, SearchHit
 from wideseek.world.columns import COLUMNS
 from wideseek.world.oracle.page_facts import read_attr
-from wideseek.world.oracle.steps import Hit, Steps, Want, find_pages, fold
-from wideseek.world.oracle.text import SeenPage
+from wideseek.world.oracle.steps import Steps, Want, find_pages, fold
 
 # (kind, language) -> column title -> attribute read from the page. Titles beyond the wide
 # columns ("Country" of a city or airport) serve the hops of deep questions.
@@ -137,7 +137,7 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-def _in_section(hit: Hit, section: str) -> bool:
+def _in_section(hit: SearchHit, section: str) -> bool:
     return f"world.wideseek.local/{section}/" in hit.url
 
 
@@ -170,12 +170,12 @@ def profile_query(kind: str, lang: str, ref: Ref) -> Want:
     return Want(name, lambda h: h.title == name and _in_section(h, kind))
 
 
-def _has_population(hit: Hit, ref: Ref) -> bool:
+def _has_population(hit: SearchHit, ref: Ref) -> bool:
     numbers = {_digits(v) for v in re.findall(r"[\d,]{3,}", hit.snippet)}
     return fold(hit.title).startswith(fold(ref.name)) and _digits(ref.population) in numbers
 
 
-def _is_airport(hit: Hit, ref: Ref) -> bool:
+def _is_airport(hit: SearchHit, ref: Ref) -> bool:
     """Airport names repeat across countries (two "Simon Bolivar International Airport"s):
     the code or the country the snippet names settles which one is meant."""
     if ref.iata:
@@ -214,7 +214,7 @@ def lookup(
 
 def _source_pages(
     kind: str, lang: str, ref: Ref, sources: set[str], capacity: int
-) -> Steps[dict[str, SeenPage | None]]:
+) -> Steps[dict[str, Page | None]]:
     """The entity's profile, and its codes page and capital's page when columns need them."""
     wanted = [profile_query(kind, lang, ref)]
     if CODES in sources:
@@ -230,7 +230,7 @@ def _source_pages(
     return pages
 
 
-def _read(kind: str, lang: str, title: str, pages: dict[str, SeenPage | None]) -> str | None:
+def _read(kind: str, lang: str, title: str, pages: dict[str, Page | None]) -> str | None:
     source = source_of(kind, lang, title)
     page = pages.get(source)
     attr = ATTRIBUTES[(kind, lang)].get(title)
@@ -241,9 +241,7 @@ def _read(kind: str, lang: str, title: str, pages: dict[str, SeenPage | None]) -
     return read_attr(_page_kind(kind, lang, source), attr, page.text)
 
 
-def _fill_from_english(
-    values: dict[str, str | None], profile: SeenPage, capacity: int
-) -> Steps[None]:
+def _fill_from_english(values: dict[str, str | None], profile: Page, capacity: int) -> Steps[None]:
     """Facts a Chinese profile leaves out, read on the English pages of the same country."""
     gaps = [t for t, v in values.items() if v is None and t in ENGLISH_TITLE]
     name_en = read_attr("country_zh", "name_en", profile.text)

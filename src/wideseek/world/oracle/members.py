@@ -23,11 +23,11 @@ import math
 import re
 from collections.abc import Sequence
 
+from wideseek.tools.base import SearchHit
 from wideseek.world.oracle.lookup import Ref, profile_query
 from wideseek.world.oracle.page_facts import and_splits, read_attr, read_list_items, split_names
 from wideseek.world.oracle.steps import (
     WIDE_COUNT,
-    Hit,
     Steps,
     Want,
     find_hits,
@@ -86,7 +86,7 @@ def read_list(
     by their own titles."""
     part_re = re.compile((_ZH_PART if lang == "zh" else _EN_PART).format(t=re.escape(title)))
 
-    def part_of(hit: Hit) -> tuple[int, int] | None:
+    def part_of(hit: SearchHit) -> tuple[int, int] | None:
         if hit.title == title:
             return 1, 1
         match = part_re.match(hit.title)
@@ -194,7 +194,7 @@ def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[list[str]]:
     return list(ordered[min(firsts) : max(lasts) + 1])
 
 
-def _admitted_in(hit: Hit, year: str) -> bool:
+def _admitted_in(hit: SearchHit, year: str) -> bool:
     return "/us-state/" in hit.url and read_attr("us_state", "statehood_year", hit.snippet) == year
 
 
@@ -236,6 +236,6 @@ def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[list[str]]:
     return chinese[ends[0] : ends[1] + 1]
 
 
-def _names(hit: Hit, english: str) -> bool:
+def _names(hit: SearchHit, english: str) -> bool:
     """Does a Chinese profile hit say its English name is `english`?"""
     return read_attr("country_zh", "name_en", hit.snippet) == english

@@ -19,7 +19,8 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from wideseek.world.oracle.text import Hit, SeenPage, parse_hits, parse_page
+from wideseek.tools.base import Page, SearchHit
+from wideseek.world.oracle.text import parse_hits, parse_page
 
 T = TypeVar("T")
 WIDE_COUNT = 10  # results asked for when the default few did not hold the page
@@ -32,7 +33,7 @@ class Call:
 
 
 Steps = Generator[list[Call], list[str], T]
-Matcher = Callable[[Hit], bool]
+Matcher = Callable[[SearchHit], bool]
 
 
 def search(query: str, count: int | None = None) -> Call:
@@ -92,7 +93,7 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def first_match(hits: Sequence[Hit], matcher: Matcher) -> Hit | None:
+def first_match(hits: Sequence[SearchHit], matcher: Matcher) -> SearchHit | None:
     return next((h for h in hits if matcher(h)), None)
 
 
@@ -106,14 +107,16 @@ class Want:
     wider: str | None = None
 
 
-def find_hits(wanted: Sequence[Want], capacity: int, lazy: bool = False) -> Steps[list[Hit | None]]:
+def find_hits(
+    wanted: Sequence[Want], capacity: int, lazy: bool = False
+) -> Steps[list[SearchHit | None]]:
     """The first hit each `Want`'s matcher accepts. Each query is searched with the default
     number of results, and a page still missing once more with `WIDE_COUNT` results.
 
     `lazy`: search the first query alone and look for the other pages in its results before
     searching for them (a country's codes page often ranks under its profile)."""
-    found: list[Hit | None] = [None] * len(wanted)
-    seen: list[Hit] = []
+    found: list[SearchHit | None] = [None] * len(wanted)
+    seen: list[SearchHit] = []
 
     def settle() -> list[int]:
         for i, want in enumerate(wanted):
@@ -133,7 +136,7 @@ def find_hits(wanted: Sequence[Want], capacity: int, lazy: bool = False) -> Step
     return found
 
 
-def open_pages(urls: Sequence[str | None], capacity: int) -> Steps[list[SeenPage | None]]:
+def open_pages(urls: Sequence[str | None], capacity: int) -> Steps[list[Page | None]]:
     """Access each URL (None stays None)."""
     todo = [u for u in urls if u]
     texts = yield from run_calls([access(u) for u in todo], capacity)
@@ -143,7 +146,7 @@ def open_pages(urls: Sequence[str | None], capacity: int) -> Steps[list[SeenPage
 
 def find_pages(
     wanted: Sequence[Want], capacity: int, lazy: bool = False
-) -> Steps[list[SeenPage | None]]:
+) -> Steps[list[Page | None]]:
     """Search, pick by title rule, open: the page behind each `Want`."""
     hits = yield from find_hits(wanted, capacity, lazy)
     return (yield from open_pages([h.url if h else None for h in hits], capacity))

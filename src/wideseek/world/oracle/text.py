@@ -12,7 +12,8 @@ model can learn:
 - `EntitySubtask` ("For each of these cities, find Latitude, Time Zone: Casablanca (Morocco);
   Rabat (Morocco).", zh "查找以下国家的人口、货币代码：中国；印度。") and its report, one line
   per entity: "Casablanca (Morocco) — Latitude: 33.5883; Time Zone: Africa/Casablanca".
-- `parse_hits` / `parse_page`: the search and access tool texts of `tools/search_tools.py`.
+- `parse_hits` / `parse_page`: the search and access tool texts of `tools/search_tools.py`,
+  read back into the tools' own records (`SearchHit`, `Page`).
 
 It knows nothing about engines, policies or where pages come from.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from wideseek.tools.base import Page, SearchHit
 from wideseek.world.wide_tasks import EN_OPENERS, ZH_OPENERS
 
 NOT_FOUND = "not found"
@@ -219,39 +221,26 @@ def parse_entity_lines(text: str) -> dict[str, dict[str, str]]:
 # -- tool results ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Hit:
-    title: str
-    url: str
-    snippet: str
-
-
-@dataclass(frozen=True)
-class SeenPage:
-    url: str
-    title: str
-    text: str
-
-
 _HIT = re.compile(r"^\[\d+\] (?P<title>.*)\nURL: (?P<url>\S+)\n", re.M)
 _PAGE = re.compile(r"^## Page: (?P<url>\S+)\nTitle: (?P<title>.*)\n\n(?P<text>.*)\Z", re.S)
 _CUT = re.compile(r"\n\[cut: \d+ of \d+ characters shown\]$")
 
 
-def parse_hits(text: str) -> list[Hit]:
+def parse_hits(text: str) -> list[SearchHit]:
     """The hits of one `search` result text, in rank order."""
     matches = list(_HIT.finditer(text))
     hits = []
     for i, match in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         snippet = _CUT.sub("", text[match.end() : end].strip())
-        hits.append(Hit(match.group("title"), match.group("url"), snippet))
+        hits.append(SearchHit(title=match.group("title"), url=match.group("url"), snippet=snippet))
     return hits
 
 
-def parse_page(text: str) -> SeenPage | None:
+def parse_page(text: str) -> Page | None:
     """The page of one `access` result text; None for "not found" and error texts."""
     match = _PAGE.match(text)
     if not match:
         return None
-    return SeenPage(match.group("url"), match.group("title"), _CUT.sub("", match.group("text")))
+    text = _CUT.sub("", match.group("text"))
+    return Page(url=match.group("url"), title=match.group("title"), text=text)
