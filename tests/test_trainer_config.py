@@ -1,5 +1,6 @@
 """Trainer run files (SFT and RL): every field has help, and a typo anywhere, however deep, is one
-`error:` line from the command before any trainer starts (so before any model loads)."""
+`error:` line from the command before any trainer starts (so before any model loads); the same
+for broken YAML and for the run files and `--set` values of the commands that run agents."""
 
 from __future__ import annotations
 
@@ -126,3 +127,46 @@ def test_a_typo_in_an_sft_run_file_is_one_line_before_any_model_loads(
     path.write_text(yaml.safe_dump({**run, "train": {"lora": {"r": 4}}}))
     argv = ["train", "sft", "--config", str(path), override]
     _check_one_line(argv, capsys, no_trainer, where, path)
+
+
+@pytest.fixture
+def no_agents(monkeypatch):
+    """The world runner, replaced: an `eval world` run file that reaches it got past its checks."""
+    from wideseek.cli import eval as eval_cli
+
+    started: list[str] = []
+
+    def never(*args, **kwargs):
+        started.append("eval")
+        raise AssertionError("eval started")
+
+    monkeypatch.setattr(eval_cli, "run_world", never)
+    return started
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "where"),
+    [
+        (["train", "rl"], "out_dir: run\nagent: [1\n", "invalid YAML at line 3, column 1: "),
+        (["train", "sft"], "train:\n  lr: 1\n lora: 2\n", "invalid YAML at line 3, column 2: "),
+        (["eval", "world"], "agent:\n  lead_turn: 3\n", "agent.lead_turn: Extra inputs are not"),
+        (["eval", "world"], "engine: {model: 'x}\n", "invalid YAML at line 2, column 1: found"),
+    ],
+)
+def test_a_broken_run_file_of_any_command_is_one_line_before_anything_runs(
+    tmp_path, capsys, no_trainer, no_agents, command, text, where
+):
+    """PyYAML's own message quotes the line over several; the error names line and column."""
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    _check_one_line([*command, "--config", str(path)], capsys, no_trainer + no_agents, where, path)
+
+
+def test_a_broken_override_value_is_one_line(capsys, no_agents):
+    assert run_cli(["eval", "world", "--set", "agent.lead_turns=[1"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: override 'agent.lead_turns=[1': invalid YAML value at line 1, column 3: "
+        "expected ',' or ']', but got '<stream end>' while parsing a flow sequence"
+    )
+    assert no_agents == []

@@ -193,7 +193,7 @@ def read_yaml_tree(path: str | Path | None, overrides: list[str] | None = None) 
         except OSError as e:
             raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML ({e})") from e
+            raise ConfigError(f"{path}: invalid YAML {_yaml_problem(e)}") from e
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         tree = loaded
@@ -201,8 +201,22 @@ def read_yaml_tree(path: str | Path | None, overrides: list[str] | None = None) 
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value")
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: invalid YAML value {_yaml_problem(e)}") from e
+        _set_dotted(tree, key.strip(), value)
     return tree
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error on one line: where, then what (PyYAML's own text quotes the line, with a
+    caret under the spot, over several lines)."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        mark = e.problem_mark
+        what = " ".join(filter(None, [e.problem, e.context]))
+        return f"at line {mark.line + 1}, column {mark.column + 1}: {what}"
+    return "(" + " ".join(str(e).split()) + ")"
 
 
 def validate_tree(model: type[M], tree: dict[str, Any], path: str | Path | None) -> M:
