@@ -47,6 +47,18 @@ tripped, the dev figures (`dev_*`) of the weights after the step's update, and w
 `select.resample_flat` the replacement groups tried (`resampled_groups`) and the flat groups
 they replaced (`replaced_groups`).
 
+Data parallel: launched as N processes (`accelerate launch --num_processes N` on GPUs,
+`torchrun --nproc_per_node N` anywhere; CPU-only processes join over gloo), the main process
+alone runs steps 1-3 (rollouts, rewards, batch) and every process gets the step's whole batch
+(`processes.LearnerProcesses.from_main`). Step 4 is split: every process computes the token
+weights over the *whole* step (B and A_i are the step's, not a shard's), trains on its share
+of the agent samples (`shard`, balanced by length), and DDP all-reduces the gradients once, on
+each process's last backward (the others under `no_sync`); as DDP averages, each loss is
+scaled by N, so the step's gradient is the sum over every sample, as in one process. The
+metrics of the update are gathered from every process. The main process alone writes
+(metrics, rollouts, dev evaluations, pushes, the model and trainer state); each process saves
+its own RNG state into a checkpoint (accelerate), and a resumed run loads it back.
+
 Checkpoints, metrics and final/ follow train/checkpoints.py's layout; the trainer state holds
 the step, the policy id, the guards' counters, and whether the checkpoint is *good* (saved
 while no guard was tripping) with the last good step. A new run in the same out_dir resumes
@@ -68,6 +80,7 @@ those ids); one made by other weights or settings is discarded with one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import shutil
@@ -98,6 +111,7 @@ from wideseek.train.rl.config import (
 )
 from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.loss import policy_loss, token_weights
+from wideseek.train.rl.processes import WAIT_FOR_MAIN, LearnerProcesses
 from wideseek.train.rl.remote import RemotePolicy
 from wideseek.train.rl.rewards import CompositeReward, build_reward
 from wideseek.train.rl.samples import AgentSample
@@ -167,7 +181,11 @@ class RLTrainer:
         shaped reward `config.shaping` describes)."""
         import torch
         from accelerate import Accelerator
-        from accelerate.utils import set_seed
+        from accelerate.utils import (
+            DistributedDataParallelKwargs,
+            InitProcessGroupKwargs,
+            set_seed,
+        )
 
         from wideseek.llm.local import LocalEngine
         from wideseek.world import load_world
@@ -186,7 +204,12 @@ class RLTrainer:
         self.reward = reward or build_reward(config.shaping)
         self.keys = metric_keys(config, self.reward.names())
         set_seed(config.seed)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        # buffers (rotary frequencies) are never trained: no broadcast at each forward, which
+        # would make every forward a collective and the processes' forward counts must match
+        handlers = [InitProcessGroupKwargs(timeout=WAIT_FOR_MAIN),
+                    DistributedDataParallelKwargs(broadcast_buffers=False)]  # fmt: skip
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=handlers)
+        self.procs = LearnerProcesses(self.accelerator)
         self.trainable: Trainable = load_trainable(config.model, lora=config.lora,
                                                    dtype=config.dtype)  # fmt: skip
         trained = [p for p in self.trainable.model.parameters() if p.requires_grad]
@@ -200,9 +223,10 @@ class RLTrainer:
         loaded = (policy, self.trainable.tokenizer)
         self.remote: RemotePolicy | None = None
         self.engine: LocalEngine | None = None
-        if config.rollout_engine.kind == "local":
+        local = config.rollout_engine.kind == "local"
+        if self.procs.main and local:  # only the main process samples
             self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
-        else:
+        elif self.procs.main:
             self.remote = RemotePolicy(
                 config.rollout_engine, self.out, self.trainable.tokenizer,
                 config.agent.context_length, self.trainable.is_lora,
@@ -236,10 +260,13 @@ class RLTrainer:
         marker.unlink()
 
     def resume(self) -> None:
-        self._undo_collapse()
+        if self.procs.main:
+            self._undo_collapse()
+        self.procs.wait()
         found = ckpt.checkpoints(self.out)
         if not found:
-            ckpt.truncate_metrics(self.out / ckpt.METRICS, -1)  # rows of a run that saved nothing
+            if self.procs.main:  # rows of a run that saved nothing
+                ckpt.truncate_metrics(self.out / ckpt.METRICS, -1)
             return
         state = ckpt.restore(self.accelerator, found[-1])
         self.step, self.last_good = state["step"], state.get("last_good")
@@ -249,7 +276,8 @@ class RLTrainer:
         self.policy = state.get("policy") or digest("unknown", str(found[-1]))
         self.history = {int(v): p for v, p in state.get("history", {}).items()}
         self.history[self.step] = self.policy
-        ckpt.truncate_metrics(self.out / ckpt.METRICS, self.step)
+        if self.procs.main:
+            ckpt.truncate_metrics(self.out / ckpt.METRICS, self.step)
 
     def healthy(self) -> bool:
         """No guard is tripping: a checkpoint saved now is a good one."""
@@ -372,48 +400,84 @@ class RLTrainer:
         self, batch: list[tuple[list[AgentSample], float]], rollouts: int | None = None
     ) -> dict[str, float]:
         """One optimizer step over (a rollout's agent samples, its advantage) pairs; B =
-        `rollouts` (None: the pairs given)."""
-        import torch
-
+        `rollouts` (None: the pairs given). Every process is given the whole batch and trains
+        on its share of the samples (module docstring, data parallel)."""
+        # 1) the token weights 1/(B·A_i·N_ia) over the whole step, whichever process trains
         generated = [[s.n_generated for s in samples] for samples, _ in batch]
         weights = token_weights(generated, rollouts)
+        items = [(sample, advantage, weight)
+                 for (samples, advantage), agent_weights in zip(batch, weights, strict=True)
+                 for sample, weight in zip(samples, agent_weights, strict=True)]  # fmt: skip
+        # 2) this process's share; a process left without one backpropagates a zero loss, as
+        # DDP needs every process's backward to all-reduce
+        mine = self.procs.shard([len(sample.input_ids) for sample, _, _ in items])
         self.model.train()
         self.optimizer.zero_grad()
-        stats: dict[str, list[float]] = defaultdict(list)
-        total = 0.0
-        device = self.accelerator.device
-        for (samples, advantage), agent_weights in zip(batch, weights, strict=True):
-            for sample, weight in zip(samples, agent_weights, strict=True):
-                ids = torch.tensor([sample.input_ids], device=device)  # (1, L)
-                mask = torch.tensor([sample.response_mask[1:]], device=device)  # (1, L-1)
-                new, entropy = sequence_logprobs(self.model, ids, self.config.temperature, mask)
-                old = torch.tensor([sample.old_logprobs[1:]], device=device)
-                w = torch.full_like(old, weight)
-                loss, s = policy_loss(new, old, torch.tensor([advantage], device=device), w,
-                                      mask, self.config.clip,
-                                      self.config.early_stop_ratio)  # fmt: skip
-                self.accelerator.backward(loss)
-                total += float(loss.detach())
-                if entropy is not None:
-                    stats["entropy"].append(entropy)
-                for key, value in s.items():
-                    stats[key].append(value)
+        figures: list[tuple[float, dict[str, float]]] = []  # (loss, stats) per sample
+        shortest = min(range(len(items)), key=lambda i: len(items[i][0].input_ids))
+        for n, i in enumerate(mine or [shortest]):
+            sample, advantage, weight = items[i]
+            last = n == len(mine) - 1 or not mine
+            # gradients are all-reduced on the last backward only; DDP averages them over the
+            # N processes, so each loss is scaled by N: the sum over every sample, as in one
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                loss, stats = self.sample_loss(sample, advantage, weight if mine else 0.0)
+                self.accelerator.backward(loss * self.procs.count)
+            if mine:
+                figures.append((float(loss.detach()), stats))
+        # 3) the step, on every process (the gradients are the same everywhere)
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad()
         if self.engine is not None:
             self.engine.weights_changed()  # its cached keys/values are the old weights'
+        # 4) the figures of every process's samples
+        figures = self.procs.gather(figures)
+        stats: dict[str, list[float]] = defaultdict(list)
+        for _, sample_stats in figures:
+            for key, value in sample_stats.items():
+                stats[key].append(value)
         stopped = stats.pop("early_stopped", [])
         row = {k: statistics.fmean(v) for k, v in stats.items()}
         row["early_stopped"] = float(sum(stopped))  # agent samples whose loss was dropped
-        row["loss"] = total  # the weighted objective: the sum over every token and agent
+        # the weighted objective: the sum over every token and agent
+        row["loss"] = sum(loss for loss, _ in figures)
         row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         row["grad_norm"] = float(norm)
-        row["trained_agents"] = float(sum(len(s) for s, _ in batch))
+        row["trained_agents"] = float(len(items))
         row["trained_tokens"] = float(sum(map(sum, generated)))
         return row
 
+    def sample_loss(
+        self, sample: AgentSample, advantage: float, weight: float
+    ) -> tuple[Any, dict[str, float]]:
+        """One agent sample's weighted clipped loss (a 0-d tensor) and its statistics."""
+        import torch
+
+        device = self.accelerator.device
+        ids = torch.tensor([sample.input_ids], device=device)  # (1, L)
+        mask = torch.tensor([sample.response_mask[1:]], device=device)  # (1, L-1)
+        new, entropy = sequence_logprobs(self.model, ids, self.config.temperature, mask)
+        old = torch.tensor([sample.old_logprobs[1:]], device=device)  # (1, L-1)
+        w = torch.full_like(old, weight)
+        loss, stats = policy_loss(new, old, torch.tensor([advantage], device=device), w, mask,
+                                  self.config.clip, self.config.early_stop_ratio)  # fmt: skip
+        if entropy is not None:
+            stats["entropy"] = entropy
+        return loss, stats
+
     def run_step(self) -> dict[str, Any]:
+        """Steps 1-4 of the module docstring: the batch from the main process, the update on
+        every process."""
+        pairs, rollouts, figures = self.procs.from_main(self.sample_step)
+        started = time.time()
+        update = self.update(pairs, rollouts) if pairs else {}
+        self.policy = policy_after(self.policy, self.config)
+        return {**figures, **update, "update_s": round(time.time() - started, 2)}
+
+    def sample_step(self) -> tuple[list[tuple[list[AgentSample], float]], int, dict[str, Any]]:
+        """Steps 1-3 (the main process): the kept rollouts' (agent samples, advantage) pairs,
+        B, and the step's figures that need no update."""
         cfg = self.config
         tasks = step_tasks(self.pool, self.step, cfg.tasks_per_step, cfg.seed)
         run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
@@ -428,19 +492,14 @@ class RLTrainer:
             trajectories, resampling = self.replace_flat_groups(tasks, trajectories, run_dir)
         rollout_s = time.time() - started
         batch = build_batch(trajectories, self.reward, cfg.credit, lambda t: self.suite_of[t.id])
-        started = time.time()
-        kept = batch.kept
-        pairs = [(r.samples, r.advantage) for r in kept]
-        update = self.update(pairs, batch.batch_size(cfg.normalise_over)) if kept else {}
-        self.policy = policy_after(self.policy, cfg)
-        return {
+        pairs = [(r.samples, r.advantage) for r in batch.kept]
+        figures = {
             **self.rollout_figures(batch),
             "staleness": self.step - made,
-            **update,
             **resampling,
             "rollout_s": round(rollout_s, 2),
-            "update_s": round(time.time() - started, 2),
         }
+        return pairs, batch.batch_size(cfg.normalise_over), figures
 
     def flat(self, group: Sequence[Trajectory]) -> bool:
         """Every rollout of the group got the same reward: its advantages are all 0."""
@@ -605,26 +664,40 @@ class RLTrainer:
         return why
 
     def train(self) -> Path:
+        """The run, on every process (module docstring); the main one evaluates and logs."""
+        main = self.procs.main
         self.resume()
         if self.config.select.pass_rate is not None:
-            self.pool = self.pass_rate_pool()
-        if self.step == 0 and self.config.eval_every:
+            self.pool = self.procs.from_main(self.pass_rate_pool)
+        if self.step == 0 and self.config.eval_every and main:
             self.log(self.evaluate())  # the start model, the figure every later one stands by
         while self.step < self.config.steps:
             row = self.step_or_keep_state()
             self.step += 1
             self.remember(self.policy)
             self.last_reward = row["reward_mean"]
-            why = self.check_guards(row)
+            why = self.check_guards(row)  # the same row, so the same verdict, everywhere
             if why is not None:
-                self.log({**row, "guard": why})
+                if main:
+                    self.log({**row, "guard": why})
                 return self.roll_back(why)
-            if self.eval_due():  # before the checkpoint: a crash re-runs it from the last one
+            if self.eval_due() and main:  # before the checkpoint: a crash re-runs it
                 row |= self.evaluate()
-            self.log(row)
+            if main:
+                self.log(row)
             if self.step % self.config.save_every == 0 or self.step == self.config.steps:
                 self.save()
-        return ckpt.write_final(self.out, self.write_model, self.state(self.healthy()))
+        final = self.out / ckpt.FINAL
+        if main:
+            ckpt.write_final(self.out, self.write_model, self.state(self.healthy()))
+        self.procs.wait()
+        return final
+
+    def close(self) -> None:
+        """Tear the process group down (several processes): a gloo group left to interpreter
+        exit aborted a process now and then (train/sft.py)."""
+        if self.procs.count > 1:
+            self.accelerator.end_training()
 
     def step_or_keep_state(self) -> dict[str, Any]:
         """`run_step`, except that a server refusing the new weights stops the run with the
@@ -632,12 +705,13 @@ class RLTrainer:
         fixed."""
         try:
             return self.run_step()
-        except WeightPushError as e:
+        except WeightPushError as e:  # every process: from_main raises it everywhere
             if self.step == 0:
                 raise WeightPushError(f"{e}; nothing trained yet") from None
             saved = ckpt.checkpoint_dir(self.out, self.step)
-            if not saved.exists():
+            if not self.procs.from_main(saved.exists):
                 self.save()
+            self.procs.wait()  # the main process's writes are done before any process exits
             raise WeightPushError(
                 f"{e}; the weights of step {self.step} are kept in {saved}: fix the server "
                 "and run again (it resumes there)"
@@ -652,20 +726,28 @@ class RLTrainer:
         self.history = {v: p for v, p in self.history.items() if v >= keep or v == served}
 
     def roll_back(self, why: str) -> Path:
+        """Every process: the main one records the collapse and puts the last good checkpoint's
+        model in final/; all stop with the same line."""
         final = self.out / ckpt.FINAL
         collapse = {"step": self.step, "why": why, "last_good": self.last_good}
-        atomic_write_text(self.out / COLLAPSE, json.dumps(collapse))
+        if self.procs.main:
+            atomic_write_text(self.out / COLLAPSE, json.dumps(collapse))
         again = "change the settings (a lower lr, other tasks) and run again"
         if self.last_good is None:
+            self.procs.wait()
             raise CollapseError(
                 f"step {self.step}: {why}; no good checkpoint to roll back to ({again}: it "
                 "starts over)"
             )
         good = ckpt.checkpoint_dir(self.out, self.last_good)
-        state = ckpt.read_state(good)
-        ckpt.write_final(
-            self.out, lambda tmp: shutil.copytree(good / ckpt.MODEL, tmp, dirs_exist_ok=True), state
-        )
+        if self.procs.main:
+            state = ckpt.read_state(good)
+            ckpt.write_final(
+                self.out,
+                lambda tmp: shutil.copytree(good / ckpt.MODEL, tmp, dirs_exist_ok=True),
+                state,
+            )
+        self.procs.wait()
         raise CollapseError(
             f"step {self.step}: {why}; stopped, rolled back to checkpoint-{self.last_good} "
             f"({final}; {again}: it resumes from there)"
@@ -673,4 +755,8 @@ class RLTrainer:
 
 
 def train_rl(config: RLConfig, show_progress: bool = True) -> Path:
-    return RLTrainer(config, show_progress).train()
+    trainer = RLTrainer(config, show_progress)
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()
