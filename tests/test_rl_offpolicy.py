@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
 from fake_openai import FakeOpenAIServer
-from test_rl_trainer import config, on_policy, rows_of, scripted_reward
+from test_rl_trainer import AGENT, config, on_policy, rows_of, scripted_reward
 from tiny_lm import make_tiny_lm
 from wideseek.llm.weight_push import WeightPushError
+from wideseek.train.dev_eval import DevEvalSettings
 from wideseek.train.rl.config import RLConfig, settings_of
 from wideseek.train.rl.trainer import RLTrainer, step_tasks
 
@@ -194,3 +196,53 @@ def test_a_refused_unload_is_logged_and_the_new_version_serves(tmp_path, caplog)
         assert remote.served == 1 and list(srv.adapters) == ["wideseek-policy-v1"]
         assert "cannot be found" in caplog.text and "wideseek-policy-v0 stays loaded" in caplog.text
         assert not (tmp_path / "pushed" / "v0").exists()
+
+
+def test_rollouts_ahead_sample_the_next_step_on_the_server_during_the_update(model_dir, tmp_path):
+    sent: list[float] = []  # when each completion request reached the server
+
+    def answer(endpoint: str, body: dict) -> str:
+        sent.append(time.monotonic())
+        return "ok"
+
+    with FakeOpenAIServer(lora_addressing="vllm", responder=answer, latency_s=0.02) as srv:
+        engine = {"kind": "vllm", "base_url": srv.base_url, "adapter": "pol"}
+        dev = DevEvalSettings(wide_tasks=1, deep_tasks=1, concurrency=2,
+                              agent={**AGENT, "temperature": 0.0, "seed": 0})  # fmt: skip
+        cfg = config(model_dir, tmp_path, steps=3, max_staleness=1, rollouts_ahead=True,
+                     rollout_engine=engine, eval_every=2, eval=dev)  # fmt: skip
+        trainer = RLTrainer(cfg, show_progress=False)
+        scripted_reward(trainer, signal_until=10)
+        update, updates = trainer.update, []
+
+        def slow_update(*args, **kwargs):  # an update long enough to see what overlaps it
+            started = time.monotonic()
+            time.sleep(0.5)
+            row = update(*args, **kwargs)
+            updates.append((started, time.monotonic()))
+            return row
+
+        trainer.update = slow_update
+        trainer.train()
+        rows = [r for r in rows_of(tmp_path) if r["step"] > 0]
+        # step 1 sampled by version 0 before its update; steps 2 and 3 during the one before,
+        # by the weights before that update: one version old
+        assert [r["staleness"] for r in rows] == [0, 1, 1]
+        for started, ended in updates[:2]:  # steps 2 and 3 sampled while 1 and 2 updated
+            assert any(started < t < ended for t in sent)
+        # pushes between rollouts, never during: v1 for step 3's, v2 and v3 for the dev
+        # evaluations after steps 2 and 3 (waiting for step 3's rollouts first); no request
+        # ever named an adapter the server had unloaded (it would answer 404)
+        assert loads(srv) == ["pol-v0", "pol-v1", "pol-v2", "pol-v3"]
+        assert srv.sampled_with == completions_by_model(srv)
+        run = json.loads((tmp_path / "rollouts" / "step-3" / "run.json").read_text())
+        assert run["extra"]["policy_version"] == 1
+        assert (tmp_path / "final" / "adapter_config.json").exists()
+
+
+def test_rollouts_ahead_need_a_server_and_staleness(model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"rollouts_ahead: .* needs a rollout_engine server"):
+        config(model_dir, tmp_path, rollouts_ahead=True, max_staleness=1)
+    engine = {"kind": "vllm", "base_url": "http://127.0.0.1:1"}
+    with pytest.raises(ValueError, match="max_staleness >= 1"):
+        config(model_dir, tmp_path, rollouts_ahead=True, rollout_engine=engine)

@@ -181,6 +181,12 @@ class RLConfig(TrainerConfig):
         description="where rollouts are sampled: local (the learner's model) or a vLLM / "
         "SGLang server that the new weights are pushed to",
     )
+    rollouts_ahead: bool = Field(
+        False,
+        description="sample step k+1's rollouts on the rollout_engine server while the learner "
+        "updates on step k's (needs a server and max_staleness >= 1: those rollouts come from "
+        "weights at least one update old)",
+    )
 
     @model_validator(mode="after")
     def _sampling_is_rl_s(self) -> RLConfig:
@@ -195,6 +201,12 @@ class RLConfig(TrainerConfig):
                     f"agent.{name}: RL samples with {name} {off} (the update's logprobs are "
                     "untruncated)"
                 )
+        if self.rollouts_ahead and (self.rollout_engine.kind == "local" or not self.max_staleness):
+            raise ValueError(
+                "rollouts_ahead: sampling the next step during the update needs a rollout_engine "
+                "server (the local engine samples with the weights being trained) and "
+                "max_staleness >= 1 (those rollouts are one update old when trained on)"
+            )
         if self.rollout_engine.kind == "vllm" and self.lora is None:
             raise ValueError(
                 "rollout_engine: vLLM takes new weights only as a LoRA adapter (it has no "
@@ -217,11 +229,13 @@ ROLLOUT = {"model", "world", "suites", "split", "select", "mode", "tasks_per_ste
             "rollout_engine"}  # fmt: skip
 # fields that change what a pass-rate measurement samples (its K aside)
 MEASURED = ROLLOUT - {"select", "tasks_per_step", "group_size"}
+# (rollouts_ahead only moves when a step samples; which weights sampled it is stamped on the
+# folder and bounded by max_staleness, as without it)
 NOT_WEIGHTS = {"out_dir", "steps", "save_every", "keep_checkpoints", "guards", "eval_every",
-                "eval"}  # fmt: skip
+                "eval", "rollouts_ahead"}  # fmt: skip
 # fields added after runs existed: left out of the ids while at their defaults, so those runs
 # keep their policy and rollout ids (and their folders stay reusable on resume)
-LATER = ("select", "max_staleness", "early_stop_ratio", "rollout_engine")
+LATER = ("select", "max_staleness", "early_stop_ratio", "rollout_engine", "rollouts_ahead")
 
 
 def digest(*parts: Any) -> str:

@@ -17,8 +17,13 @@ Each step k (1-based):
    endpoints (`llm/weight_push.py`) whenever the server's version lags the learner's by more
    than `max_staleness` (0: before every step), so rollouts may come from weights up to that
    many updates old; a refused push stops the run with the trained weights checkpointed
-   (`step_or_keep_state`). Sampling is untruncated (top_p 1, no top-k, whatever the model's
-   generation config recommends), the distribution the update's logprobs are computed from.
+   (`step_or_keep_state`). With `rollouts_ahead` (a server and `max_staleness` >= 1), step
+   k+1's rollouts start on the server as soon as step k's are in, and sample while step k
+   updates (`sample_ahead`, `ahead.SamplingAhead`: their own event loop in a thread of their
+   own); the push they need happens before they start, never while any are in flight, and a
+   dev evaluation (which pushes the newest weights) first waits for them. Sampling is
+   untruncated (top_p 1, no top-k, whatever the model's generation config recommends), the
+   distribution the update's logprobs are computed from.
    With `select.resample_flat`, a flat group (every rollout the same reward) is replaced by
    the group of another task of the pool (`task_selection.replacement_tasks`), tried in
    rounds (`rollouts/step-k/resample-<r>/`) until no flat group is left or that many
@@ -42,7 +47,8 @@ None where a figure was not measured at that step: policy version, rollouts kept
 reward mean/std and per suite, each reward term, advantage mean/std of the kept rollouts, loss,
 lr, grad norm, trained agents and tokens, entropy, clip fractions, ratio, KL to the sampler,
 agent samples early-stopped, the staleness of the step's rollouts (learner version - sampler
-version), failure rates per kind, seconds in rollout / update / evaluation, the guard that
+version), failure rates per kind, seconds in rollout (the learner's wait for them: with
+`rollouts_ahead`, only what the previous update did not cover) / update / evaluation, the guard that
 tripped, the dev figures (`dev_*`) of the weights after the step's update, and with
 `select.resample_flat` the replacement groups tried (`resampled_groups`) and the flat groups
 they replaced (`replaced_groups`).
@@ -88,9 +94,9 @@ import statistics
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from wideseek.errors import WideseekError
 from wideseek.io import atomic_write_text
@@ -99,6 +105,7 @@ from wideseek.llm.weight_push import WeightPushError
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.dev_eval import metric_names
 from wideseek.train.rl.advantages import is_flat
+from wideseek.train.rl.ahead import SamplingAhead
 from wideseek.train.rl.batch import StepBatch, build_batch
 from wideseek.train.rl.config import (
     MEASURED,
@@ -223,6 +230,7 @@ class RLTrainer:
         loaded = (policy, self.trainable.tokenizer)
         self.remote: RemotePolicy | None = None
         self.engine: LocalEngine | None = None
+        self.ahead: SamplingAhead | None = None  # the next step's rollouts, sampling already
         local = config.rollout_engine.kind == "local"
         if self.procs.main and local:  # only the main process samples
             self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
@@ -308,17 +316,26 @@ class RLTrainer:
         recipe = self.config.model_dump(include=RECIPE)
         return TrainingCard("rl", recipe, {"steps": self.step, "last reward": self.last_reward})
 
-    def _fresh_dir(self, path: Path, settings: str, sampler: int, staleness: int = 0) -> int:
+    def _fresh_dir(
+        self,
+        path: Path,
+        settings: str,
+        sampler: int,
+        staleness: int = 0,
+        learner: int | None = None,
+    ) -> int:
         """Keep `path` (a run folder a resumed step finishes) only if these settings (a digest)
-        and weights at most `staleness` versions older than the learner's made it; else
-        discard it, saying so, and stamp it as `sampler`'s. Returns the version that made it."""
+        and weights at most `staleness` versions older than the learner's (version `learner`,
+        None: the current one) made it; else discard it, saying so, and stamp it as
+        `sampler`'s. Returns the version that made it."""
+        learner = self.step if learner is None else learner
         stamp = {"policy": self.history[sampler], "version": sampler, "settings": settings}
         if path.exists():
             try:
                 made = json.loads((path / STAMP).read_text())
             except (OSError, ValueError):
                 made = None
-            recent = {p: v for v, p in self.history.items() if self.step - v <= staleness}
+            recent = {p: v for v, p in self.history.items() if learner - v <= staleness}
             fits = isinstance(made, dict) and made.get("settings") == settings
             if fits and made["policy"] in recent:
                 return recent[made["policy"]]
@@ -344,18 +361,25 @@ class RLTrainer:
         assert self.remote.served is not None
         return self.remote.served
 
-    async def _with_engine(self, run: Callable[[Engine], Awaitable[T]]) -> T:
-        """`run(engine)` with the sampling engine: the shared local one, or an HTTP engine
-        opened in this event loop and closed after."""
+    def _with_engine(
+        self, run: Callable[[Engine], Coroutine[Any, Any, T]]
+    ) -> Coroutine[Any, Any, T]:
+        """`run(engine)` with the sampling engine, chosen now: the shared local one, or an HTTP
+        engine on the version served now, closed after in the event loop that awaits it."""
         if self.remote is None:
             assert self.engine is not None
-            return await run(self.engine)
-        async with self.remote.engine() as engine:
-            return await run(engine)
+            return run(self.engine)
+        engine = self.remote.engine()
+
+        async def closing() -> T:
+            async with engine:
+                return await run(engine)
+
+        return closing()
 
     # -- one step ------------------------------------------------------------------------------
 
-    async def rollouts(
+    def rollouts(
         self,
         tasks: Sequence[Task],
         run_dir: Path,
@@ -364,37 +388,42 @@ class RLTrainer:
         seed: int | None = None,
         suite: str | None = None,
         version: int | None = None,
-    ) -> list[Trajectory]:
-        """`trials` rollouts (None: group_size) of each task by the current weights into
-        `run_dir` by the weights of `version` (None: the learner's; a remote engine must
-        serve them), sampling with `seed` (None: the step's), through the one world entry
-        (`runtime.world_run.run_world`) under the agent's own limits (`limits=None`: the run
-        file's `agent` section is what the rollouts play under)."""
+        step: int | None = None,
+    ) -> Coroutine[Any, Any, list[Trajectory]]:
+        """`trials` rollouts (None: group_size) of each task into `run_dir` by the weights of
+        `version` (None: the learner's; a remote engine must serve them), for step `step`
+        (0-based; None: the current one), sampling with `seed` (None: the step's), through the
+        one world entry (`runtime.world_run.run_world`) under the agent's own limits
+        (`limits=None`: the run file's `agent` section is what the rollouts play under).
+        Everything is fixed when called; the awaitable reads no trainer state (it may run on
+        another thread's loop, `ahead.SamplingAhead`)."""
         from wideseek.runtime.world_run import run_world
 
+        step = self.step if step is None else step
         # top_p 1, top_k 0 whatever the model's generation config says (a vLLM or SGLang server
         # would take its top_k from there): the update computes untruncated
         # logprobs, so truncated sampling would make every importance ratio wrong
         agent = self.config.agent.model_copy(
             update={"mode": self.config.mode, "temperature": self.config.temperature,
-                    "seed": self.config.seed + self.step if seed is None else seed,
+                    "seed": self.config.seed + step if seed is None else seed,
                     "top_p": 1.0, "top_k": 0}
         )  # fmt: skip
-        self.model.eval()
+        if self.engine is not None:
+            self.model.eval()  # the local engine samples with the learner's own model
         version = self.step if version is None else version
+        extra = {"policy_version": version, "policy": self.history[version]}
 
         async def run(engine: Engine) -> list[Trajectory]:
             done = await run_world(
                 self.world, {"rollouts": list(tasks)}, run_dir, split=self.config.split,
-                name=suite or f"rl-step-{self.step + 1}", agent=agent, limits=None,
+                name=suite or f"rl-step-{step + 1}", agent=agent, limits=None,
                 engine=engine, config=None, trials=trials or self.config.group_size,
-                concurrency=self.config.concurrency,
-                extra={"policy_version": version, "policy": self.history[version]},
+                concurrency=self.config.concurrency, extra=extra,
                 show_progress=self.show_progress,
             )  # fmt: skip
             return done.trajectories()
 
-        return await self._with_engine(run)
+        return self._with_engine(run)
 
     def update(
         self, batch: list[tuple[list[AgentSample], float]], rollouts: int | None = None
@@ -482,16 +511,22 @@ class RLTrainer:
         tasks = step_tasks(self.pool, self.step, cfg.tasks_per_step, cfg.seed)
         run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
         started = time.time()
-        sampler = self.sampler(cfg.max_staleness)
-        made = self._fresh_dir(run_dir, self.rollout_settings, sampler, cfg.max_staleness)
-        # a reused folder made by older weights is finished by the current sampler: every
-        # trajectory carries its own sampling logprobs, so the ratios stay right either way
-        trajectories = asyncio.run(self.rollouts(tasks, run_dir, version=sampler))
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead.step == self.step:  # sampled during the last update
+            trajectories, made = ahead.result(), ahead.made
+        else:
+            sampler = self.sampler(cfg.max_staleness)
+            made = self._fresh_dir(run_dir, self.rollout_settings, sampler, cfg.max_staleness)
+            # a reused folder made by older weights is finished by the current sampler: every
+            # trajectory carries its own sampling logprobs, so the ratios stay right either way
+            trajectories = asyncio.run(self.rollouts(tasks, run_dir, version=sampler))
         resampling: dict[str, int] = {}
         if cfg.select.resample_flat:
             trajectories, resampling = self.replace_flat_groups(tasks, trajectories, run_dir)
-        rollout_s = time.time() - started
+        rollout_s = time.time() - started  # the learner's wait: with rollouts_ahead, the rest
         batch = build_batch(trajectories, self.reward, cfg.credit, lambda t: self.suite_of[t.id])
+        if cfg.rollouts_ahead and self.step + 1 < cfg.steps:
+            self.ahead = self.sample_ahead(self.step + 1)
         pairs = [(r.samples, r.advantage) for r in batch.kept]
         figures = {
             **self.rollout_figures(batch),
@@ -500,6 +535,19 @@ class RLTrainer:
             "rollout_s": round(rollout_s, 2),
         }
         return pairs, batch.batch_size(cfg.normalise_over), figures
+
+    def sample_ahead(self, step: int) -> SamplingAhead:
+        """Step `step`'s rollouts (0-based: the next one) started now on the remote engine, to
+        sample while the current step's update runs. They are trained on by version `step`, so
+        the server must serve a version at most `max_staleness` behind it: the current weights
+        are pushed now if it lags more (nothing is in flight then: this step's rollouts are in,
+        the next ones not started)."""
+        cfg = self.config
+        sampler = self.sampler(cfg.max_staleness - 1)
+        run_dir = self.out / "rollouts" / f"step-{step + 1}"
+        made = self._fresh_dir(run_dir, self.rollout_settings, sampler, cfg.max_staleness, step)
+        tasks = step_tasks(self.pool, step, cfg.tasks_per_step, cfg.seed)
+        return SamplingAhead(step, made, self.rollouts(tasks, run_dir, version=sampler, step=step))
 
     def flat(self, group: Sequence[Trajectory]) -> bool:
         """Every rollout of the group got the same reward: its advantages are all 0."""
@@ -671,6 +719,21 @@ class RLTrainer:
             self.pool = self.procs.from_main(self.pass_rate_pool)
         if self.step == 0 and self.config.eval_every and main:
             self.log(self.evaluate())  # the start model, the figure every later one stands by
+        try:
+            self.run_steps()
+        finally:  # a run stopped early: the rollouts sampled ahead stop too (their folder stays)
+            if self.ahead is not None:
+                self.ahead.cancel()
+                self.ahead = None
+        final = self.out / ckpt.FINAL
+        if main:
+            ckpt.write_final(self.out, self.write_model, self.state(self.healthy()))
+        self.procs.wait()
+        return final
+
+    def run_steps(self) -> None:
+        """Steps until `config.steps` (module docstring, steps 1-5)."""
+        main = self.procs.main
         while self.step < self.config.steps:
             row = self.step_or_keep_state()
             self.step += 1
@@ -680,18 +743,15 @@ class RLTrainer:
             if why is not None:
                 if main:
                     self.log({**row, "guard": why})
-                return self.roll_back(why)
+                self.roll_back(why)
             if self.eval_due() and main:  # before the checkpoint: a crash re-runs it
+                if self.ahead is not None:  # evaluating pushes: none of its versions in flight
+                    self.ahead.wait()
                 row |= self.evaluate()
             if main:
                 self.log(row)
             if self.step % self.config.save_every == 0 or self.step == self.config.steps:
                 self.save()
-        final = self.out / ckpt.FINAL
-        if main:
-            ckpt.write_final(self.out, self.write_model, self.state(self.healthy()))
-        self.procs.wait()
-        return final
 
     def close(self) -> None:
         """Tear the process group down (several processes): a gloo group left to interpreter
@@ -725,7 +785,7 @@ class RLTrainer:
         served = self.remote.served if self.remote is not None else None
         self.history = {v: p for v, p in self.history.items() if v >= keep or v == served}
 
-    def roll_back(self, why: str) -> Path:
+    def roll_back(self, why: str) -> NoReturn:
         """Every process: the main one records the collapse and puts the last good checkpoint's
         model in final/; all stop with the same line."""
         final = self.out / ckpt.FINAL
