@@ -58,6 +58,7 @@ import httpx
 
 from wideseek import http_retry
 from wideseek.config import EngineConfig
+from wideseek.http_client import OwnsHttpClient
 from wideseek.llm.engine import (
     ChatRenderer,
     Completion,
@@ -90,7 +91,7 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class HttpEngine:
+class HttpEngine(OwnsHttpClient):
     def __init__(
         self,
         base_url: str,
@@ -174,16 +175,7 @@ class HttpEngine:
         path = "tokens" if self.renderer is not None else "chat"
         return f"HttpEngine({self.base_url!r}, model={self.model_name!r}, path={path!r})"
 
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> HttpEngine:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    # -- lifecycle (close / async with: OwnsHttpClient) -----------------------------------------
 
     async def check(self) -> list[str]:
         """GET /v1/models once: the served model ids. Picks the first when no model was named;

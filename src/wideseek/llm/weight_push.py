@@ -45,6 +45,7 @@ import httpx
 
 from wideseek import http_retry
 from wideseek.errors import WideseekError
+from wideseek.http_client import OwnsHttpClient
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def adapter_request(kind: ServerKind, base_model: str, adapter: str) -> tuple[st
     return base_model, {"lora_path": adapter}
 
 
-class WeightPusher:
+class WeightPusher(OwnsHttpClient):
     def __init__(
         self,
         kind: ServerKind,
@@ -90,15 +91,6 @@ class WeightPusher:
         self.timeout_s = timeout_s
         self.retry = retry or http_retry.RetryPolicy(attempts=4)
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s))
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> WeightPusher:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def load_adapter(self, name: str, path: str) -> None:
         await self._post(_ADAPTER_PATHS[self.kind][0], {"lora_name": name, "lora_path": path})
