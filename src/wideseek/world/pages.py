@@ -5,9 +5,11 @@ runtime's local corpus record) plus an index of list pages by group, which task 
 for planning metadata. Facts are spread the way the web spreads them: a country's profile page
 names its capital but the capital's population is only on the city page; ISO codes, calling code
 and domain live on a separate "codes" page; list pages name members without their attributes.
-Wording is drawn per page from several templates with an RNG seeded by (seed, url), so a page's
-text does not depend on the order pages are rendered in. Long lists are split into parts so a page
-stays under `PAGE_TOKEN_BUDGET` approximate tokens.
+This module decides which sentences a page holds and the facts they state; the sentences'
+wordings live in `world/page_wordings.py`, the table the oracle reads pages back with. Wording
+is drawn per page with an RNG seeded by (seed, url), so a page's text does not depend on the
+order pages are rendered in. Long lists are split into parts so a page stays under
+`PAGE_TOKEN_BUDGET` approximate tokens.
 
 This module knows nothing about tasks, splits or scoring.
 """
@@ -18,10 +20,11 @@ import math
 import random
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from wideseek.world.facts import CONTINENTS, Entity, FactBase, slugify
+from wideseek.world.page_wordings import write
 
 BASE_URL = "https://world.wideseek.local"
 PAGE_TOKEN_BUDGET = 300
@@ -64,10 +67,6 @@ def entity_url(e: Entity, lang: str = "en", section: str = "") -> str:
     return f"{BASE_URL}/{prefix}{entity_path(e)}{'/' + section if section else ''}"
 
 
-def _n(value: int | float) -> str:
-    return f"{value:,}"
-
-
 def _join(names: Sequence[str], lang: str = "en") -> str:
     if lang == "zh":
         return "、".join(names)
@@ -77,7 +76,7 @@ def _join(names: Sequence[str], lang: str = "en") -> str:
 
 
 class _Writer:
-    """Collects pages; picks template variants with a per-page seeded RNG."""
+    """Collects pages; picks wordings with a per-page seeded RNG."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
@@ -91,21 +90,40 @@ class _Writer:
             Page(id=url.removeprefix(BASE_URL + "/"), url=url, title=title, text=text)
         )
 
+    def add_page(
+        self,
+        url: str,
+        title: str,
+        kind: str,
+        sentences: Sequence[str | None],
+        fields: Mapping[str, object],
+    ) -> None:
+        """A page of `kind`'s sentences, in this order (None: a sentence left out), stating
+        `fields`."""
+        self.add(url, title, lambda rng: [write(rng, kind, s, fields) for s in sentences if s])
+
     def add_list(
         self,
         group: str,
         url: str,
         title: str,
-        intro: Callable[[random.Random], str],
+        intro: str,
+        intro_fields: Mapping[str, object],
         items: Sequence[str],
         lang: str = "en",
     ) -> None:
+        """A list page (in parts when long): the "list" sentence `intro`, then an "- item" line
+        per item."""
         parts = [items[i : i + LIST_PART_SIZE] for i in range(0, len(items), LIST_PART_SIZE)]
         for k, part in enumerate(parts, 1):
             part_url = url if len(parts) == 1 else f"{url}/part-{k}"
             part_title = title if len(parts) == 1 else _part_title(title, k, len(parts), lang)
             lines = "\n".join(f"- {item}" for item in part)
-            self.add(part_url, part_title, lambda rng, lines=lines: [intro(rng), "\n" + lines])
+            self.add(
+                part_url,
+                part_title,
+                lambda rng, lines=lines: [write(rng, "list", intro, intro_fields), "\n" + lines],
+            )
             self.list_pages[group].append(part_url)
 
 
@@ -135,110 +153,54 @@ def render_corpus(facts: FactBase, seed: int) -> RenderedCorpus:
 
 def _country_pages(w: _Writer, facts: FactBase, c: Entity) -> None:
     a = c.attrs
-    neighbours = [facts.entities[n] for n in a["neighbours"]]
-    capital = a["capital"]
-
-    def profile(rng: random.Random) -> list[str]:
-        return [
-            rng.choice(
-                [
-                    f"{c.name} is a country in {a['continent']}.",
-                    f"{c.name} is a sovereign state located in {a['continent']}.",
-                    f"Located in {a['continent']}, {c.name} is one of the world's countries.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"Its capital is {capital}.",
-                    f"The capital city of {c.name} is {capital}.",
-                    f"{capital} serves as the capital.",
-                ]
-            )
-            if capital
-            else f"{c.name} has no official capital city.",
-            rng.choice(
-                [
-                    f"The population is {_n(a['population'])}.",
-                    f"{c.name} has a population of about {_n(a['population'])} people.",
-                    f"Population: {a['population']}.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"It covers an area of {_n(a['area_km2'])} km².",
-                    f"Total area: {_n(a['area_km2'])} square kilometres.",
-                ]
-            )
-            if a["area_km2"]
-            else "",
-            rng.choice(
-                [
-                    f"The currency is the {a['currency']} ({a['currency_code']}).",
-                    f"{c.name} uses the {a['currency']}, code {a['currency_code']}.",
-                    f"Official currency: {a['currency']} ({a['currency_code']}).",
-                ]
-            )
-            if a["currency"]
-            else "",
-            f"Languages spoken include {_join(a['languages'])}." if a["languages"] else "",
-            rng.choice(
-                [
-                    f"It borders {_join([n.name for n in neighbours])}.",
-                    f"Neighbouring countries: {_join([n.name for n in neighbours])}.",
-                ]
-            )
-            if neighbours
-            else rng.choice([f"{c.name} has no land borders.", "It shares no land border."]),
-            rng.choice(
-                [
-                    f"ISO codes, dialling code and internet domain: see Country codes of {c.name}.",
-                    f"For its codes, see the page Country codes of {c.name}.",
-                ]
-            ),
-        ]
-
-    def codes(rng: random.Random) -> list[str]:
-        return [
-            rng.choice(
-                [
-                    f"{c.name} has the ISO 3166-1 alpha-2 code {a['iso2']} "
-                    f"and alpha-3 code {a['iso3']}.",
-                    f"ISO 3166 codes for {c.name}: alpha-2 {a['iso2']}, alpha-3 {a['iso3']}.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"The international calling code is +{a['calling_code']}.",
-                    f"To phone {c.name} from abroad, dial +{a['calling_code']}.",
-                ]
-            )
-            if a["calling_code"]
-            else "",
-            rng.choice(
-                [
-                    f"Its internet country code top-level domain is {a['tld']}.",
-                    f"Websites in {c.name} often use the {a['tld']} domain.",
-                ]
-            )
-            if a["tld"]
-            else "",
-        ]
+    neighbours = [facts.entities[n].name for n in a["neighbours"]]
+    profile = {
+        **a,
+        "name": c.name,
+        "languages": _join(a["languages"]),
+        "neighbours": _join(neighbours),
+    }
+    w.add_page(
+        entity_url(c),
+        c.name,
+        "country",
+        [
+            "intro",
+            "capital" if a["capital"] else "no_capital",
+            "population",
+            "area" if a["area_km2"] else None,
+            "currency" if a["currency"] else None,
+            "languages" if a["languages"] else None,
+            "neighbours" if neighbours else "no_neighbours",
+            "codes_page",
+        ],
+        profile,
+    )
+    w.add_page(
+        entity_url(c, section="codes"),
+        f"Country codes of {c.name}",
+        "country_codes",
+        ["iso", "calling_code" if a["calling_code"] else None, "tld" if a["tld"] else None],
+        {**a, "name": c.name, "calling_code": f"+{a['calling_code']}"},
+    )
 
     def currency_history(rng: random.Random) -> list[str]:
-        return [f"Currency history of {c.name}."] + [
-            rng.choice(
-                [
-                    f"From {old['from']} to {old['to']}, {c.name} used the {old['name']} "
-                    f"({old['code']}).",
-                    f"The {old['name']} ({old['code']}) was legal tender in {c.name} "
-                    f"between {old['from']} and {old['to']}.",
-                ]
+        return [write(rng, "country_currency_history", "title", {"name": c.name})] + [
+            write(
+                rng,
+                "country_currency_history",
+                "former_currency",
+                {
+                    "name": c.name,
+                    "currency": old["name"],
+                    "currency_code": old["code"],
+                    "start": old["from"],
+                    "end": old["to"],
+                },
             )
             for old in a["former_currencies"][-6:]
         ]
 
-    w.add(entity_url(c), c.name, profile)
-    w.add(entity_url(c, section="codes"), f"Country codes of {c.name}", codes)
     if a["former_currencies"]:
         w.add(
             entity_url(c, section="currency-history"),
@@ -252,165 +214,60 @@ def _country_pages(w: _Writer, facts: FactBase, c: Entity) -> None:
 def _country_page_zh(w: _Writer, facts: FactBase, c: Entity) -> None:
     a = c.attrs
     neighbours = [facts.entities[n].name_zh or facts.entities[n].name for n in a["neighbours"]]
-
-    def page(rng: random.Random) -> list[str]:
-        return [
-            rng.choice(
-                [
-                    f"{c.name_zh}（{c.name}）是位于{a['continent_zh']}的国家。",
-                    f"{c.name_zh}是{a['continent_zh']}的一个国家，英文名{c.name}。",
-                ]
-            ),
-            f"首都为{a['capital']}。" if a["capital"] else "",
-            rng.choice([f"人口约{a['population']}人。", f"总人口为{a['population']}。"]),
-            f"面积为{a['area_km2']}平方公里。" if a["area_km2"] else "",
-            rng.choice(
-                [
-                    f"通用货币为{a['currency_zh']}（{a['currency_code']}）。",
-                    f"法定货币：{a['currency_zh']}，代码{a['currency_code']}。",
-                ]
-            )
-            if a["currency_zh"]
-            else "",
-            f"ISO 3166-1 二位代码为{a['iso2']}，三位代码为{a['iso3']}。",
-            rng.choice(
-                [f"国际电话区号为+{a['calling_code']}。", f"国际长途区号：+{a['calling_code']}。"]
-            )
-            if a["calling_code"]
-            else "",
-            f"国家顶级域名为{a['tld']}。" if a["tld"] else "",
-            f"邻国有{_join(neighbours, 'zh')}。" if neighbours else "该国没有陆地邻国。",
-        ]
-
-    w.add(entity_url(c, "zh"), c.name_zh or c.name, page)
+    fields = {
+        **a,
+        "name": c.name_zh,
+        "name_en": c.name,
+        "continent": a["continent_zh"],
+        "currency": a["currency_zh"],
+        "calling_code": f"+{a['calling_code']}",
+        "neighbours": _join(neighbours, "zh"),
+    }
+    sentences = [
+        "intro",
+        "capital" if a["capital"] else None,
+        "population",
+        "area" if a["area_km2"] else None,
+        "currency" if a["currency_zh"] else None,
+        "iso",
+        "calling_code" if a["calling_code"] else None,
+        "tld" if a["tld"] else None,
+        "neighbours" if neighbours else "no_neighbours",
+    ]
+    w.add_page(entity_url(c, "zh"), c.name_zh or c.name, "country_zh", sentences, fields)
 
 
 def _city_page(w: _Writer, facts: FactBase, city: Entity, *, distractor: bool) -> None:
-    a = city.attrs
-    country = facts.entities[a["country"]]
-
-    def page(rng: random.Random) -> list[str]:
-        return [
-            rng.choice(
-                [
-                    f"{city.name} is a city in {country.name}.",
-                    f"{city.name} is an urban centre of {country.name}.",
-                    f"The city of {city.name} lies in {country.name}.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"It has a population of {_n(a['population'])}.",
-                    f"Population: {a['population']} inhabitants.",
-                    f"About {_n(a['population'])} people live there.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"Coordinates: latitude {a['latitude']}, longitude {a['longitude']}.",
-                    f"It lies at {a['latitude']}° latitude, {a['longitude']}° longitude "
-                    "(decimal degrees).",
-                ]
-            ),
-            rng.choice(
-                [f"Time zone: {a['timezone']}.", f"Local time follows the {a['timezone']} zone."]
-            ),
-        ]
-
+    country = facts.entities[city.attrs["country"]]
+    fields = {**city.attrs, "name": city.name, "country": country.name}
     if distractor:
         # A smaller namesake: same name, other country; its URL carries the GeoNames id.
         url = f"{BASE_URL}/city/{city.slug}-{city.key.split(':')[1]}"
-        w.add(url, f"{city.name} ({country.name})", page)
+        title = f"{city.name} ({country.name})"
     else:
-        w.add(entity_url(city), f"{city.name}, {country.name}", page)
+        url, title = entity_url(city), f"{city.name}, {country.name}"
+    w.add_page(url, title, "city", ["intro", "population", "coordinates", "timezone"], fields)
 
 
 def _airport_page(w: _Writer, facts: FactBase, ap: Entity) -> None:
     a = ap.attrs
-    country = facts.entities[a["country"]]
-
-    def page(rng: random.Random) -> list[str]:
-        return [
-            rng.choice(
-                [
-                    f"{ap.name} is an airport serving {a['city']}, {country.name}.",
-                    f"{ap.name} is located near {a['city']} in {country.name}.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"IATA code: {a['iata']}. ICAO code: {a['icao']}.",
-                    f"It has the IATA code {a['iata']} and the ICAO code {a['icao']}.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"Elevation: {a['elevation_ft']} ft above sea level.",
-                    f"The airfield sits at an elevation of {a['elevation_ft']} feet.",
-                ]
-            ),
-            f"Time zone: {a['timezone']}.",
-        ]
-
-    w.add(entity_url(ap), f"{ap.name} ({a['iata']})", page)
+    w.add_page(
+        entity_url(ap),
+        f"{ap.name} ({a['iata']})",
+        "airport",
+        ["intro", "codes", "elevation", "timezone"],
+        {**a, "name": ap.name, "country": facts.entities[a["country"]].name},
+    )
 
 
 def _element_page(w: _Writer, el: Entity) -> None:
-    a = el.attrs
-
-    def page(rng: random.Random) -> list[str]:
-        return [
-            rng.choice(
-                [
-                    f"{el.name} is a chemical element with symbol {a['symbol']} "
-                    f"and atomic number {a['number']}.",
-                    f"{el.name} (symbol {a['symbol']}) has atomic number {a['number']}.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"Its standard atomic mass is {a['mass']}.",
-                    f"Atomic mass: {a['mass']} u.",
-                ]
-            ),
-            rng.choice(
-                [
-                    f"Density: {a['density']} g/cm³.",
-                    f"It has a density of {a['density']} grams per cubic centimetre.",
-                ]
-            )
-            if a["density"]
-            else "Its density has not been measured.",
-        ]
-
-    w.add(entity_url(el), el.name, page)
+    sentences = ["intro", "mass", "density" if el.attrs["density"] else "no_density"]
+    w.add_page(entity_url(el), el.name, "element", sentences, {**el.attrs, "name": el.name})
 
 
 def _state_page(w: _Writer, st: Entity) -> None:
-    a = st.attrs
-
-    def page(rng: random.Random) -> list[str]:
-        return [
-            rng.choice(
-                [
-                    f"{st.name} is a state of the United States, abbreviated {a['abbr']}.",
-                    f"{st.name} ({a['abbr']}) is one of the 50 U.S. states.",
-                ]
-            ),
-            rng.choice(
-                [f"Its capital is {a['capital']}.", f"The state capital is {a['capital']}."]
-            ),
-            rng.choice(
-                [
-                    f"{st.name} was admitted to the Union in {a['statehood_year']}.",
-                    f"Statehood year: {a['statehood_year']}.",
-                ]
-            ),
-            f"FIPS state code: {a['fips']}.",
-            f"The capital observes the {a['capital_tz']} time zone.",
-        ]
-
-    w.add(entity_url(st), st.name, page)
+    sentences = ["intro", "capital", "statehood", "fips", "capital_tz"]
+    w.add_page(entity_url(st), st.name, "us_state", sentences, {**st.attrs, "name": st.name})
 
 
 def _currency_pages(w: _Writer, facts: FactBase, cur: Entity) -> None:
@@ -421,13 +278,8 @@ def _currency_pages(w: _Writer, facts: FactBase, cur: Entity) -> None:
         f"currency:{code}:en",
         entity_url(cur),
         cur.name,
-        lambda rng: rng.choice(
-            [
-                f"The {cur.name} (ISO 4217 code {code}) is the currency of "
-                "the following countries:",
-                f"Countries and territories that use the {cur.name} ({code}):",
-            ]
-        ),
+        "currency_users",
+        {"currency": cur.name, "code": code},
         en_names,
     )
     if cur.name_zh:
@@ -436,7 +288,8 @@ def _currency_pages(w: _Writer, facts: FactBase, cur: Entity) -> None:
             f"currency:{code}:zh",
             entity_url(cur, "zh"),
             cur.name_zh,
-            lambda rng: f"{cur.name_zh}（ISO 4217代码{code}）是以下国家或地区的货币：",
+            "currency_users_zh",
+            {"currency": cur.name_zh, "code": code},
             zh_names,
             "zh",
         )
@@ -449,12 +302,8 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
             f"continent:{code}:en",
             f"{BASE_URL}/list/countries-of-{continent.lower().replace(' ', '-')}",
             f"Countries of {continent}",
-            lambda rng, continent=continent: rng.choice(
-                [
-                    f"Countries in {continent}, in alphabetical order:",
-                    f"The sovereign states and territories of {continent}:",
-                ]
-            ),
+            "continent",
+            {"continent": continent},
             [c.name for c in members],
         )
         zh_members = [c for c in members if c.name_zh]
@@ -463,35 +312,39 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
             f"continent:{code}:zh",
             f"{BASE_URL}/zh/list/countries-of-{continent.lower().replace(' ', '-')}",
             f"{continent_zh}国家列表",
-            lambda rng, cz=continent_zh: f"{cz}的国家和地区（按英文名排序）：",
+            "continent_zh",
+            {"continent": continent_zh},
             [c.name_zh for c in zh_members],
             "zh",
         )
     for country in facts.of_kind("country"):
-        cities = cities_by_size(facts, country)
-        if cities:
-            w.add_list(
-                f"cities:{country.attrs['iso2']}",
-                f"{BASE_URL}/list/largest-cities-of-{country.slug}",
+        # Each country's two list pages: (group, URL path, title, opening sentence, members).
+        lists = [
+            (
+                "cities",
+                "largest-cities-of",
                 f"Largest cities of {country.name}",
-                lambda rng, country=country: rng.choice(
-                    [
-                        f"Cities of {country.name} ranked by population, largest first:",
-                        f"The most populous cities in {country.name}, "
-                        "in descending order of population:",
-                    ]
-                ),
-                [c.name for c in cities],
-            )
-        airports = international_airports(facts, country)
-        if airports:
-            w.add_list(
-                f"airports:{country.attrs['iso2']}",
-                f"{BASE_URL}/list/international-airports-in-{country.slug}",
+                "largest_cities",
+                cities_by_size(facts, country),
+            ),
+            (
+                "airports",
+                "international-airports-in",
                 f"International airports in {country.name}",
-                lambda rng, country=country: f"International airports located in {country.name}:",
-                [a.name for a in airports],
-            )
+                "international_airports",
+                international_airports(facts, country),
+            ),
+        ]
+        for group, path, title, intro, members in lists:
+            if members:
+                w.add_list(
+                    f"{group}:{country.attrs['iso2']}",
+                    f"{BASE_URL}/list/{path}-{country.slug}",
+                    title,
+                    intro,
+                    {"country": country.name},
+                    [m.name for m in members],
+                )
     elements = sorted(facts.of_kind("element"), key=lambda e: e.attrs["number"])
     for start in range(0, len(elements), 10):
         block = elements[start : start + 10]
@@ -500,16 +353,16 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
             f"elements:{lo}-{hi}",
             f"{BASE_URL}/list/elements-{lo}-to-{hi}",
             f"Chemical elements {lo}–{hi}",
-            lambda rng, lo=lo, hi=hi: (
-                f"The chemical elements with atomic numbers {lo} to {hi}, in order:"
-            ),
+            "elements",
+            {"lo": lo, "hi": hi},
             [e.name for e in block],
         )
     w.add_list(
         "us_states",
         f"{BASE_URL}/list/us-states-by-admission",
         "U.S. states by date of admission",
-        lambda rng: "The fifty states in the order they joined the Union:",
+        "us_states",
+        {},
         [s.name for s in states_by_admission(facts)],
     )
 

@@ -1,4 +1,4 @@
-"""Read facts back from the text of the world's pages: one table of wordings per attribute.
+"""Read facts back from the text of the world's pages, with patterns made from their wordings.
 
 Contract: `read_attr(page_kind, attr, text)` returns the value a page states for `attr`, as
 written there (thousands separators dropped, lists re-joined with ", "), or None when the page
@@ -7,155 +7,143 @@ profile), "country_codes", "country_zh" (Chinese profile), "city", "airport", "e
 "us_state". `read_list_items(text)` gives the "- item" lines of a list page;
 `split_names(value, lang)` splits a joined list of names ("A, B and C", "甲、乙、丙").
 
-The patterns mirror the sentence templates of `world/pages.py` (every variant, English and
-Chinese), so a change of wording there needs a row here; `tests/test_world_oracle.py` reads every
-page kind of the shipped world to catch that. This module knows nothing about tasks, tools or
-agents: it is what an attentive reader of one page can say, nothing more.
+The pages are written from the wordings of `world/page_wordings.py`, and every wording there is
+turned into a pattern here: its words as they stand, each field a named group shaped like the
+value it holds (`SHAPES`), so a new wording is read as soon as it is written. This module knows
+nothing about tasks, tools or agents: it is what an attentive reader of one page can say.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from string import Formatter
 
-_NUM = r"(?P<v>-?\d[\d,]*(?:\.\d+)?)"
-_END = r"(?=\.(?:\s|$))"  # a sentence end: a period followed by a space or the end of text
-# A proper name up to the end of its sentence; "St." may open it (St. John's, St. George's).
-_NAME = r"(?P<v>(?:St\. )?[^.]+?)" + _END
-_CODE3 = r"(?P<v>[A-Z]{3})"
-_SENTENCE_START = r"(?:^|(?<=\.\s))"
+from wideseek.world.page_wordings import WORDINGS
 
-# (page kind, attribute) -> wordings, each with one group `v` holding the value.
-PATTERNS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("country", "capital"): (
-        rf"Its capital is {_NAME}",
-        rf"The capital city of .+? is {_NAME}",
-        rf"{_SENTENCE_START}(?P<v>(?:St\. )?[^.]+?) serves as the capital\.",
-    ),
-    ("country", "population"): (
-        rf"The population is {_NUM}\.",
-        rf"has a population of about {_NUM} people",
-        rf"Population: {_NUM}\.",
-    ),
-    ("country", "area_km2"): (
-        rf"covers an area of {_NUM} km²",
-        rf"Total area: {_NUM} square kilometres",
-    ),
-    ("country", "currency"): (
-        r"The currency is the (?P<v>.+?) \([A-Z]{3}\)\.",
-        r"uses the (?P<v>.+?), code [A-Z]{3}\.",
-        r"Official currency: (?P<v>.+?) \([A-Z]{3}\)\.",
-    ),
-    ("country", "currency_code"): (
-        rf"The currency is the .+? \({_CODE3}\)\.",
-        rf"uses the .+?, code {_CODE3}\.",
-        rf"Official currency: .+? \({_CODE3}\)\.",
-    ),
-    ("country", "languages"): (rf"Languages spoken include (?P<v>.+?){_END}",),
-    ("country", "neighbours"): (
-        rf"It borders (?P<v>.+?){_END}",
-        rf"Neighbouring countries: (?P<v>.+?){_END}",
-    ),
-    ("country_codes", "iso2"): (r"alpha-2 (?:code )?(?P<v>[A-Z]{2})\b",),
-    ("country_codes", "iso3"): (r"alpha-3 (?:code )?(?P<v>[A-Z]{3})\b",),
-    ("country_codes", "calling_code"): (
-        r"calling code is (?P<v>\+[\d-]+)",
-        r"from abroad, dial (?P<v>\+[\d-]+)",
-    ),
-    ("country_codes", "tld"): (
-        r"top-level domain is (?P<v>\.\S+?)" + _END,
-        r"often use the (?P<v>\.\S+) domain",
-    ),
-    ("country_zh", "name_en"): (r"（(?P<v>[^）]+)）是位于", r"英文名(?P<v>[^。]+)。"),
-    ("country_zh", "capital"): (r"首都为(?P<v>[^。]+)。",),
-    ("country_zh", "population"): (r"人口约(?P<v>\d+)人", r"总人口为(?P<v>\d+)。"),
-    ("country_zh", "area_km2"): (r"面积为(?P<v>\d+(?:\.\d+)?)平方公里",),
-    ("country_zh", "currency"): (
-        r"通用货币为(?P<v>[^。]+?)（[A-Z]{3}）",
-        r"法定货币：(?P<v>[^。]+?)，代码",
-    ),
-    ("country_zh", "currency_code"): (
-        r"通用货币为[^。]+?（(?P<v>[A-Z]{3})）",
-        r"，代码(?P<v>[A-Z]{3})。",
-    ),
-    ("country_zh", "iso2"): (r"二位代码为(?P<v>[A-Z]{2})",),
-    ("country_zh", "iso3"): (r"三位代码为(?P<v>[A-Z]{3})",),
-    ("country_zh", "calling_code"): (r"(?:国际电话区号为|国际长途区号：)(?P<v>\+[\d-]+)",),
-    ("country_zh", "tld"): (r"国家顶级域名为(?P<v>\.[^。]+)。",),
-    ("country_zh", "neighbours"): (r"邻国有(?P<v>[^。]+)。",),
-    ("city", "country"): (
-        rf"is a city in (?P<v>.+?){_END}",
-        rf"is an urban centre of (?P<v>.+?){_END}",
-        rf"lies in (?P<v>.+?){_END}",
-    ),
-    ("city", "population"): (
-        rf"It has a population of {_NUM}\.",
-        rf"Population: {_NUM} inhabitants",
-        rf"About {_NUM} people live there",
-    ),
-    ("city", "latitude"): (
-        r"latitude (?P<v>-?\d+(?:\.\d+)?), longitude",
-        r"(?P<v>-?\d+(?:\.\d+)?)° latitude",
-    ),
-    ("city", "longitude"): (
-        r", longitude (?P<v>-?\d+(?:\.\d+)?)\.",
-        r"latitude, (?P<v>-?\d+(?:\.\d+)?)° longitude",
-    ),
-    ("city", "timezone"): (r"Time zone: (?P<v>\S+?)" + _END, r"follows the (?P<v>\S+) zone"),
-    # An airport page names "<city>, <country>" or "<city> in <country>"; cities may hold a
-    # comma ("Bandung, Java Island"), country names almost never do, so the last comma splits.
-    ("airport", "city"): (
-        rf"is an airport serving (?P<v>.+), [^,]+?{_END}",
-        r"is located near (?P<v>.+) in [^.]+?\.",
-    ),
-    ("airport", "country"): (
-        rf"is an airport serving .+, (?P<v>[^,]+?){_END}",
-        rf"is located near .+ in (?P<v>[^.]+?){_END}",
-    ),
-    ("airport", "iata"): (r"IATA code:? (?P<v>[A-Z0-9]{3})\b",),
-    # The airport package has a few placeholder codes such as "_BFY".
-    ("airport", "icao"): (r"ICAO code:? (?P<v>[A-Z0-9_]{3,4})\b",),
-    ("airport", "elevation_ft"): (rf"Elevation: {_NUM} ft", rf"elevation of {_NUM} feet"),
-    ("airport", "timezone"): (r"Time zone: (?P<v>\S+?)" + _END,),
-    ("element", "symbol"): (
-        r"with symbol (?P<v>[A-Z][a-z]{0,2})\b",
-        r"\(symbol (?P<v>[A-Z][a-z]{0,2})\)",
-    ),
-    ("element", "number"): (r"atomic number (?P<v>\d+)",),
-    ("element", "mass"): (
-        r"standard atomic mass is (?P<v>\d+(?:\.\d+)?)",
-        r"Atomic mass: (?P<v>\d+(?:\.\d+)?) u",
-    ),
-    ("element", "density"): (
-        r"Density: (?P<v>\d+(?:\.\d+)?) g/cm³",
-        r"density of (?P<v>\d+(?:\.\d+)?) grams",
-    ),
-    ("us_state", "abbr"): (
-        r"abbreviated (?P<v>[A-Z]{2})\b",
-        r"\((?P<v>[A-Z]{2})\) is one of the 50",
-    ),
-    ("us_state", "capital"): (rf"Its capital is {_NAME}", rf"The state capital is {_NAME}"),
-    ("us_state", "statehood_year"): (
-        r"admitted to the Union in (?P<v>\d{4})",
-        r"Statehood year: (?P<v>\d{4})",
-    ),
-    ("us_state", "fips"): (r"FIPS state code: (?P<v>\d+)",),
-    ("us_state", "capital_tz"): (r"observes the (?P<v>\S+) time zone",),
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_GROUPED_NUMBER = r"-?\d[\d,]*(?:\.\d+)?"  # written with thousands separators, "{:,}"
+_CODE3 = r"[A-Z]{3}"
+# What a field's value looks like, so a pattern knows where the value ends. A field not named
+# here is any text up to the words that follow it (the shortest that lets the wording match).
+SHAPES: dict[str, str] = {
+    # A place name ends at the sentence's full stop; "St." may open it (St. John's).
+    "capital": r"(?:St\. )?[^.]+?",
+    # An airport serves "<city>, <country>": cities may hold a comma ("Bandung, Java Island"),
+    # country names almost never do, so the last comma splits.
+    "city": r".+",
+    "name_en": r"[^（）。]+?",  # an English name inside a Chinese sentence
+    "population": _NUMBER,
+    "area_km2": _NUMBER,
+    "elevation_ft": _NUMBER,
+    "latitude": _NUMBER,
+    "longitude": _NUMBER,
+    "mass": _NUMBER,
+    "density": _NUMBER,
+    "number": _NUMBER,
+    "statehood_year": _NUMBER,
+    "fips": r"\d+",
+    "iso2": r"[A-Z]{2}",
+    "iso3": _CODE3,
+    "currency_code": _CODE3,
+    "calling_code": r"\+[\d-]+",
+    "tld": r"\.\S+?",
+    "iata": r"[A-Z0-9]{3}",
+    "icao": r"[A-Z0-9_]{3,4}",  # the airport package has placeholder codes such as "_BFY"
+    "symbol": r"[A-Z][a-z]{0,2}",
+    "abbr": r"[A-Z]{2}",
+    "timezone": r"\S+?",
+    "capital_tz": r"\S+?",
 }
-_COMPILED = {key: [re.compile(p) for p in pats] for key, pats in PATTERNS.items()}
-_NUMERIC = {"population", "area_km2", "elevation_ft"}
+_ANY = r".+?"
+# A value that opens its sentence starts the text or follows a full stop.
+_SENTENCE_START = r"(?:^|(?<=[.。]\s)|(?<=。))"
+_SENTENCE_END = r"\.(?=\s|$)"  # a full stop followed by a space or the end of the text
+
+
+@dataclass(frozen=True)
+class SentencePattern:
+    """One sentence of a wording as a pattern, with a named group per field."""
+
+    pattern: re.Pattern[str]
+    separated: frozenset[str]  # fields written with thousands separators
+
+    def read(self, field: str, text: str) -> str | None:
+        match = self.pattern.search(text)
+        if match is None:
+            return None
+        value = match.group(field).strip()
+        return value.replace(",", "") if field in self.separated else value
+
+
+def wording_patterns(wording: str) -> list[SentencePattern]:
+    """A pattern for each sentence of `wording` that states a field. A wording of two sentences
+    ("IATA code: {iata}. ICAO code: {icao}.") is read sentence by sentence, the way search
+    snippets cut text, so one of them alone is read too."""
+    return [
+        _sentence_pattern(tokens)
+        for tokens in _sentences(wording)
+        if any(field for _, field, _ in tokens)
+    ]
+
+
+_Token = tuple[str, str | None, str]  # literal text, the field after it (if any), its format
+
+
+def _sentences(wording: str) -> list[list[_Token]]:
+    """The wording's pieces, sentence by sentence. A sentence ends at a full stop and a space,
+    where search snippets cut text too (inside "U.S. states" as well)."""
+    sentences: list[list[_Token]] = [[]]
+    for literal, field, spec, _ in Formatter().parse(wording):
+        *ended, rest = re.split(r"(?<=\.) ", literal)
+        for text in ended:
+            sentences[-1].append((text, None, ""))
+            sentences.append([])
+        sentences[-1].append((rest, field, spec or ""))
+    return sentences
+
+
+def _sentence_pattern(tokens: list[_Token]) -> SentencePattern:
+    opens_with_field = tokens[0][0] == "" and tokens[0][1] is not None
+    parts = [_SENTENCE_START] if opens_with_field else []
+    separated = set()
+    for i, (literal, field, spec) in enumerate(tokens):
+        if i == len(tokens) - 1 and field is None and literal.endswith("."):
+            parts += [re.escape(literal[:-1]), _SENTENCE_END]
+        else:
+            parts.append(re.escape(literal))
+        if field is None:
+            continue
+        if spec not in ("", ","):
+            raise ValueError(f"field {field!r}: no reading for the format {spec!r}")
+        if spec == ",":
+            separated.add(field)
+        shape = _GROUPED_NUMBER if spec == "," else SHAPES.get(field, _ANY)
+        parts.append(f"(?P<{field}>{shape})")
+    return SentencePattern(re.compile("".join(parts)), frozenset(separated))
+
+
+def _patterns() -> dict[tuple[str, str], tuple[SentencePattern, ...]]:
+    patterns: dict[tuple[str, str], list[SentencePattern]] = {}
+    for kind, sentences in WORDINGS.items():
+        for wordings in sentences.values():
+            for wording in wordings:
+                for pattern in wording_patterns(wording):
+                    for field in pattern.pattern.groupindex:
+                        patterns.setdefault((kind, field), []).append(pattern)
+    return {key: tuple(found) for key, found in patterns.items()}
+
+
+# (page kind, attribute) -> the patterns of every wording that states it, in table order.
+PATTERNS = _patterns()
 _LISTS = {"languages"}
 
 
 def read_attr(page_kind: str, attr: str, text: str) -> str | None:
-    for pattern in _COMPILED.get((page_kind, attr), ()):
-        match = pattern.search(text)
-        if match:
-            value = match.group("v").strip()
-            if attr in _NUMERIC:
-                value = value.replace(",", "")
-            if attr in _LISTS:
-                value = ", ".join(split_names(value, "en"))
-            return value
+    for pattern in PATTERNS.get((page_kind, attr), ()):
+        value = pattern.read(attr, text)
+        if value is not None:
+            return ", ".join(split_names(value, "en")) if attr in _LISTS else value
     return None
 
 
