@@ -18,14 +18,14 @@ previous turn, llm/prefix_cache.py): they are copied into its slot and only the 
 prompt is pre-filled. With `keep_kv`, a finished row leaves with `kv`, the keys/values of its
 prompt and generated ids but the last (which never went through the model).
 
-With `speculate` = k > 0, a greedy row decoding alone guesses its next k tokens by prompt
-lookup (`lookup_draft`: the tokens that followed the last occurrence of its latest n-gram in
-its own prompt and output — agents copy names, numbers, URLs and call boilerplate from their
-context) and checks them in one pass over [sampled token, guesses]: the guesses the model's
-own argmax agrees with are kept, up to the first disagreement, whose logits give the next
-token. The tokens are those of plain greedy decoding; a pass over a few tokens costs about what
-a one-token step costs where reading the weights bounds it (a CPU at batch 1). Sampled rows and
-batches of several rows decode one token a step as before.
+With `speculate` = k > 0, every greedy row guesses its next k tokens by prompt lookup
+(`lookup_draft`: the tokens that followed the last occurrence of its latest n-gram in its own
+prompt and output — agents copy names, numbers, URLs and call boilerplate from their context),
+and the step's one pass takes each row's [sampled token, guesses] (rows with fewer guesses are
+padded): the guesses a row's own argmax agrees with are kept, up to the first disagreement,
+whose logits give its next token. The tokens are those of plain greedy decoding; a pass over a
+few tokens a row costs about what a one-token step costs where reading the weights bounds it
+(a CPU at small batches). Sampled rows decode one token a step, in the same pass.
 
 Logprobs are log softmax(logits / T) of the sampled token, before top-p truncation
 (`token_logprobs` computes the same for a trainer). Sampling is inverse-CDF with one uniform
@@ -120,16 +120,19 @@ class BatchDecoder:
         prefill_chunk: int = 2048,
         batch_invariant: bool = False,
         speculate: int = 0,
+        speculate_batch: int = 0,
         stats: DecodeStats | None = None,
     ) -> None:
         """`cache`: a SlotCache to reuse across batches (its memory stays allocated).
         `batch_invariant`: run each row's decode pass alone, so its logits are bit for bit
         those it gets in any batch (slower: one pass per row instead of one per step).
-        `speculate`: prompt-lookup guesses checked per pass for a greedy row alone (0: off).
+        `speculate`: prompt-lookup guesses checked per pass for each greedy row (0: off),
+        while the batch holds at most `speculate_batch` rows (0: any number).
         `stats`: where to count (an engine's running totals, current before a row is answered);
         default: a new DecodeStats."""
         self.batch_invariant = batch_invariant
         self.speculate = speculate
+        self.speculate_batch = speculate_batch
         self.model = model
         self.keep_kv = keep_kv
         self.eos_ids = set(eos_ids)
@@ -182,34 +185,19 @@ class BatchDecoder:
     def step(self) -> list[DecodeRow]:
         """Sample a token for every row; return the rows that finished (now out of the batch)."""
         start = time.perf_counter()
-        # 1) sample one token per row and record it; a greedy row alone may check guesses of
-        # the tokens after it in the same pass (that pass then replaces step 3)
+        # 1) sample one token per row and record it
         tokens, logps = sample_next(self.logits, self.rows)  # (b,), (b,)
         for row, token, logp in zip(self.rows, tokens.tolist(), logps.tolist(), strict=True):
             self._record(row, token, logp)
         self.stats.new_tokens += len(tokens)
-        draft = self._draft()
-        if draft:
-            self._check_draft(int(tokens[0]), draft)
-        # 2) drop finished rows from the batch (their slots are refilled from the end)
-        finished = [r for r in self.rows if r.finish is not None]
-        if finished and self.keep_kv:
-            for i, row in enumerate(self.rows):
-                if row.finish is not None:
-                    row.kv = self.cache.read(i, int(self.lengths[i]))
-        if finished:
-            tokens = tokens[self._keep([r.finish is None for r in self.rows])]
-        if not self.rows or draft:
-            self.stats.decode_s += time.perf_counter() - start
-            return finished
-        # 3) one forward step for the rest, each row's token in its own next column
-        self.cache.reserve(len(self.rows), int(self.lengths.max()) + 1)
-        if self.batch_invariant:  # each row alone: its numbers cannot depend on the others
-            self.logits = torch.cat([self._forward(tokens, i, i + 1) for i in range(len(self))])
-        else:
-            self.logits = self._forward(tokens, 0, len(self))
-        self.lengths = self.lengths + 1
-        self.stats.steps += 1
+        # 2) drop the rows that finished (their slots are refilled from the end)
+        finished, kept = self._drop_finished()
+        tokens = tokens[kept]
+        # 3) one forward pass for the rest: each row's token in its own next column, followed
+        # by its guesses of the tokens after it when it speculates
+        if self.rows:
+            self._advance(tokens.tolist())
+            finished += self._drop_finished()[0]  # rows that ended inside their kept guesses
         self.stats.decode_s += time.perf_counter() - start
         return finished
 
@@ -222,25 +210,50 @@ class BatchDecoder:
         elif len(row.ids) >= row.max_new:
             row.finish = "length"
 
-    def _draft(self) -> list[int]:
-        """Prompt-lookup guesses for the batch's one row, when it is greedy and going on."""
-        if self.speculate <= 0 or len(self.rows) != 1:
+    def _drop_finished(self) -> tuple[list[DecodeRow], torch.Tensor]:
+        """Take the finished rows out (with their keys/values when keep_kv); returns them and
+        the kept rows' old indices, in their new order."""
+        finished = [r for r in self.rows if r.finish is not None]
+        if self.keep_kv:
+            for i, row in enumerate(self.rows):
+                if row.finish is not None:
+                    row.kv = self.cache.read(i, int(self.lengths[i]))
+        return finished, self._keep([r.finish is None for r in self.rows])
+
+    def _draft(self, row: DecodeRow) -> list[int]:
+        """Prompt-lookup guesses for a greedy row that goes on ([] for a sampled one)."""
+        if self.speculate <= 0 or row.params.temperature > 0:
             return []
-        row = self.rows[0]
-        if row.finish is not None or row.params.temperature > 0:
+        if self.speculate_batch and len(self.rows) > self.speculate_batch:
             return []
         room = row.max_new - len(row.ids)
         return lookup_draft(row.prompt + row.ids, min(self.speculate, room))
 
-    def _check_draft(self, token: int, draft: list[int]) -> None:
-        """One pass over [token, *draft] for row 0: keep the guesses its argmax agrees with;
-        the cache, the row's length and the next logits end where the kept tokens end."""
-        row, first = self.rows[0], int(self.lengths[0])  # `token` goes in column `first`
-        seq = [token, *draft]
-        self.cache.reserve(1, first + len(seq))
-        with decode_step():  # int8 weights where a decode step of len(seq) rows would use them
-            logits = self._run(0, seq, first, keep=0)[0]  # (q, V): i predicts after seq[i]
-        logp = torch.log_softmax(logits.float(), dim=-1)
+    def _advance(self, tokens: list[int]) -> None:
+        """One decode pass over every row's [token, *guesses]: the guesses each row's argmax
+        agrees with are kept, up to the first disagreement, whose logits give its next token;
+        the cache and the row's length end where its kept tokens end."""
+        seqs = [[token, *self._draft(row)] for token, row in zip(tokens, self.rows, strict=True)]
+        self.cache.reserve(len(self.rows), int(self.lengths.max()) + max(map(len, seqs)))
+        with decode_step():  # small passes may read int8 weights (llm/int8_decode.py)
+            if self.batch_invariant:  # each row alone: its numbers cannot depend on the others
+                outs = [self._decode_pass(seqs[i : i + 1], i)[0] for i in range(len(seqs))]
+            else:
+                outs = list(self._decode_pass(seqs, 0))  # (q, V) a row
+        self.stats.steps += 1
+        next_logits = []
+        for i, (row, seq, logits) in enumerate(zip(self.rows, seqs, outs, strict=True)):
+            kept = self._check_guesses(row, seq[1:], logits) if len(seq) > 1 else 0
+            # the last token of a finished row never counts as in the cache (see kv)
+            self.lengths[i] += kept if row.finish is not None else 1 + kept
+            next_logits.append(logits[kept])
+        self.logits = torch.stack(next_logits)
+
+    def _check_guesses(self, row: DecodeRow, draft: list[int], logits: torch.Tensor) -> int:
+        """Record the guesses of `draft` that the argmax of `logits` (q, V; i predicts what
+        follows the pass's token i) agrees with, until one disagrees or the row finishes;
+        returns how many were kept."""
+        logp = torch.log_softmax(logits[: len(draft)].float(), dim=-1)
         best = logp.argmax(dim=-1).tolist()
         kept = 0
         for i, guess in enumerate(draft):
@@ -250,51 +263,44 @@ class BatchDecoder:
             kept += 1
             if row.finish is not None:
                 break
-        self.stats.steps += 1
         self.stats.drafted += len(draft)
         self.stats.accepted += kept
         self.stats.new_tokens += kept
-        if row.finish is not None:  # its last token never counts as in the cache (see kv)
-            self.lengths[0] = first + kept
-        else:
-            self.lengths[0] = first + 1 + kept
-            self.logits = logits[kept : kept + 1]
+        return kept
 
-    def _forward(self, tokens: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """One decode pass of rows start..stop (their sampled `tokens`); next logits (n, V)."""
-        positions = self.lengths[start:stop].unsqueeze(-1)  # (n, 1): each row's next column
-        width = int(positions.max()) + 1
-        visible = torch.arange(width, device=self.device) <= positions  # (n, width)
-        self.cache.plan(start, positions)
-        with decode_step():  # small batches may read int8 weights (llm/int8_decode.py)
-            out = self.model(
-                input_ids=tokens[start:stop].view(-1, 1),
-                attention_mask=self._additive(visible[:, None, None, :]),
-                position_ids=positions,
-                use_cache=True,
-                **{self.cache_kw: self.cache},
-            )
-        return out.logits[:, -1, :]
+    def _decode_pass(self, seqs: list[list[int]], start: int) -> torch.Tensor:
+        """One pass of rows start..start+n, row i's tokens `seqs[i]` in its next columns
+        (shorter ones padded with their first token: the padding's keys land past the row's
+        length, unseen and later overwritten); logits (n, q, V)."""
+        width = max(map(len, seqs))
+        ids = torch.tensor([seq + seq[:1] * (width - len(seq)) for seq in seqs], device=self.device)
+        firsts = self.lengths[start : start + len(seqs)].unsqueeze(-1)  # (n, 1)
+        positions = firsts + torch.arange(width, device=self.device)  # (n, q)
+        return self._pass(ids, start, positions, keep=0)
 
     def _prefill(self, slot: int, prompt: list[int], done: int) -> torch.Tensor:
         """Run prompt[done:] through the model into `slot`, in chunks; the last logits (1, V)."""
         logits = None
         for first in range(done, len(prompt), self.prefill_chunk):
             chunk = prompt[first : first + self.prefill_chunk]
-            logits = self._run(slot, chunk, first, keep=1)[:, -1, :]  # only the last is needed
+            ids = torch.tensor([chunk], device=self.device)
+            positions = torch.arange(first, first + len(chunk), device=self.device).unsqueeze(0)
+            logits = self._pass(ids, slot, positions, keep=1)[:, -1, :]  # only the last counts
         assert logits is not None, "a row needs at least one prompt token to pre-fill"
         return logits
 
-    def _run(self, slot: int, ids: list[int], first: int, keep: int) -> torch.Tensor:
-        """One causal pass of `ids` into `slot` at columns first..; logits (1, q or keep, V)
-        (`keep`: the last positions only, 0: all)."""
-        positions = torch.arange(first, first + len(ids), device=self.device).unsqueeze(0)
-        # causal: query i (at position first + i) sees columns 0..first + i
-        visible = torch.arange(first + len(ids), device=self.device) <= positions.T
-        self.cache.plan(slot, positions)
+    def _pass(
+        self, ids: torch.Tensor, start: int, positions: torch.Tensor, keep: int
+    ) -> torch.Tensor:
+        """One causal pass of `ids` (n, q) into rows start..start+n at columns `positions`
+        (n, q); logits (n, q or keep, V) (`keep`: the last positions only, 0: all)."""
+        # query j of row i (at column positions[i, j]) sees that row's columns up to it
+        visible = torch.arange(int(positions.max()) + 1, device=self.device)
+        visible = visible <= positions.unsqueeze(-1)  # (n, q, width)
+        self.cache.plan(start, positions)
         out = self.model(
-            input_ids=torch.tensor([ids], device=self.device),
-            attention_mask=self._additive(visible[None, None]),
+            input_ids=ids,
+            attention_mask=self._additive(visible.unsqueeze(1)),
             position_ids=positions,
             use_cache=True,
             logits_to_keep=keep,
@@ -314,6 +320,8 @@ class BatchDecoder:
         copy per gap, not a shift of every row after it). Returns the kept rows' old indices,
         in their new order."""
         n = sum(keep)
+        if n == len(keep):
+            return torch.arange(n, device=self.device)
         tail = [i for i in range(n, len(keep)) if keep[i]]  # kept rows that move forward
         order = []
         for slot in range(n):

@@ -60,6 +60,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
+from wideseek.config import DEFAULT_SPECULATE_BATCH
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, DecodeStats, token_logprobs
 from wideseek.llm.dtype import pick_dtype
 from wideseek.llm.engine import ChatRenderer, Completion, EngineError, GenerateRequest
@@ -109,6 +110,7 @@ class LocalEngine:
         int8_decode: str = "auto",
         batch_invariant: bool = False,
         speculate: int = 0,
+        speculate_batch: int = DEFAULT_SPECULATE_BATCH,
         loaded: tuple[PreTrainedModel, Any] | None = None,
     ) -> None:
         """`model`: a `ResolvedModel`, or a spec resolved here (llm/resolved_model.py).
@@ -120,8 +122,9 @@ class LocalEngine:
         `batch_invariant`: every request's tokens and logprobs are what it gets alone, whatever
         else is in flight (each row decoded in its own pass, every prompt pre-filled whole:
         no prefix cache), so a seeded run reproduces at any concurrency; slower.
-        `speculate`: a greedy request decoding alone checks up to this many prompt-lookup
-        guesses per pass (llm/batched_decode.py; same tokens, fewer passes; 0: off)."""
+        `speculate`: each greedy request checks up to this many prompt-lookup guesses per
+        pass (llm/batched_decode.py; same tokens, fewer passes; 0: off) while at most
+        `speculate_batch` requests decode together (0: any number)."""
         self.resolved: ResolvedModel = resolve_model(model)
         self.model_dir = self.resolved.dir
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -149,6 +152,7 @@ class LocalEngine:
         self._seeds = random.Random(seed)
         self.batch_invariant = batch_invariant
         self.speculate = speculate
+        self.speculate_batch = speculate_batch
         # Token sequences already run, so a prompt pre-fills only what it does not share with
         # one (0: off; off in batch-invariant mode, where a hit would change the numbers).
         self.prefix_cache = PrefixCache(0 if batch_invariant else prefix_cache_tokens)
@@ -254,6 +258,7 @@ class LocalEngine:
                 cache=self._slot_cache(),
                 batch_invariant=self.batch_invariant,
                 speculate=self.speculate,
+                speculate_batch=self.speculate_batch,
                 stats=self.stats,  # counted as it goes: current when a request is answered
             )
             jobs: dict[int, _Job] = {}
@@ -273,6 +278,10 @@ class LocalEngine:
                         del jobs[id(job.row)]
                     if not len(decoder):
                         return
+                    # read at every step: a loop still running when they change (the next
+                    # requests came before it went idle) takes the new values at once
+                    decoder.speculate = self.speculate
+                    decoder.speculate_batch = self.speculate_batch
                     for row in decoder.step():
                         if row.kv is not None:
                             cache.put(row.prompt + row.ids[:-1], row.kv)

@@ -4,9 +4,9 @@ Contract: a `SlotCache` holds, for every attention layer, one keys and one value
 shape (slots, kv_heads, capacity, head_dim). Row i of the running batch lives in slot i, its
 tokens in columns 0..length-1 (no padding: each row's positions count its own tokens). Before a
 forward pass the decoder says where that pass writes (`plan`): rows `start..start+b`, at
-columns `positions` (b, q). The model's attention layers then call `update(keys, values,
-layer_idx)`, which writes in place and returns views of the first `kv_len` columns of those rows
-(the caller masks out each row's columns past its own length).
+columns `positions` (b, q), q tokens a row. The model's attention layers then call
+`update(keys, values, layer_idx)`, which writes in place and returns views of the first
+`kv_len` columns of those rows (the caller masks out each row's columns past its own length).
 
 Why not transformers' caches: DynamicCache appends with `torch.cat`, copying a layer's whole
 cache at every step (measured: 17 of 52 ms a step at batch 1, most of the step at batch 16),
@@ -77,16 +77,16 @@ class SlotCache:
     # --- what the next forward pass writes ---------------------------------------------------
     def plan(self, start: int, positions: torch.Tensor) -> None:
         """The next pass covers rows start..start+b and writes their tokens at `positions`
-        (b, q): one column per row (a decode step), or a run of columns of one row (a pre-fill)."""
+        (b, q): for each row, the columns of its q tokens (a decode step: q = 1; a decode pass
+        checking guesses: q > 1; a pre-fill chunk: one row, a run of columns)."""
         b, q = positions.shape
         self._rows = slice(start, start + b)
         self._positions = positions
-        self._contiguous = q > 1
+        self._contiguous = b == 1 and q > 1  # one row, a run of columns: written as a slice
         if self._contiguous:
-            assert b == 1, "a pre-fill chunk covers one row"
             self._first = int(positions[0, 0])
         self._kv_len = int(positions.max()) + 1
-        self._row_index = torch.arange(b, device=self.device)
+        self._row_index = torch.arange(b, device=self.device).unsqueeze(-1).expand(b, q)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self._kv_len
@@ -100,10 +100,10 @@ class SlotCache:
             end = self._first + key_states.shape[2]
             keys[:, :, self._first : end] = key_states
             values[:, :, self._first : end] = value_states
-        else:  # each row one token, in its own column
-            cols = self._positions[:, 0]
-            keys[self._row_index, :, cols] = key_states[:, :, 0]
-            values[self._row_index, :, cols] = value_states[:, :, 0]
+        else:  # each row its own columns; (b, q) index pairs select (b, q, heads, dim)
+            cols = self._positions
+            keys[self._row_index, :, cols] = key_states.transpose(1, 2)
+            values[self._row_index, :, cols] = value_states.transpose(1, 2)
         return keys[:, :, : self._kv_len], values[:, :, : self._kv_len]
 
     # --- moving rows ---------------------------------------------------------------------------

@@ -107,6 +107,7 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
         int8_decode=engine_cfg.int8_decode,
         batch_invariant=invariant,
         speculate=engine_cfg.speculate,
+        speculate_batch=engine_cfg.speculate_batch,
     )
 
 
