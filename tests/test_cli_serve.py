@@ -11,6 +11,12 @@ from pathlib import Path
 import httpx
 import openai
 
+from wideseek.llm.resolved_model import resolve_model
+from wideseek.runtime import package_model_dir
+
+# the shipped model's name, as its directory records it (wideseek.json)
+SHIPPED = resolve_model(package_model_dir()).name
+
 START_TIMEOUT_S = 180  # loading torch and the model on a busy 2-core machine
 
 
@@ -48,9 +54,9 @@ def test_serve_with_no_flags_answers_the_openai_client(tmp_path):
     try:
         wait_until_up(proc, url, stderr_path)
         client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
-        assert [m.id for m in client.models.list()] == ["wideseek-tiny"]
+        assert [m.id for m in client.models.list()] == [SHIPPED]
         reply = client.chat.completions.create(
-            model="wideseek-tiny",
+            model=SHIPPED,
             messages=[{"role": "user", "content": "Capital of Peru?"}],
             max_tokens=8,
         )
@@ -68,4 +74,4 @@ def test_serve_with_no_flags_answers_the_openai_client(tmp_path):
         stderr.close()
     err = stderr_path.read_text()
     assert "the small model shipped with wideseek" in err  # the note `ask` prints too
-    assert f"serving 'wideseek-tiny' on {url}/v1" in err
+    assert f"serving '{SHIPPED}' on {url}/v1" in err

@@ -12,6 +12,7 @@ import pytest
 from run_tasks import run_many
 from wideseek.config import Config
 from wideseek.llm.local import LocalEngine
+from wideseek.llm.resolved_model import resolve_model
 from wideseek.runtime import close_engine, open_engine, open_orchestrator, package_model_dir
 from wideseek.types import Failure
 from wideseek.world import load_world
@@ -35,7 +36,8 @@ async def test_it_is_the_default_engine(monkeypatch):
     engine = await open_engine(Config())
     try:
         assert isinstance(engine, LocalEngine) and engine.model_dir == package_model_dir()
-        assert engine.model_name == "wideseek-tiny"  # not its directory's name
+        # the name recorded in the model directory (wideseek.json), not the directory's name
+        assert engine.model_name == resolve_model(package_model_dir()).name != "model"
         assert engine.generation_defaults()["temperature"] == 0.0  # it asks for greedy
     finally:
         await close_engine(engine)
