@@ -13,7 +13,12 @@
   entropy, the one place the learner computes them;
 - loss.py: the dual-level token weights (rollouts, then agents, then tokens) and the clipped
   policy loss (clip-higher, dual-clip);
-- batch.py: a step's rollouts → rewards, advantages, samples, weights (B: the step's rollouts).
-trainer.py runs the loop (rollouts through the runtime, updates on accelerate, checkpoints in
-train/checkpoints.py's layout, collapse guards with rollback, dev evaluation) on these.
+- batch.py: a step's rollouts → rewards, advantages, samples, weights (B: the step's rollouts);
+- sampling.py: a step's sampling side (which weights sample, its rollouts through the runtime,
+  run folders, flat groups replaced, the pass-rate measurement), on the main process;
+- update.py: one optimizer step over a step's batch, split over the learner processes;
+- metrics_row.py: the metrics rows, one schema per run; collapse.py: the collapse guards and
+  the rollback to the last good checkpoint; notes.py: the trainer's one-line notes.
+trainer.py runs the loop (sampling, updates on accelerate, checkpoints in train/checkpoints.py's
+layout, guards, dev evaluation) on these.
 """

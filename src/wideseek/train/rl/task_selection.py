@@ -12,6 +12,9 @@ Contract:
   whose rate lies in [min, max]: those the start model solves sometimes, whose groups are
   likely to carry signal. The trainer measures them once, before step 1, and a resumed run
   reads them back (trained weights would measure something else).
+- `step_tasks(pool, step, per_step, seed)`: the tasks of step `step` (0-based), a seeded order
+  of the pool, cycled: the position is the step number, so a resumed run continues with the
+  same tasks.
 - `replacement_tasks(pool, exclude, step, seed)`: the tasks that may replace a step's flat
   groups, in a seeded order of their own (a resumed step draws the same ones).
 It knows tasks and files; running rollouts is the trainer's job.
@@ -151,6 +154,15 @@ class PassRates(BaseModel):
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, ValidationError) as e:
             raise WideseekError(f"{path}: unreadable ({type(e).__name__}); delete it") from e
+
+
+def step_tasks(pool: Sequence[Task], step: int, per_step: int, seed: int) -> list[Task]:
+    """The tasks of `step` (0-based): a seeded shuffle of the pool, cycled, `per_step` at a
+    time."""
+    order = list(range(len(pool)))
+    random.Random(seed).shuffle(order)
+    start = step * per_step
+    return [pool[order[(start + i) % len(pool)]] for i in range(per_step)]
 
 
 def replacement_tasks(pool: Sequence[Task], exclude: set[str], step: int, seed: int) -> list[Task]:

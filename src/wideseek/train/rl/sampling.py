@@ -1,0 +1,316 @@
+"""The sampling side of an RL step: which weights sample, the step's rollouts, and its batch.
+
+Contract: `StepSampling` is the part of `RLTrainer` (a base class of it; the attributes it
+reads are declared below and set by the trainer) that runs on the main process only:
+- `sample_step()`: steps 1-3 of the trainer's module docstring: the step's tasks
+  (`task_selection.step_tasks`), their rollouts (or the ones sampled ahead during the last
+  update), flat groups replaced (`replace_flat_groups`, with `select.resample_flat`), the
+  rewards and advantages (`batch.build_batch`); returns the kept rollouts' (agent samples,
+  advantage) pairs, B, and the step's figures that need no update. With `rollouts_ahead` it
+  starts the next step's rollouts before returning (`sample_ahead`).
+- `rollouts(tasks, run_dir, ...)`: an awaitable of G rollouts of each task through the one
+  world entry (`runtime.world_run.run_world`), everything fixed when called.
+- `sampler(staleness)`: the version that samples now; a remote engine lagging more than
+  `staleness` updates gets the current weights pushed first (a refusal: `WeightPushError`).
+- `_fresh_dir(path, settings, sampler, ...)`: a run folder reused only when the same settings
+  and weights recent enough (`max_staleness`) made it; else discarded (one note) and stamped.
+- `pass_rate_pool()`: the pool narrowed to `select.pass_rate`'s window, the start model's pass
+  rates measured before step 1 (`measure_pass_rates`) and read back, never re-measured, later.
+Sampling is untruncated (top_p 1, no top-k): the update's logprobs are untruncated too. It
+knows rollouts, run folders and engines; the update and checkpoints are the trainer's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from wideseek.errors import WideseekError
+from wideseek.io import atomic_write_text
+from wideseek.llm.engine import Engine
+from wideseek.train.rl.advantages import is_flat
+from wideseek.train.rl.ahead import SamplingAhead
+from wideseek.train.rl.batch import build_batch
+from wideseek.train.rl.config import MEASURED, RLConfig, digest, settings_of
+from wideseek.train.rl.metrics_row import rollout_figures
+from wideseek.train.rl.notes import note
+from wideseek.train.rl.remote import RemotePolicy
+from wideseek.train.rl.rewards import CompositeReward
+from wideseek.train.rl.task_selection import (
+    PASS_RATES,
+    PassRates,
+    replacement_tasks,
+    step_tasks,
+)
+from wideseek.train.rl.update import Batch
+from wideseek.types import Task, Trajectory
+
+if TYPE_CHECKING:
+    from wideseek.llm.local import LocalEngine
+    from wideseek.world.store import World
+
+T = TypeVar("T")
+STAMP = "policy.json"  # in a rollout / dev-eval folder: the weights and settings that made it
+
+
+class StepSampling:
+    # set by RLTrainer
+    config: RLConfig
+    out: Path
+    world: World
+    show_progress: bool
+    pool: list[Task]
+    suite_of: dict[str, str]
+    reward: CompositeReward
+    step: int  # the learner's version
+    history: dict[int, str]  # version -> policy id, recent ones
+    rollout_settings: str
+    model: Any
+    engine: LocalEngine | None
+    remote: RemotePolicy | None
+    ahead: SamplingAhead | None
+    write_model: Callable[[Path], None]
+
+    # -- which weights sample ------------------------------------------------------------------
+
+    def _fresh_dir(
+        self,
+        path: Path,
+        settings: str,
+        sampler: int,
+        staleness: int = 0,
+        learner: int | None = None,
+    ) -> int:
+        """Keep `path` (a run folder a resumed step finishes) only if these settings (a digest)
+        and weights at most `staleness` versions older than the learner's (version `learner`,
+        None: the current one) made it; else discard it, saying so, and stamp it as
+        `sampler`'s. Returns the version that made it."""
+        learner = self.step if learner is None else learner
+        stamp = {"policy": self.history[sampler], "version": sampler, "settings": settings}
+        if path.exists():
+            try:
+                made = json.loads((path / STAMP).read_text())
+            except (OSError, ValueError):
+                made = None
+            recent = {p: v for v, p in self.history.items() if learner - v <= staleness}
+            fits = isinstance(made, dict) and made.get("settings") == settings
+            if fits and made["policy"] in recent:
+                return recent[made["policy"]]
+            note(f"{path} was made by other weights or settings ({made} vs {stamp}); discarded")
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        atomic_write_text(path / STAMP, json.dumps(stamp))
+        return sampler
+
+    def sampler(self, staleness: int) -> int:
+        """The version of the weights that samples now, at most `staleness` updates behind the
+        learner: the learner's own model, or a remote engine that gets the current weights
+        pushed when it lags more. A refused push is `WeightPushError`."""
+        if self.remote is None:
+            return self.step
+        served = self.remote.served
+        if served is None or self.step - served > staleness:
+            started = time.time()
+            self.model.eval()
+            self.remote.push(self.step, self.write_model)
+            note(f"pushed version {self.step} to {self.remote.settings.base_url} "
+                 f"({time.time() - started:.1f}s)")  # fmt: skip
+        assert self.remote.served is not None
+        return self.remote.served
+
+    def _with_engine(
+        self, run: Callable[[Engine], Coroutine[Any, Any, T]]
+    ) -> Coroutine[Any, Any, T]:
+        """`run(engine)` with the sampling engine, chosen now: the shared local one, or an HTTP
+        engine on the version served now, closed after in the event loop that awaits it."""
+        if self.remote is None:
+            assert self.engine is not None
+            return run(self.engine)
+        engine = self.remote.engine()
+
+        async def closing() -> T:
+            async with engine:
+                return await run(engine)
+
+        return closing()
+
+    # -- the step's rollouts -------------------------------------------------------------------
+
+    def rollouts(
+        self,
+        tasks: Sequence[Task],
+        run_dir: Path,
+        *,
+        trials: int | None = None,
+        seed: int | None = None,
+        suite: str | None = None,
+        version: int | None = None,
+        step: int | None = None,
+    ) -> Coroutine[Any, Any, list[Trajectory]]:
+        """`trials` rollouts (None: group_size) of each task into `run_dir` by the weights of
+        `version` (None: the learner's; a remote engine must serve them), for step `step`
+        (0-based; None: the current one), sampling with `seed` (None: the step's), through the
+        one world entry (`runtime.world_run.run_world`) under the agent's own limits
+        (`limits=None`: the run file's `agent` section is what the rollouts play under).
+        Everything is fixed when called; the awaitable reads no trainer state (it may run on
+        another thread's loop, `ahead.SamplingAhead`)."""
+        from wideseek.runtime.world_run import run_world
+
+        step = self.step if step is None else step
+        # top_p 1, top_k 0 whatever the model's generation config says (a vLLM or SGLang server
+        # would take its top_k from there): the update computes untruncated
+        # logprobs, so truncated sampling would make every importance ratio wrong
+        agent = self.config.agent.model_copy(
+            update={"mode": self.config.mode, "temperature": self.config.temperature,
+                    "seed": self.config.seed + step if seed is None else seed,
+                    "top_p": 1.0, "top_k": 0}
+        )  # fmt: skip
+        if self.engine is not None:
+            self.model.eval()  # the local engine samples with the learner's own model
+        version = self.step if version is None else version
+        extra = {"policy_version": version, "policy": self.history[version]}
+
+        async def run(engine: Engine) -> list[Trajectory]:
+            done = await run_world(
+                self.world, {"rollouts": list(tasks)}, run_dir, split=self.config.split,
+                name=suite or f"rl-step-{step + 1}", agent=agent, limits=None,
+                engine=engine, config=None, trials=trials or self.config.group_size,
+                concurrency=self.config.concurrency, extra=extra,
+                show_progress=self.show_progress,
+            )  # fmt: skip
+            return done.trajectories()
+
+        return self._with_engine(run)
+
+    def sample_step(self) -> tuple[Batch, int, dict[str, Any]]:
+        """Steps 1-3 (the main process): the kept rollouts' (agent samples, advantage) pairs,
+        B, and the step's figures that need no update."""
+        cfg = self.config
+        tasks = step_tasks(self.pool, self.step, cfg.tasks_per_step, cfg.seed)
+        run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
+        started = time.time()
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead.step == self.step:  # sampled during the last update
+            trajectories, made = ahead.result(), ahead.made
+        else:
+            sampler = self.sampler(cfg.max_staleness)
+            made = self._fresh_dir(run_dir, self.rollout_settings, sampler, cfg.max_staleness)
+            # a reused folder made by older weights is finished by the current sampler: every
+            # trajectory carries its own sampling logprobs, so the ratios stay right either way
+            trajectories = asyncio.run(self.rollouts(tasks, run_dir, version=sampler))
+        resampling: dict[str, int] = {}
+        if cfg.select.resample_flat:
+            trajectories, resampling = self.replace_flat_groups(tasks, trajectories, run_dir)
+        rollout_s = time.time() - started  # the learner's wait: with rollouts_ahead, the rest
+        batch = build_batch(trajectories, self.reward, cfg.credit, lambda t: self.suite_of[t.id])
+        if cfg.rollouts_ahead and self.step + 1 < cfg.steps:
+            self.ahead = self.sample_ahead(self.step + 1)
+        pairs = [(r.samples, r.advantage) for r in batch.kept]
+        figures = {
+            **rollout_figures(batch, self.step, cfg.suites, self.reward.names()),
+            "staleness": self.step - made,
+            **resampling,
+            "rollout_s": round(rollout_s, 2),
+        }
+        return pairs, batch.batch_size(cfg.normalise_over), figures
+
+    def sample_ahead(self, step: int) -> SamplingAhead:
+        """Step `step`'s rollouts (0-based: the next one) started now on the remote engine, to
+        sample while the current step's update runs. They are trained on by version `step`, so
+        the server must serve a version at most `max_staleness` behind it: the current weights
+        are pushed now if it lags more (nothing is in flight then: this step's rollouts are in,
+        the next ones not started)."""
+        cfg = self.config
+        sampler = self.sampler(cfg.max_staleness - 1)
+        run_dir = self.out / "rollouts" / f"step-{step + 1}"
+        made = self._fresh_dir(run_dir, self.rollout_settings, sampler, cfg.max_staleness, step)
+        tasks = step_tasks(self.pool, step, cfg.tasks_per_step, cfg.seed)
+        return SamplingAhead(step, made, self.rollouts(tasks, run_dir, version=sampler, step=step))
+
+    def flat(self, group: Sequence[Trajectory]) -> bool:
+        """Every rollout of the group got the same reward: its advantages are all 0."""
+        return is_flat([self.reward(t.task, t) for t in group])
+
+    def replace_flat_groups(
+        self, tasks: Sequence[Task], trajectories: list[Trajectory], run_dir: Path
+    ) -> tuple[list[Trajectory], dict[str, int]]:
+        """The step's groups with its flat ones replaced by other tasks' non-flat groups, at
+        most `select.resample_flat` replacement groups tried, in rounds of as many as there
+        are flat groups left (trainer module docstring, step 2); and the counts for the
+        metrics."""
+        groups: dict[str, list[Trajectory]] = {t.id: [] for t in tasks}
+        for trajectory in trajectories:
+            groups[trajectory.task.id].append(trajectory)
+        flat = [task_id for task_id, group in groups.items() if self.flat(group)]
+        candidates = replacement_tasks(self.pool, set(groups), self.step, self.config.seed)
+        limit = min(self.config.select.resample_flat, len(candidates))
+        tried = replaced = rounds = 0
+        while flat and tried < limit:
+            chosen = candidates[tried : tried + min(len(flat), limit - tried)]
+            tried, rounds = tried + len(chosen), rounds + 1
+            version = self.sampler(self.config.max_staleness)
+            new = asyncio.run(
+                self.rollouts(chosen, run_dir / f"resample-{rounds}", version=version)
+            )
+            for task in chosen:
+                group = [t for t in new if t.task.id == task.id]
+                if not self.flat(group):
+                    del groups[flat.pop(0)]
+                    groups[task.id] = group
+                    replaced += 1
+        kept = [t for group in groups.values() for t in group]
+        return kept, {"resampled_groups": tried, "replaced_groups": replaced}
+
+    # -- the task pool -------------------------------------------------------------------------
+
+    def pass_rate_pool(self) -> list[Task]:
+        """The pool narrowed to `select.pass_rate`'s window. The rates are the start model's:
+        measured at step 0 unless this run measured them already under the same settings, and
+        read back, never re-measured, once training has begun."""
+        window = self.config.select.pass_rate
+        assert window is not None
+        settings = digest(settings_of(self.config, include=MEASURED), window.samples)
+        rates = PassRates.read(self.out)
+        if self.step == 0:
+            if rates is None or rates.settings != settings or rates.missing(self.pool):
+                rates = self.measure_pass_rates(settings, window.samples)
+        elif rates is None or rates.missing(self.pool):
+            missing = "none" if rates is None else ", ".join(rates.missing(self.pool)[:3])
+            raise WideseekError(
+                f"{self.out / PASS_RATES}: the start model's pass rates (measured before step 1) "
+                f"are missing for {missing}; this run is at step {self.step} and cannot measure "
+                "them again: use a new out_dir, or drop select.pass_rate"
+            )
+        kept = rates.in_window(self.pool, window)
+        note(
+            f"{len(kept)} of {len(self.pool)} tasks solved within [{window.min}, {window.max}] "
+            f"of {rates.samples} rollouts by the start model ({self.out / PASS_RATES})"
+        )
+        if not kept:
+            raise WideseekError(
+                f"select.pass_rate: no task in the window [{window.min}, {window.max}] (see "
+                f"{self.out / PASS_RATES}); widen it or choose other tasks"
+            )
+        return kept
+
+    def measure_pass_rates(self, settings: str, samples: int) -> PassRates:
+        """`samples` rollouts of every pool task by the current (start) weights, into
+        out_dir/pass-rate/ (a crash resumes it), their outcomes into out_dir/pass-rates.json."""
+        run_dir = self.out / "pass-rate"
+        self._fresh_dir(run_dir, settings, self.sampler(0))
+        note(f"measuring the start model's pass rate on {len(self.pool)} tasks x {samples}")
+        # a seed no step uses (steps sample with seed + step, step >= 0)
+        seed = self.config.seed - 1
+        run = self.rollouts(self.pool, run_dir, trials=samples, seed=seed, suite="rl-pass-rate")
+        outcomes: dict[str, list[float]] = defaultdict(list)
+        for trajectory in asyncio.run(run):
+            outcomes[trajectory.task.id].append(self.reward.outcome.fn(trajectory.task, trajectory))
+        rates = PassRates(settings=settings, samples=samples, outcomes=dict(outcomes))
+        rates.write(self.out)
+        return rates
