@@ -241,13 +241,15 @@ class BatchDecoder:
             else:
                 outs = list(self._decode_pass(seqs, 0))  # (q, V) a row
         self.stats.steps += 1
-        next_logits = []
-        for i, (row, seq, logits) in enumerate(zip(self.rows, seqs, outs, strict=True)):
-            kept = self._check_guesses(row, seq[1:], logits) if len(seq) > 1 else 0
-            # the last token of a finished row never counts as in the cache (see kv)
-            self.lengths[i] += kept if row.finish is not None else 1 + kept
-            next_logits.append(logits[kept])
-        self.logits = torch.stack(next_logits)
+        kept = [
+            self._check_guesses(row, seq[1:], logits) if len(seq) > 1 else 0
+            for row, seq, logits in zip(self.rows, seqs, outs, strict=True)
+        ]
+        # the row's token and kept guesses are in the cache now, but the last token of a
+        # finished row never counts as in it (see kv); one tensor op for the whole batch
+        grown = [k + (row.finish is None) for k, row in zip(kept, self.rows, strict=True)]
+        self.lengths += torch.tensor(grown, device=self.device)
+        self.logits = torch.stack([logits[k] for logits, k in zip(outs, kept, strict=True)])
 
     def _check_guesses(self, row: DecodeRow, draft: list[int], logits: torch.Tensor) -> int:
         """Record the guesses of `draft` that the argmax of `logits` (q, V; i predicts what
