@@ -52,6 +52,12 @@ async def run_one(engine: LocalEngine, task: Task, config: Config) -> tuple[dict
     return figures, trajectory.final_answer
 
 
+def parse_variant(spec: str) -> tuple[int, int]:
+    """`K` or `K:B` -> (guesses per pass, most requests decoding together; 0: any)."""
+    guesses, _, batch = spec.partition(":")
+    return int(guesses), int(batch or 0)
+
+
 async def side_by_side(engine: LocalEngine, rows: int, variants: dict, reps: int = 2) -> None:
     """`rows` subagents' report turns decoded together: the prompt of each subagent's last
     turn in the oracle's demonstrations of wide dev tasks (pages read, values to copy out),
@@ -117,7 +123,7 @@ async def main() -> None:
     config = Config(agent=WIDE_AGENT, tools=ToolsConfig(corpus=str(world.corpus_path)))
     engine = LocalEngine(args.model, dtype=args.dtype, int8_decode=args.int8_decode)
     print(f"{args.model}: {engine.dtype_reason}; int8 decode {engine.int8_decode}")
-    variants = {v: tuple(int(x) for x in f"{v}:0".split(":")[:2]) for v in args.variants}
+    variants = {v: parse_variant(v) for v in args.variants}
     if args.side_by_side:
         await side_by_side(engine, args.side_by_side, variants)
     if not tasks:
