@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from launch_processes import torchrun
 
 WRITES = "writes-rank{rank}.json"  # beside the run's out_dir: what each process wrote in it
 
@@ -141,13 +142,11 @@ def test_one_process_runs_from_main_itself_and_sharded_engines_are_refused():
 def launch(config: dict, processes: int, mode: str = "train") -> None:
     path = Path(config["out_dir"]).with_suffix(".json")
     path.write_text(json.dumps(config))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
-    cmd += [__file__, str(path), mode]
+    args = ["--nproc_per_node", str(processes), __file__, str(path), mode]
     # CPU processes over gloo wherever the test runs (a GPU would make them NCCL ones); one
     # thread each, as the one-process reference, so the sampled tokens are the same
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun(args, timeout=600, env=env)
 
 
 def rows(out: Path) -> list[dict]:

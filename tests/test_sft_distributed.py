@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from launch_processes import torchrun
 from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
 from tiny_lm import make_tiny_lm
@@ -26,11 +27,9 @@ from wideseek.types import read_trajectories, write_trajectories
 def launch(config, processes: int) -> None:
     # torchrun starts the processes (accelerate launch --cpu would need mpirun); Accelerator
     # finds them from the environment, as it does under `accelerate launch --multi_gpu`
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
-    cmd += ["-m", "wideseek", "train", "sft", "--config", str(config), "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    args = ["--nproc_per_node", str(processes)]
+    args += ["-m", "wideseek", "train", "sft", "--config", str(config), "--no-progress"]
+    torchrun(args, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def read(root):
