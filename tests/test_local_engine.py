@@ -1,4 +1,5 @@
 import asyncio
+import warnings
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,27 @@ def test_removed_rows_leave_the_others_untouched(engine):
         decoder.step()
     assert len(rows[2].ids) == 1
     for r in rows[:2] + rows[3:]:
+        assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
+
+
+def test_a_peft_model_decodes_through_the_cache_keyword_its_base_model_names(engine):
+    # RL samples with the learner's peft model, whose forward takes **kwargs: the decoder
+    # must still pass the cache under the base model's own name (transformers 5 warns on
+    # every forward given the old `past_key_values`, flooding the run's log)
+    from peft import LoraConfig, get_peft_model
+
+    plain = BatchDecoder(engine.model, engine.eos_ids)
+    wrapped = get_peft_model(engine.model, LoraConfig(r=2, target_modules=["q_proj"])).eval()
+    decoder = BatchDecoder(wrapped, engine.eos_ids)
+    assert decoder.cache_kw == plain.cache_kw
+    rows = [greedy_row(p, 6) for p in PROMPTS[:2]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        decoder.add(rows)
+        while len(decoder):
+            decoder.step()
+    wrapped.unload()  # LoRA's B starts at 0: the same tokens as the plain model's
+    for r in rows:
         assert r.ids == expected_greedy(engine, r.prompt, r.max_new)
 
 

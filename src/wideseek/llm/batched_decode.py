@@ -141,7 +141,9 @@ class BatchDecoder:
         self.prefill_chunk = prefill_chunk
         self.cache = cache if cache is not None else SlotCache.for_model(model)
         # transformers 5.x renamed `past_key_values` to `cache`; older releases know the former.
-        params = inspect.signature(model.forward).parameters
+        # A peft model's forward takes **kwargs: the base model's signature tells.
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        params = inspect.signature(base.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.rows: list[DecodeRow] = []
         self.lengths = torch.zeros(0, dtype=torch.long, device=self.device)  # tokens in cache
