@@ -53,6 +53,30 @@ def on_policy(trainer: RLTrainer, ids: list[int], mask: list[bool]) -> AgentSamp
     return AgentSample(ids, mask, [0.0, *old], agent_id=0, role="lead")
 
 
+def test_masked_logprobs_project_only_the_trained_positions_with_the_same_values_and_grads(
+    model_dir, tmp_path
+):
+    trainer = RLTrainer(config(model_dir, tmp_path), show_progress=False)
+    model = trainer.model
+    ids = torch.tensor([list(range(10, 40))])
+    mask = torch.tensor([[False] * 12 + [True] * 5 + [False] * 6 + [True] * 6])  # two turns
+    lora = [p for p in model.parameters() if p.requires_grad]
+
+    def grads(logprobs: torch.Tensor) -> list[torch.Tensor]:
+        weighted = (logprobs * mask * torch.linspace(-1, 1, mask.shape[1])).sum()
+        return torch.autograd.grad(weighted, lora)
+
+    full, _ = sequence_logprobs(model, ids, 0.7)
+    kept, entropy = sequence_logprobs(model, ids, 0.7, mask)
+    assert torch.allclose(kept[mask], full[mask], atol=1e-5)
+    assert not kept[~mask].any()  # nothing computed where nothing is trained
+    for a, b in zip(grads(full), grads(kept), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    logits = model(input_ids=ids).logits[0, :-1][mask[0]].float() / 0.7
+    logp = torch.log_softmax(logits, -1)
+    assert entropy == pytest.approx(float(-(logp.exp() * logp).sum(-1).mean()), rel=1e-4)
+
+
 def test_an_update_moves_the_policy_the_advantage_s_way(model_dir, tmp_path):
     trainer = RLTrainer(config(model_dir, tmp_path), show_progress=False)
     mask = [False] * 20 + [True] * 10
