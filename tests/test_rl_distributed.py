@@ -1,8 +1,9 @@
 """The RL learner in two data-parallel CPU processes (torchrun, gloo): the code path of a
 multi-GPU `accelerate launch`, checked on this machine. The same rollouts train the same
-weights as in one process; only the main process writes; a killed run resumes exactly.
+weights as in one process; only the main process writes; a killed run resumes exactly, and
+with another process count as well.
 
-Slow (five torchrun launches, ~1.5 min on 2 busy cores): `python -m pytest -m slow
+Slow (seven torchrun launches, ~2 min on 2 busy cores): `python -m pytest -m slow
 tests/test_rl_distributed.py -q`. Run as a script, this file is the worker torchrun starts:
 `python -m torch.distributed.run --nproc_per_node 2 tests/test_rl_distributed.py CONFIG.json
 train|one-sample`.
@@ -229,7 +230,25 @@ def test_two_processes_train_as_one_only_the_main_one_writes_and_a_run_resumes(t
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in rows(resumed)] == [r["loss"] for r in rows(two)]
 
-    # 4) fewer samples than processes: the one without a share still joins the all-reduce
+    # 4) another process count resumes the same checkpoint: the rollouts are sampled by the
+    # main process alone from the step's seed, so only the order of the gradient sums differs
+    # (a process with no RNG state of its own in the checkpoint starts from its seed)
+    for processes, name in ((1, "resumed-by-one"), (2, "one-resumed-by-two")):
+        source = two if processes == 1 else one
+        other = tmp_path / name
+        shutil.copytree(source, other)
+        for leftover in ("final", "checkpoint-2"):
+            shutil.rmtree(other / leftover, ignore_errors=True)
+        launch({**base, "out_dir": str(other)}, processes=processes)
+        written = [path for _, path in writes_of(other, 0)]
+        assert not [p for p in written if p.startswith("rollouts/step-1")]  # resumed at step 2
+        assert any(p.startswith("rollouts/step-2") for p in written)
+        assert sampled(other, 2) == sampled(two, 2)
+        assert [r["step"] for r in rows(other)] == [1, 2]
+        a, b = weights(two / "final"), weights(other / "final")
+        assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-5) for k in a), name
+
+    # 5) fewer samples than processes: the one without a share still joins the all-reduce
     launch({**base, "out_dir": str(tmp_path / "single-two")}, processes=2, mode="one-sample")
     launch({**base, "out_dir": str(tmp_path / "single-one")}, processes=1, mode="one-sample")
     a = weights(tmp_path / "single-one" / "one-sample")
