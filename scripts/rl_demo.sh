@@ -10,9 +10,9 @@
 # WIDESEEK_RUN_DIR sets where runs go (default runs/rl-demo; on a CPU put it outside the work
 # tree, e.g. ~/.cache/wideseek/rl-demo); WIDESEEK_SEEDS the seeds (default "1 2 3"). Running it
 # again resumes every run from its last checkpoint and skips what is done.
-# Cost: one run is sized for about two hours on 2 CPU cores (see the config), so the whole
-# demonstration (6 runs + 2 sweeps) is about 13 hours there; on a GPU point rollout_engine at a
-# vLLM / SGLang server (configs/rl-remote.yaml).
+# Cost: one run takes about 3 hours on 2 CPU cores (measured step: see the config), so the
+# whole demonstration (6 runs + 2 sweeps) is about 19 hours there; on a GPU point
+# rollout_engine at a vLLM / SGLang server (configs/rl-remote.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${WIDESEEK_RUN_DIR:-runs/rl-demo}
