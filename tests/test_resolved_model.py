@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import peft
@@ -119,6 +120,17 @@ def test_every_load_resolves_its_spec_once(base, adapter, monkeypatch):
     calls.clear()
     load_trainable(adapter, dtype="fp32")
     assert calls == [str(adapter), str(base)]
+
+
+def test_wrapping_or_loading_an_adapter_reports_no_peft_deprecation_noise(base, adapter):
+    from wideseek.train.trainable import LoraSettings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        load_trainable(base, lora=LoraSettings(r=2), dtype="fp32")  # peft wraps the model
+        load_causal_lm(adapter, merge=False)  # peft loads an adapter, trainable
+        load_causal_lm(adapter)  # and merged
+    assert not [w for w in seen if "is_gradient_checkpointing" in str(w.message)]
 
 
 def test_the_model_modules_import_downward_only():

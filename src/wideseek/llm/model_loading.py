@@ -10,6 +10,10 @@ transformers' hub kernels stay off (`use_kernels=False`): transformers 5.x other
 kernels (e.g. kernels-community/rotary) from the Hub when a model loads on CUDA, which fails
 offline; the model's own PyTorch code is what wideseek measures and trains.
 
+`quiet_peft()` wraps every peft call that wraps a model (here and in train/trainable.py):
+peft reads transformers 5's deprecated `is_gradient_checkpointing` then, a FutureWarning on
+every load and every training run that tells a user nothing they can act on.
+
 A torn `config.json`, truncated safetensors or a tokenizer that does not parse all become one
 `ModelDirError` naming the directory, instead of a transformers or safetensors traceback. Used
 by the local engine, the server command and training alike. transformers is imported on first
@@ -18,6 +22,9 @@ use: this module costs nothing to import.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,16 @@ def _load_errors() -> tuple[type[BaseException], ...]:
     from safetensors import SafetensorError
 
     return (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft's reading of a deprecated transformers attribute, not reported (module docstring)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
 
 
 def load_tokenizer(model: ModelSpec) -> Any:
@@ -59,7 +76,8 @@ def load_causal_lm(model: ModelSpec, *, merge: bool = True, **kwargs: Any) -> An
         ) from None
     base = _load_full_model(model.base_dir, **kwargs)
     try:
-        adapted = PeftModel.from_pretrained(base, model.dir, is_trainable=not merge)
+        with quiet_peft():
+            adapted = PeftModel.from_pretrained(base, model.dir, is_trainable=not merge)
     except _load_errors() as e:
         raise ModelDirError(f"{model.dir}: cannot load adapter ({first_line(e)})") from e
     return adapted.merge_and_unload() if merge else adapted

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wideseek.io import atomic_write_dir
 from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError
-from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer, quiet_peft
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 from wideseek.train.training_card import TrainingCard
 
@@ -116,7 +116,8 @@ def _wrap_lora(model: Any, lora: LoraSettings) -> Any:
         layers_to_transform=layers,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with quiet_peft():
+        return get_peft_model(model, config)
 
 
 def _linear_names(model: Any) -> list[str]:
