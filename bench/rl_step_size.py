@@ -37,7 +37,7 @@ from wideseek.train.rl.config import RLConfig
 from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.loss import token_weights
 from wideseek.train.rl.trainer import RLTrainer
-from wideseek.train.rl.update import Batch, Learner, policy_update
+from wideseek.train.rl.update import Batch, Learner, learner_optimizer, policy_update
 
 
 def trained_logprobs(trainer: RLTrainer, batch: Batch) -> list[torch.Tensor]:
@@ -64,6 +64,7 @@ def movement(
     weights = token_weights([[s.n_generated for s in samples] for samples, _ in batch], rollouts)
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
+    low, high = 1 - config.clip.eps_low, 1 + config.clip.eps_high
     k = 0
     for (samples, advantage), agent_weights in zip(batch, weights, strict=True):
         side = "up" if advantage > 0 else "down"
@@ -74,7 +75,6 @@ def movement(
             sums[side] += float(delta.sum())
             counts[side] += delta.numel()
             sums["kl"] += float((ratio - 1 - delta).sum())
-            low, high = 1 - config.clip.eps_low, 1 + config.clip.eps_high
             sums["outside"] += float(((ratio < low) | (ratio > high)).sum())
             counts["all"] += delta.numel()
             sums["surrogate"] += float((weight * advantage * (ratio - 1)).sum())
@@ -116,10 +116,7 @@ def main() -> None:
                 for name, p in trainer.model.named_parameters():
                     if name in start:
                         p.copy_(start[name])
-            optimizer = torch.optim.AdamW(
-                [p for p in trainer.model.parameters() if p.requires_grad],
-                lr=lr, betas=(0.9, 0.999), eps=1e-5, weight_decay=config.weight_decay,
-            )  # fmt: skip
+            optimizer = learner_optimizer(trainer.model, config.model_copy(update={"lr": lr}))
             learner = Learner(trainer.accelerator, trainer.model, optimizer, trainer.procs)
             update = policy_update(batch, rollouts, learner, config)
             moved = movement(batch, rollouts, before, trained_logprobs(trainer, batch), config)

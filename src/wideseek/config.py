@@ -101,7 +101,6 @@ class EngineConfig(_Section):
         description="local model: decode steps of up to 4 rows read int8 copies of the "
         "weights (faster batch-1 decoding on a CPU; pre-fill stays exact); auto: on a CPU",
     )
-
     batch_invariant: bool | None = Field(
         None,
         description="local model: decode every request as if alone, so a seeded run "
@@ -131,7 +130,7 @@ class EngineConfig(_Section):
     @classmethod
     def _on_off(cls, value: Any) -> Any:
         # YAML reads a bare on / off (`--set engine.int8_decode=off`, a run file) as a boolean
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        return ("on" if value else "off") if isinstance(value, bool) else value
 
 
 class ToolsConfig(_Section):

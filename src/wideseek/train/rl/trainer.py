@@ -104,7 +104,7 @@ from wideseek.train.rl.remote import RemotePolicy
 from wideseek.train.rl.rewards import CompositeReward, build_reward
 from wideseek.train.rl.sampling import StepSampling
 from wideseek.train.rl.task_selection import select_pool, step_tasks
-from wideseek.train.rl.update import Batch, Learner, policy_update
+from wideseek.train.rl.update import Batch, Learner, learner_optimizer, policy_update
 from wideseek.train.trainable import Trainable, load_trainable, write_trained
 from wideseek.train.training_card import TrainingCard
 
@@ -157,10 +157,7 @@ class RLTrainer(StepSampling):
         self.procs = LearnerProcesses(self.accelerator)
         self.trainable: Trainable = load_trainable(config.model, lora=config.lora,
                                                    dtype=config.dtype)  # fmt: skip
-        trained = [p for p in self.trainable.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            trained, lr=config.lr, betas=(0.9, 0.999), eps=1e-5, weight_decay=config.weight_decay
-        )
+        optimizer = learner_optimizer(self.trainable.model, config)
         self.model, self.optimizer = self.accelerator.prepare(self.trainable.model, optimizer)
         policy = self.accelerator.unwrap_model(self.model)
         # the resolved model, not the raw spec: "default" names no directory, and the engine

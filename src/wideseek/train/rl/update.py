@@ -47,6 +47,16 @@ class Learner:
     procs: LearnerProcesses
 
 
+def learner_optimizer(model: Any, config: RLConfig) -> Any:
+    """The learner's optimizer: AdamW over `model`'s trained parameters at `config.lr`."""
+    import torch
+
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(
+        trained, lr=config.lr, betas=(0.9, 0.999), eps=1e-5, weight_decay=config.weight_decay
+    )
+
+
 def policy_update(
     batch: Batch, rollouts: int | None, learner: Learner, config: RLConfig
 ) -> dict[str, float]:
