@@ -9,6 +9,7 @@ from tiny_lm import ModelSize, create_model, make_tiny_lm
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
 from wideseek.llm.engine import Completion, EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine, token_logprobs
+from wideseek.llm.model_loading import quiet_peft
 from wideseek.llm.toolcall import format_tool_call
 from wideseek.types import Message, ToolCall
 
@@ -102,7 +103,8 @@ def test_a_peft_model_decodes_through_the_cache_keyword_its_base_model_names(eng
     from peft import LoraConfig, get_peft_model
 
     plain = BatchDecoder(engine.model, engine.eos_ids)
-    wrapped = get_peft_model(engine.model, LoraConfig(r=2, target_modules=["q_proj"])).eval()
+    with quiet_peft():
+        wrapped = get_peft_model(engine.model, LoraConfig(r=2, target_modules=["q_proj"])).eval()
     decoder = BatchDecoder(wrapped, engine.eos_ids)
     assert decoder.cache_kw == plain.cache_kw
     rows = [greedy_row(p, 6) for p in PROMPTS[:2]]

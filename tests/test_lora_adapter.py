@@ -13,7 +13,7 @@ import torch
 
 from tiny_lm import make_tiny_lm
 from wideseek.llm.model_dir import ModelDirError, require_model_dir
-from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer, quiet_peft
 from wideseek.llm.resolved_model import resolve_model
 
 
@@ -28,7 +28,8 @@ def save_adapter(base, out, spec) -> torch.nn.Module:
     config = peft.LoraConfig(
         r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
     )
-    model = peft.get_peft_model(load_causal_lm(base), config).eval()
+    with quiet_peft():
+        model = peft.get_peft_model(load_causal_lm(base), config).eval()
     model.peft_config["default"].base_model_name_or_path = spec
     model.save_pretrained(out, save_embedding_layers=False)
     return model

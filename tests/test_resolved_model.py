@@ -17,7 +17,7 @@ from wideseek.cli import main
 from wideseek.llm import resolved_model
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.model_dir import GenerationDefaults, ModelDirError, RecommendedLimits
-from wideseek.llm.model_loading import load_causal_lm
+from wideseek.llm.model_loading import load_causal_lm, quiet_peft
 from wideseek.llm.resolved_model import resolve_model
 from wideseek.train.trainable import load_trainable
 
@@ -34,7 +34,8 @@ def adapter(base, tmp_path_factory) -> Path:
     """An adapter with no tokenizer and no generation config of its own."""
     out = tmp_path_factory.mktemp("adapter") / "my-adapter"
     config = peft.LoraConfig(r=2, target_modules=["q_proj"])
-    model = peft.get_peft_model(load_causal_lm(base), config)
+    with quiet_peft():
+        model = peft.get_peft_model(load_causal_lm(base), config)
     model.peft_config["default"].base_model_name_or_path = str(base)
     model.save_pretrained(out, save_embedding_layers=False)
     return out
