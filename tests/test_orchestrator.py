@@ -357,6 +357,19 @@ async def test_response_cut_by_the_per_response_cap_is_not_taken_as_final():
     assert "cut after 50 tokens" in engine.requests[1].messages[-1].content
 
 
+async def test_the_lead_may_have_a_response_cap_of_its_own():
+    delegate = format_tool_call("create_subagents", {"subtasks": ["a", "b"]})
+    engine = ScriptedEngine(fallback="report")
+    capped = AgentConfig(max_response_tokens=64)
+    own_cap = capped.model_copy(update={"lead_response_tokens": 700})
+    for cfg, lead_cap in ((capped, 64), (own_cap, 700)):
+        engine.queues["lead"].extend([delegate, TABLE])
+        await Orchestrator(engine, tools_for, cfg).run(TASK)
+        caps = {(r.metadata["role"], r.sampling.max_tokens) for r in engine.requests}
+        assert caps == {("lead", lead_cap), ("subagent", 64)}
+        engine.requests.clear()
+
+
 async def test_tool_calls_of_one_turn_run_concurrently_up_to_the_limit():
     counter = InFlight()
 

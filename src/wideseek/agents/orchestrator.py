@@ -112,11 +112,14 @@ class Orchestrator:
         and the same (seed, task, trial, agent) reproduces."""
         c = self.config
         seed = None if c.seed is None else derive_seed(c.seed, task.id, trial, agent_id)
+        cap = c.max_response_tokens
+        if role == "lead" and c.lead_response_tokens is not None:
+            cap = c.lead_response_tokens
         return LoopLimits(
             max_turns=self._turns(role),
             max_calls_per_turn=self.profile.max_calls_per_turn(role, c.max_tool_calls),
             context_length=c.context_length,
-            max_response_tokens=c.max_response_tokens,
+            max_response_tokens=cap,
             temperature=c.temperature,
             top_p=c.top_p,
             top_k=c.top_k,

@@ -191,7 +191,7 @@ def _limit_flag(name: str) -> tuple[Any, None]:
         "--" + name.replace("_", "-"),
         min=floor,
         help=f"{what[:1].upper()}{what[1:]}. Default: --set agent.{name}, else the model's "
-        f"recommendation (wideseek.json), else {default}.",
+        f"recommendation (wideseek.json)" + ("." if default is None else f", else {default}."),
     )
     return Annotated[int | None, option], None
 

@@ -115,6 +115,12 @@ class RecommendedLimits(BaseModel):
     subagent_turns: int | None = Field(None, ge=1, description="turns of each subagent")
     single_turns: int | None = Field(None, ge=1, description="turns of a single agent")
     max_response_tokens: int | None = Field(None, ge=1, description="tokens per generation")
+    lead_response_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="tokens per generation of the lead (its final table), if not "
+        "the same as every agent's",
+    )
     context_length: int | None = Field(None, ge=256, description="tokens per agent context")
 
     def given(self) -> dict[str, int]:
