@@ -144,6 +144,19 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     assert (agent.lead_turns, agent.subagent_turns) == (4, 5)
 
 
+def test_a_resumed_phase_reports_the_wall_time_of_every_process(tmp_path):
+    from wideseek.train.shipping import phase_summary
+
+    # a run stopped after step 2 and resumed twice: elapsed_s restarts with each process
+    elapsed = [100.0, 200.0, 90.0, 180.0, 95.0]
+    rows = [{"step": i + 1, "loss": 1.0 / (i + 1), "tokens_seen": 10 * (i + 1), "elapsed_s": s}
+            for i, s in enumerate(elapsed)]  # fmt: skip
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    phase = phase_summary(metrics)
+    assert (phase["steps"], phase["tokens"], phase["wall_s"]) == (5, 50, 200 + 180 + 95)
+
+
 def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
     from wideseek.eval.runner import RESULTS, RUN_INFO, ResultRow, RunInfo
 

@@ -91,10 +91,23 @@ def phase_summary(metrics_path: Path) -> dict[str, Any]:
     return {
         "steps": last.get("step", 0),
         "tokens": last.get("tokens_seen", 0),
-        "wall_s": last.get("elapsed_s", 0.0),
+        "wall_s": training_seconds(steps),
         "loss": last.get("loss"),
         "eval": evals[-1] if evals else {},
     }
+
+
+def training_seconds(steps: list[dict[str, Any]]) -> float:
+    """Wall time of a phase's logged steps, over every process that ran it: `elapsed_s`
+    counts from each process's start, so a resumed run's rows start again from ~0; each
+    stretch adds its last value (steps redone after a stop count again: they were paid for)."""
+    total = previous = 0.0
+    for row in steps:
+        elapsed = float(row.get("elapsed_s", 0.0))
+        if elapsed < previous:  # a resumed process
+            total += previous
+        previous = elapsed
+    return total + previous
 
 
 def model_card(
