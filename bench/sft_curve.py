@@ -4,7 +4,8 @@
 
 Each `{"eval": ...}` row of a metrics.jsonl (written by train_sft) becomes one table row: step,
 tokens seen, and every metric of that evaluation (teacher-forced probe, dev evaluation).
-Throughput (tokens/s) is taken from the training rows.
+Throughput (tokens/s): tokens over the wall time of every process that ran the training
+(a resumed run's `elapsed_s` restarts with each process).
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from wideseek.train.shipping import phase_summary
+
 
 def curve(path: Path) -> Table:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     evals = [r["eval"] for r in rows if "eval" in r]
-    steps = [r for r in rows if "step" in r]
-    speed = steps[-1]["tokens_seen"] / steps[-1]["elapsed_s"] if steps else 0.0
+    phase = phase_summary(path)  # wall time over every process of a resumed run
+    speed = phase["tokens"] / phase["wall_s"] if phase["wall_s"] else 0.0
     keys = [k for k in (evals[0] if evals else {}) if k not in ("step", "tokens_seen")]
-    table = Table(title=f"{path} ({speed:,.0f} tokens/s over the last run segment)")
+    table = Table(title=f"{path} ({speed:,.0f} tokens/s over the whole run)")
     for name in ("step", "tokens", *keys):
         table.add_column(name, justify="right")
     for e in evals:
