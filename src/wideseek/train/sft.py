@@ -42,6 +42,7 @@ from wideseek.io import repair_torn_tail
 from wideseek.llm.resolved_model import ResolvedModel
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.checkpoints import CheckpointError
+from wideseek.train.heap import release_free_heap
 from wideseek.train.sft_data import IGNORE, SFTExample
 from wideseek.train.token_loss import labelled_loss
 from wideseek.train.trainable import load_trainable, write_trained
@@ -286,6 +287,7 @@ def train_sft(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
+            release_free_heap()  # see train/heap.py: the memory of a CPU run grew every step
             step += 1
             losses.append(loss_sum / config.grad_accum)
             last_loss = losses[-1]

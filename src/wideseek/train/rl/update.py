@@ -28,6 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from wideseek.train.heap import release_free_heap
 from wideseek.train.rl.config import RLConfig
 from wideseek.train.rl.logprobs import sequence_logprobs
 from wideseek.train.rl.loss import policy_loss, token_weights
@@ -93,6 +94,7 @@ def policy_update(
     norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
     optimizer.step()
     optimizer.zero_grad()
+    release_free_heap()  # see train/heap.py
     # 4) the figures of every process's samples
     figures = procs.gather(figures)
     stats: dict[str, list[float]] = defaultdict(list)
