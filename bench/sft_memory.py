@@ -7,9 +7,10 @@ Runs the real `wideseek train sft` twice on the same run file, from scratch in a
 directory, one optimizer step per micro-batch: once as shipped (the trainer hands freed heap
 back to the OS after each optimizer step, train/heap.py) and once with that call switched off.
 It samples each process's resident memory (/proc, every second) and reads the step it is at from
-its metrics.jsonl, stops it after `--steps` steps, and prints per arm the memory after the first
-step, the peak, the growth per step (least squares over steps 2..N) and the ratio. Memory, not
-time, is what it measures, so a busy machine only makes it slower. Linux only (/proc).
+its metrics.jsonl, stops it after `--steps` steps, and prints per arm the lowest memory of a step
+(what the process keeps between steps: growth there is the leak or fragmentation) and the highest
+(the step's activations on top), each with its growth per step (least squares over steps 2..N).
+Memory, not time, is what it measures, so a busy machine only makes it slower. Linux only (/proc).
 The default recipe's demonstrations must exist (scripts/train_default_model.sh's first lines).
 """
 
@@ -60,8 +61,11 @@ def last_step(metrics: Path) -> int:
     return steps[-1] if steps else 0
 
 
-def run_arm(arm: str, args: argparse.Namespace, work: Path) -> dict[int, float]:
-    """The peak resident memory (GB) seen during each step of one arm's training run."""
+Samples = dict[int, tuple[float, float]]  # step -> (lowest, highest) resident GB during it
+
+
+def run_arm(arm: str, args: argparse.Namespace, work: Path) -> Samples:
+    """The lowest and highest resident memory seen during each step of one arm's run."""
     out = work / arm
     overrides = [
         f"out_dir={out}", f"train.batch_tokens={args.batch_tokens}", "train.grad_accum=1",
@@ -71,7 +75,7 @@ def run_arm(arm: str, args: argparse.Namespace, work: Path) -> dict[int, float]:
     command += ["--no-progress", *overrides]
     log = (work / f"{arm}.log").open("w")
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    peaks: dict[int, float] = {}
+    seen: dict[int, list[float]] = {}
     metrics = out / "sft" / "metrics.jsonl"
     try:
         while child.poll() is None:
@@ -80,22 +84,23 @@ def run_arm(arm: str, args: argparse.Namespace, work: Path) -> dict[int, float]:
                 break
             rss = rss_gb(child.pid)
             if rss is not None:
-                peaks[step + 1] = max(rss, peaks.get(step + 1, 0.0))
+                seen.setdefault(step + 1, []).append(rss)
             time.sleep(1)
     finally:
         child.kill()
         child.wait()
     if child.returncode not in (0, -9):
         raise SystemExit(f"{arm}: training failed, see {work / arm}.log")
-    return {step: gb for step, gb in peaks.items() if step <= args.steps}
+    return {step: (min(gb), max(gb)) for step, gb in seen.items() if step <= args.steps}
 
 
-def growth_per_step(peaks: dict[int, float]) -> float:
-    """Least-squares slope of peak memory over steps, leaving out the first (warm-up) step."""
-    steps = sorted(s for s in peaks if s > 1)
+def growth_per_step(samples: Samples, which: int) -> float:
+    """Least-squares slope over steps of the lowest (0) or highest (1) memory of a step,
+    leaving out the first (warm-up) step."""
+    steps = sorted(s for s in samples if s > 1)
     if len(steps) < 2:
         return float("nan")
-    return statistics.linear_regression(steps, [peaks[s] for s in steps]).slope
+    return statistics.linear_regression(steps, [samples[s][which] for s in steps]).slope
 
 
 def main() -> None:
@@ -109,17 +114,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sft-memory-") as tmp:
         arms = {arm: run_arm(arm, args, Path(tmp)) for arm in ("off", "on")}
     table = Table(title=f"resident memory of `train sft`, {args.steps} steps (GB)")
-    for column in ("heap release", "step 1", "peak", "growth / step"):
+    columns = ("heap release", "low, step 2", "low, last", "low / step", "peak", "peak / step")
+    for column in columns:
         table.add_column(column, justify="left" if column == "heap release" else "right")
-    for arm, peaks in arms.items():
-        table.add_row(arm, f"{peaks.get(1, float('nan')):.2f}", f"{max(peaks.values()):.2f}",
-                      f"{growth_per_step(peaks):+.3f}")  # fmt: skip
-    console = Console(width=100)
+    for arm, samples in arms.items():
+        second, last = samples[sorted(samples)[1]], samples[max(samples)]
+        table.add_row(arm, f"{second[0]:.2f}", f"{last[0]:.2f}",
+                      f"{growth_per_step(samples, 0):+.3f}",
+                      f"{max(high for _, high in samples.values()):.2f}",
+                      f"{growth_per_step(samples, 1):+.3f}")  # fmt: skip
+    console = Console(width=120)
     console.print(table)
-    off, on = growth_per_step(arms["off"]), growth_per_step(arms["on"])
-    console.print(f"growth per step, off / on: {off:+.3f} / {on:+.3f} GB")
-    for arm, peaks in arms.items():
-        console.print(f"{arm}: " + " ".join(f"{s}:{gb:.2f}" for s, gb in sorted(peaks.items())))
+    for arm, samples in arms.items():  # every step's low-high, for a plot by hand
+        steps = " ".join(f"{s}:{lo:.1f}-{hi:.1f}" for s, (lo, hi) in sorted(samples.items()))
+        console.print(f"{arm}: {steps}")
 
 
 if __name__ == "__main__":
