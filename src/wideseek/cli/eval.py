@@ -54,6 +54,7 @@ from wideseek.types import Task
 from wideseek.world.suites import Split, Suite
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Run the agents on a benchmark N times, score, and keep every trajectory.",
     no_args_is_help=True,
 )

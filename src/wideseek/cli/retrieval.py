@@ -9,7 +9,9 @@ import typer
 
 from wideseek.errors import UsageError
 
-app = typer.Typer(help="Retrieval service (/retrieve, /access) over a local corpus.")
+app = typer.Typer(
+    rich_markup_mode="markdown", help="Retrieval service (/retrieve, /access) over a local corpus."
+)
 
 
 @app.command()

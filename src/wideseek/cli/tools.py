@@ -25,7 +25,9 @@ from wideseek.cli.options import (
 from wideseek.config import load_config
 from wideseek.web_config import SEARCH_NAMES, WebToolsConfig
 
-app = typer.Typer(help="Web search and page access backends.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown", help="Web search and page access backends.", no_args_is_help=True
+)
 
 SearchesOpt = Annotated[
     list[SearchBackendName] | None,

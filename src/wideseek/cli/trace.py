@@ -12,7 +12,9 @@ from wideseek.cli.views import trace_tree
 from wideseek.errors import UsageError
 from wideseek.types import read_trajectories
 
-app = typer.Typer(help="Inspect trajectory files.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown", help="Inspect trajectory files.", no_args_is_help=True
+)
 
 
 @app.command("show")

@@ -12,6 +12,7 @@ from wideseek.errors import UsageError
 from wideseek.runtime import EvalLimits
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Train the model: LoRA SFT of SmolLM2-135M, multi-agent RL, dev evaluation, shipping.",
     no_args_is_help=True,
 )

@@ -22,7 +22,10 @@ from wideseek.world.stats import ROW_BUCKETS, all_wide_stats, deep_stats
 from wideseek.world.suites import Split, Suite
 from wideseek.world.wide_tasks import SPLITS
 
-world_app = typer.Typer(help="Build, pack and inspect the offline world (corpus + task suites).")
+world_app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Build, pack and inspect the offline world (corpus + task suites).",
+)
 console = Console()
 
 
