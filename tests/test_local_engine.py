@@ -282,6 +282,27 @@ async def test_batch_invariant_mode_gives_the_same_bits_in_any_batch(model_dir, 
     assert engine.prefix_cache.max_tokens == 0  # a cache hit would pre-fill differently
 
 
+async def test_batch_invariant_greedy_speculates_alike_alone_and_in_a_crowd(model_dir):
+    # a pass over a row's token and its guesses rounds differently (bf16, int8) from a pass
+    # over one token, so whether a row speculates must not depend on the rows beside it:
+    # batch_invariant ignores speculate_batch (each of its rows runs alone anyway)
+    engine = LocalEngine(
+        model_dir, device="cpu", dtype="bf16", batch_invariant=True, speculate=3,
+        speculate_batch=2,
+    )  # fmt: skip
+    target = request([20] * 30, temperature=0, max_tokens=16)  # repeats: prompt lookup guesses
+    alone = await engine.generate(target)
+    drafted_alone = engine.stats.drafted
+    # sampled rows never speculate: every guess checked in the crowd is the target's
+    others = [request([7 + i] * (3 + 5 * i), max_tokens=48, seed=i) for i in range(7)]
+    batched = await asyncio.gather(*(engine.generate(r) for r in [*others, target]))
+    assert max(engine.batch_sizes) == 8
+    assert drafted_alone > 0
+    assert engine.stats.drafted - drafted_alone == drafted_alone
+    assert batched[-1].token_ids == alone.token_ids
+    assert batched[-1].logprobs == alone.logprobs
+
+
 async def test_a_failing_prefill_fails_its_requests_instead_of_hanging(engine, monkeypatch):
     def broken(self, rows):
         raise RuntimeError("boom")

@@ -127,7 +127,8 @@ class BatchDecoder:
         `batch_invariant`: run each row's decode pass alone, so its logits are bit for bit
         those it gets in any batch (slower: one pass per row instead of one per step).
         `speculate`: prompt-lookup guesses checked per pass for each greedy row (0: off),
-        while the batch holds at most `speculate_batch` rows (0: any number).
+        while the batch holds at most `speculate_batch` rows (0: any number; batch-invariant
+        rows always speculate, as if alone).
         `stats`: where to count (an engine's running totals, current before a row is answered);
         default: a new DecodeStats."""
         self.batch_invariant = batch_invariant
@@ -226,7 +227,10 @@ class BatchDecoder:
         """Prompt-lookup guesses for a greedy row that goes on ([] for a sampled one)."""
         if self.speculate <= 0 or row.params.temperature > 0:
             return []
-        if self.speculate_batch and len(self.rows) > self.speculate_batch:
+        # a crowded batch skips guessing (its rows fill the pass already), but a batch-invariant
+        # row runs alone, and must guess alike whoever is beside it
+        crowded = self.speculate_batch and len(self.rows) > self.speculate_batch
+        if crowded and not self.batch_invariant:
             return []
         room = row.max_new - len(row.ids)
         return lookup_draft(row.prompt + row.ids, min(self.speculate, room))
