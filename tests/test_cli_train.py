@@ -164,6 +164,24 @@ def test_the_card_gives_wall_time_in_a_unit_that_reads():
     assert [_duration(s) for s in (89.4, 2520, 31301)] == ["89 s", "42 min", "8.7 h"]
 
 
+def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):
+    import os
+
+    _, model = setup
+    run_dir = tmp_path / "run"
+    # stage 1 (sft/), then stage 2 trained on from it (single/sft/); written in that order
+    for n, (phase, tokens) in enumerate((("sft", 4_000_000), ("single/sft", 1_400_000))):
+        (run_dir / phase).mkdir(parents=True)
+        row = {"step": 5, "loss": 0.5, "tokens_seen": tokens, "elapsed_s": 90.0}
+        (run_dir / phase / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        os.utime(run_dir / phase / "metrics.jsonl", (n, n))
+    dest = tmp_path / "shipped"
+    assert run(["train", "ship", "--model", str(model), "--dest", str(dest), "--run",
+                str(run_dir)]) == 0  # fmt: skip
+    card = (dest / "README.md").read_text()
+    assert card.index("| sft | 5 | 4,000,000 |") < card.index("| single/sft | 5 | 1,400,000 |")
+
+
 def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
     from wideseek.eval.runner import RESULTS, RUN_INFO, ResultRow, RunInfo
 

@@ -117,7 +117,11 @@ def ship(
         typer.Option(help="The model's name in traces and reports (default: its directory's)."),
     ] = None,
     run: Annotated[
-        Path | None, typer.Option(help="SFT run directory: its phases go into the model card.")
+        Path | None,
+        typer.Option(
+            help="Training run directory: every phase under it (each metrics.jsonl: sft, a "
+            "second stage's single/sft, rl) goes into the model card."
+        ),
     ] = None,
     scores: Annotated[
         list[str] | None,
@@ -162,11 +166,10 @@ def ship(
     )
 
     figures, limits = _read_scores(scores or [])
-    phases = (
-        {p.parent.name: phase_summary(p) for p in sorted(run.glob("*/metrics.jsonl"))}
-        if run
-        else {}
-    )
+    # every training phase under the run, named by its directory: sft, single/sft (a second
+    # stage trained on from the first), rl ...
+    found = sorted(run.rglob("metrics.jsonl"), key=lambda p: p.stat().st_mtime) if run else []
+    phases = {p.parent.relative_to(run).as_posix(): phase_summary(p) for p in found}
     resolved = resolve_model(model)
     try:
         info = ModelInfo(name=name or resolved.name, limits=RecommendedLimits(**limits))
