@@ -1,4 +1,4 @@
-"""train/heap: freed heap handed back to the OS where the C library can (glibc), a no-op elsewhere."""
+"""train/heap: freed heap goes back to the OS where the C library can (glibc); else a no-op."""
 
 import platform
 
