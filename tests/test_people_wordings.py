@@ -17,7 +17,7 @@ from wideseek.runtime.table_request import infer_columns
 from wideseek.types import read_trajectories
 from wideseek.world import load_world
 from wideseek.world.oracle.engine import OracleEngine
-from wideseek.world.people_wordings import people_wording, training_wordings
+from wideseek.world.people_wordings import DEEP_PHRASINGS, people_wording, training_wordings
 from wideseek.world.reworded import DEEP_WORDINGS, TEMPLATE_QUESTION, WIDE_WORDINGS, wide_slots
 from wideseek.world.suites import suite_tasks
 from wideseek.world.wide_tasks import closing_line, table_instruction
@@ -34,6 +34,25 @@ def held_out_prefixes() -> tuple[str, ...]:
     return tuple(s.split("{")[0] for s in sentences if s.split("{")[0].strip())
 
 
+def deep_phrasings(task) -> list[str]:
+    slots = task.metadata["slots"]
+    return [p.format(*slots) for p in DEEP_PHRASINGS[task.metadata["shape"]]]
+
+
+def test_every_deep_shape_has_other_sentences_none_of_them_held_out(world):
+    shapes = {task.metadata["shape"] for task in suite_tasks(world, "deep", "train")}
+    assert shapes == set(DEEP_PHRASINGS) == set(DEEP_WORDINGS)
+    for shape, phrasings in DEEP_PHRASINGS.items():
+        assert DEEP_WORDINGS[shape] not in phrasings and len(set(phrasings)) == len(phrasings)
+
+
+def test_deep_people_wordings_use_the_shapes_other_sentences(world):
+    tasks = suite_tasks(world, "deep", "train")[:200]
+    worded = [people_wording(task, random.Random(i)).question for i, task in enumerate(tasks)]
+    other = sum(any(p in q for p in deep_phrasings(t)) for t, q in zip(tasks, worded, strict=True))
+    assert 0 < other < len(tasks)  # some keep the template's sentence, some take another
+
+
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_every_task_has_a_people_wording_sharing_nothing_with_the_held_out_ones(world, split):
     rng, prefixes = random.Random(0), held_out_prefixes()
@@ -46,7 +65,8 @@ def test_every_task_has_a_people_wording_sharing_nothing_with_the_held_out_ones(
                 assert new.metadata[TEMPLATE_QUESTION] == task.question
                 assert not any(line.startswith(prefixes) for line in new.question.split("\n"))
                 if suite == "deep":
-                    assert task.question.strip() in new.question
+                    sentences = [task.question.strip(), *deep_phrasings(task)]
+                    assert any(sentence in new.question for sentence in sentences)
                     continue
                 assert new.question != task.question
                 _, header, notes = wide_slots(task)
