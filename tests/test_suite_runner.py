@@ -68,7 +68,7 @@ def tiny_model(tmp_path_factory):
 
 
 async def sampled_tokens(
-    model, out, trials: int, tasks: int = 1, concurrency: int = 4
+    model, out, trials: int, tasks: int = 1, concurrency: int = 4, temperature: float = 1.0
 ) -> tuple[dict[tuple[str, int], list[list[int]]], int, bool]:
     """Response token ids of every turn, per (task, trial), of the first deep dev tasks run by
     a random model that samples (temperature 1) with a fixed seed; the engine's largest batch,
@@ -76,7 +76,7 @@ async def sampled_tokens(
     world = load_world()
     chosen = suite_tasks(world, "deep", "dev")[:tasks]
     agent = AgentConfig(
-        mode="single", temperature=1.0, seed=7, single_turns=2, max_response_tokens=12
+        mode="single", temperature=temperature, seed=7, single_turns=2, max_response_tokens=12
     )
     config = Config(
         agent=agent,
@@ -120,3 +120,12 @@ async def test_a_seeded_run_reproduces_every_token_at_any_concurrency(tiny_model
     assert all(invariant for _, _, invariant in runs.values())
     assert len(runs[1][0]) == 8
     assert runs[1][0] == runs[2][0] == runs[8][0]
+
+
+async def test_a_seeded_greedy_run_decodes_batch_invariantly_too(tiny_model, tmp_path):
+    # `train eval` is greedy with agent.seed 0: two of its runs must agree token for token
+    # (batched, two identical runs of the shipped model differed on 8 of 20 wide tasks)
+    _, largest, invariant = await sampled_tokens(
+        tiny_model, tmp_path, trials=1, tasks=4, concurrency=8, temperature=0.0
+    )
+    assert invariant and largest > 2

@@ -98,8 +98,8 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
     except ImportError as e:
         raise EngineError(f"a local model needs the [local] extra ({e.name} missing)") from None
     invariant = engine_cfg.batch_invariant
-    if invariant is None:  # a seeded sampling run should reproduce whatever else is in flight
-        invariant = agent.seed is not None and agent.temperature > 0
+    if invariant is None:  # a seeded run (sampled or greedy, e.g. `train eval`) reproduces
+        invariant = agent.seed is not None  # whatever else is in flight
     return LocalEngine(
         model,
         seed=agent.seed or 0,
