@@ -1,14 +1,15 @@
 """Give freed heap memory back to the operating system between training steps.
 
 The default model's CPU SFT run (micro-batches of 4,096 tokens x 8) grew ~0.5 GB a step, from
-10 GB to 22.8 GB, where the OOM killer ended it, although the loop keeps no tensors. Its
-micro-batches change shape every time (batches are bucketed by length), and glibc's allocator
-keeps the freed blocks of one shape's activations in its arenas, where the next shape cannot
-always reuse them, instead of returning them. `malloc_trim(0)` hands the free pages back; it
+10 GB to 22.8 GB, where the OOM killer ended it, although the loop keeps no tensors. The
+likely cause: its micro-batches change shape every time (batches are bucketed by length), and
+glibc's allocator keeps the freed blocks of one shape's activations in its arenas, where the
+next shape cannot always reuse them. `malloc_trim(0)` hands the free pages back; it
 costs milliseconds against a step of seconds. `bench/sft_memory.py` measured it on the real
 trainer (12 one-micro-batch steps, default recipe): without it each step's peak memory rose from
 5.8 GB to 9.0-9.6 GB within four steps and stayed there; with it the peaks went down again
-(5.6-9.1 GB, following each batch's size).
+(5.6-9.1 GB, following each batch's size). Whether it stops the long run's growth is still
+to be seen over more steps than the bench's.
 """
 
 from __future__ import annotations
