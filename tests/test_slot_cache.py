@@ -63,3 +63,15 @@ def test_release_frees_and_regrows_zeroed():
     assert c.slots == 0
     c.reserve(1, 2)
     assert not torch.isnan(c.keys[0]).any()  # masked columns must never hold NaN
+
+
+def test_growing_columns_with_fewer_rows_running_keeps_every_slot():
+    # an evaluation crashed 12 of 20 wide tasks with "expanded size 27 vs existing 32": a batch
+    # that had held 32 rows, down to 11, needed more columns, and growth shrank the rows to 27
+    c = cache()
+    c.reserve(32, 4)
+    c.plan(31, torch.arange(4).unsqueeze(0))
+    c.update(states(1, 4, 5.0), states(1, 4, 6.0), 0)
+    c.reserve(11, 9)
+    assert c.slots == 32 and c.capacity >= 9
+    assert torch.all(c.keys[0][31, :, :4] == 5.0)  # the slot past the running rows is kept

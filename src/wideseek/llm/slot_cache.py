@@ -61,7 +61,9 @@ class SlotCache:
         """Make room for `rows` slots of `columns` tokens, keeping what is stored."""
         if rows <= self.slots and columns <= self.capacity:
             return
-        new_rows = max(rows, min(2 * self.slots, rows + 16))
+        # each dimension grows only when asked to: a batch down to fewer rows than it once
+        # held still keeps every slot (growing columns must not shrink the rows)
+        new_rows = max(rows, min(2 * self.slots, rows + 16)) if rows > self.slots else self.slots
         new_cols = max(columns, 2 * self.capacity) if columns > self.capacity else self.capacity
         for buffers in (self.keys, self.values):
             for i, old in enumerate(buffers):
