@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import sys
 
-import typer
+from wideseek.cli.common import command_group, run_cli
 
-from wideseek.cli.common import run_cli
-
-app = typer.Typer(
+app = command_group(
     name="wideseek",
     help="Broad information seeking: a lead agent splits a wide question, parallel subagents "
     "search and read, the lead assembles a markdown table.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="markdown",
 )
 
 

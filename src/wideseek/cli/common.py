@@ -19,6 +19,13 @@ try:  # recent typer runs on its own copy of click and no longer installs the cl
 except ImportError:  # older typer: click itself
     from click import exceptions as click_exceptions
 
+
+def command_group(**options) -> typer.Typer:
+    """A Typer app (the root or a command group) with the help rendering every command shares:
+    descriptions reflowed to the terminal (markdown), not printed with the docstring's breaks."""
+    return typer.Typer(rich_markup_mode="markdown", **options)
+
+
 # A command group run without arguments: its "error" is the help page, shown as is.
 _NO_ARGS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 

@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wideseek.cli.common import note_default_engine
+from wideseek.cli.common import command_group, note_default_engine
 from wideseek.cli.options import (
     LenientTablesOpt,
     build_config,
@@ -53,8 +53,7 @@ from wideseek.runtime import (
 from wideseek.types import Task
 from wideseek.world.suites import Split, Suite
 
-app = typer.Typer(
-    rich_markup_mode="markdown",
+app = command_group(
     help="Run the agents on a benchmark N times, score, and keep every trajectory.",
     no_args_is_help=True,
 )

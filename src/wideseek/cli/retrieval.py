@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
+from wideseek.cli.common import command_group
 from wideseek.errors import UsageError
 
-app = typer.Typer(
-    rich_markup_mode="markdown", help="Retrieval service (/retrieve, /access) over a local corpus."
-)
+app = command_group(help="Retrieval service (/retrieve, /access) over a local corpus.")
 
 
 @app.command()

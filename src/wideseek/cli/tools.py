@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from wideseek.cli.common import command_group
 from wideseek.cli.options import (
     AccessBackendName,
     ConfigOpt,
@@ -25,9 +26,7 @@ from wideseek.cli.options import (
 from wideseek.config import load_config
 from wideseek.web_config import SEARCH_NAMES, WebToolsConfig
 
-app = typer.Typer(
-    rich_markup_mode="markdown", help="Web search and page access backends.", no_args_is_help=True
-)
+app = command_group(help="Web search and page access backends.", no_args_is_help=True)
 
 SearchesOpt = Annotated[
     list[SearchBackendName] | None,

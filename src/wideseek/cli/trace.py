@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from wideseek.cli.common import command_group
 from wideseek.cli.views import trace_tree
 from wideseek.errors import UsageError
 from wideseek.types import read_trajectories
 
-app = typer.Typer(
-    rich_markup_mode="markdown", help="Inspect trajectory files.", no_args_is_help=True
-)
+app = command_group(help="Inspect trajectory files.", no_args_is_help=True)
 
 
 @app.command("show")

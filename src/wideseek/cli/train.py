@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
+from wideseek.cli.common import command_group
 from wideseek.cli.eval import with_eval_limits
 from wideseek.errors import UsageError
 from wideseek.runtime import EvalLimits
 
-app = typer.Typer(
-    rich_markup_mode="markdown",
+app = command_group(
     help="Train the model: LoRA SFT of SmolLM2-135M, multi-agent RL, dev evaluation, shipping.",
     no_args_is_help=True,
 )

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from wideseek.cli.common import command_group
 from wideseek.cli.options import DEFAULT_PROFILE, Mode, Profile
 from wideseek.runtime.oracle_run import OracleSummary, run_oracle
 from wideseek.world import build_world, load_world, pack_world
@@ -22,8 +23,7 @@ from wideseek.world.stats import ROW_BUCKETS, all_wide_stats, deep_stats
 from wideseek.world.suites import Split, Suite
 from wideseek.world.wide_tasks import SPLITS
 
-world_app = typer.Typer(
-    rich_markup_mode="markdown",
+world_app = command_group(
     help="Build, pack and inspect the offline world (corpus + task suites).",
 )
 console = Console()
