@@ -17,7 +17,6 @@ The default recipe's demonstrations must exist (scripts/train_default_model.sh's
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from wideseek.io import iter_jsonl
 
 # The child runs the CLI itself; the "off" arm first replaces the heap release with a no-op,
 # before the trainer's module imports it.
@@ -56,8 +57,8 @@ def last_step(metrics: Path) -> int:
     """The newest step metrics.jsonl records (0 before the first)."""
     if not metrics.exists():
         return 0
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    steps = [row["step"] for row in rows if "step" in row]
+    # iter_jsonl skips a torn last line: the trainer may be writing it as we read
+    steps = [row["step"] for _, row in iter_jsonl(metrics) if "step" in row]
     return steps[-1] if steps else 0
 
 
