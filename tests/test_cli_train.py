@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
@@ -119,7 +120,9 @@ def test_bad_run_files_are_one_line_errors(setup, tmp_path, capsys):
 def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_path, capsys):
     from wideseek.config import AgentConfig
     from wideseek.llm.local import LocalEngine
+    from wideseek.llm.resolved_model import resolve_model
     from wideseek.runtime import with_model_defaults
+    from wideseek.train.shipping import weights_dtypes
 
     _, model = setup
     limits = {"lead_turns": 4, "subagent_turns": 5, "max_response_tokens": 64}
@@ -136,6 +139,8 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     assert "lead_turns 4" in card and "| limits |" not in card
     assert json.loads((dest / "wideseek.json").read_text()) == {"name": "my-model",
                                                                 "limits": limits}  # fmt: skip
+    assert "stored in bfloat16, cast when shipped from the float32" in card
+    assert weights_dtypes(resolve_model(dest)) == {"bfloat16"}  # half the bytes on disk
     engine = LocalEngine(dest)
     assert engine.model_name == "my-model"  # read from the directory
     assert engine.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
@@ -162,6 +167,33 @@ def test_the_card_gives_wall_time_in_a_unit_that_reads():
 
     # a GPU run of seconds and a CPU run resumed over days, in one column
     assert [_duration(s) for s in (89.4, 2520, 31301)] == ["89 s", "42 min", "8.7 h"]
+
+
+def test_ship_casts_weights_only_when_asked_to_a_new_dtype(setup, tmp_path):
+    from safetensors.torch import load_file
+
+    from wideseek.llm.resolved_model import resolve_model
+    from wideseek.train.shipping import weights_dtypes
+
+    _, model = setup
+    trained = load_file(model / "model.safetensors")
+    base = ["train", "ship", "--model", str(model)]
+    assert run([*base, "--dest", str(tmp_path / "kept"), "--weights-dtype", "keep"]) == 0
+    assert (tmp_path / "kept" / "model.safetensors").read_bytes() == (
+        model / "model.safetensors"
+    ).read_bytes()
+    assert "stored in" not in (tmp_path / "kept" / "README.md").read_text()
+    assert run([*base, "--dest", str(tmp_path / "half")]) == 0
+    half = load_file(tmp_path / "half" / "model.safetensors")
+    assert half.keys() == trained.keys()
+    for name, tensor in trained.items():  # the same values, rounded to bf16
+        assert half[name].dtype == torch.bfloat16
+        assert torch.equal(half[name], tensor.to(torch.bfloat16)), name
+    # shipping the shipped model again casts nothing and says nothing about it
+    assert run(["train", "ship", "--model", str(tmp_path / "half"), "--dest",
+                str(tmp_path / "again")]) == 0  # fmt: skip
+    assert weights_dtypes(resolve_model(tmp_path / "again")) == {"bfloat16"}
+    assert "stored in" not in (tmp_path / "again" / "README.md").read_text()
 
 
 def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -103,6 +103,8 @@ def eval_(
     )  # fmt: skip
 
 
+WeightsDtype = Literal["bfloat16", "float16", "float32", "keep"]
+
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:
 wideseek world oracle --suite wide --split train --limit 800
 wideseek world oracle --suite deep --split train --limit 1000
@@ -147,6 +149,13 @@ def ship(
         Path | None, typer.Option(help="Where to install (default: inside the package).")
     ] = None,
     notes: Annotated[str, typer.Option(help="A paragraph for the model card.")] = "",
+    weights_dtype: Annotated[
+        WeightsDtype,
+        typer.Option(
+            help="Store the floating-point weights in this dtype ('keep': as trained). bfloat16 "
+            "halves an fp32 adapter; what the rounding changes: bench/adapter_dtype.py."
+        ),
+    ] = "bfloat16",
     errors: Annotated[
         list[str] | None,
         typer.Option(
@@ -168,6 +177,7 @@ def ship(
         phase_summary,
         saved_parameters,
         ship_model,
+        weights_dtypes,
     )
 
     figures, limits = _read_scores(scores or [])
@@ -190,11 +200,20 @@ def ship(
             analyses[label] = failure_lines(Path(directory))
         except FileNotFoundError as e:
             raise UsageError(f"--errors: {e}") from e
+    trained = weights_dtypes(resolved)
+    cast = None if weights_dtype == "keep" or trained == {weights_dtype} else weights_dtype
+    if cast:
+        stored = (
+            f"Its weights are stored in {cast}, cast when shipped from the "
+            f"{'/'.join(sorted(trained))} it was trained in; the scores below are of the model "
+            "directory it was shipped from."
+        )
+        notes = f"{stored}\n\n{notes}" if notes else stored
     card = model_card(info, resolved, parameters, phases, figures, reproduce, notes, analyses)
     cap = max_new_tokens or info.limits.max_response_tokens or 512
     generation = {"do_sample": not greedy, "max_new_tokens": cap}
     target = dest or package_model_dir()
-    names = ship_model(resolved, target, generation, card, info)
+    names = ship_model(resolved, target, generation, card, info, cast)
     typer.echo(f"shipped {len(names)} files ({parameters:,} parameters) to {target}")
 
 

@@ -6,7 +6,8 @@ chat template) from the resolved `model`'s directory to `dest`, sets the recomme
 settings in its `generation_config.json` and writes `info` (the model's name and the agent
 limits its scores were taken under) as `wideseek.json` (the runtime applies both where a user
 sets nothing; see `runtime.with_model_defaults`), writes the model card `card` as `README.md`,
-and replaces `dest` atomically. Training state (optimizer, RNG) stays behind.
+and replaces `dest` atomically; the weights can be cast on the way (`cast_weights`: the default
+model is trained in fp32 and shipped in bf16). Training state (optimizer, RNG) stays behind.
 
 It knows model directories on disk, not how they were trained or evaluated.
 """
@@ -46,9 +47,12 @@ class ShipError(WideseekError, ValueError):
 
 
 def ship_model(
-    model: ResolvedModel, dest: Path, generation: dict[str, Any], card: str, info: ModelInfo
-) -> list[str]:
-    """Copy the loadable files of `model` to `dest` (see module docstring); their names."""
+    model: ResolvedModel, dest: Path, generation: dict[str, Any], card: str, info: ModelInfo,
+    weights_dtype: str | None = None,
+) -> list[str]:  # fmt: skip
+    """Copy the loadable files of `model` to `dest` (see module docstring), its floating-point
+    weights cast to `weights_dtype` (a torch dtype name, e.g. "bfloat16"; None: as saved);
+    their names."""
     source = model.dir
     required = REQUIRED_ADAPTER if model.is_adapter else REQUIRED
     missing = [name for name in required if not (source / name).is_file()]
@@ -58,7 +62,10 @@ def ship_model(
 
     def write(tmp: Path) -> None:
         for name in names:
-            shutil.copyfile(source / name, tmp / name)
+            if weights_dtype and name.endswith(".safetensors"):
+                cast_weights(source / name, tmp / name, weights_dtype)
+            else:
+                shutil.copyfile(source / name, tmp / name)
         path = tmp / "generation_config.json"
         saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         path.write_text(json.dumps({**saved, **generation}, indent=2) + "\n", encoding="utf-8")
@@ -69,17 +76,54 @@ def ship_model(
     return sorted({*names, "generation_config.json", "wideseek.json", "README.md"})
 
 
+def weights_dtypes(model: ResolvedModel) -> set[str]:
+    """The dtypes of the floating-point tensors in the model's (or adapter's) weights file, as
+    torch names ("float32", "bfloat16")."""
+    from safetensors import SafetensorError, safe_open
+
+    names = {"F64": "float64", "F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+    try:
+        with safe_open(str(_weights_file(model)), "pt") as weights:
+            found = {weights.get_slice(k).get_dtype() for k in weights.keys()}  # noqa: SIM118
+    except (OSError, SafetensorError) as e:
+        raise ShipError(f"{model.dir}: not a model directory ({e})") from e
+    return {names[d] for d in found if d in names}
+
+
+def cast_weights(source: Path, dest: Path, dtype: str) -> None:
+    """Write `source`'s safetensors file to `dest` with every floating-point tensor cast to
+    `dtype` (integer tensors and the file's metadata kept). Halves an fp32 adapter on disk; a
+    CPU engine runs the base in bf16 and merges the adapter into it anyway."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    target = getattr(torch, dtype)
+    with safe_open(str(source), "pt") as weights:
+        metadata = weights.metadata()
+        tensors = {
+            k: t.to(target) if t.is_floating_point() else t
+            for k in weights.keys()  # noqa: SIM118
+            for t in [weights.get_tensor(k)]
+        }
+    save_file(tensors, str(dest), metadata=metadata)
+
+
+def _weights_file(model: ResolvedModel) -> Path:
+    return model.dir / ("adapter_model.safetensors" if model.is_adapter else "model.safetensors")
+
+
 def saved_parameters(model: ResolvedModel) -> int:
     """Parameters stored in the directory's safetensors file (tied weights are stored once; an
     adapter's own, not its base's)."""
     from safetensors import SafetensorError, safe_open
 
-    name = "adapter_model.safetensors" if model.is_adapter else "model.safetensors"
+    path = _weights_file(model)
     try:
-        with safe_open(str(model.dir / name), "pt") as weights:
+        with safe_open(str(path), "pt") as weights:
             return sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118
     except (OSError, SafetensorError) as e:
-        raise ShipError(f"{model.dir}: not a model directory ({name}: {e})") from e
+        raise ShipError(f"{model.dir}: not a model directory ({path.name}: {e})") from e
 
 
 def phase_summary(metrics_path: Path) -> dict[str, Any]:
