@@ -15,6 +15,7 @@ same fp32 adapter, the scale the cast's effect is to be read against.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -68,10 +69,7 @@ def main() -> None:
     print(f"{len(examples)} agent conversations, {positions} trained positions")
     with tempfile.TemporaryDirectory() as tmp:
         cast = Path(tmp) / "bf16"
-        cast.mkdir()
-        for f in args.model.iterdir():
-            if f.is_file():
-                (cast / f.name).write_bytes(f.read_bytes())
+        shutil.copytree(args.model, cast)
         cast_weights(
             args.model / "adapter_model.safetensors", cast / "adapter_model.safetensors", "bfloat16"
         )
