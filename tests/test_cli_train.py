@@ -226,6 +226,7 @@ def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
     rows = [
         ResultRow(instance_id="a", trial=0, scores=short, failures={"malformed_call": 2}),
         ResultRow(instance_id="b", trial=0, scores={"item_f1": 0.0, "msg": "no markdown table"}),
+        ResultRow(instance_id="c", trial=0, language="zh", scores={"item_f1": 0.5}),
     ]
     (wide / RESULTS).write_text("".join(r.model_dump_json() + "\n" for r in rows))
     dest = tmp_path / "shipped"
@@ -235,6 +236,7 @@ def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
     assert "## Where it fails" in card and "### test multi" in card
     assert "| 21+ | 1 | 0.300 | 3.0 | 25.0 |" in card
     assert "no markdown table ×1" in card and "malformed_call 2" in card
+    assert "By language: wide item F1 en 0.150, zh 0.500." in card
 
 
 @pytest.mark.parametrize(

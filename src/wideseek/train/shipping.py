@@ -234,14 +234,21 @@ def model_card(
 
 def failure_lines(run_dir: Path) -> list[str]:
     """The error analysis of an evaluation (a run directory, or one holding a run per suite):
-    the wide answers' sizes against the gold (eval.error_analysis) and the agents' failure
-    flags, as markdown."""
+    the headline figures by language, the wide answers' sizes against the gold
+    (eval.error_analysis) and the agents' failure flags, as markdown."""
     from wideseek.eval.error_analysis import error_analysis_lines
-    from wideseek.eval.report import failure_totals, find_runs
+    from wideseek.eval.report import by_language, failure_totals, find_runs
     from wideseek.eval.runner import read_results
 
     rows = [row for run in find_runs(run_dir) for row in read_results(run)]
-    lines = error_analysis_lines(rows)
+    languages = by_language(rows)
+    figures = [
+        f"{label} " + ", ".join(f"{lang} {s[key]:.3f}" for lang, s in languages.items() if key in s)
+        for key, label in (("item_f1_avg", "wide item F1"), ("em_avg", "deep EM"))
+        if any(key in s for s in languages.values())
+    ]
+    lines = [f"By language: {'; '.join(figures)}.", ""] if len(languages) > 1 and figures else []
+    lines += error_analysis_lines(rows)
     flags = failure_totals(rows)
     if flags:
         listed = ", ".join(f"{name} {count}" for name, count in flags.most_common())
