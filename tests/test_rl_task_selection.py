@@ -5,6 +5,7 @@ outcomes."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -157,6 +158,41 @@ def test_the_pass_rate_window_is_measured_once_and_reused_on_resume(model_dir, t
     again = RLTrainer(cfg.model_copy(update={"steps": 3}), show_progress=False)
     with pytest.raises(WideseekError, match="at step 2 and cannot measure them again"):
         again.train()
+
+
+def test_a_run_can_take_another_runs_measurement_so_every_arm_trains_on_one_slice(
+    model_dir, tmp_path, capsys
+):
+    window = PassRateWindow(min=0.1, max=0.9, samples=2)
+    first = config(
+        model_dir, tmp_path / "s1", steps=1, select=TaskSelection(first=4, pass_rate=window)
+    )
+    a, b = (t.id for t in RLTrainer(first, show_progress=False).pool[:2])
+    RLTrainer(first, show_progress=False, reward=scripted({a: "all", b: "half"})).train()
+    measured = json.loads((tmp_path / "s1" / "pass-rates.json").read_text())
+    assert measured["model"] == str(model_dir)
+    capsys.readouterr()
+    # another seed and the single agent: no measurement of its own, the first run's slice
+    borrowing = window.model_copy(update={"measured_in": str(tmp_path / "s1")})
+    select = TaskSelection(first=4, pass_rate=borrowing)
+    other = first.model_copy(update={"out_dir": str(tmp_path / "s2"), "seed": 7,
+                                     "mode": "single", "select": select})  # fmt: skip
+    trainer = RLTrainer(other, show_progress=False, reward=scripted({}))  # solves nothing
+    trainer.train()
+    assert [t.id for t in trainer.pool] == [b] and trained_ids(tmp_path / "s2", 1) == {b}
+    assert not (tmp_path / "s2" / "pass-rate").exists()
+    assert json.loads((tmp_path / "s2" / "pass-rates.json").read_text()) == measured
+    assert "as " + str(tmp_path / "s1" / "pass-rates.json") in capsys.readouterr().err
+    # a measurement of another start model (here a copy elsewhere), or none: one line each
+    copy = shutil.copytree(model_dir, tmp_path / "copy")
+    nowhere = window.model_copy(update={"measured_in": str(tmp_path / "none")})
+    for update, message in [
+        ({"model": str(copy)}, "measured on model"),
+        ({"select": TaskSelection(first=4, pass_rate=nowhere)}, "no pass-rates.json there"),
+    ]:
+        bad = other.model_copy(update={"out_dir": str(tmp_path / "s3"), **update})
+        with pytest.raises(WideseekError, match=message):
+            RLTrainer(bad, show_progress=False).train()
 
 
 def test_flat_groups_are_replaced_by_other_tasks_groups_and_counted(model_dir, tmp_path):

@@ -15,7 +15,8 @@ reads are declared below and set by the trainer) that runs on the main process o
 - `_fresh_dir(path, settings, sampler, ...)`: a run folder reused only when the same settings
   and weights recent enough (`max_staleness`) made it; else discarded (one note) and stamped.
 - `pass_rate_pool()`: the pool narrowed to `select.pass_rate`'s window, the start model's pass
-  rates measured before step 1 (`measure_pass_rates`) and read back, never re-measured, later.
+  rates measured before step 1 (`measure_pass_rates`; or another run's, `borrowed_pass_rates`)
+  and read back, never re-measured, later.
 Sampling is untruncated (top_p 1, no top-k): the update's logprobs are untruncated too. It
 knows rollouts, run folders and engines; the update and checkpoints are the trainer's.
 """
@@ -278,7 +279,10 @@ class StepSampling:
         settings = digest(settings_of(self.config, include=MEASURED), window.samples)
         rates = PassRates.read(self.out)
         if self.step == 0:
-            if rates is None or rates.settings != settings or rates.missing(self.pool):
+            if window.measured_in is not None:
+                rates = self.borrowed_pass_rates(Path(window.measured_in))
+                rates.write(self.out)  # the run keeps the rates it trained on
+            elif rates is None or rates.settings != settings or rates.missing(self.pool):
                 rates = self.measure_pass_rates(settings, window.samples)
         elif rates is None or rates.missing(self.pool):
             missing = "none" if rates is None else ", ".join(rates.missing(self.pool)[:3])
@@ -311,6 +315,26 @@ class StepSampling:
         outcomes: dict[str, list[float]] = defaultdict(list)
         for trajectory in asyncio.run(run):
             outcomes[trajectory.task.id].append(self.reward.outcome.fn(trajectory.task, trajectory))
-        rates = PassRates(settings=settings, samples=samples, outcomes=dict(outcomes))
+        rates = PassRates(
+            settings=settings, samples=samples, outcomes=dict(outcomes), model=self.config.model
+        )
         rates.write(self.out)
+        return rates
+
+    def borrowed_pass_rates(self, run_dir: Path) -> PassRates:
+        """`select.pass_rate.measured_in`'s measurement, checked to be of this run's start
+        model and to cover its pool."""
+        where = f"select.pass_rate.measured_in {run_dir}"
+        rates = PassRates.read(run_dir)
+        if rates is None:
+            raise WideseekError(f"{where}: no {PASS_RATES} there; run the measuring run first")
+        if rates.model != self.config.model:
+            raise WideseekError(
+                f"{where}: measured on model {rates.model!r}, this run starts from "
+                f"{self.config.model!r}"
+            )
+        missing = rates.missing(self.pool)
+        if missing:
+            raise WideseekError(f"{where}: no rates for {', '.join(missing[:3])} of this pool")
+        note(f"the start model's pass rates as {run_dir / PASS_RATES} measured them")
         return rates

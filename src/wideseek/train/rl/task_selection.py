@@ -11,7 +11,8 @@ Contract:
   its rollouts with an outcome >= `solved_at`, and `in_window(pool, window)` keeps the tasks
   whose rate lies in [min, max]: those the start model solves sometimes, whose groups are
   likely to carry signal. The trainer measures them once, before step 1, and a resumed run
-  reads them back (trained weights would measure something else).
+  reads them back (trained weights would measure something else). A run can take another
+  run's measurement instead (`measured_in`): the same slice for every seed and mode.
 - `step_tasks(pool, step, per_step, seed)`: the tasks of step `step` (0-based), a seeded order
   of the pool, cycled: the position is the step number, so a resumed run continues with the
   same tasks.
@@ -52,6 +53,12 @@ class PassRateWindow(BaseModel):
         le=1,
         description="a rollout solved its task when its outcome (item F1 of a wide task, the "
         "QA metric of a deep one) is at least this",
+    )
+    measured_in: str | None = Field(
+        None,
+        description="a run directory whose measurement (its pass-rates.json, of the same start "
+        "model) this run uses instead of measuring its own: every seed and mode of a comparison "
+        "then trains on one slice, measured once; None: measure here",
     )
 
     @model_validator(mode="after")
@@ -130,6 +137,7 @@ class PassRates(BaseModel):
     settings: str
     samples: int
     outcomes: dict[str, list[float]]
+    model: str | None = None  # the start model as the run file named it (None: not recorded)
 
     def rate(self, task_id: str, solved_at: float) -> float:
         scores = self.outcomes[task_id]
