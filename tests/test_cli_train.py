@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import shutil
 
 import pytest
@@ -184,7 +185,11 @@ def test_ship_casts_weights_only_when_asked_to_a_new_dtype(setup, tmp_path):
     ).read_bytes()
     assert "stored in" not in (tmp_path / "kept" / "README.md").read_text()
     assert run([*base, "--dest", str(tmp_path / "half")]) == 0
-    half = load_file(tmp_path / "half" / "model.safetensors")
+    shipped = tmp_path / "half" / "model.safetensors"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert shipped.stat().st_mode & 0o777 == 0o644 & ~umask  # readable by all, not save_file's 0600
+    half = load_file(shipped)
     assert half.keys() == trained.keys()
     for name, tensor in trained.items():  # the same values, rounded to bf16
         assert half[name].dtype == torch.bfloat16

@@ -114,6 +114,12 @@ def _umask() -> int:
     return mask
 
 
+def share_file(path: str | Path) -> None:
+    """Give a file the permissions a plain write would (0644 less the umask), for writers that
+    make theirs private (safetensors' save_file: 0600), so a shipped model is readable by all."""
+    Path(path).chmod(0o644 & ~_umask())
+
+
 def atomic_write_dir(
     write: Callable[[Path], object],
     out_dir: str | Path,

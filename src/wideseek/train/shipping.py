@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from wideseek.errors import WideseekError
-from wideseek.io import atomic_write_dir, iter_jsonl
+from wideseek.io import atomic_write_dir, iter_jsonl, share_file
 from wideseek.llm.model_dir import ADAPTER_CONFIG, ModelInfo, read_json_object, write_model_info
 from wideseek.llm.resolved_model import ResolvedModel
 
@@ -92,8 +92,8 @@ def weights_dtypes(model: ResolvedModel) -> set[str]:
 
 def cast_weights(source: Path, dest: Path, dtype: str) -> None:
     """Write `source`'s safetensors file to `dest` with every floating-point tensor cast to
-    `dtype` (integer tensors and the file's metadata kept). Halves an fp32 adapter on disk; a
-    CPU engine runs the base in bf16 and merges the adapter into it anyway."""
+    `dtype` (integer tensors and the file's metadata kept): bf16 halves an fp32 adapter on
+    disk (what its rounding changes: bench/adapter_dtype.py)."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -107,6 +107,7 @@ def cast_weights(source: Path, dest: Path, dtype: str) -> None:
             for t in [weights.get_tensor(k)]
         }
     save_file(tensors, str(dest), metadata=metadata)
+    share_file(dest)  # save_file writes 0600; a model in the package is read by every user
 
 
 def _weights_file(model: ResolvedModel) -> Path:
