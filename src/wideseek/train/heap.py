@@ -8,8 +8,9 @@ next shape cannot always reuse them. `malloc_trim(0)` hands the free pages back;
 costs milliseconds against a step of seconds. `bench/sft_memory.py` measured it on the real
 trainer (12 one-micro-batch steps, default recipe): without it each step's peak memory rose from
 5.8 GB to 9.0-9.6 GB within four steps and stayed there; with it the peaks went down again
-(5.6-9.1 GB, following each batch's size). Whether it stops the long run's growth is still
-to be seen over more steps than the bench's.
+(5.6-9.1 GB, following each batch's size). Over a longer run it slows the growth without
+stopping it: stage 2 of the default model still climbed ~0.3 GB a step at its peaks (~11 to
+17 GB over 21 steps); jemalloc holds such a run at 2-6 GB at a cost in speed (README, Train).
 """
 
 from __future__ import annotations
