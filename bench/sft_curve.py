@@ -23,9 +23,9 @@ from wideseek.train.shipping import phase_summary
 
 def summary(path: Path) -> str:
     phase = phase_summary(path)
-    hours = phase["wall_s"] / 3600
-    speed = phase["tokens"] / phase["wall_s"] if phase["wall_s"] else 0.0
-    return (f"{path}: {phase['steps']} steps, {phase['tokens']:,} tokens in {hours:.2f} h of "
+    hours = phase.wall_s / 3600
+    speed = phase.tokens / phase.wall_s if phase.wall_s else 0.0
+    return (f"{path}: {phase.steps} steps, {phase.tokens:,} tokens in {hours:.2f} h of "
             f"wall time over all its processes = {speed:,.0f} tokens/s")  # fmt: skip
 
 

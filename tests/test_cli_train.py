@@ -160,7 +160,7 @@ def test_a_resumed_phase_reports_the_wall_time_of_every_process(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     phase = phase_summary(metrics)
-    assert (phase["steps"], phase["tokens"], phase["wall_s"]) == (5, 50, 200 + 180 + 95)
+    assert (phase.steps, phase.tokens, phase.wall_s) == (5, 50, 200 + 180 + 95)
 
 
 def test_the_card_gives_wall_time_in_a_unit_that_reads():
@@ -217,6 +217,31 @@ def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):
                 str(run_dir)]) == 0  # fmt: skip
     card = (dest / "README.md").read_text()
     assert card.index("| sft | 5 | 4,000,000 |") < card.index("| single/sft | 5 | 1,400,000 |")
+
+
+def test_a_model_trained_on_from_a_shipped_one_cards_both_histories(setup, tmp_path):
+    from wideseek.llm.model_dir import read_model_info
+
+    _, model = setup
+    run_dir = tmp_path / "run"
+    (run_dir / "sft").mkdir(parents=True)
+    row = {"step": 190, "loss": 0.008, "tokens_seen": 4_679_784, "elapsed_s": 31_200.0}
+    (run_dir / "sft" / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    first = tmp_path / "first"
+    assert run(["train", "ship", "--model", str(model), "--dest", str(first), "--run",
+                str(run_dir)]) == 0  # fmt: skip
+    assert read_model_info(first).training["sft"].tokens == 4_679_784  # kept with the weights
+    # stage 2 in another run (the first run's metrics gone), trained on from the shipped model
+    second_run = tmp_path / "second"
+    (second_run / "single" / "sft").mkdir(parents=True)
+    row = {"step": 28, "loss": 0.02, "tokens_seen": 900_000, "elapsed_s": 2_900.0}
+    (second_run / "single" / "sft" / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    dest = tmp_path / "shipped"
+    assert run(["train", "ship", "--model", str(model), "--dest", str(dest), "--run",
+                str(second_run), "--trained-from", str(first)]) == 0  # fmt: skip
+    card = (dest / "README.md").read_text()
+    assert card.index("| sft | 190 | 4,679,784 | 8.7 h |") < card.index("| single/sft | 28 |")
+    assert list(read_model_info(dest).training) == ["sft", "single/sft"]
 
 
 def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):

@@ -130,6 +130,13 @@ def ship(
             "second stage's single/sft, rl) goes into the model card."
         ),
     ] = None,
+    trained_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="The shipped model directory this one was trained on from (e.g. the package's "
+            "model): the phases its wideseek.json records head the card, before --run's."
+        ),
+    ] = None,
     scores: Annotated[
         list[str] | None,
         typer.Option(
@@ -168,7 +175,7 @@ def ship(
     limits it was evaluated with (wideseek.json), which ask and eval then use by default."""
     from pydantic import ValidationError
 
-    from wideseek.llm.model_dir import ModelInfo, RecommendedLimits
+    from wideseek.llm.model_dir import ModelInfo, RecommendedLimits, read_model_info
     from wideseek.llm.resolved_model import resolve_model
     from wideseek.runtime import package_model_dir
     from wideseek.train.shipping import (
@@ -184,10 +191,13 @@ def ship(
     # every training phase under the run, named by its directory: sft, single/sft (a second
     # stage trained on from the first), rl ...
     found = sorted(run.rglob("metrics.jsonl"), key=lambda p: p.stat().st_mtime) if run else []
-    phases = {p.parent.relative_to(run).as_posix(): phase_summary(p) for p in found}
+    phases = dict(read_model_info(resolve_model(trained_from).dir).training if trained_from else {})
+    phases |= {p.parent.relative_to(run).as_posix(): phase_summary(p) for p in found}
     resolved = resolve_model(model)
     try:
-        info = ModelInfo(name=name or resolved.name, limits=RecommendedLimits(**limits))
+        info = ModelInfo(
+            name=name or resolved.name, limits=RecommendedLimits(**limits), training=phases
+        )
     except ValidationError as e:
         raise UsageError(f"--scores: unusable limits {limits} ({e.errors()[0]['msg']})") from e
     parameters = saved_parameters(resolved)
@@ -209,7 +219,7 @@ def ship(
             "directory it was shipped from."
         )
         notes = f"{stored}\n\n{notes}" if notes else stored
-    card = model_card(info, resolved, parameters, phases, figures, reproduce, notes, analyses)
+    card = model_card(info, resolved, parameters, figures, reproduce, notes, analyses)
     cap = max_new_tokens or info.limits.max_response_tokens or 512
     generation = {"do_sample": not greedy, "max_new_tokens": cap}
     target = dest or package_model_dir()

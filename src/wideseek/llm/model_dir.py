@@ -128,6 +128,19 @@ class RecommendedLimits(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class TrainingPhase(BaseModel):
+    """One phase a model was trained through (train/shipping.phase_summary), kept with the
+    weights so that a model trained on from a shipped one still cards its whole history."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    wall_s: float = Field(ge=0)
+    loss: float | None = None
+    eval: dict[str, Any] = Field(default_factory=dict)
+
+
 class ModelInfo(BaseModel):
     """`wideseek.json` beside the weights: what wideseek itself records about a model."""
 
@@ -135,6 +148,8 @@ class ModelInfo(BaseModel):
 
     name: str | None = Field(None, min_length=1, description="the model's name in traces, reports")
     limits: RecommendedLimits = Field(default_factory=RecommendedLimits)
+    # phase name (sft, single/sft, rl ...) -> its summary, in training order
+    training: dict[str, TrainingPhase] = Field(default_factory=dict)
 
 
 def read_model_info(model_dir: Path) -> ModelInfo:
@@ -150,7 +165,8 @@ def read_model_info(model_dir: Path) -> ModelInfo:
 
 
 def write_model_info(model_dir: Path, info: ModelInfo) -> None:
-    text = info.model_dump_json(indent=2, exclude_none=True)
+    skip = None if info.training else {"training"}  # models without a history stay as they were
+    text = info.model_dump_json(indent=2, exclude_none=True, exclude=skip)
     (model_dir / MODEL_INFO).write_text(text + "\n", encoding="utf-8")
 
 

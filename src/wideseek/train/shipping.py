@@ -22,7 +22,13 @@ from typing import Any
 
 from wideseek.errors import WideseekError
 from wideseek.io import atomic_write_dir, iter_jsonl, share_file
-from wideseek.llm.model_dir import ADAPTER_CONFIG, ModelInfo, read_json_object, write_model_info
+from wideseek.llm.model_dir import (
+    ADAPTER_CONFIG,
+    ModelInfo,
+    TrainingPhase,
+    read_json_object,
+    write_model_info,
+)
 from wideseek.llm.resolved_model import ResolvedModel
 
 # What a loader reads; anything else in a checkpoint (trainer state, optimizer) is left out.
@@ -127,19 +133,19 @@ def saved_parameters(model: ResolvedModel) -> int:
         raise ShipError(f"{model.dir}: not a model directory ({path.name}: {e})") from e
 
 
-def phase_summary(metrics_path: Path) -> dict[str, Any]:
+def phase_summary(metrics_path: Path) -> TrainingPhase:
     """Steps, tokens, wall time, last loss and last evaluation of one training phase."""
     rows = [row for _, row in iter_jsonl(metrics_path)]
     steps = [r for r in rows if "loss" in r]
     evals = [r["eval"] for r in rows if "eval" in r]
     last = steps[-1] if steps else {}
-    return {
-        "steps": last.get("step", 0),
-        "tokens": last.get("tokens_seen", 0),
-        "wall_s": training_seconds(steps),
-        "loss": last.get("loss"),
-        "eval": evals[-1] if evals else {},
-    }
+    return TrainingPhase(
+        steps=last.get("step", 0),
+        tokens=last.get("tokens_seen", 0),
+        wall_s=training_seconds(steps),
+        loss=last.get("loss"),
+        eval=evals[-1] if evals else {},
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -165,13 +171,12 @@ def training_seconds(steps: list[dict[str, Any]]) -> float:
 
 
 def model_card(
-    info: ModelInfo, model: ResolvedModel, parameters: int, phases: dict[str, dict[str, Any]],
-    scores: dict[str, dict[str, Any]], reproduce: str, notes: str = "",
-    errors: dict[str, list[str]] | None = None,
+    info: ModelInfo, model: ResolvedModel, parameters: int, scores: dict[str, dict[str, Any]],
+    reproduce: str, notes: str = "", errors: dict[str, list[str]] | None = None,
 ) -> str:  # fmt: skip
     """The shipped model's README.md: what it is, how it was trained, what it scores and under
-    which limits (`info`: its name and recommended limits), and where it fails (`errors`: an
-    evaluation's name -> its error analysis in markdown, `failure_lines`)."""
+    which limits (`info`: its name, training phases and recommended limits), and where it fails
+    (`errors`: an evaluation's name -> its error analysis in markdown, `failure_lines`)."""
     config_file = model.dir / (ADAPTER_CONFIG if model.is_adapter else "config.json")
     config = read_json_object(config_file, what="model config")
     if model.is_adapter:
@@ -204,15 +209,15 @@ def model_card(
         "| phase | steps | tokens | wall time | last loss | last held-out probe |",
         "|---|---:|---:|---:|---:|---|",
     ]
-    for phase, p in phases.items():
-        loss = f"{p['loss']:.3f}" if p["loss"] is not None else "-"
+    for phase, p in info.training.items():
+        loss = f"{p.loss:.3f}" if p.loss is not None else "-"
         probe = ", ".join(
             f"{k.split('probe_', 1)[-1]} {v:.3f}"
-            for k, v in p["eval"].items()
+            for k, v in p.eval.items()
             if k.endswith("_acc") and isinstance(v, float)
         )
-        wall = _duration(p["wall_s"])
-        lines.append(f"| {phase} | {p['steps']} | {p['tokens']:,} | {wall} | {loss} | {probe} |")
+        wall = _duration(p.wall_s)
+        lines.append(f"| {phase} | {p.steps} | {p.tokens:,} | {wall} | {loss} | {probe} |")
     lines += ["", "## Scores", ""]
     if scores:  # one column per evaluation (e.g. dev multi, test single)
         metrics = list(dict.fromkeys(k for figures in scores.values() for k in figures))
