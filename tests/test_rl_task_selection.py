@@ -183,11 +183,19 @@ def test_a_run_can_take_another_runs_measurement_so_every_arm_trains_on_one_slic
     assert not (tmp_path / "s2" / "pass-rate").exists()
     assert json.loads((tmp_path / "s2" / "pass-rates.json").read_text()) == measured
     assert "as " + str(tmp_path / "s1" / "pass-rates.json") in capsys.readouterr().err
-    # a measurement of another start model (here a copy elsewhere), or none: one line each
+    # the same weights by another path (a measurement kept in the repo, read from another
+    # checkout) are the same start model
     copy = shutil.copytree(model_dir, tmp_path / "copy")
+    moved = other.model_copy(update={"out_dir": str(tmp_path / "s4"), "model": str(copy)})
+    trainer = RLTrainer(moved, show_progress=False, reward=scripted({}))
+    trainer.train()
+    assert [t.id for t in trainer.pool] == [b]
+    # other weights at the measured path (a re-shipped model), or no measurement: one line each
+    weights = next(copy.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     nowhere = window.model_copy(update={"measured_in": str(tmp_path / "none")})
     for update, message in [
-        ({"model": str(copy)}, "measured on model"),
+        ({"model": str(copy)}, "measured on other weights"),
         ({"select": TaskSelection(first=4, pass_rate=nowhere)}, "no pass-rates.json there"),
     ]:
         bad = other.model_copy(update={"out_dir": str(tmp_path / "s3"), **update})

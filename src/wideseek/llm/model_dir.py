@@ -15,6 +15,7 @@ is an `EngineError`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wideseek.io import file_sha256
 from wideseek.llm.engine import EngineError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -150,6 +152,15 @@ class ModelInfo(BaseModel):
     limits: RecommendedLimits = Field(default_factory=RecommendedLimits)
     # phase name (sft, single/sft, rl ...) -> its summary, in training order
     training: dict[str, TrainingPhase] = Field(default_factory=dict)
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """One digest of a model directory's weights (every .safetensors file, by name and
+    content): the same model wherever it lies, and a re-shipped one at the same path differs."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def read_model_info(model_dir: Path) -> ModelInfo:

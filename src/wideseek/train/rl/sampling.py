@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from wideseek.errors import WideseekError
 from wideseek.io import atomic_write_text
 from wideseek.llm.engine import Engine
+from wideseek.llm.model_dir import weights_sha256
+from wideseek.llm.resolved_model import resolve_model
 from wideseek.train.rl.advantages import is_flat
 from wideseek.train.rl.ahead import SamplingAhead
 from wideseek.train.rl.batch import build_batch
@@ -316,10 +318,17 @@ class StepSampling:
         for trajectory in asyncio.run(run):
             outcomes[trajectory.task.id].append(self.reward.outcome.fn(trajectory.task, trajectory))
         rates = PassRates(
-            settings=settings, samples=samples, outcomes=dict(outcomes), model=self.config.model
+            settings=settings,
+            samples=samples,
+            outcomes=dict(outcomes),
+            model=self.config.model,
+            weights=self.start_weights(),
         )
         rates.write(self.out)
         return rates
+
+    def start_weights(self) -> str:
+        return weights_sha256(resolve_model(self.config.model).dir)
 
     def borrowed_pass_rates(self, run_dir: Path) -> PassRates:
         """`select.pass_rate.measured_in`'s measurement, checked to be of this run's start
@@ -328,10 +337,17 @@ class StepSampling:
         rates = PassRates.read(run_dir)
         if rates is None:
             raise WideseekError(f"{where}: no {PASS_RATES} there; run the measuring run first")
-        if rates.model != self.config.model:
+        # the weights decide (a committed measurement read from another checkout names the
+        # same model by another path); a measurement without their digest, the path
+        same = (
+            rates.weights == self.start_weights()
+            if rates.weights
+            else (rates.model == self.config.model)
+        )
+        if not same:
             raise WideseekError(
-                f"{where}: measured on model {rates.model!r}, this run starts from "
-                f"{self.config.model!r}"
+                f"{where}: measured on other weights (model {rates.model!r}) than this run "
+                f"starts from ({self.config.model!r})"
             )
         missing = rates.missing(self.pool)
         if missing:

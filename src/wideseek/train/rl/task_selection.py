@@ -138,6 +138,7 @@ class PassRates(BaseModel):
     samples: int
     outcomes: dict[str, list[float]]
     model: str | None = None  # the start model as the run file named it (None: not recorded)
+    weights: str | None = None  # its weights' digest (model_dir.weights_sha256; None: older)
 
     def rate(self, task_id: str, solved_at: float) -> float:
         scores = self.outcomes[task_id]
