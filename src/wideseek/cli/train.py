@@ -108,12 +108,7 @@ WeightsDtype = Literal["bfloat16", "float16", "float32", "keep"]
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:
 wideseek world oracle --suite wide --split train --limit 800
 wideseek world oracle --suite deep --split train --limit 1000
-wideseek train sft --config configs/sft-default.yaml
-# stage 2: the single agent, and people's wordings
-for mode in single multi; do for s in wide:800 deep:1000; do
-  wideseek world oracle --suite ${s%:*} --split train --limit ${s#*:} --mode $mode --wordings mixed
-done; done
-wideseek train sft --config configs/sft-stage2.yaml"""
+wideseek train sft --config configs/sft-default.yaml"""
 
 
 @app.command()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Stage 2 of the default model, as an experiment (not shipped): the single agent and people's
+# wordings, trained on from a stage-1 model (configs/sft-stage2.yaml: single-agent, lead and
+# subagent demonstrations in mixed wordings), then scored on the first N wide + N deep test tasks
+# in held-out wordings, in the plain test wording and single-agent, beside the start model under
+# the same limits and decoding (`train eval`: greedy, each request decoded as if alone), so the
+# two compare task by task. It ships nothing: `wideseek train ship --model RUN/single/sft/final
+# --run RUN --trained-from START ...` does, once the figures say so.
+#   bash scripts/train_stage2.sh [key=value ...]   # overrides go to `wideseek train sft`
+# WIDESEEK_START_MODEL: the stage-1 model (default: the package's, src/wideseek/assets/model);
+# WIDESEEK_RUN_DIR (default runs/sft-default) and WIDESEEK_EVAL_TASKS (default 20) as in
+# scripts/train_default_model.sh. Resumable: run it again after a stop.
+# Cost, measured on 2 idle CPU cores: the demonstrations ~1 min a run; training 63 min (904,534
+# tokens, 36 steps); each evaluation 12-20 min, about 1.5 h for all six.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run=${WIDESEEK_RUN_DIR:-runs/sft-default}
+start=${WIDESEEK_START_MODEL:-src/wideseek/assets/model}
+n=${WIDESEEK_EVAL_TASKS:-20}
+limits=(--lead-turns 4 --subagent-turns 5 --max-response-tokens 256)
+
+for suite_limit in wide:800 deep:1000; do
+    for mode in single multi; do
+        wideseek world oracle --suite "${suite_limit%%:*}" --split train \
+            --limit "${suite_limit##*:}" --mode "$mode" --wordings mixed
+    done
+done
+wideseek train sft --config configs/sft-stage2.yaml "model=$start" "out_dir=$run/single" "$@"
+
+# name: model-dir out-dir split mode [--reworded]
+for spec in "$run/single/sft/final $run/single" "$start $run/start"; do
+    read -r model out <<< "$spec"
+    mkdir -p "$out"
+    for evaluation in "test multi --reworded" "test multi" "test single"; do
+        read -r split mode reworded <<< "$evaluation"
+        slug=$split-$mode${reworded:+-reworded}
+        [ -s "$out/scores-$slug.json" ] || wideseek train eval --model "$model" --split "$split" \
+            --mode "$mode" --wide "$n" --deep "$n" "${limits[@]}" ${reworded:+"$reworded"} \
+            --out "$out/eval-$slug" > "$out/scores-$slug.json"
+        python -c 'import json, sys; s = json.load(open(sys.argv[1])); print(sys.argv[2], "wide item F1",
+            round(s["wide_item_f1"], 3), "deep EM", round(s["deep_em"], 3))' \
+            "$out/scores-$slug.json" "$model, $split $mode${reworded:+ reworded}:"
+    done
+done
