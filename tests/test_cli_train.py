@@ -4,6 +4,8 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -72,6 +74,21 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert run(argv) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_sft_past_its_memory_limit_restarts_itself_and_finishes(setup, tmp_path):
+    root, model = setup
+    config = write_config(root, model, out_dir=str(tmp_path / "run"))
+    command = [sys.executable, "-m", "wideseek", "train", "sft", "--config", str(config)]
+    limit = ["train.restart_above_gb=0.000001", "--no-progress"]  # always passed
+    done = subprocess.run([*command, *limit], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    restarts = done.stderr.count("restarting from the checkpoint with a fresh heap")
+    assert restarts == 1  # after step 2 (a process's second); the new one ends at step 4
+    assert "final model:" in done.stdout
+    rows = [json.loads(x) for x in (tmp_path / "run" / "sft" / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows if "step" in r] == [1, 2, 3, 4]
+    assert [r["eval"]["step"] for r in rows if "eval" in r] == [2, 4]
 
 
 def test_eval_prints_scores(setup, tmp_path, capsys):

@@ -15,6 +15,7 @@ from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.train.checkpoints import CheckpointError, checkpoints
 from wideseek.train.copy_probe import teacher_forced_metrics
+from wideseek.train.heap import RestartToFreeMemory
 from wideseek.train.sft import SFTConfig, make_batches, train_sft
 from wideseek.train.sft_data import trajectory_examples
 
@@ -87,6 +88,25 @@ def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(
     # evaluated at step 3 (the crash, not logged) and at the end, on the final model
     assert [r["eval"]["step"] for r in rows_b if "eval" in r] == [5]
     assert len(checkpoints(tmp_path / "b")) == 2  # keep_checkpoints
+
+
+def test_a_run_over_its_memory_limit_stops_at_a_checkpoint_and_resumes_exactly(
+    model_dir, examples, tmp_path
+):
+    kw = dict(epochs=3, batch_tokens=1300, grad_accum=2, save_every=3)  # 5 steps
+    whole = train_sft(config(model_dir, tmp_path / "a", **kw), examples, show_progress=False)
+    limited = config(model_dir, tmp_path / "b", restart_above_gb=1e-6, **kw)  # always passed
+    for step in (2, 4):  # after each process's second step, off save_every's schedule
+        with pytest.raises(RestartToFreeMemory, match=f"step {step} saved; peak resident memory"):
+            train_sft(limited, examples, show_progress=False)
+        assert checkpoints(tmp_path / "b")[-1].name == f"checkpoint-{step}"
+    resumed = train_sft(limited, examples, show_progress=False)  # the last step: no restart
+
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = metric_rows(tmp_path / "b")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5] and rows[0]["peak_resident_gb"] > 0
+    assert "restart_above_gb" not in (resumed / "README.md").read_text()  # not a recipe setting
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model_dir, examples, tmp_path):

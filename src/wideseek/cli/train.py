@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,12 +28,22 @@ def sft(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """SFT on trajectories, with probe and dev evaluations; resumable."""
+    """SFT on trajectories, with probe and dev evaluations; resumable. With
+    `train.restart_above_gb` set, a run whose memory passes it restarts itself from its latest
+    checkpoint (a new process, a fresh heap)."""
     from wideseek.config import read_yaml_tree, validate_tree
+    from wideseek.train.heap import RestartToFreeMemory
     from wideseek.train.sft_run import SFTRun, run_sft
 
     run = validate_tree(SFTRun, read_yaml_tree(config, overrides), config)
-    final = run_sft(run, show_progress=progress)
+    try:
+        final = run_sft(run, show_progress=progress)
+    except RestartToFreeMemory as stop:
+        typer.echo(str(stop), err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # the same command line, run again: it resumes from the checkpoint just saved
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     typer.echo(f"final model: {final}")
 
 

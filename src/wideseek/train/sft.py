@@ -21,6 +21,10 @@ final model (HF format, tokenizer included).
 - `out_dir/metrics.jsonl`: one row per `log_every` optimizer steps (loss, lr, tokens), and one
   `{"eval": ...}` row per evaluation: `evaluate(model_dir, step) -> dict` is called every
   `eval_every` steps and at the end, on a freshly saved checkpoint.
+- `restart_above_gb` (one process only): when the process's peak resident memory has passed
+  it after a step (its second or later: a fresh heap over the limit would not be helped), the
+  run saves a checkpoint and stops with `RestartToFreeMemory`; the command line then starts
+  itself again and resumes there (train/heap.py: a long CPU run's heap only grows).
 
 It knows nothing about agents: examples come in as token ids and labels.
 """
@@ -42,7 +46,7 @@ from wideseek.io import repair_torn_tail
 from wideseek.llm.resolved_model import ResolvedModel
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.checkpoints import CheckpointError
-from wideseek.train.heap import release_free_heap
+from wideseek.train.heap import RestartToFreeMemory, peak_resident_gb, release_free_heap
 from wideseek.train.sft_data import IGNORE, SFTExample
 from wideseek.train.token_loss import labelled_loss
 from wideseek.train.trainable import load_trainable, write_trained
@@ -51,7 +55,15 @@ from wideseek.train.training_card import TrainingCard
 
 Evaluate = Callable[[str, int], dict[str, Any]]
 # SFTConfig fields that do not change the weights: left off a saved model's card
-_NOT_RECIPE = {"model", "out_dir", "log_every", "save_every", "keep_checkpoints", "eval_every"}
+_NOT_RECIPE = {
+    "model",
+    "out_dir",
+    "log_every",
+    "save_every",
+    "keep_checkpoints",
+    "eval_every",
+    "restart_above_gb",
+}
 
 
 class SFTConfig(TrainerConfig):
@@ -68,6 +80,13 @@ class SFTConfig(TrainerConfig):
     )
     mixed_precision: str = Field(
         "no", pattern="^(no|bf16|fp16)$", description="compute type: no | bf16 | fp16 (a GPU's)"
+    )
+    restart_above_gb: float | None = Field(
+        None,
+        gt=0,
+        description="one process: when its peak resident memory has passed this many GB, "
+        "save a checkpoint and stop, and `wideseek train sft` restarts and resumes from it with "
+        "a fresh heap (a CPU run's glibc heap only grows); None: never",
     )
 
 
@@ -176,6 +195,8 @@ def train_sft(
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=_cpu_only_processes())
+    if config.restart_above_gb is not None and accelerator.num_processes > 1:
+        raise ValueError("restart_above_gb restarts one process; unset it for a parallel run")
     set_seed(config.seed)
     trainable = load_trainable(resolved or config.model, lora=config.lora, dtype=config.dtype)
     model, tokenizer = trainable.model, trainable.tokenizer
@@ -221,6 +242,7 @@ def train_sft(
         step, tokens_seen = state["step"], state["tokens_seen"]
         if accelerator.is_main_process:
             ckpt.truncate_metrics(metrics_path, step)
+    first_step = step  # this process's: see restart_above_gb
 
     def trainer_state() -> dict[str, Any]:
         return {"step": step, "tokens_seen": tokens_seen, "data": signature}
@@ -295,22 +317,28 @@ def train_sft(
             # 5) metrics, checkpoints, evaluation (the other processes wait at the next step)
             due_eval = evaluate is not None and config.eval_every and step % config.eval_every == 0
             due_save = config.save_every and step % config.save_every == 0
-            if due_save or due_eval:
+            # a fresh process past the limit in its first step would restart forever: not then
+            limit, resident = config.restart_above_gb or 0.0, peak_resident_gb()
+            restart = 0 < limit < resident and first_step + 2 <= step < total_steps
+            if due_save or due_eval or restart:
                 saved = save_checkpoint()
             if not accelerator.is_main_process:
                 continue
-            if step % config.log_every == 0 or step == total_steps:
+            if step % config.log_every == 0 or step == total_steps or restart:
                 row = {
                     "step": step,
                     "loss": sum(losses) / len(losses),
                     "lr": scheduler.get_last_lr()[0],
                     "tokens_seen": tokens_seen,
                     "elapsed_s": round(time.time() - start, 2),
+                    "peak_resident_gb": round(resident, 2),  # see restart_above_gb
                 }
                 losses.clear()
                 log(row)
             if due_eval:
                 run_eval(saved / ckpt.MODEL)
+            if restart:
+                raise RestartToFreeMemory(step, resident, limit)
         if accelerator.is_main_process:
             ckpt.write_final(out, write_model, trainer_state())
             if evaluate is not None and config.eval_every and step % config.eval_every:
