@@ -9,23 +9,41 @@ import typer
 
 from wideseek.cli import app
 from wideseek.errors import UsageError
-from wideseek.eval.report import find_runs, write_report
+from wideseek.eval.report import against_lines, find_runs, write_report
 
 
 @app.command()
 def report(
     path: Annotated[Path, typer.Argument(help="a run directory, or a directory of runs")],
     plots: Annotated[bool, typer.Option(help="also draw PNG plots (needs matplotlib)")] = True,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="another run (or directory of runs) on the same tasks: compare task by task "
+            "(wide with wide, deep with deep) and print the comparison"
+        ),
+    ] = None,
 ) -> None:
     """Write a markdown report (and plots) of benchmark runs into DIR/report.md.
 
     Avg@N / Max@N of item and row F1, success Avg@N / Pass@N, overall and per language; cell
     accuracy per metric type; worst tasks; failure flags; token and time cost; plots of
     per-task item F1 and of any width sweep (runs with other --subagents in one directory,
-    such as the one `wideseek eval sweep` writes, with its own sweep.md beside).
+    such as the one `wideseek eval sweep` writes, with its own sweep.md beside). With
+    --against: per task, which run scored higher, and a bootstrap interval of the mean
+    difference (is it more than the noise of a few tasks?).
     """
-    if not path.is_dir():
-        raise UsageError(f"{path}: not a directory")
-    if not find_runs(path):
-        raise UsageError(f"{path}: no run directories (run.json + results.jsonl) inside")
-    typer.echo(f"report → {write_report(path, plots=plots)}")
+    for run in (path, against) if against is not None else (path,):
+        if not run.is_dir():
+            raise UsageError(f"{run}: not a directory")
+        try:
+            find_runs(run)
+        except FileNotFoundError as e:
+            raise UsageError(str(e)) from None
+    try:
+        comparison = against_lines(path, against) if against is not None else []
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if comparison:
+        typer.echo("\n".join(comparison))
+    typer.echo(f"report → {write_report(path, plots=plots, against=against)}")

@@ -7,7 +7,8 @@ Definitions (WideSearch's, over N trials per task):
 
 `summarize` works on ResultRows and is pure; `write_report` reads run directories written by
 the runner (one run, or a parent directory holding several runs, e.g. a width sweep) and writes
-report.md plus PNG plots next to it.
+report.md plus PNG plots next to it; given `against` (other runs of the same tasks), it adds
+their task-by-task comparison (eval/paired.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from statistics import mean
 from typing import Any
 
 from wideseek.eval.error_analysis import error_analysis_lines
+from wideseek.eval.paired import paired_lines
 from wideseek.eval.runner import RUN_INFO, ResultRow, RunInfo, read_results
 from wideseek.io import atomic_write_text
 
@@ -133,8 +135,16 @@ COST_KEYS = (
 )
 
 
-def write_report(path: str | Path, plots: bool = True) -> Path:
-    """Write report.md (and plots) for one run or a directory of runs; returns the report path."""
+def against_lines(path: str | Path, against: str | Path) -> list[str]:
+    """The paired comparison of the runs at `path` (A) with those at `against` (B)."""
+    runs_a = {r: read_results(r) for r in find_runs(path)}
+    runs_b = {r: read_results(r) for r in find_runs(against)}
+    return paired_lines(runs_a, runs_b, str(path), str(against))
+
+
+def write_report(path: str | Path, plots: bool = True, against: str | Path | None = None) -> Path:
+    """Write report.md (and plots) for one run or a directory of runs; returns the report path.
+    `against`: another run (or directory of runs) on the same tasks, compared task by task."""
     path = Path(path)
     runs = find_runs(path)
     infos = {r: RunInfo.model_validate_json((r / RUN_INFO).read_text()) for r in runs}
@@ -143,6 +153,8 @@ def write_report(path: str | Path, plots: bool = True) -> Path:
     named = {r.name: summarize(results[r]) for r in runs}
     lines += ["## Summary (Avg@N / Max@N over trials, Pass@N for success)", ""]
     lines += [*_summary_table(named, HEADLINE_KEYS), ""]
+    if against is not None:
+        lines += [f"## Against {against}, task by task", "", *against_lines(path, against), ""]
     lines += ["## Cost per run", "", *_summary_table(named, COST_KEYS), ""]
     for run in runs:
         info, rows = infos[run], results[run]
