@@ -9,9 +9,10 @@ import shutil
 
 import pytest
 
-from test_rl_trainer import config
+from test_rl_trainer import AGENT, config
 from tiny_lm import make_tiny_lm
 from wideseek.errors import WideseekError
+from wideseek.train.dev_eval import DevEvalSettings
 from wideseek.train.rl.rewards import CompositeReward, Term
 from wideseek.train.rl.task_selection import (
     PassRates,
@@ -164,19 +165,25 @@ def test_a_run_can_take_another_runs_measurement_so_every_arm_trains_on_one_slic
     model_dir, tmp_path, capsys
 ):
     window = PassRateWindow(min=0.1, max=0.9, samples=2)
-    first = config(
-        model_dir, tmp_path / "s1", steps=1, select=TaskSelection(first=4, pass_rate=window)
-    )
+    # the preparation: 0 steps, so the measurement and the start model's dev figures only
+    dev = DevEvalSettings(wide_tasks=0, deep_tasks=1, agent={**AGENT, "temperature": 0.0})
+    select = TaskSelection(first=4, pass_rate=window)
+    first = config(model_dir, tmp_path / "s1", steps=0, select=select, eval_every=1, eval=dev)
     a, b = (t.id for t in RLTrainer(first, show_progress=False).pool[:2])
-    RLTrainer(first, show_progress=False, reward=scripted({a: "all", b: "half"})).train()
+    prepared = RLTrainer(first, show_progress=False, reward=scripted({a: "all", b: "half"}))
+    assert prepared.train() == tmp_path / "s1"
+    assert [row["step"] for row in rows_of(tmp_path / "s1")] == [0]  # the dev figures
+    assert rows_of(tmp_path / "s1")[0]["dev_deep_em"] is not None
+    assert not (tmp_path / "s1" / "final").exists() and not (tmp_path / "s1" / "rollouts").exists()
     measured = json.loads((tmp_path / "s1" / "pass-rates.json").read_text())
     assert measured["model"] == str(model_dir)
     capsys.readouterr()
     # another seed and the single agent: no measurement of its own, the first run's slice
     borrowing = window.model_copy(update={"measured_in": str(tmp_path / "s1")})
     select = TaskSelection(first=4, pass_rate=borrowing)
-    other = first.model_copy(update={"out_dir": str(tmp_path / "s2"), "seed": 7,
-                                     "mode": "single", "select": select})  # fmt: skip
+    other = first.model_copy(update={"out_dir": str(tmp_path / "s2"), "seed": 7, "steps": 1,
+                                     "eval_every": 0, "mode": "single",
+                                     "select": select})  # fmt: skip
     trainer = RLTrainer(other, show_progress=False, reward=scripted({}))  # solves nothing
     trainer.train()
     assert [t.id for t in trainer.pool] == [b] and trained_ids(tmp_path / "s2", 1) == {b}

@@ -67,7 +67,10 @@ def rl(
 
     run = validate_tree(RLConfig, read_yaml_tree(config, overrides), config)
     final = train_rl(run, show_progress=progress)
-    typer.echo(f"final model: {final}")
+    if run.steps == 0:
+        typer.echo(f"steps=0: measured, nothing trained: {final}")
+    else:
+        typer.echo(f"final model: {final}")
 
 
 @app.command(name="eval")

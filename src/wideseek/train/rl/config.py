@@ -127,7 +127,12 @@ class RLConfig(TrainerConfig):
     )
     tasks_per_step: int = Field(4, ge=1, description="tasks (groups) per step")
     group_size: int = Field(4, ge=2, description="rollouts per task (G)")
-    steps: int = Field(10, ge=1, description="optimizer steps in all (a rerun resumes)")
+    steps: int = Field(
+        10,
+        ge=0,
+        description="optimizer steps in all (a rerun resumes); 0: only what comes before step "
+        "1 (the pass-rate measurement, the start model's dev figures), which other runs borrow",
+    )
     lr: float = Field(1e-5, gt=0, description="constant learning rate (AdamW)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
     clip: ClipSettings = Field(

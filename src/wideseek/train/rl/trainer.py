@@ -3,7 +3,9 @@
 The task pool: the configured suites' tasks of the split, narrowed by the `select` section
 (`task_selection`: task ids, the first N of each suite, and the pass-rate window, measured with
 the start model before step 1 into `out_dir/pass-rates.json` (rollouts in `pass-rate/`) and
-read back by a resumed run).
+read back by a resumed run). A run of `steps: 0` stops there, after the start model's dev
+figures: a preparation that every arm of an experiment then borrows
+(`select.pass_rate.measured_in`), one session's work on a CPU.
 
 Each step k (1-based):
 1) takes the next `tasks_per_step` tasks of the pool (a seeded order, cycled; the position is
@@ -187,13 +189,17 @@ class RLTrainer(StepSampling):
     # -- the run -------------------------------------------------------------------------------
 
     def train(self) -> Path:
-        """The run, on every process (module docstring); the main one evaluates and logs."""
+        """The run, on every process (module docstring); the main one evaluates and logs.
+        Returns final/, or out_dir itself for a run of 0 steps (measured, not trained)."""
         main = self.procs.main
         self.resume()
         if self.config.select.pass_rate is not None:
             self.pool = self.procs.from_main(self.pass_rate_pool)
         if self.step == 0 and self.config.eval_every and main:
             self.log(self.evaluate())  # the start model, the figure every later one stands by
+        if self.config.steps == 0:  # a preparation run: nothing to train, no final model
+            self.procs.wait()
+            return self.out
         try:
             self.run_steps()
         finally:  # a run stopped early: the rollouts sampled ahead stop too (their folder stays)
