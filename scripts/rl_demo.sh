@@ -1,42 +1,86 @@
 #!/usr/bin/env bash
-# The RL learning demonstration (issue 27), end to end and resumable: multi-agent GRPO from the
-# shipped default model (configs/rl-demo-cpu.yaml: outcome reward only, train tasks it solves
-# sometimes, dev figures at steps 0, 5 and 10) for each seed, then single-agent RL from the same
-# start on the same selection with the same steps, groups and limits; then the comparison
-# (dev before vs after, mean ± std over seeds, gain vs the seed-to-seed spread; curves as a PNG)
-# and the width sweep (1, 2, 4, 8 subagents, single agent beside them at the same token budget)
-# of the start model and of the first seed's RL model.
-#   bash scripts/rl_demo.sh [key=value ...]     # overrides go to every `wideseek train rl`
-# WIDESEEK_RUN_DIR sets where runs go (default runs/rl-demo; on a CPU put it outside the work
-# tree, e.g. ~/.cache/wideseek/rl-demo); WIDESEEK_SEEDS the seeds (default "1 2 3"). Running it
-# again resumes every run from its last checkpoint and skips what is done.
-# Every run trains on the same slice of tasks: the first measures the start model's pass rates,
-# the others read them (select.pass_rate.measured_in). Cost: one run takes about 3 hours on 2
-# CPU cores (measured step: see the config; the first run ~30 min more for the pass rates), so
-# the whole demonstration (6 runs + 2 sweeps) is about 17 hours there; on a GPU point
+# The RL learning demonstration (issue 27), resumable, in parts that each fit a working session
+# on 2 CPU cores: multi-agent GRPO from the shipped default model (configs/rl-demo-cpu.yaml:
+# outcome reward only, train tasks it solves sometimes, dev figures before and after) for each
+# seed, then single-agent RL from the same start on the same slice of tasks with the same steps,
+# groups and limits; then the comparison (dev before vs after, mean ± std over seeds, gain vs
+# the seed-to-seed spread; curves as a PNG) and the width sweep (1, 2, 4, 8 subagents, single
+# agent beside them at the same token budget) of the start model and of the first RL model.
+#   bash scripts/rl_demo.sh [key=value ...]               # all of it, in order
+#   bash scripts/rl_demo.sh prepare [key=value ...]       # the slice: pass rates (~1 h)
+#   bash scripts/rl_demo.sh arm MODE SEED [key=value ...] # one arm, e.g. `arm multi 1` (~1.7 h)
+#   bash scripts/rl_demo.sh compare                       # the arms run so far, compared
+#   bash scripts/rl_demo.sh sweep                         # the width sweeps (~1 h each)
+# Overrides go to `wideseek train rl`. WIDESEEK_RUN_DIR: where runs go (default runs/rl-demo;
+# on a CPU put it outside the work tree, e.g. ~/.cache/wideseek/rl-demo); WIDESEEK_SEEDS: the
+# seeds of `all` (default "1 2 3"); WIDESEEK_RL_PREPARED: the preparation the arms borrow
+# (default $WIDESEEK_RUN_DIR/prepare; a directory holding its pass-rates.json is enough, so a
+# measurement kept in the repository serves any checkout: it is checked by the weights' digest).
+# Running a part again resumes it from its last checkpoint and skips what is done.
+# The preparation is a run of 0 steps: it measures the start model's pass rates over the first
+# 16 + 16 train tasks (4 rollouts each) and its dev figures, and trains nothing; every arm trains
+# on that slice (select.pass_rate.measured_in). Cost on 2 CPU cores: a step ~13 min (the config
+# says what was measured), so an arm of 6 steps with two dev evaluations is ~1.7 h, and the
+# whole demonstration (6 arms + 2 sweeps + the preparation) ~13 h; on a GPU point
 # rollout_engine at a vLLM / SGLang server (configs/rl-remote.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${WIDESEEK_RUN_DIR:-runs/rl-demo}
+prepared=${WIDESEEK_RL_PREPARED:-$run/prepare}
 seeds=${WIDESEEK_SEEDS:-"1 2 3"}
 limits=(--lead-turns 4 --subagent-turns 5 --single-turns 20 --max-response-tokens 256)
-first=$(set -- $seeds && echo "$1")
-# the first run measures the start model's pass rates (multi-agent); every other seed and mode
-# trains on that same slice instead of measuring its own
-slice=$run/multi-s$first
-compare=()
-for mode in multi single; do
-    for seed in $seeds; do
-        out=$run/$mode-s$seed
-        borrow=()
-        [ "$out" = "$slice" ] || borrow=("select.pass_rate.measured_in=$slice")
-        [ -d "$out/final" ] || wideseek train rl --config configs/rl-demo-cpu.yaml \
-            "mode=$mode" "seed=$seed" "out_dir=$out" "${borrow[@]}" "$@"
-        compare+=("$mode=$out/metrics.jsonl")
+
+prepare() {
+    [ -s "$prepared/pass-rates.json" ] || wideseek train rl --config configs/rl-demo-cpu.yaml \
+        "out_dir=$prepared" "$@" steps=0
+}
+
+arm() {  # MODE SEED [key=value ...]
+    local mode=$1 seed=$2 out=$run/$1-s$2
+    shift 2
+    [ -s "$prepared/pass-rates.json" ] || {
+        echo "rl_demo.sh: no preparation in $prepared: run 'bash scripts/rl_demo.sh prepare'" >&2
+        exit 2
+    }
+    [ -d "$out/final" ] || wideseek train rl --config configs/rl-demo-cpu.yaml "mode=$mode" \
+        "seed=$seed" "out_dir=$out" "select.pass_rate.measured_in=$prepared" "$@"
+}
+
+compare() {
+    local runs=()
+    for metrics in "$run"/multi-s*/metrics.jsonl "$run"/single-s*/metrics.jsonl; do
+        [ -s "$metrics" ] || continue
+        local name=${metrics#"$run"/}
+        runs+=("${name%%-s*}=$metrics")
     done
-done
-python bench/rl_curve.py --compare "${compare[@]}" --plot "$run/curves.png" | tee "$run/compare.txt"
-sweep=(--subagents 1,2,4,8 --suite wide --split dev --limit 8 "${limits[@]}")
-[ -s "$run/sweep-start/sweep.json" ] || wideseek eval sweep "${sweep[@]}" --out "$run/sweep-start"
-[ -s "$run/sweep-rl/sweep.json" ] || wideseek eval sweep "${sweep[@]}" \
-    --model "$run/multi-s$first/final" --out "$run/sweep-rl"
+    [ ${#runs[@]} -gt 0 ] || { echo "rl_demo.sh: no arm has run yet in $run" >&2; exit 2; }
+    python bench/rl_curve.py --compare "${runs[@]}" --plot "$run/curves.png" \
+        | tee "$run/compare.txt"
+}
+
+sweep() {
+    local first
+    first=$(set -- $seeds && echo "$1")
+    local sweep=(--subagents 1,2,4,8 --suite wide --split dev --limit 8 "${limits[@]}")
+    [ -s "$run/sweep-start/sweep.json" ] || wideseek eval sweep "${sweep[@]}" \
+        --out "$run/sweep-start"
+    [ -s "$run/sweep-rl/sweep.json" ] || wideseek eval sweep "${sweep[@]}" \
+        --model "$run/multi-s$first/final" --out "$run/sweep-rl"
+}
+
+case ${1:-all} in
+    prepare) shift; prepare "$@" ;;
+    arm) shift; [ $# -ge 2 ] || { echo "usage: rl_demo.sh arm MODE SEED [key=value ...]" >&2
+         exit 2; }; arm "$@" ;;
+    compare) compare ;;
+    sweep) sweep ;;
+    *)
+        [ "${1:-}" = all ] && shift
+        prepare "$@"
+        for mode in multi single; do
+            for seed in $seeds; do arm "$mode" "$seed" "$@"; done
+        done
+        compare
+        sweep
+        ;;
+esac

@@ -1,0 +1,77 @@
+"""scripts/rl_demo.sh in parts: what each part asks `wideseek train rl` for, with a stand-in
+`wideseek` on PATH that records its arguments and writes what a run leaves behind."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "rl_demo.sh"
+
+# the stand-in: a 0-step run leaves pass-rates.json; an arm leaves final/ and two metrics rows
+FAKE_WIDESEEK = """#!{python}
+import json, pathlib, sys
+with open({log!r}, "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+out = pathlib.Path(args["out_dir"])
+out.mkdir(parents=True, exist_ok=True)
+if args.get("steps") == "0":
+    (out / "pass-rates.json").write_text("{{}}")
+else:
+    (out / "final").mkdir()
+    gain = 0.1 * int(args["seed"])
+    rows = [{{"step": s, "policy_version": s, "reward_mean": 0.5, "reward_std": 0.1,
+             "dev_wide_item_f1": 0.3 + gain * s / 6, "dev_deep_em": 0.5}} for s in (0, 6)]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "wideseek"
+    fake.write_text(FAKE_WIDESEEK.format(python=sys.executable, log=str(tmp_path / "calls")))
+    fake.chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "WIDESEEK_RUN_DIR": str(tmp_path / "rl")}
+
+
+def demo(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True)
+
+
+def calls(env) -> list[str]:
+    log = Path(env["WIDESEEK_RUN_DIR"]).parent / "calls"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_an_arm_needs_the_preparation_which_runs_once_with_zero_steps(env):
+    run = Path(env["WIDESEEK_RUN_DIR"])
+    refused = demo(env, "arm", "multi", "1")
+    assert refused.returncode == 2 and "run 'bash scripts/rl_demo.sh prepare'" in refused.stderr
+    for _ in range(2):  # the second time: done already, nothing runs
+        assert demo(env, "prepare", "steps=6").returncode == 0
+    [prepare] = calls(env)
+    assert prepare.endswith("steps=6 steps=0")  # an override cannot make it train
+    assert f"out_dir={run / 'prepare'}" in prepare
+
+
+def test_arms_borrow_the_preparation_and_compare_by_mode(env):
+    run = Path(env["WIDESEEK_RUN_DIR"])
+    assert demo(env, "compare").returncode == 2  # no arm yet
+    assert demo(env, "prepare").returncode == 0
+    for mode, seed in (("multi", "1"), ("multi", "2"), ("single", "1")):
+        done = demo(env, "arm", mode, seed, "lr=1e-4")
+        assert done.returncode == 0, done.stderr
+    arms = calls(env)[1:]
+    assert len(arms) == 3 and all("lr=1e-4" in a for a in arms)
+    assert f"select.pass_rate.measured_in={run / 'prepare'}" in arms[0]
+    assert "mode=single" in arms[2] and f"out_dir={run / 'single-s1'}" in arms[2]
+    compared = demo(env, "compare")
+    assert compared.returncode == 0, compared.stderr
+    table = (run / "compare.txt").read_text()
+    assert "multi" in table and "single" in table and (run / "curves.png").exists()
