@@ -65,8 +65,8 @@ def peak_resident_gb() -> float:
 
 
 class RestartToFreeMemory(WideseekError):
-    """A run stopped at a saved checkpoint because its resident memory passed its limit; run
-    it again (a new process) to resume there with a fresh heap."""
+    """A run stopped at a saved checkpoint because its peak resident memory passed its limit;
+    run it again (a new process) to resume there with a fresh heap."""
 
     def __init__(self, step: int, resident: float, limit: float) -> None:
         super().__init__(
