@@ -42,6 +42,7 @@ from typing import Any
 
 from pydantic import Field
 
+from wideseek.errors import ConfigError
 from wideseek.io import repair_torn_tail
 from wideseek.llm.resolved_model import ResolvedModel
 from wideseek.train import checkpoints as ckpt
@@ -196,7 +197,7 @@ def train_sft(
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=_cpu_only_processes())
     if config.restart_above_gb is not None and accelerator.num_processes > 1:
-        raise ValueError("restart_above_gb restarts one process; unset it for a parallel run")
+        raise ConfigError("restart_above_gb restarts one process; unset it for a parallel run")
     set_seed(config.seed)
     trainable = load_trainable(resolved or config.model, lora=config.lora, dtype=config.dtype)
     model, tokenizer = trainable.model, trainable.tokenizer
