@@ -21,7 +21,7 @@ from statistics import mean
 
 import numpy as np
 
-from wideseek.eval.runner import ResultRow
+from wideseek.eval.runner import ResultRow, scores_by_task
 
 TASK_METRICS = ("item_f1", "em")  # a wide run's headline, a deep run's
 
@@ -46,12 +46,7 @@ class PairedDifference:
 
 def task_scores(rows: Sequence[ResultRow], metric: str) -> dict[str, float]:
     """Each task's mean `metric` over its trials (rows without the metric are skipped)."""
-    by_task: dict[str, list[float]] = {}
-    for row in rows:
-        value = row.scores.get(metric)
-        if isinstance(value, bool | int | float):
-            by_task.setdefault(row.instance_id, []).append(float(value))
-    return {task: mean(values) for task, values in by_task.items()}
+    return {task: mean(values) for task, values in scores_by_task(rows, metric).items()}
 
 
 def run_metric(rows: Sequence[ResultRow]) -> str | None:

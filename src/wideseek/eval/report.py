@@ -21,30 +21,21 @@ from typing import Any
 
 from wideseek.eval.error_analysis import error_analysis_lines
 from wideseek.eval.paired import paired_lines
-from wideseek.eval.runner import RUN_INFO, ResultRow, RunInfo, read_results
+from wideseek.eval.runner import RUN_INFO, ResultRow, RunInfo, read_results, scores_by_task
 from wideseek.io import atomic_write_text
 
 F1_METRICS = ("item_f1", "row_f1")
-
-
-def _per_task(rows: Iterable[ResultRow], key: str) -> dict[str, list[float]]:
-    by_task: dict[str, list[float]] = defaultdict(list)
-    for r in rows:
-        value = r.scores.get(key)
-        if isinstance(value, bool | int | float):
-            by_task[r.instance_id].append(float(value))
-    return by_task
 
 
 def summarize(rows: Sequence[ResultRow]) -> dict[str, float]:
     """Avg@N / Max@N of the F1 metrics, success Avg@N / Pass@N, EM/F1 for QA, and costs."""
     out: dict[str, float] = {"tasks": len({r.instance_id for r in rows}), "runs": len(rows)}
     for key in (*F1_METRICS, "em", "f1"):
-        by_task = _per_task(rows, key)
+        by_task = scores_by_task(rows, key)
         if by_task:
             out[f"{key}_avg"] = mean(mean(v) for v in by_task.values())
             out[f"{key}_max"] = mean(max(v) for v in by_task.values())
-    success = _per_task(rows, "success")
+    success = scores_by_task(rows, "success")
     if success:
         out["success_avg"] = mean(mean(v) for v in success.values())
         out["success_pass"] = mean(float(max(v) > 0) for v in success.values())
@@ -83,7 +74,7 @@ def metric_breakdown(rows: Iterable[ResultRow]) -> dict[str, tuple[float, int]]:
 
 
 def worst_tasks(rows: Sequence[ResultRow], key: str = "item_f1", n: int = 10) -> list[tuple]:
-    by_task = _per_task(rows, key)
+    by_task = scores_by_task(rows, key)
     ranked = sorted((mean(v), task) for task, v in by_task.items())
     return ranked[:n]
 
@@ -205,7 +196,7 @@ def _plots(
     lines = ["## Plots", ""]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for run in runs:
-        by_task = _per_task(results[run], "item_f1")
+        by_task = scores_by_task(results[run], "item_f1")
         values = sorted((mean(v) for v in by_task.values()), reverse=True)
         ax.plot(range(len(values)), values, marker=".", label=run.name)
     ax.set_xlabel("task (sorted)")

@@ -16,7 +16,7 @@ The runner knows nothing about how answers are scored: it is given a `Scorer`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,16 @@ class ResultRow(BaseModel):
     duration_s: float = 0.0
     failures: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
+
+
+def scores_by_task(rows: Iterable[ResultRow], key: str) -> dict[str, list[float]]:
+    """Each task's `key` score of every trial (rows without a numeric `key` are skipped)."""
+    by_task: dict[str, list[float]] = {}
+    for row in rows:
+        value = row.scores.get(key)
+        if isinstance(value, bool | int | float):
+            by_task.setdefault(row.instance_id, []).append(float(value))
+    return by_task
 
 
 def read_results(run_dir: str | Path) -> list[ResultRow]:
