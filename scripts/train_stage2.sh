@@ -37,8 +37,10 @@ for spec in "$run/single/sft/final $run/single" "$start $run/start"; do
         [ -s "$out/scores-$slug.json" ] || wideseek train eval --model "$model" --split "$split" \
             --mode "$mode" --wide "$n" --deep "$n" "${limits[@]}" ${reworded:+"$reworded"} \
             --out "$out/eval-$slug" > "$out/scores-$slug.json"
-        python -c 'import json, sys; s = json.load(open(sys.argv[1])); print(sys.argv[2], "wide item F1",
-            round(s["wide_item_f1"], 3), "deep EM", round(s["deep_em"], 3))' \
-            "$out/scores-$slug.json" "$model, $split $mode${reworded:+ reworded}:"
     done
+done
+# task by task, stage 2 (A) against its start (B): means, better / worse / equal, and the 95%
+# interval of the difference (what 20 tasks' noise allows)
+for slug in test-multi-reworded test-multi test-single; do
+    wideseek report "$run/single/eval-$slug" --against "$run/start/eval-$slug" --no-plots
 done
