@@ -282,6 +282,20 @@ async def test_batch_invariant_mode_gives_the_same_bits_in_any_batch(model_dir, 
     assert engine.prefix_cache.max_tokens == 0  # a cache hit would pre-fill differently
 
 
+async def test_each_request_alone_decodes_invariantly_for_the_block_only(model_dir):
+    engine = LocalEngine(model_dir, device="cpu", dtype="bf16")  # batched, prefix-cached
+    cache = engine.prefix_cache
+    with engine.each_request_alone():
+        alone, batched = await alone_and_batched(engine)
+        assert engine.prefix_cache.max_tokens == 0
+    assert max(engine.batch_sizes) == 8
+    assert (batched.token_ids, batched.logprobs) == (alone.token_ids, alone.logprobs)
+    assert not engine.batch_invariant and engine.prefix_cache is cache  # as before the block
+    with pytest.raises(RuntimeError), engine.each_request_alone():
+        raise RuntimeError("an evaluation that failed")
+    assert not engine.batch_invariant and engine.prefix_cache is cache
+
+
 async def test_batch_invariant_greedy_speculates_alike_alone_and_in_a_crowd(model_dir):
     # a pass over a row's token and its guesses rounds differently (bf16, int8) from a pass
     # over one token, so whether a row speculates must not depend on the rows beside it:

@@ -274,7 +274,20 @@ def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path, cap
     dev = DevEvalSettings(wide_tasks=1, deep_tasks=1, concurrency=2,
                           agent={**AGENT, "temperature": 0.0, "seed": 0})  # fmt: skip
     cfg = config(model_dir, tmp_path, steps=3, eval_every=2, eval=dev)
-    RLTrainer(cfg, show_progress=False).train()
+    trainer = RLTrainer(cfg, show_progress=False)
+    engine, seen = trainer.engine, set()
+    generate = engine.generate
+
+    async def spy(request):  # how the shared engine decodes each request
+        seen.add((request.sampling.temperature, engine.batch_invariant,
+                  engine.prefix_cache.max_tokens > 0))  # fmt: skip
+        return await generate(request)
+
+    engine.generate = spy
+    trainer.train()
+    # the seeded evaluation decodes each request alone, the rollouts stay batched and cached
+    assert seen == {(0.0, True, False), (1.0, False, True)}
+    assert not engine.batch_invariant and engine.prefix_cache.max_tokens > 0
     rows = rows_of(tmp_path)
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
     assert len({tuple(r) for r in rows}) == 1  # every row: the same keys, in the same order

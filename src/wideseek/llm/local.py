@@ -53,7 +53,7 @@ import random
 import threading
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +185,20 @@ class LocalEngine:
         the keys/values the old ones made. Waits for a running decode loop."""
         with self._model_lock:
             self.prefix_cache.clear()
+
+    @contextlib.contextmanager
+    def each_request_alone(self) -> Iterator[None]:
+        """Decode as `batch_invariant=True` does while the block runs (no prefix cache): a
+        trainer's seeded evaluation on its sampling engine then gives the figures a run of the
+        same weights gives at any concurrency. The swaps wait for a running decode loop."""
+        with self._model_lock:
+            saved = self.batch_invariant, self.prefix_cache
+            self.batch_invariant, self.prefix_cache = True, PrefixCache(0)
+        try:
+            yield
+        finally:
+            with self._model_lock:  # the keys/values cached before still match the weights
+                self.batch_invariant, self.prefix_cache = saved
 
     def generation_defaults(self) -> dict[str, float | int]:
         """The agent settings the model directory itself recommends, by AgentConfig field

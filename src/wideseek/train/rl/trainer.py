@@ -40,7 +40,8 @@ Each step k (1-based):
    ratio exceeds `early_stop_ratio` (5.0, RLinf's early_stop_imp_ratio) adds no gradient and
    is counted (`early_stopped`);
 5) logs one metrics row, checks the collapse guards, evaluates on dev tasks every `eval_every`
-   steps (`dev_eval.evaluate_engine` over the same shared engine), and checkpoints every
+   steps (`dev_eval.evaluate_engine` over the same shared engine, each request decoded alone
+   when the evaluation is seeded, as `train eval` does), and checkpoints every
    `save_every` steps.
 
 Metrics (`out_dir/metrics.jsonl`): one row per step, plus a step-0 row with the start model's
@@ -89,11 +90,13 @@ those ids); one made by other weights or settings is discarded with one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
 from wideseek.errors import WideseekError
+from wideseek.llm.engine import Engine
 from wideseek.llm.weight_push import WeightPushError
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.dev_eval import metric_names
@@ -300,9 +303,16 @@ class RLTrainer(StepSampling):
         self._fresh_dir(run_dir, self.eval_settings, self.sampler(0))
         self.model.eval()
         settings = self.config.eval
-        result = asyncio.run(
-            self._with_engine(lambda engine: evaluate_engine(engine, settings, run_dir, self.world))
-        )
+        # seeded (greedy by default), as `train eval`: each request decoded alone, so the
+        # figures do not move with what else is in flight (local engine; a server batches)
+        seeded = settings.agent.get("seed") is not None
+
+        async def run(engine: Engine) -> dict[str, Any]:
+            alone = getattr(engine, "each_request_alone", None)
+            with alone() if seeded and alone else contextlib.nullcontext():
+                return await evaluate_engine(engine, settings, run_dir, self.world)
+
+        result = asyncio.run(self._with_engine(run))
         figures = {f"dev_{k}": result.get(k) for k in metric_names(self.config.eval)}
         return {**figures, "eval_s": round(time.time() - started, 2)}
 
