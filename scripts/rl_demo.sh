@@ -10,6 +10,7 @@
 #   bash scripts/rl_demo.sh prepare [key=value ...]       # the slice: pass rates (~1 h)
 #   bash scripts/rl_demo.sh arm MODE SEED [key=value ...] # one arm, e.g. `arm multi 1` (~1.7 h)
 #   bash scripts/rl_demo.sh compare                       # the arms run so far, compared
+#   bash scripts/rl_demo.sh keep [DEST]                   # their small files, to commit
 #   bash scripts/rl_demo.sh sweep                         # the width sweeps (~1 h each)
 # Overrides go to `wideseek train rl`. WIDESEEK_RUN_DIR: where runs go (default runs/rl-demo;
 # on a CPU put it outside the work tree, e.g. ~/.cache/wideseek/rl-demo); WIDESEEK_SEEDS: the
@@ -54,8 +55,38 @@ compare() {
         runs+=("${name%%-s*}=$metrics")
     done
     [ ${#runs[@]} -gt 0 ] || { echo "rl_demo.sh: no arm has run yet in $run" >&2; exit 2; }
-    python bench/rl_curve.py --compare "${runs[@]}" --plot "$run/curves.png" \
-        | tee "$run/compare.txt"
+    {
+        python bench/rl_curve.py --compare "${runs[@]}" --plot "$run/curves.png"
+        # each arm's last dev evaluation against its first, task by task, with the interval
+        # that 8 + 8 dev tasks allow (the noise of the dev set, beside the seeds' spread)
+        for arm in "$run"/multi-s* "$run"/single-s*; do
+            local evals=("$arm"/dev-eval/step-*)
+            [ -d "$arm/dev-eval/step-0" ] && [ ${#evals[@]} -gt 1 ] || continue
+            local last
+            last=$(printf '%s\n' "${evals[@]}" | sort -V | tail -n 1)
+            echo
+            echo "## ${arm#"$run"/}: $(basename "$last") against step-0"
+            wideseek report "$last" --against "$arm/dev-eval/step-0" --no-plots
+        done
+    } | tee "$run/compare.txt"
+}
+
+keep() {  # DEST: the small files of the preparation and of every arm, to commit
+    local dest=${1:-results/rl-demo}
+    for dir in "$run"/prepare "$run"/multi-s* "$run"/single-s*; do
+        [ -s "$dir/metrics.jsonl" ] || continue
+        local name=${dir#"$run"/}
+        mkdir -p "$dest/$name"
+        cp "$dir/metrics.jsonl" "$dest/$name/"
+        [ -s "$dir/pass-rates.json" ] && cp "$dir/pass-rates.json" "$dest/$name/"
+        for scored in "$dir"/dev-eval/step-*/*/results.jsonl; do
+            [ -s "$scored" ] || continue
+            local part=${scored#"$dir"/}
+            mkdir -p "$dest/$name/$(dirname "$part")"
+            cp "$scored" "$(dirname "$scored")/run.json" "$dest/$name/$(dirname "$part")/"
+        done
+    done
+    echo "rl_demo.sh: kept in $dest"
 }
 
 sweep() {
@@ -73,6 +104,7 @@ case ${1:-all} in
     arm) shift; [ $# -ge 2 ] || { echo "usage: rl_demo.sh arm MODE SEED [key=value ...]" >&2
          exit 2; }; arm "$@" ;;
     compare) compare ;;
+    keep) shift; keep "$@" ;;
     sweep) sweep ;;
     *)
         [ "${1:-}" = all ] && shift

@@ -15,6 +15,9 @@ FAKE_WIDESEEK = """#!{python}
 import json, pathlib, sys
 with open({log!r}, "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "report":
+    print("paired:", sys.argv[2], "against", sys.argv[4])
+    sys.exit(0)
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 out = pathlib.Path(args["out_dir"])
 out.mkdir(parents=True, exist_ok=True)
@@ -26,6 +29,12 @@ else:
     rows = [{{"step": s, "policy_version": s, "reward_mean": 0.5, "reward_std": 0.1,
              "dev_wide_item_f1": 0.3 + gain * s / 6, "dev_deep_em": 0.5}} for s in (0, 6)]
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
+    for step in (0, 6):
+        scored = out / "dev-eval" / f"step-{{step}}" / "wide"
+        scored.mkdir(parents=True)
+        (scored / "results.jsonl").write_text("{{}}\\n")
+        (scored / "run.json").write_text("{{}}")
+        (scored / "trajectories.jsonl").write_text("large\\n")
 """
 
 
@@ -75,3 +84,24 @@ def test_arms_borrow_the_preparation_and_compare_by_mode(env):
     assert compared.returncode == 0, compared.stderr
     table = (run / "compare.txt").read_text()
     assert "multi" in table and "single" in table and (run / "curves.png").exists()
+    # each arm's last dev evaluation paired with its first
+    for arm in ("multi-s1", "multi-s2", "single-s1"):
+        assert f"## {arm}: step-6 against step-0" in table
+        evals = run / arm / "dev-eval"
+        assert f"paired: {evals / 'step-6'} against {evals / 'step-0'}" in table
+
+
+def test_keep_copies_the_small_files_of_each_part(env, tmp_path):
+    run = Path(env["WIDESEEK_RUN_DIR"])
+    assert demo(env, "prepare").returncode == 0
+    (run / "prepare" / "metrics.jsonl").write_text("{}\n")
+    assert demo(env, "arm", "multi", "1").returncode == 0
+    kept = demo(env, "keep", str(tmp_path / "kept"))
+    assert kept.returncode == 0, kept.stderr
+    files = sorted(str(f.relative_to(tmp_path / "kept")) for f in (tmp_path / "kept").rglob("*")
+                   if f.is_file())  # fmt: skip
+    assert files == [
+        "multi-s1/dev-eval/step-0/wide/results.jsonl", "multi-s1/dev-eval/step-0/wide/run.json",
+        "multi-s1/dev-eval/step-6/wide/results.jsonl", "multi-s1/dev-eval/step-6/wide/run.json",
+        "multi-s1/metrics.jsonl", "prepare/metrics.jsonl", "prepare/pass-rates.json",
+    ]  # fmt: skip
