@@ -187,7 +187,11 @@ class RLTrainer(StepSampling):
         self.policy = digest("start", start)
         self.history: dict[int, str] = {0: self.policy}  # version -> policy id, recent ones
         self.rollout_settings = digest(settings_of(config, include=ROLLOUT))
-        self.eval_settings = digest(config.eval.model_dump(mode="json"))
+        # a seeded evaluation decodes each request alone (`evaluate`); part of the settings,
+        # so a folder decoded batched (before that) is not taken for one of these
+        self.eval_alone = config.eval.agent.get("seed") is not None
+        eval_settings = config.eval.model_dump(mode="json")
+        self.eval_settings = digest({**eval_settings, "each_request_alone": self.eval_alone})
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -303,13 +307,12 @@ class RLTrainer(StepSampling):
         self._fresh_dir(run_dir, self.eval_settings, self.sampler(0))
         self.model.eval()
         settings = self.config.eval
-        # seeded (greedy by default), as `train eval`: each request decoded alone, so the
-        # figures do not move with what else is in flight (local engine; a server batches)
-        seeded = settings.agent.get("seed") is not None
 
         async def run(engine: Engine) -> dict[str, Any]:
+            # seeded (greedy by default), as `train eval`: each request decoded alone, so the
+            # figures do not move with what else is in flight (local engine; a server batches)
             alone = getattr(engine, "each_request_alone", None)
-            with alone() if seeded and alone else contextlib.nullcontext():
+            with alone() if self.eval_alone and alone else contextlib.nullcontext():
                 return await evaluate_engine(engine, settings, run_dir, self.world)
 
         result = asyncio.run(self._with_engine(run))
