@@ -17,6 +17,13 @@
 # the shipped model: its measured versions lost held-out-wording scores (configs/sft-stage2.yaml);
 # scripts/train_stage2.sh trains and evaluates it without shipping.
 #
+# WIDESEEK_WORDINGS=mixed trains on the oracle's demonstrations of questions asked a third in
+# the templates and the rest in people's words (world/people_wordings.py) instead of templates
+# only (the shipped model); WIDESEEK_MODES="multi single" adds the single agent's own
+# demonstrations (the shipped model: multi only). Neither is measured from the base yet: the
+# mixed wordings and the single agent were tried as a second stage on the shipped model
+# (configs/sft-stage2.yaml), where they traded wide against deep.
+#
 # Cost, measured: the demonstrations take ~5 s per 30 tasks on a CPU. On one H200 the training
 # took 89 s (4.71M tokens, 53k tokens/s). On 2 CPU cores it took 8.7 h of wall time (4.68M
 # tokens, 150 tokens/s over every resumed process, shared stretches included); the four
@@ -28,10 +35,20 @@ run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 n=${WIDESEEK_EVAL_TASKS:-20}
 limits=(--lead-turns 4 --subagent-turns 5 --max-response-tokens 256)
 
-for suite_limit in wide:800 deep:1000; do
-    wideseek world oracle --suite "${suite_limit%%:*}" --split train --limit "${suite_limit##*:}"
+wordings=${WIDESEEK_WORDINGS:-template}
+modes=${WIDESEEK_MODES:-multi}
+suffix=${wordings/#template/}
+demos=()
+for mode in $modes; do
+    for suite_limit in wide:800 deep:1000; do
+        suite=${suite_limit%%:*}
+        wideseek world oracle --suite "$suite" --split train --limit "${suite_limit##*:}" \
+            --mode "$mode" --wordings "$wordings"
+        demos+=("runs/oracle-$suite-train-$mode${suffix:+-$suffix}/trajectories.jsonl")
+    done
 done
-wideseek train sft --config configs/sft-default.yaml "out_dir=$run" "$@"
+trajectories=$(IFS=,; echo "[${demos[*]}]")
+wideseek train sft --config configs/sft-default.yaml "out_dir=$run" "trajectories=$trajectories" "$@"
 
 model=$run/sft/final
 scores=()

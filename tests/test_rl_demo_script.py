@@ -1,61 +1,46 @@
 """scripts/rl_demo.sh in parts: what each part asks `wideseek train rl` for, with a stand-in
 `wideseek` on PATH that records its arguments and writes what a run leaves behind."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from stand_in_cli import calls, run_script, stand_in_env
+
 SCRIPT = Path(__file__).parents[1] / "scripts" / "rl_demo.sh"
 
 # the stand-in: a 0-step run leaves pass-rates.json; an arm leaves final/ and two metrics rows
-FAKE_WIDESEEK = """#!{python}
-import json, pathlib, sys
-with open({log!r}, "a") as log:
-    log.write(" ".join(sys.argv[1:]) + "\\n")
+FAKE_WIDESEEK = """
 if sys.argv[1] == "report":
     print("paired:", sys.argv[2], "against", sys.argv[4])
     sys.exit(0)
-args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 out = pathlib.Path(args["out_dir"])
 out.mkdir(parents=True, exist_ok=True)
 if args.get("steps") == "0":
-    (out / "pass-rates.json").write_text("{{}}")
+    (out / "pass-rates.json").write_text("{}")
 else:
     (out / "final").mkdir()
     gain = 0.1 * int(args["seed"])
-    rows = [{{"step": s, "policy_version": s, "reward_mean": 0.5, "reward_std": 0.1,
-             "dev_wide_item_f1": 0.3 + gain * s / 6, "dev_deep_em": 0.5}} for s in (0, 6)]
+    rows = [{"step": s, "policy_version": s, "reward_mean": 0.5, "reward_std": 0.1,
+             "dev_wide_item_f1": 0.3 + gain * s / 6, "dev_deep_em": 0.5} for s in (0, 6)]
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
     for step in (0, 6):
-        scored = out / "dev-eval" / f"step-{{step}}" / "wide"
+        scored = out / "dev-eval" / f"step-{step}" / "wide"
         scored.mkdir(parents=True)
-        (scored / "results.jsonl").write_text("{{}}\\n")
-        (scored / "run.json").write_text("{{}}")
+        (scored / "results.jsonl").write_text("{}\\n")
+        (scored / "run.json").write_text("{}")
         (scored / "trajectories.jsonl").write_text("large\\n")
 """
 
 
 @pytest.fixture
 def env(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "wideseek"
-    fake.write_text(FAKE_WIDESEEK.format(python=sys.executable, log=str(tmp_path / "calls")))
-    fake.chmod(0o755)
-    path = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return {**os.environ, "PATH": path, "WIDESEEK_RUN_DIR": str(tmp_path / "rl")}
+    return stand_in_env(tmp_path, FAKE_WIDESEEK, WIDESEEK_RUN_DIR=str(tmp_path / "rl"))
 
 
 def demo(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True)
-
-
-def calls(env) -> list[str]:
-    log = Path(env["WIDESEEK_RUN_DIR"]).parent / "calls"
-    return log.read_text().splitlines() if log.exists() else []
+    return run_script(SCRIPT, env, *args)
 
 
 def test_an_arm_needs_the_preparation_which_runs_once_with_zero_steps(env):

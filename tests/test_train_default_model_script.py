@@ -1,0 +1,57 @@
+"""scripts/train_default_model.sh: which demonstrations it makes and trains on, by wordings and
+agent modes, with a stand-in `wideseek` on PATH (stand_in_cli.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from stand_in_cli import calls, run_script, stand_in_env
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "train_default_model.sh"
+
+# training makes its run directory, evaluations print their scores (the script keeps them)
+FAKE_WIDESEEK = """
+if sys.argv[1:3] == ["train", "sft"]:
+    pathlib.Path(args["out_dir"]).mkdir(parents=True)
+if sys.argv[1:3] == ["train", "eval"]:
+    print("{}")
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    return stand_in_env(tmp_path, FAKE_WIDESEEK, WIDESEEK_RUN_DIR=str(tmp_path / "run"))
+
+
+def oracle_and_sft(env) -> tuple[list[str], str]:
+    done = run_script(SCRIPT, env, "train.save_every=2")
+    assert done.returncode == 0, done.stderr
+    oracle = [c for c in calls(env) if c.startswith("world oracle")]
+    [sft] = [c for c in calls(env) if c.startswith("train sft")]
+    return oracle, sft
+
+
+def test_the_shipped_recipe_trains_on_template_multi_agent_demonstrations(env, tmp_path):
+    oracle, sft = oracle_and_sft(env)
+    assert oracle == [
+        "world oracle --suite wide --split train --limit 800 --mode multi --wordings template",
+        "world oracle --suite deep --split train --limit 1000 --mode multi --wordings template",
+    ]
+    assert sft == (
+        f"train sft --config configs/sft-default.yaml out_dir={tmp_path / 'run'} "
+        "trajectories=[runs/oracle-wide-train-multi/trajectories.jsonl,"
+        "runs/oracle-deep-train-multi/trajectories.jsonl] train.save_every=2"
+    )
+    ship = calls(env)[-1]
+    assert ship.startswith(f"train ship --model {tmp_path / 'run' / 'sft' / 'final'}")
+    assert (tmp_path / "run" / "scores-test-multi-reworded.json").read_text() == "{}\n"
+
+
+def test_mixed_wordings_and_the_single_agent_are_demonstrated_and_trained_on(env):
+    env |= {"WIDESEEK_WORDINGS": "mixed", "WIDESEEK_MODES": "multi single"}
+    oracle, sft = oracle_and_sft(env)
+    assert len(oracle) == 4 and all(c.endswith("--wordings mixed") for c in oracle)
+    assert [c.split("--mode ")[1].split()[0] for c in oracle] == ["multi"] * 2 + ["single"] * 2
+    made = [f"runs/oracle-{s}-train-{m}-mixed/trajectories.jsonl"
+            for m in ("multi", "single") for s in ("wide", "deep")]  # fmt: skip
+    assert f"trajectories=[{','.join(made)}]" in sft
