@@ -61,6 +61,19 @@ def test_sft_from_the_command_line(setup, capsys):
     assert {"probe_copy_acc", "probe_field_acc", "probe_token_acc"} <= set(evals[0])
 
 
+def test_plan_says_the_steps_and_tokens_the_run_then_takes(setup, tmp_path, capsys):
+    root, model = setup
+    config = write_config(root, model, out_dir=str(tmp_path / "run"), probe_trajectories=[])
+    overrides = ["train.batch_tokens=512", "train.grad_accum=2", "train.epochs=1.5"]
+    assert run(["train", "sft", "--config", str(config), *overrides, "--plan"]) == 0
+    printed = capsys.readouterr().out
+    assert not (tmp_path / "run").exists()  # nothing trained
+    assert "lead" in printed and "subagent" in printed and "all" in printed
+    assert run(["train", "sft", "--config", str(config), *overrides, "--no-progress"]) == 0
+    last = json.loads((tmp_path / "run" / "sft" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert f"{last['step']:,} optimizer steps, {last['tokens_seen']:,} tokens read" in printed
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

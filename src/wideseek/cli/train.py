@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -13,6 +13,9 @@ from wideseek.cli.common import command_group
 from wideseek.cli.eval import with_eval_limits
 from wideseek.errors import UsageError
 from wideseek.runtime import EvalLimits
+
+if TYPE_CHECKING:
+    from wideseek.train.sft_plan import SFTPlan
 
 app = command_group(
     help="Train the model: LoRA SFT of SmolLM2-135M, multi-agent RL, dev evaluation, shipping.",
@@ -27,15 +30,25 @@ def sft(
         list[str] | None, typer.Argument(help="key=value overrides, e.g. train.lr=1e-3")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            help="Train nothing: print the examples by role and the steps and tokens the run "
+            "would take (the tokenised examples stay cached for the run)."
+        ),
+    ] = False,
 ) -> None:
     """SFT on trajectories, with probe and dev evaluations; resumable. With
     `train.restart_above_gb` set, a run whose memory passes it restarts itself from its latest
     checkpoint (a new process, a fresh heap)."""
     from wideseek.config import read_yaml_tree, validate_tree
     from wideseek.train.heap import RestartToFreeMemory
-    from wideseek.train.sft_run import SFTRun, run_sft
+    from wideseek.train.sft_run import SFTRun, plan_run, run_sft
 
     run = validate_tree(SFTRun, read_yaml_tree(config, overrides), config)
+    if plan:
+        _print_plan(plan_run(run))
+        return
     try:
         final = run_sft(run, show_progress=progress)
     except RestartToFreeMemory as stop:
@@ -45,6 +58,24 @@ def sft(
         # the same command line, run again: it resumes from the checkpoint just saved
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     typer.echo(f"final model: {final}")
+
+
+def _print_plan(plan: SFTPlan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="examples (longer than max_length left out; role limits applied)")
+    for name in ("role", "examples", "tokens", "labelled tokens"):
+        table.add_column(name, justify="left" if name == "role" else "right")
+    for role, f in [*plan.roles.items(), ("all", plan.total)]:
+        table.add_row(role, f"{f.examples:,}", f"{f.tokens:,}", f"{f.labelled:,}")
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{plan.epochs:g} epoch(s) over {plan.batches_per_epoch:,} micro-batches: "
+        f"{plan.steps:,} optimizer steps, {plan.tokens:,} tokens read "
+        f"({plan.processes} process{'es' if plan.processes > 1 else ''})"
+    )
 
 
 @app.command()

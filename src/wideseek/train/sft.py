@@ -114,6 +114,16 @@ def make_batches(examples: Sequence[SFTExample], batch_tokens: int, seed: int) -
     return batches
 
 
+def schedule(
+    examples: Sequence[SFTExample], config: SFTConfig, processes: int = 1
+) -> tuple[int, int]:
+    """(micro-batches an epoch, optimizer steps of the run): `epochs` over the micro-batches,
+    `grad_accum` of them per process a step (the examples already cut to `max_length`)."""
+    batches_per_epoch = len(make_batches(examples, config.batch_tokens, config.seed))
+    per_step = config.grad_accum * processes
+    return batches_per_epoch, max(1, math.ceil(batches_per_epoch * config.epochs / per_step))
+
+
 def collate(examples: Sequence[SFTExample], pad_id: int) -> dict[str, Any]:
     """Right-padded tensors: input_ids, labels (IGNORE on padding), attention_mask; (B, T)."""
     import torch
@@ -204,9 +214,7 @@ def train_sft(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     # 1) the schedule, in optimizer steps; each step takes grad_accum micro-batches per process
-    batches_per_epoch = len(make_batches(examples, config.batch_tokens, config.seed))
-    per_step = config.grad_accum * accelerator.num_processes
-    total_steps = max(1, math.ceil(batches_per_epoch * config.epochs / per_step))
+    batches_per_epoch, total_steps = schedule(examples, config, accelerator.num_processes)
     trained = [p for p in model.parameters() if p.requires_grad]  # a LoRA run: the adapter
     decay = [p for p in trained if p.ndim >= 2]  # matrices; not norms or biases
     no_decay = [p for p in trained if p.ndim < 2]

@@ -9,7 +9,9 @@ Contract: `SFTRun` is the file's schema; `run_sft(run)` does, in order:
    the end-to-end dev evaluation (train/dev_eval.py) when `dev_eval` is set, both as
    `{"eval": ...}` rows of `out_dir/sft/metrics.jsonl`;
 and returns the final model directory (`out_dir/sft/final`). Training resumes from its last
-checkpoint, so running the same command again continues where it stopped.
+checkpoint, so running the same command again continues where it stopped. `plan_run(run)`
+says what the run would train on, and for how many steps and tokens, without training
+(train/sft_plan.py).
 
 This module wires data, trainer and evaluations together; each lives in its own module.
 """
@@ -31,6 +33,7 @@ from wideseek.train.dev_eval import DevEvalSettings, make_evaluator
 from wideseek.train.example_cache import ExampleKey, cached_examples, parallel_examples
 from wideseek.train.sft import Evaluate, SFTConfig, train_sft
 from wideseek.train.sft_data import SFTExample
+from wideseek.train.sft_plan import SFTPlan, plan_sft
 from wideseek.types import Role, Trajectory, read_trajectories
 
 
@@ -166,16 +169,30 @@ def _evaluator(run: SFTRun, model: ResolvedModel, out: Path, max_length: int) ->
     return evaluate
 
 
-def run_sft(run: SFTRun, show_progress: bool = True) -> Path:
-    """SFT with evaluations; returns the final model directory."""
-    out = Path(run.out_dir)
-    config = SFTConfig(**{**run.train, "model": run.model, "out_dir": str(out / "sft")})
-    model = resolve_model(run.model)  # once, for the data's tokenizer and the trainer
+def _inputs(run: SFTRun) -> tuple[SFTConfig, ResolvedModel, list[SFTExample]]:
+    """The trainer's config, the start model (resolved once: the data's tokenizer and the
+    trainer's weights) and the examples."""
+    out_dir = str(Path(run.out_dir) / "sft")
+    config = SFTConfig(**{**run.train, "model": run.model, "out_dir": out_dir})
+    model = resolve_model(run.model)
     examples = _examples(run, model, run.trajectories, config.max_length)
     if not examples:
         raise RunError(
             f"no usable examples in {', '.join(run.trajectories)} (failed agents and ones "
             f"longer than max_length={config.max_length} are skipped)"
         )
-    evaluate = _evaluator(run, model, out / "sft", config.max_length)
+    return config, model, examples
+
+
+def run_sft(run: SFTRun, show_progress: bool = True) -> Path:
+    """SFT with evaluations; returns the final model directory."""
+    config, model, examples = _inputs(run)
+    evaluate = _evaluator(run, model, Path(run.out_dir) / "sft", config.max_length)
     return train_sft(config, examples, evaluate, show_progress, resolved=model)
+
+
+def plan_run(run: SFTRun, processes: int = 1) -> SFTPlan:
+    """What `run_sft(run)` would train on and for how long (train/sft_plan.py); trains
+    nothing, and leaves the examples cached for the run."""
+    config, _, examples = _inputs(run)
+    return plan_sft(config, examples, processes)

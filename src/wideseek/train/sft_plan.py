@@ -1,0 +1,70 @@
+"""What an SFT run will train on, before it trains: `wideseek train sft --plan`.
+
+Contract: `plan_sft(config, examples, processes) -> SFTPlan`: the examples by role (how many,
+their tokens, the labelled ones among them) and the schedule train_sft will follow with
+`processes` data-parallel processes: micro-batches an epoch, optimizer steps, and the tokens
+the run reads (padding excluded: the `tokens` a metrics row counts), walked micro-batch by
+micro-batch as the trainer walks them. The examples are the ones the run would get (role
+limits applied, longer than `max_length` left out), so sizing a recipe (epochs, role limits,
+batch) costs a tokenisation that the run then finds cached. It knows examples and the
+schedule, not models.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wideseek.train.sft import SFTConfig, make_batches, schedule
+from wideseek.train.sft_data import SFTExample
+
+
+@dataclass(frozen=True)
+class RoleFigures:
+    examples: int
+    tokens: int
+    labelled: int  # the tokens with a loss: what the model learns to write
+
+
+@dataclass(frozen=True)
+class SFTPlan:
+    roles: dict[str, RoleFigures]  # in order of first appearance
+    batches_per_epoch: int
+    steps: int
+    tokens: int  # read over the whole run, padding excluded
+    epochs: float
+    processes: int
+
+    @property
+    def total(self) -> RoleFigures:
+        figures = self.roles.values()
+        return RoleFigures(
+            examples=sum(f.examples for f in figures),
+            tokens=sum(f.tokens for f in figures),
+            labelled=sum(f.labelled for f in figures),
+        )
+
+
+def plan_sft(config: SFTConfig, examples: Sequence[SFTExample], processes: int = 1) -> SFTPlan:
+    examples = [e for e in examples if len(e.input_ids) <= config.max_length]
+    if not examples:
+        raise ValueError("no training examples (check the trajectories and max_length)")
+    counts: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
+    labelled: Counter[str] = Counter()
+    for e in examples:
+        counts[e.role] += 1
+        tokens[e.role] += len(e.input_ids)
+        labelled[e.role] += e.n_target_tokens
+    roles = {r: RoleFigures(counts[r], tokens[r], labelled[r]) for r in counts}
+    batches_per_epoch, steps = schedule(examples, config, processes)
+    # the micro-batches the run takes: global index g -> (epoch, offset), as train_sft does
+    orders: dict[int, list[list[int]]] = {}
+    read = 0
+    for g in range(steps * config.grad_accum * processes):
+        epoch, offset = divmod(g, batches_per_epoch)
+        if epoch not in orders:
+            orders[epoch] = make_batches(examples, config.batch_tokens, config.seed + epoch)
+        read += sum(len(examples[i].input_ids) for i in orders[epoch][offset])
+    return SFTPlan(roles, batches_per_epoch, steps, read, config.epochs, processes)
