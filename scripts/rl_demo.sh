@@ -43,8 +43,10 @@ arm() {  # MODE SEED [key=value ...]
         echo "rl_demo.sh: no preparation in $prepared: run 'bash scripts/rl_demo.sh prepare'" >&2
         exit 2
     }
+    # evaluated in the mode it trains in: the single agent's gain is the single agent's
     [ -d "$out/final" ] || wideseek train rl --config configs/rl-demo-cpu.yaml "mode=$mode" \
-        "seed=$seed" "out_dir=$out" "select.pass_rate.measured_in=$prepared" "$@"
+        "eval.mode=$mode" "seed=$seed" "out_dir=$out" "select.pass_rate.measured_in=$prepared" \
+        "$@"
 }
 
 compare() {

@@ -65,6 +65,7 @@ def test_arms_borrow_the_preparation_and_compare_by_mode(env):
     assert len(arms) == 3 and all("lr=1e-4" in a for a in arms)
     assert f"select.pass_rate.measured_in={run / 'prepare'}" in arms[0]
     assert "mode=single" in arms[2] and f"out_dir={run / 'single-s1'}" in arms[2]
+    assert "eval.mode=multi" in arms[0] and "eval.mode=single" in arms[2]  # as each trains
     compared = demo(env, "compare")
     assert compared.returncode == 0, compared.stderr
     table = (run / "compare.txt").read_text()
