@@ -80,6 +80,43 @@ def test_pass_rates_count_outcomes_at_or_above_solved_at():
     assert rates.missing(SUITES["deep"]) == ["d2", "d3"]
 
 
+def test_a_spread_keeps_varied_outcomes_that_never_reach_solved_at():
+    rates = PassRates(settings="s", samples=4, outcomes={
+        "w1": [1.0, 1.0, 1.0, 1.0], "w2": [0.4, 0.0, 0.1, 0.0], "w3": [0.2, 0.2, 0.2, 0.2],
+        "d1": [1.0, 0.0, 0.0, 0.0],
+    })  # fmt: skip
+    pool = SUITES["wide"] + SUITES["deep"][:1]
+    by_rate = PassRateWindow(min=0.1, max=0.9, solved_at=0.5)
+    assert [t.id for t in rates.in_window(pool, by_rate)] == ["d1"]
+    also_spread = by_rate.model_copy(update={"min_spread": 0.3})
+    assert [t.id for t in rates.in_window(pool, also_spread)] == ["w2", "d1"]  # w1, w3: flat
+    assert rates.spread("w2") == 0.4
+
+
+def test_balanced_steps_draw_each_suite_in_turn_from_its_own_cycle():
+    pool = [*SUITES["wide"], *(Task(id=f"d{i}", question="q") for i in range(1, 9))]
+    suite_of = {t.id: "wide" if t.id.startswith("w") else "deep" for t in pool}
+    steps = [step_tasks(pool, step, 4, seed=5, suite_of=suite_of) for step in range(6)]
+    assert all([suite_of[t.id] for t in tasks] == ["wide"] * 2 + ["deep"] * 2 for tasks in steps)
+    wide = [t.id for tasks in steps[:3] for t in tasks[:2]]
+    assert sorted(wide) == ["w1", "w1", "w2", "w2", "w3", "w3"]  # 3 tasks: each twice in 3 steps
+    deep = [t.id for tasks in steps[:4] for t in tasks[2:]]
+    assert sorted(deep) == [f"d{i}" for i in range(1, 9)]  # each once per pass over the suite
+    again = [step_tasks(pool, step, 4, seed=5, suite_of=suite_of) for step in range(6)]
+    assert again == steps  # a resumed run draws the same
+    # an odd count: the suites take the slots in turn, the first suite one more
+    assert [suite_of[t.id] for t in step_tasks(pool, 0, 3, 5, suite_of)] == ["wide"] * 2 + ["deep"]
+
+
+def test_the_trainer_draws_balanced_steps_when_asked(model_dir, tmp_path):
+    select = TaskSelection(first=3, balance_suites=True)
+    cfg = config(model_dir, tmp_path, suites=["wide", "deep"], tasks_per_step=2, select=select)
+    trainer = RLTrainer(cfg, show_progress=False)
+    for step in range(3):
+        drawn = [trainer.suite_of[t.id] for t in trainer.step_tasks(step)]
+        assert drawn == ["wide", "deep"]  # tasks_per_step 2: one of each
+
+
 def test_replacements_are_other_tasks_in_a_seeded_order_per_step():
     pool = SUITES["wide"] + SUITES["deep"]
     first = replacement_tasks(pool, {"w1", "d1"}, step=3, seed=0)
@@ -143,7 +180,7 @@ def test_the_pass_rate_window_is_measured_once_and_reused_on_resume(model_dir, t
     assert rates["samples"] == 2 and sorted(rates["outcomes"]) == sorted([a, b, c, d])
     assert rates["outcomes"][b] in ([1.0, 0.0], [0.0, 1.0]) and rates["outcomes"][a] == [1, 1]
     assert trained_ids(tmp_path, 1) <= {b, c}  # a (always) and d (never) left out
-    assert "2 of 4 tasks solved within [0.1, 0.9]" in capsys.readouterr().err
+    assert "2 of 4 tasks (deep 2) solved within [0.1, 0.9]" in capsys.readouterr().err
     measured = (tmp_path / "pass-rate" / "trajectories.jsonl").read_text()
     assert len(measured.splitlines()) == 8
     # resumed after step 1: the start model's rates are read back, not measured again by the

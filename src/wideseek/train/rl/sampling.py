@@ -27,7 +27,7 @@ import asyncio
 import json
 import shutil
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -191,11 +191,17 @@ class StepSampling:
 
         return self._with_engine(run)
 
+    def step_tasks(self, step: int) -> list[Task]:
+        """The tasks of `step` (0-based; task_selection.step_tasks)."""
+        cfg = self.config
+        by_suite = self.suite_of if cfg.select.balance_suites else None
+        return step_tasks(self.pool, step, cfg.tasks_per_step, cfg.seed, by_suite)
+
     def sample_step(self) -> tuple[Batch, int, dict[str, Any]]:
         """Steps 1-3 (the main process): the kept rollouts' (agent samples, advantage) pairs,
         B, and the step's figures that need no update."""
         cfg = self.config
-        tasks = step_tasks(self.pool, self.step, cfg.tasks_per_step, cfg.seed)
+        tasks = self.step_tasks(self.step)
         run_dir = self.out / "rollouts" / f"step-{self.step + 1}"
         started = time.time()
         ahead, self.ahead = self.ahead, None
@@ -233,7 +239,7 @@ class StepSampling:
         sampler = self.sampler(cfg.max_staleness - 1)
         run_dir = self.out / "rollouts" / f"step-{step + 1}"
         made = self._fresh_dir(run_dir, self.rollout_settings, sampler, cfg.max_staleness, step)
-        tasks = step_tasks(self.pool, step, cfg.tasks_per_step, cfg.seed)
+        tasks = self.step_tasks(step)
         return SamplingAhead(step, made, self.rollouts(tasks, run_dir, version=sampler, step=step))
 
     def flat(self, group: Sequence[Trajectory]) -> bool:
@@ -294,9 +300,13 @@ class StepSampling:
                 "them again: use a new out_dir, or drop select.pass_rate"
             )
         kept = rates.in_window(self.pool, window)
+        spread = f" or spread by {window.min_spread}" if window.min_spread is not None else ""
+        suites = Counter(self.suite_of[t.id] for t in kept)
+        by_suite = ", ".join(f"{suite} {n}" for suite, n in suites.items())
         note(
-            f"{len(kept)} of {len(self.pool)} tasks solved within [{window.min}, {window.max}] "
-            f"of {rates.samples} rollouts by the start model ({self.out / PASS_RATES})"
+            f"{len(kept)} of {len(self.pool)} tasks ({by_suite}) "
+            f"solved within [{window.min}, {window.max}]{spread} of {rates.samples} rollouts by "
+            f"the start model ({self.out / PASS_RATES})"
         )
         if not kept:
             raise WideseekError(

@@ -9,13 +9,14 @@ Contract:
 - `PassRates`: each task's outcomes over K rollouts of the start model (`pass-rates.json` in
   the run dir, with the settings that measured them); `rate(task, solved_at)` is the share of
   its rollouts with an outcome >= `solved_at`, and `in_window(pool, window)` keeps the tasks
-  whose rate lies in [min, max]: those the start model solves sometimes, whose groups are
-  likely to carry signal. The trainer measures them once, before step 1, and a resumed run
-  reads them back (trained weights would measure something else). A run can take another
+  whose rate lies in [min, max] (or whose outcomes spread by `min_spread`): those the start
+  model solves sometimes, whose groups are likely to carry signal. The trainer measures them
+  once, before step 1, and a resumed run reads them back (trained weights would measure
+  something else). A run can take another
   run's measurement instead (`measured_in`): the same slice for every seed and mode.
-- `step_tasks(pool, step, per_step, seed)`: the tasks of step `step` (0-based), a seeded order
-  of the pool, cycled: the position is the step number, so a resumed run continues with the
-  same tasks.
+- `step_tasks(pool, step, per_step, seed, suite_of)`: the tasks of step `step` (0-based), a
+  seeded order of the pool, cycled (or of each suite's tasks in turn: `balance_suites`): the
+  position is the step number, so a resumed run continues with the same tasks.
 - `replacement_tasks(pool, exclude, step, seed)`: the tasks that may replace a step's flat
   groups, in a seeded order of their own (a resumed step draws the same ones).
 It knows tasks and files; running rollouts is the trainer's job.
@@ -54,6 +55,14 @@ class PassRateWindow(BaseModel):
         description="a rollout solved its task when its outcome (item F1 of a wide task, the "
         "QA metric of a deep one) is at least this",
     )
+    min_spread: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="also keep a task whose K outcomes differ by at least this much (highest "
+        "- lowest), whatever its rate: a wide task's item F1 varies, and so carries signal, "
+        "without reaching solved_at (binary outcomes: any spread is 1); None: the rate only",
+    )
     measured_in: str | None = Field(
         None,
         description="a run directory whose measurement (its pass-rates.json, of the same start "
@@ -84,6 +93,13 @@ class TaskSelection(BaseModel):
         None,
         description="keep the tasks the start model solves within [min, max] of its rollouts, "
         "measured before step 1 (out_dir/pass-rates.json, reused on resume); None: off",
+    )
+    balance_suites: bool = Field(
+        False,
+        description="each step draws its tasks suite by suite, in turn (tasks_per_step 4 over "
+        "wide and deep: 2 + 2), so the suite with more tasks in the pool does not set the "
+        "lead's habits for both (a deep-heavy slice taught the lead to spawn 2-3 subagents "
+        "whatever the task); False: one order over the whole pool",
     )
     resample_flat: int = Field(
         0,
@@ -144,8 +160,17 @@ class PassRates(BaseModel):
         scores = self.outcomes[task_id]
         return sum(o >= solved_at for o in scores) / len(scores)
 
+    def spread(self, task_id: str) -> float:
+        scores = self.outcomes[task_id]
+        return max(scores) - min(scores)
+
     def in_window(self, pool: Sequence[Task], window: PassRateWindow) -> list[Task]:
-        return [t for t in pool if window.min <= self.rate(t.id, window.solved_at) <= window.max]
+        def kept(task: Task) -> bool:
+            if window.min <= self.rate(task.id, window.solved_at) <= window.max:
+                return True
+            return window.min_spread is not None and self.spread(task.id) >= window.min_spread
+
+        return [t for t in pool if kept(t)]
 
     def missing(self, pool: Sequence[Task]) -> list[str]:
         return [t.id for t in pool if t.id not in self.outcomes]
@@ -165,13 +190,31 @@ class PassRates(BaseModel):
             raise WideseekError(f"{path}: unreadable ({type(e).__name__}); delete it") from e
 
 
-def step_tasks(pool: Sequence[Task], step: int, per_step: int, seed: int) -> list[Task]:
+def step_tasks(
+    pool: Sequence[Task],
+    step: int,
+    per_step: int,
+    seed: int,
+    suite_of: Mapping[str, str] | None = None,
+) -> list[Task]:
     """The tasks of `step` (0-based): a seeded shuffle of the pool, cycled, `per_step` at a
-    time."""
+    time. With `suite_of` (task id -> suite: `balance_suites`), slot i of a step goes to the
+    pool's suites in turn, each suite cycling through its own seeded shuffle."""
+    if suite_of is None:
+        return _cycled(pool, random.Random(seed), step * per_step, per_step)
+    suites = list(dict.fromkeys(suite_of[t.id] for t in pool))
+    tasks: list[Task] = []
+    for k, suite in enumerate(suites):
+        mine = [t for t in pool if suite_of[t.id] == suite]
+        slots = len(range(k, per_step, len(suites)))  # this suite's slots in every step
+        tasks += _cycled(mine, random.Random(f"{seed}/{suite}"), step * slots, slots)
+    return tasks
+
+
+def _cycled(pool: Sequence[Task], rng: random.Random, start: int, count: int) -> list[Task]:
     order = list(range(len(pool)))
-    random.Random(seed).shuffle(order)
-    start = step * per_step
-    return [pool[order[(start + i) % len(pool)]] for i in range(per_step)]
+    rng.shuffle(order)
+    return [pool[order[(start + i) % len(pool)]] for i in range(count)]
 
 
 def replacement_tasks(pool: Sequence[Task], exclude: set[str], step: int, seed: int) -> list[Task]:
