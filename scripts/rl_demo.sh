@@ -43,10 +43,17 @@ arm() {  # MODE SEED [key=value ...]
         echo "rl_demo.sh: no preparation in $prepared: run 'bash scripts/rl_demo.sh prepare'" >&2
         exit 2
     }
+    # the start model's dev evaluation in this mode, made by another seed: taken, not redone
+    # (the trainer checks it was of the same weights and settings)
+    local taken=()
+    for stamp in "$run/$mode"-s*/dev-eval/step-0/policy.json; do
+        [ "$stamp" != "$out/dev-eval/step-0/policy.json" ] && grep -q '"start"' "$stamp" \
+            2> /dev/null && { taken=("eval_start_in=${stamp%/dev-eval/step-0/policy.json}"); break; }
+    done
     # evaluated in the mode it trains in: the single agent's gain is the single agent's
     [ -d "$out/final" ] || wideseek train rl --config configs/rl-demo-cpu.yaml "mode=$mode" \
         "eval.mode=$mode" "seed=$seed" "out_dir=$out" "select.pass_rate.measured_in=$prepared" \
-        "$@"
+        ${taken[@]+"${taken[@]}"} "$@"
 }
 
 compare() {
@@ -101,6 +108,9 @@ sweep() {
         --model "$run/multi-s$first/final" --out "$run/sweep-rl"
 }
 
+# One block, read whole before it runs (ending in exit): an edit of this file while a part runs
+# cannot change what the running shell reads next.
+{
 case ${1:-all} in
     prepare) shift; prepare "$@" ;;
     arm) shift; [ $# -ge 2 ] || { echo "usage: rl_demo.sh arm MODE SEED [key=value ...]" >&2
@@ -118,3 +128,5 @@ case ${1:-all} in
         sweep
         ;;
 esac
+exit
+}

@@ -31,6 +31,7 @@ else:
         (scored / "results.jsonl").write_text("{}\\n")
         (scored / "run.json").write_text("{}")
         (scored / "trajectories.jsonl").write_text("large\\n")
+        (scored.parent / "policy.json").write_text('{"start": "abc"}')
 """
 
 
@@ -66,6 +67,9 @@ def test_arms_borrow_the_preparation_and_compare_by_mode(env):
     assert f"select.pass_rate.measured_in={run / 'prepare'}" in arms[0]
     assert "mode=single" in arms[2] and f"out_dir={run / 'single-s1'}" in arms[2]
     assert "eval.mode=multi" in arms[0] and "eval.mode=single" in arms[2]  # as each trains
+    # the start model's evaluation is made once a mode, by the first seed, and taken after
+    assert f"eval_start_in={run / 'multi-s1'}" in arms[1]
+    assert "eval_start_in" not in arms[0] and "eval_start_in" not in arms[2]
     compared = demo(env, "compare")
     assert compared.returncode == 0, compared.stderr
     table = (run / "compare.txt").read_text()

@@ -305,6 +305,31 @@ def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path, cap
     assert "dev-eval/step-0 was made by other weights or settings" in capsys.readouterr().err
 
 
+def test_a_run_takes_another_run_s_start_evaluation_when_it_fits(model_dir, tmp_path, capsys):
+    dev = DevEvalSettings(wide_tasks=1, deep_tasks=1, concurrency=2,
+                          agent={**AGENT, "temperature": 0.0, "seed": 0})  # fmt: skip
+    first = config(model_dir, tmp_path / "first", steps=0, eval_every=1, eval=dev, seed=0)
+    RLTrainer(first, show_progress=False).train()
+    other_seed = first.model_copy(
+        update={"out_dir": str(tmp_path / "second"), "seed": 1, "eval_start_in": first.out_dir}
+    )
+    trainer = RLTrainer(other_seed, show_progress=False)
+    asked: list = []
+    trainer.engine.generate = lambda request: asked.append(request)  # must not be called
+    capsys.readouterr()
+    trainer.train()
+    assert not asked and "dev evaluation taken from" in capsys.readouterr().err
+    [row_a], [row_b] = rows_of(tmp_path / "first"), rows_of(tmp_path / "second")
+    figures = [k for k in row_a if k.startswith("dev_")]
+    assert figures and all(row_a[k] == row_b[k] for k in figures)
+    # other eval settings: not taken, evaluated here
+    longer = dev.model_copy(update={"agent": {**dev.agent, "max_response_tokens": 4}})
+    other = other_seed.model_copy(update={"out_dir": str(tmp_path / "third"), "eval": longer})
+    RLTrainer(other, show_progress=False).train()
+    assert "does not fit this run; evaluating" in capsys.readouterr().err
+    assert rows_of(tmp_path / "third")[0]["dev_deep_em"] is not None
+
+
 def test_the_policy_engine_reads_the_model_s_recommendations_from_a_spec(
     model_dir, tmp_path, monkeypatch
 ):

@@ -166,6 +166,13 @@ class RLConfig(TrainerConfig):
     eval: DevEvalSettings = Field(
         default_factory=DevEvalSettings, description="the dev evaluation's tasks and settings"
     )
+    eval_start_in: str | None = Field(
+        None,
+        description="a run directory whose step-0 dev evaluation (of the same start weights and "
+        "dtype, under the same eval settings: both checked) this run takes instead of running "
+        "its own, so the arms of a comparison stand beside one figure, evaluated once; used "
+        "only where it fits (else evaluated here, with a note); None: evaluate here",
+    )
     max_staleness: int = Field(
         0,
         ge=0,
@@ -237,7 +244,7 @@ MEASURED = ROLLOUT - {"select", "tasks_per_step", "group_size"}
 # (rollouts_ahead only moves when a step samples; which weights sampled it is stamped on the
 # folder and bounded by max_staleness, as without it)
 NOT_WEIGHTS = {"out_dir", "steps", "save_every", "keep_checkpoints", "guards", "eval_every",
-                "eval", "rollouts_ahead"}  # fmt: skip
+                "eval", "eval_start_in", "rollouts_ahead"}  # fmt: skip
 # fields added after runs existed: left out of the ids while at their defaults, so those runs
 # keep their policy and rollout ids (and their folders stay reusable on resume)
 LATER = ("select", "max_staleness", "early_stop_ratio", "rollout_engine", "rollouts_ahead")

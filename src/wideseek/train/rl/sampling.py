@@ -74,6 +74,8 @@ class StepSampling:
     step: int  # the learner's version
     history: dict[int, str]  # version -> policy id, recent ones
     rollout_settings: str
+    eval_settings: str
+    eval_alone: bool  # the dev evaluation decodes each request alone
     model: Any
     engine: LocalEngine | None
     remote: RemotePolicy | None
@@ -89,13 +91,16 @@ class StepSampling:
         sampler: int,
         staleness: int = 0,
         learner: int | None = None,
+        **facts: str,
     ) -> int:
         """Keep `path` (a run folder a resumed step finishes) only if these settings (a digest)
         and weights at most `staleness` versions older than the learner's (version `learner`,
         None: the current one) made it; else discard it, saying so, and stamp it as
-        `sampler`'s. Returns the version that made it."""
+        `sampler`'s (with `facts`, more that others may check). Returns the version that made
+        it."""
         learner = self.step if learner is None else learner
         stamp = {"policy": self.history[sampler], "version": sampler, "settings": settings}
+        stamp |= facts
         if path.exists():
             try:
                 made = json.loads((path / STAMP).read_text())
@@ -110,6 +115,30 @@ class StepSampling:
         path.mkdir(parents=True)
         atomic_write_text(path / STAMP, json.dumps(stamp))
         return sampler
+
+    def start_function(self) -> str:
+        """What the start model computes: its weights and the dtype they run in (a new
+        adapter's zero update changes nothing), whatever the seed or the path it is read from."""
+        return digest(self.start_weights(), self.config.dtype)
+
+    def take_start_evaluation(self, run: Path, run_dir: Path, start: dict[str, str]) -> None:
+        """`run`'s step-0 dev evaluation copied to run_dir and stamped as this run's, when the
+        same start function under the same eval settings made it; else a note (this run then
+        evaluates its own). A copy cut short is finished here: the evaluation is seeded and
+        decoded request by request, so the tasks left give what they would have there."""
+        source = run / "dev-eval" / "step-0"
+        try:
+            made = json.loads((source / STAMP).read_text())
+        except (OSError, ValueError):
+            made = None
+        fits = isinstance(made, dict) and made.get("settings") == self.eval_settings
+        if not (fits and made.get("start") == start["start"] and self.eval_alone):
+            note(f"eval_start_in {run}: its step-0 evaluation does not fit this run; evaluating")
+            return
+        shutil.copytree(source, run_dir)
+        stamp = {"policy": self.history[0], "version": 0, "settings": self.eval_settings}
+        atomic_write_text(run_dir / STAMP, json.dumps({**stamp, **start}))
+        note(f"the start model's dev evaluation taken from {source}")
 
     def sampler(self, staleness: int) -> int:
         """The version of the weights that samples now, at most `staleness` updates behind the

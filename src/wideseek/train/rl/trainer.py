@@ -304,7 +304,11 @@ class RLTrainer(StepSampling):
 
         run_dir = self.out / "dev-eval" / f"step-{self.step}"
         started = time.time()
-        self._fresh_dir(run_dir, self.eval_settings, self.sampler(0))
+        # the start model's evaluation says what evaluated it, for other runs to take
+        start = {"start": self.start_function()} if self.step == 0 else {}
+        if start and self.config.eval_start_in and not run_dir.exists():
+            self.take_start_evaluation(Path(self.config.eval_start_in), run_dir, start)
+        self._fresh_dir(run_dir, self.eval_settings, self.sampler(0), **start)
         self.model.eval()
         settings = self.config.eval
 
