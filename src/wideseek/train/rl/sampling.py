@@ -14,6 +14,8 @@ reads are declared below and set by the trainer) that runs on the main process o
   `staleness` updates gets the current weights pushed first (a refusal: `WeightPushError`).
 - `_fresh_dir(path, settings, sampler, ...)`: a run folder reused only when the same settings
   and weights recent enough (`max_staleness`) made it; else discarded (one note) and stamped.
+- `take_start_evaluation(run, run_dir, start)`: another run's step-0 dev evaluation copied in
+  when the same start function (`start_function`: weights and dtype) and eval settings made it.
 - `pass_rate_pool()`: the pool narrowed to `select.pass_rate`'s window, the start model's pass
   rates measured before step 1 (`measure_pass_rates`; or another run's, `borrowed_pass_rates`)
   and read back, never re-measured, later.
