@@ -55,3 +55,12 @@ def test_mixed_wordings_and_the_single_agent_are_demonstrated_and_trained_on(env
     made = [f"runs/oracle-{s}-train-{m}-mixed/trajectories.jsonl"
             for m in ("multi", "single") for s in ("wide", "deep")]  # fmt: skip
     assert f"trajectories=[{','.join(made)}]" in sft
+
+
+def test_a_recipe_on_trial_is_scored_but_not_shipped(env, tmp_path):
+    env |= {"WIDESEEK_SHIP": "0"}
+    done = run_script(SCRIPT, env)
+    assert done.returncode == 0, done.stderr
+    assert "not shipped" in done.stdout
+    assert not any(c.startswith("train ship") for c in calls(env))
+    assert sum(c.startswith("train eval --model") for c in calls(env)) == 4  # scored
