@@ -274,3 +274,23 @@ def test_flat_groups_are_replaced_by_other_tasks_groups_and_counted(model_dir, t
     row, calls, _ = run(tmp_path / "one", tries=1)
     assert (row["resampled_groups"], row["replaced_groups"], row["flat_groups"]) == (1, 0, 0.5)
     assert calls == [(2, 4)]
+
+
+def test_a_balanced_step_replaces_a_flat_group_with_a_task_of_its_suite(model_dir, tmp_path):
+    select = TaskSelection(first=3, balance_suites=True, resample_flat=2)
+    outcomes: dict[str, str] = {}
+    for seed in range(20):  # a seed whose first replacement candidate is of the other suite
+        cfg = config(model_dir, tmp_path, steps=1, suites=["wide", "deep"], tasks_per_step=2,
+                     select=select, seed=seed)  # fmt: skip
+        trainer = RLTrainer(cfg, show_progress=False, reward=scripted(outcomes))
+        wide, deep = trainer.step_tasks(0)
+        others = replacement_tasks(trainer.pool, {wide.id, deep.id}, 0, seed)
+        if trainer.suite_of[others[0].id] == "deep":
+            break
+    assert trainer.suite_of[others[0].id] == "deep"
+    outcomes.update({t.id: "half" for t in [deep, *others]})  # only the wide group is flat
+    trainer.train()
+    first_wide = next(t for t in others if trainer.suite_of[t.id] == "wide")
+    assert trained_ids(tmp_path, 1, resample=1) == {first_wide.id}  # not others[0], a deep one
+    row = rows_of(tmp_path)[0]
+    assert (row["resampled_groups"], row["replaced_groups"]) == (1, 1)

@@ -281,27 +281,39 @@ class StepSampling:
         self, tasks: Sequence[Task], trajectories: list[Trajectory], run_dir: Path
     ) -> tuple[list[Trajectory], dict[str, int]]:
         """The step's groups with its flat ones replaced by other tasks' non-flat groups, at
-        most `select.resample_flat` replacement groups tried, in rounds of as many as there
-        are flat groups left (trainer module docstring, step 2); and the counts for the
-        metrics."""
+        most `select.resample_flat` replacement groups tried, in rounds of one candidate for
+        each flat group left (of its suite, with `balance_suites`: a step keeps its mix)
+        (trainer module docstring, step 2); and the counts for the metrics."""
         groups: dict[str, list[Trajectory]] = {t.id: [] for t in tasks}
         for trajectory in trajectories:
             groups[trajectory.task.id].append(trajectory)
         flat = [task_id for task_id, group in groups.items() if self.flat(group)]
         candidates = replacement_tasks(self.pool, set(groups), self.step, self.config.seed)
         limit = min(self.config.select.resample_flat, len(candidates))
+        same_suite = self.config.select.balance_suites
+        used: set[str] = set()
         tried = replaced = rounds = 0
         while flat and tried < limit:
-            chosen = candidates[tried : tried + min(len(flat), limit - tried)]
-            tried, rounds = tried + len(chosen), rounds + 1
+            pairs: list[tuple[str, Task]] = []  # (flat group, the candidate tried for it)
+            for target in flat[: limit - tried]:
+                fits = (c for c in candidates if c.id not in used and (
+                    not same_suite or self.suite_of[c.id] == self.suite_of[target]))  # fmt: skip
+                if (pick := next(fits, None)) is not None:
+                    used.add(pick.id)
+                    pairs.append((target, pick))
+            if not pairs:  # no candidate of a flat group's suite is left
+                break
+            tried, rounds = tried + len(pairs), rounds + 1
             version = self.sampler(self.config.max_staleness)
+            chosen = [task for _, task in pairs]
             new = asyncio.run(
                 self.rollouts(chosen, run_dir / f"resample-{rounds}", version=version)
             )
-            for task in chosen:
+            for target, task in pairs:
                 group = [t for t in new if t.task.id == task.id]
                 if not self.flat(group):
-                    del groups[flat.pop(0)]
+                    del groups[target]
+                    flat.remove(target)
                     groups[task.id] = group
                     replaced += 1
         kept = [t for group in groups.values() for t in group]
