@@ -114,14 +114,30 @@ def make_batches(examples: Sequence[SFTExample], batch_tokens: int, seed: int) -
     return batches
 
 
-def schedule(
-    examples: Sequence[SFTExample], config: SFTConfig, processes: int = 1
-) -> tuple[int, int]:
-    """(micro-batches an epoch, optimizer steps of the run): `epochs` over the micro-batches,
-    `grad_accum` of them per process a step (the examples already cut to `max_length`)."""
-    batches_per_epoch = len(make_batches(examples, config.batch_tokens, config.seed))
+class MicroBatches:
+    """The run's micro-batches in order, as example indices: global micro-batch g is batch
+    g % per_epoch of epoch g // per_epoch, each epoch its own shuffle (`make_batches` with
+    seed + epoch), made once when first asked for (the trainer and `train sft --plan` walk
+    the same ones)."""
+
+    def __init__(self, examples: Sequence[SFTExample], config: SFTConfig) -> None:
+        self.examples, self.batch_tokens, self.seed = examples, config.batch_tokens, config.seed
+        self._epoch, self._batches = 0, make_batches(examples, self.batch_tokens, self.seed)
+        self.per_epoch = len(self._batches)
+
+    def __getitem__(self, g: int) -> list[int]:
+        epoch, offset = divmod(g, self.per_epoch)
+        if epoch != self._epoch:  # the next epoch: only one kept
+            self._epoch = epoch
+            self._batches = make_batches(self.examples, self.batch_tokens, self.seed + epoch)
+        return self._batches[offset]
+
+
+def optimizer_steps(per_epoch: int, config: SFTConfig, processes: int = 1) -> int:
+    """The run's optimizer steps: `epochs` over `per_epoch` micro-batches, `grad_accum` of
+    them per process a step."""
     per_step = config.grad_accum * processes
-    return batches_per_epoch, max(1, math.ceil(batches_per_epoch * config.epochs / per_step))
+    return max(1, math.ceil(per_epoch * config.epochs / per_step))
 
 
 def collate(examples: Sequence[SFTExample], pad_id: int) -> dict[str, Any]:
@@ -214,7 +230,8 @@ def train_sft(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     # 1) the schedule, in optimizer steps; each step takes grad_accum micro-batches per process
-    batches_per_epoch, total_steps = schedule(examples, config, accelerator.num_processes)
+    batches = MicroBatches(examples, config)
+    total_steps = optimizer_steps(batches.per_epoch, config, accelerator.num_processes)
     trained = [p for p in model.parameters() if p.requires_grad]  # a LoRA run: the adapter
     decay = [p for p in trained if p.ndim >= 2]  # matrices; not norms or biases
     no_decay = [p for p in trained if p.ndim < 2]
@@ -289,14 +306,12 @@ def train_sft(
     with progress:
         bar = progress.add_task("sft", total=total_steps, completed=step)
         while step < total_steps:
-            # 3) the micro-batches of step `step`: global micro-batch index -> (epoch, offset)
+            # 3) the micro-batches of step `step`, by global micro-batch index
             loss_sum, tokens = 0.0, 0
             for k in range(config.grad_accum):
                 g = (step * config.grad_accum + k) * accelerator.num_processes
                 g += accelerator.process_index
-                epoch, offset = divmod(g, batches_per_epoch)
-                order = make_batches(examples, config.batch_tokens, config.seed + epoch)
-                batch = collate([examples[i] for i in order[offset]], pad_id)
+                batch = collate([examples[i] for i in batches[g]], pad_id)
                 batch = {name: t.to(accelerator.device) for name, t in batch.items()}
                 # gradients are synchronised across processes only on the last micro-batch
                 last = k == config.grad_accum - 1

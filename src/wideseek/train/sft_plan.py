@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wideseek.train.sft import SFTConfig, make_batches, schedule
+from wideseek.train.sft import MicroBatches, SFTConfig, optimizer_steps
 from wideseek.train.sft_data import SFTExample
 
 
@@ -58,13 +58,8 @@ def plan_sft(config: SFTConfig, examples: Sequence[SFTExample], processes: int =
         tokens[e.role] += len(e.input_ids)
         labelled[e.role] += e.n_target_tokens
     roles = {r: RoleFigures(counts[r], tokens[r], labelled[r]) for r in counts}
-    batches_per_epoch, steps = schedule(examples, config, processes)
-    # the micro-batches the run takes: global index g -> (epoch, offset), as train_sft does
-    orders: dict[int, list[list[int]]] = {}
-    read = 0
-    for g in range(steps * config.grad_accum * processes):
-        epoch, offset = divmod(g, batches_per_epoch)
-        if epoch not in orders:
-            orders[epoch] = make_batches(examples, config.batch_tokens, config.seed + epoch)
-        read += sum(len(examples[i].input_ids) for i in orders[epoch][offset])
-    return SFTPlan(roles, batches_per_epoch, steps, read, config.epochs, processes)
+    batches = MicroBatches(examples, config)  # the ones train_sft takes, in its order
+    steps = optimizer_steps(batches.per_epoch, config, processes)
+    taken = range(steps * config.grad_accum * processes)
+    read = sum(len(examples[i].input_ids) for g in taken for i in batches[g])
+    return SFTPlan(roles, batches.per_epoch, steps, read, config.epochs, processes)
