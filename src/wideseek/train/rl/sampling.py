@@ -64,6 +64,14 @@ T = TypeVar("T")
 STAMP = "policy.json"  # in a rollout / dev-eval folder: the weights and settings that made it
 
 
+def _read_stamp(path: Path) -> Any:
+    """A run folder's `STAMP` (None when missing or unreadable: the folder fits nothing)."""
+    try:
+        return json.loads((path / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 class StepSampling:
     # set by RLTrainer
     config: RLConfig
@@ -101,13 +109,9 @@ class StepSampling:
         `sampler`'s (with `facts`, more that others may check). Returns the version that made
         it."""
         learner = self.step if learner is None else learner
-        stamp = {"policy": self.history[sampler], "version": sampler, "settings": settings}
-        stamp |= facts
+        stamp = self._stamp(sampler, settings, **facts)
         if path.exists():
-            try:
-                made = json.loads((path / STAMP).read_text())
-            except (OSError, ValueError):
-                made = None
+            made = _read_stamp(path)
             recent = {p: v for v, p in self.history.items() if learner - v <= staleness}
             fits = isinstance(made, dict) and made.get("settings") == settings
             if fits and made["policy"] in recent:
@@ -117,6 +121,10 @@ class StepSampling:
         path.mkdir(parents=True)
         atomic_write_text(path / STAMP, json.dumps(stamp))
         return sampler
+
+    def _stamp(self, version: int, settings: str, **facts: str) -> dict[str, Any]:
+        """What a run folder records of what made it (`STAMP`)."""
+        return {"policy": self.history[version], "version": version, "settings": settings, **facts}
 
     def start_function(self) -> str:
         """What the start model computes: its weights and the dtype they run in (a new
@@ -129,17 +137,13 @@ class StepSampling:
         evaluates its own). A copy cut short is finished here: the evaluation is seeded and
         decoded request by request, so the tasks left give what they would have there."""
         source = run / "dev-eval" / "step-0"
-        try:
-            made = json.loads((source / STAMP).read_text())
-        except (OSError, ValueError):
-            made = None
+        made = _read_stamp(source)
         fits = isinstance(made, dict) and made.get("settings") == self.eval_settings
         if not (fits and made.get("start") == start["start"] and self.eval_alone):
             note(f"eval_start_in {run}: its step-0 evaluation does not fit this run; evaluating")
             return
         shutil.copytree(source, run_dir)
-        stamp = {"policy": self.history[0], "version": 0, "settings": self.eval_settings}
-        atomic_write_text(run_dir / STAMP, json.dumps({**stamp, **start}))
+        atomic_write_text(run_dir / STAMP, json.dumps(self._stamp(0, self.eval_settings, **start)))
         note(f"the start model's dev evaluation taken from {source}")
 
     def sampler(self, staleness: int) -> int:
@@ -292,13 +296,19 @@ class StepSampling:
         limit = min(self.config.select.resample_flat, len(candidates))
         same_suite = self.config.select.balance_suites
         used: set[str] = set()
+
+        def next_candidate(target: str) -> Task | None:
+            """The first untried candidate for the flat group `target` (of its suite)."""
+            fits = (c for c in candidates if c.id not in used)
+            if same_suite:
+                fits = (c for c in fits if self.suite_of[c.id] == self.suite_of[target])
+            return next(fits, None)
+
         tried = replaced = rounds = 0
         while flat and tried < limit:
             pairs: list[tuple[str, Task]] = []  # (flat group, the candidate tried for it)
             for target in flat[: limit - tried]:
-                fits = (c for c in candidates if c.id not in used and (
-                    not same_suite or self.suite_of[c.id] == self.suite_of[target]))  # fmt: skip
-                if (pick := next(fits, None)) is not None:
+                if (pick := next_candidate(target)) is not None:
                     used.add(pick.id)
                     pairs.append((target, pick))
             if not pairs:  # no candidate of a flat group's suite is left
