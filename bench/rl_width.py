@@ -21,22 +21,23 @@ from statistics import fmean
 from rich.console import Console
 from rich.table import Table
 
-from wideseek.io import iter_jsonl
+from wideseek.eval.runner import read_results
 
 
-def width(files: list[Path]) -> dict[str, float | None]:
-    """Mean subagents on wide / deep tasks and mean answer rows of wide ones, over the files."""
-    rows = [row for path in files if path.exists() for _, row in iter_jsonl(path)]
-    wide = [r for r in rows if "item_f1" in r.get("scores", {})]
-    deep = [r for r in rows if r not in wide]
-    answered = [r["scores"]["answer_rows"] for r in wide if r["scores"].get("answer_rows")]
+def width(run_dirs: list[Path]) -> dict[str, float | None]:
+    """Mean subagents on wide / deep tasks and mean answer rows of wide ones, over the result
+    rows of the runner-written folders `run_dirs`."""
+    rows = [row for run_dir in run_dirs for row in read_results(run_dir)]
+    wide = [r for r in rows if "item_f1" in r.scores]
+    deep = [r for r in rows if "item_f1" not in r.scores]
+    answered = [r.scores["answer_rows"] for r in wide if r.scores.get("answer_rows")]
 
     def mean(values: list[float]) -> float | None:
         return round(fmean(values), 2) if values else None
 
     return {
-        "wide subagents": mean([r["n_subagents"] for r in wide]),
-        "deep subagents": mean([r["n_subagents"] for r in deep]),
+        "wide subagents": mean([r.n_subagents for r in wide]),
+        "deep subagents": mean([r.n_subagents for r in deep]),
         "wide answer rows": mean(answered),
         "rollouts": len(rows),
     }
@@ -51,11 +52,10 @@ def table(run: Path) -> Table:
     for name in ("what", "step", "wide subagents", "deep subagents", "wide answer rows", "n"):
         out.add_column(name, justify="left" if name == "what" else "right")
     for folder in sorted((run / "rollouts").glob("step-*"), key=step_of):
-        files = [folder / "results.jsonl", *folder.glob("resample-*/results.jsonl")]
-        w = width(files)
+        w = width([folder, *folder.glob("resample-*")])
         out.add_row("rollouts", str(step_of(folder)), *_cells(w))
     for folder in sorted((run / "dev-eval").glob("step-*"), key=step_of):
-        w = width([folder / "wide" / "results.jsonl", folder / "deep" / "results.jsonl"])
+        w = width([folder / "wide", folder / "deep"])
         out.add_row("dev", str(step_of(folder)), *_cells(w))
     return out
 
