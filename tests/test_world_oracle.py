@@ -28,11 +28,13 @@ from wideseek.world.oracle.text import (
     EntitySubtask,
     Subject,
     entity_line,
+    member_report,
     member_subtask,
     parse_entity_lines,
     parse_entity_subtask,
     parse_member_subtask,
     question_subject,
+    report_names,
 )
 from wideseek.world.store import load_world
 from wideseek.world.suites import deep_tasks, wide_tasks
@@ -205,6 +207,10 @@ def test_subtasks_and_reports_round_trip(world):
         "Rabat (Morocco)": {"Latitude": "34.0132"},
         "Fes (Morocco)": {},
     }
+    # a member report: the names, then their count (never a count to live up to first)
+    assert member_report(["Arsenic", "Selenium"], "en") == "- Arsenic\n- Selenium\n2 names."
+    assert member_report(["中国", "印度"], "zh") == "- 中国\n- 印度\n共2个。"
+    assert report_names(member_report(["Arsenic", "Selenium"], "en")) == ["Arsenic", "Selenium"]
     for split in ("dev", "test"):
         for task in wide_tasks(world, split):
             subject = question_subject(task.question)
@@ -271,18 +277,27 @@ async def test_member_lists_read_from_list_and_profile_pages(corpus):
     states = await drive(
         list_members(subject("states_admitted", "en", y1="1787", y2="1788"), 5), corpus
     )
-    assert states[:3] == ["Delaware", "New Jersey", "Pennsylvania"] and len(states) == 11
+    assert states.names[:3] == ["Delaware", "New Jersey", "Pennsylvania"]
+    assert len(states.names) == 11
+    # a cut out of the admission list says where it starts and ends
+    assert states.note.startswith("First admitted in 1787: Delaware. Last admitted in 1788: ")
+    assert states.note.endswith(f"From Delaware to {states.names[-1]} in the list.")
     # "..., Croatia, Bosnia and Herzegovina and Bulgaria": the longer name is checked by search.
     neighbours = await drive(
         list_members(subject("neighbours", "en", country="Serbia and Montenegro"), 5), corpus
     )
-    assert neighbours[-2:] == ["Bosnia and Herzegovina", "Bulgaria"]
+    assert neighbours.names[-2:] == ["Bosnia and Herzegovina", "Bulgaria"]
+    assert neighbours.note == ""  # a whole list: nothing to pick
     elements = await drive(list_members(subject("element_range", "en", lo="9", hi="12"), 5), corpus)
-    assert elements == ["Fluorine", "Neon", "Sodium", "Magnesium"]
+    assert elements.names == ["Fluorine", "Neon", "Sodium", "Magnesium"]
+    # every name the pages showed carries its number (1-10 and 11-20 were opened)
+    assert elements.note.startswith("1 Hydrogen, 2 Helium, ")
+    assert "9 Fluorine, 10 Neon, 11 Sodium, 12 Magnesium, 13 Aluminum" in elements.note
+    assert elements.note.endswith(". Asked: 9 to 12.")
     cities = await drive(
         list_members(subject("largest_cities", "en", n="17", country="Japan"), 5), corpus
     )
-    assert len(cities) == 17 and cities[0] == "Tokyo"
+    assert len(cities.names) == 17 and cities.names[0] == "Tokyo"
 
 
 # -- through the runtime ---------------------------------------------------------------------
@@ -303,6 +318,12 @@ async def test_oracle_solves_dev_wide_tasks_of_every_family_and_language(world, 
         for sub in traj.subagents:
             assert sub.ok and len(sub.turns) >= 2
             assert all(len(t.tool_calls) <= 5 for t in sub.turns)
+        # the lister reports the names, then their count; a cut out of a longer list (a
+        # range of elements or years, a continent's run) is thought through first
+        lister = traj.subagents[0].turns[-1].response_text
+        assert lister.rstrip().endswith(("names.", "个。")), lister
+        cut = traj.task.metadata["family"] in ("element_range", "states_admitted", "continent_part")
+        assert lister.startswith("<think>") == cut, (traj.task.metadata["family"], lister)
         # one lister, then 1-3 rows per subagent
         n_rows = traj.task.metadata["n_rows"]
         assert -(-n_rows // 3) + 1 <= len(traj.subagents) <= n_rows + 1

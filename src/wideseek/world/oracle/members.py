@@ -1,9 +1,13 @@
 """Find which entities a wide question is about: the names of its rows, read from pages.
 
-Contract. `list_members(subject, capacity)` is a step routine (see `oracle.steps`) returning the
-member names of a `Subject` in page order, as the pages write them (empty when it cannot find
-them). One strategy per family of `world/families.py`, each the way a careful person would use a
-search engine over the world's pages:
+Contract. `list_members(subject, capacity)` is a step routine (see `oracle.steps`) returning
+`Members`: the member names of a `Subject` in page order, as the pages write them (empty when it
+cannot find them), and where the names were cut out of a longer list, a note saying how (the
+numbers the pages imply, the first and last name of the cut). The subagent thinks the note
+before it reports: picking "elements 33 to 42" out of two pages of ten is counting, which a
+small model gets wrong silently (measured: most of its range lists stopped after 3 or 5 names)
+and right when every name carries its number. One strategy per family of `world/families.py`,
+each the way a careful person would use a search engine over the world's pages:
 
 - list families: search the list page by its title, open every part that is needed, read the
   "- item" lines (ranked lists: the first N; element blocks: numbered from the page's intro;
@@ -22,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from wideseek.tools.base import SearchHit
 from wideseek.world.oracle.lookup import Ref, profile_query
@@ -47,11 +52,17 @@ _CONTINENT = re.compile(
 )
 
 
-def list_members(subject: Subject, capacity: int) -> Steps[list[str]]:
+@dataclass(frozen=True)
+class Members:
+    names: list[str]
+    note: str = ""  # how the names were cut out of a longer list; "" for a whole list
+
+
+def list_members(subject: Subject, capacity: int) -> Steps[Members]:
     p, lang = subject.params, subject.lang
     family = subject.family
     if family == "neighbours":
-        return (yield from _neighbours(p["country"], lang, capacity))
+        return Members((yield from _neighbours(p["country"], lang, capacity)))
     if family == "continent_part" and lang == "zh":
         return (yield from _continent_part_zh(p, capacity))
     if family == "continent_part":
@@ -61,20 +72,24 @@ def list_members(subject: Subject, capacity: int) -> Steps[list[str]]:
         query = (
             f"{p['currency']}（{p['code']}）" if lang == "zh" else f"{p['currency']} ({p['code']})"
         )
-        return (yield from read_list(p["currency"], query, lang, None, capacity))
+        return Members((yield from read_list(p["currency"], query, lang, None, capacity)))
     if family == "largest_cities":
         n = int(p["n"])
         title = f"Largest cities of {p['country']}"
         items = yield from read_list(title, None, "en", math.ceil(n / PART_SIZE), capacity)
-        return items[:n]
+        return Members(items[:n])
     if family == "intl_airports":
         title = f"International airports in {p['country']}"
-        return (yield from read_list(title, None, "en", None, capacity))
+        return Members((yield from read_list(title, None, "en", None, capacity)))
     if family == "element_range":
         return (yield from _element_range(int(p["lo"]), int(p["hi"]), capacity))
     if family == "states_admitted":
         return (yield from _states_admitted(p["y1"], p["y2"], capacity))
-    return []
+    return Members([])
+
+
+def _cut_note(first: str, last: str, lang: str) -> str:
+    return f"从{first}到{last}。" if lang == "zh" else f"From {first} to {last} in the list."
 
 
 def read_list(
@@ -120,10 +135,11 @@ def read_list(
     return [item for page in pages if page for item in read_list_items(page.text)]
 
 
-def _between(items: Sequence[str], first: str, last: str) -> list[str]:
+def _between(items: Sequence[str], first: str, last: str) -> Members:
     if first not in items or last not in items:
-        return []
-    return list(items[items.index(first) : items.index(last) + 1])
+        return Members([])
+    return Members(list(items[items.index(first) : items.index(last) + 1]),
+                   _cut_note(first, last, "en"))  # fmt: skip
 
 
 def _neighbours(country: str, lang: str, capacity: int) -> Steps[list[str]]:
@@ -153,8 +169,9 @@ def _neighbours(country: str, lang: str, capacity: int) -> Steps[list[str]]:
     return readings[0]
 
 
-def _element_range(lo: int, hi: int, capacity: int) -> Steps[list[str]]:
-    """Elements lo..hi from the lists of ten ("Chemical elements 61–70"), numbered in order."""
+def _element_range(lo: int, hi: int, capacity: int) -> Steps[Members]:
+    """Elements lo..hi from the lists of ten ("Chemical elements 61–70"), numbered in order;
+    the note numbers every name the pages showed."""
     starts = list(range((lo - 1) // 10 * 10 + 1, hi + 1, 10))
     wanted = [
         Want(
@@ -165,18 +182,20 @@ def _element_range(lo: int, hi: int, capacity: int) -> Steps[list[str]]:
     ]
     pages = yield from find_pages(wanted, capacity)
     names: list[str] = []
+    numbered: list[str] = []
     for page in pages:
         intro = _ELEMENT_INTRO.search(page.text) if page else None
         if page is None or intro is None:
-            return []
+            return Members([])
         first = int(intro.group("lo"))
         for offset, name in enumerate(read_list_items(page.text)):
+            numbered.append(f"{first + offset} {name}")
             if lo <= first + offset <= hi:
                 names.append(name)
-    return names
+    return Members(names, f"{', '.join(numbered)}. Asked: {lo} to {hi}.")
 
 
-def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[list[str]]:
+def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[Members]:
     ordered = yield from read_list("U.S. states by date of admission", None, "en", None, capacity)
     years = [y1] if y1 == y2 else [y1, y2]
     queries = [f"{y} admitted to the Union statehood year" for y in years]
@@ -190,8 +209,10 @@ def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[list[str]]:
     firsts = [i for i, s in enumerate(ordered) if s in of_year[y1]]
     lasts = [i for i, s in enumerate(ordered) if s in of_year[y2]]
     if not firsts or not lasts:
-        return []
-    return list(ordered[min(firsts) : max(lasts) + 1])
+        return Members([])
+    first, last = ordered[min(firsts)], ordered[max(lasts)]
+    note = f"First admitted in {y1}: {first}. Last admitted in {y2}: {last}. "
+    return Members(list(ordered[min(firsts) : max(lasts) + 1]), note + _cut_note(first, last, "en"))
 
 
 def _admitted_in(hit: SearchHit, year: str) -> bool:
@@ -207,17 +228,17 @@ def _all_of_year(text: str, year: str) -> bool:
     return bool(hits) and all(_admitted_in(h, year) for h in hits)
 
 
-def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[list[str]]:
+def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[Members]:
     # 1) the English list (its continent read off the first name's profile) and the Chinese one
     (profile,) = yield from find_pages([profile_query("country", "en", Ref(p["first"]))], capacity)
     match = _CONTINENT.search(profile.text) if profile else None
     if match is None:
-        return []
+        return Members([])
     continent = match.group("v") or match.group("w")
     english = yield from read_list(f"Countries of {continent}", None, "en", None, capacity)
     chinese = yield from read_list(f"{p['continent']}国家列表", None, "zh", None, capacity)
     if p["first"] not in english or p["last"] not in english:
-        return []
+        return Members([])
     # 2) the Chinese list lacks `gap` names, so each end sits up to `gap` places earlier
     gap = len(english) - len(chinese)
     ends = []
@@ -231,9 +252,10 @@ def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[list[str]]:
         hits = yield from find_hits(queries, capacity)
         named = [k for k, h in zip(candidates, hits, strict=True) if h and _names(h, name)]
         if not named:
-            return []
+            return Members([])
         ends.append(named[0])
-    return chinese[ends[0] : ends[1] + 1]
+    first, last = chinese[ends[0]], chinese[ends[1]]
+    return Members(chinese[ends[0] : ends[1] + 1], _cut_note(first, last, "zh"))
 
 
 def _names(hit: SearchHit, english: str) -> bool:

@@ -145,8 +145,8 @@ def _deep_plan(task: Task) -> HopPlan:
 def subagent(subtask: str, capacity: int, one_tool: bool = False) -> Policy:
     subject = parse_member_subtask(subtask)
     if subject is not None:
-        names = yield from list_members(subject, capacity)
-        yield Say(answer=member_report(names, subject.lang))
+        members = yield from list_members(subject, capacity)
+        yield Say(members.note, answer=member_report(members.names, subject.lang))
         return
     sub = parse_entity_subtask(subtask)
     if sub is None:
@@ -159,7 +159,7 @@ def subagent(subtask: str, capacity: int, one_tool: bool = False) -> Policy:
 
 def single_wide(task: Task, capacity: int) -> Policy:
     subject, kind, titles = _wide_plan(task)
-    names = yield from list_members(subject, capacity)
+    names = (yield from list_members(subject, capacity)).names
     refs = [entity_ref(kind, name, subject) for name in names]
     routines = [lookup(kind, task.language, ref, titles[1:], capacity) for ref in refs]
     results = yield from parallel(routines, capacity)

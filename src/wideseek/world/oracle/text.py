@@ -7,8 +7,9 @@ model can learn:
 - `Subject`: the entity set a wide question is about ("the 7 most populous cities of
   Morocco"), found in the question by the opener templates of `world/wide_tasks.py` and typed
   by the family patterns of `world/families.py` (their subject phrases, en and zh).
-- `MemberSubtask` ("List <subject>. Give the names, one per line.") and its report
-  ("Found 7:" + "- name" lines).
+- `MemberSubtask` ("List <subject>. Give the names, one per line.") and its report ("- name"
+  lines, then their count: "7 names."). The count comes last: a small model that had to write
+  "Found 7:" first guessed a number it had often seen (3 or 5) and stopped the list there.
 - `EntitySubtask` ("For each of these cities, find Latitude, Time Zone: Casablanca (Morocco);
   Rabat (Morocco).", zh "查找以下国家的人口、货币代码：中国；印度。") and its report, one line
   per entity: "Casablanca (Morocco) — Latitude: 33.5883; Time Zone: Africa/Casablanca".
@@ -112,8 +113,8 @@ def question_subject(question: str) -> Subject | None:
 # -- member subtasks -------------------------------------------------------------------------
 
 _MEMBER = {
-    "en": ("List {subject}. Give the names, one per line.", "Found {n}:"),
-    "zh": ("列出{subject}，每行一个名称。", "共{n}个："),
+    "en": ("List {subject}. Give the names, one per line.", "{n} names."),
+    "zh": ("列出{subject}，每行一个名称。", "共{n}个。"),
 }
 _MEMBER_PARSE = [
     re.compile(r"^List (?P<s>.+)\. Give the names, one per line\.$"),
@@ -136,8 +137,8 @@ def parse_member_subtask(text: str) -> Subject | None:
 def member_report(names: list[str], lang: str) -> str:
     if not names:
         return "未找到名单。" if lang == "zh" else "I could not find the list."
-    head = _MEMBER[lang][1].format(n=len(names))
-    return "\n".join([head, *(f"- {name}" for name in names)])
+    count = _MEMBER[lang][1].format(n=len(names))
+    return "\n".join([*(f"- {name}" for name in names), count])
 
 
 def report_names(text: str) -> list[str]:
