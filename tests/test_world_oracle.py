@@ -324,8 +324,11 @@ async def test_oracle_solves_dev_wide_tasks_of_every_family_and_language(world, 
         assert lister.rstrip().endswith(("names.", "个。")), lister
         cut = traj.task.metadata["family"] in ("element_range", "states_admitted", "continent_part")
         assert lister.startswith("<think>") == cut, (traj.task.metadata["family"], lister)
-        # one lister, then 1-3 rows per subagent
         n_rows = traj.task.metadata["n_rows"]
+        # the plan names no count of subtasks to compute: they follow the list
+        plan = traj.lead.turns[1].response_text
+        assert f"{n_rows} rows, " in plan and "in the listed order." in plan, plan
+        # one lister, then 1-3 rows per subagent
         assert -(-n_rows // 3) + 1 <= len(traj.subagents) <= n_rows + 1
 
 

@@ -109,10 +109,12 @@ def lead_wide(task: Task, delegate: Delegate, max_subagents: int) -> Policy:
     found: dict[str, dict[str, str]] = {}
     batches = chunks(subtasks, max_subagents)
     for i, batch in enumerate(batches):
+        # No division to get right: the subtasks follow the list, `size` names each, until it
+        # ends (a small model wrote "25 rows, 3 per subagent: 5 subtasks." and made 3).
         think = (
-            f"{len(names)} rows, {size} per subagent: {len(subtasks)} subtasks."
+            f"{len(names)} rows, {size} per subagent, in the listed order."
             if i == 0
-            else f"Next {len(batch)} subtasks."
+            else "The next rows, in the same order."
         )
         reports = yield Say(think, [delegate(batch)])
         lines = parse_entity_lines(reports[0])
