@@ -64,3 +64,17 @@ def test_a_recipe_on_trial_is_scored_but_not_shipped(env, tmp_path):
     assert "not shipped" in done.stdout
     assert not any(c.startswith("train ship") for c in calls(env))
     assert sum(c.startswith("train eval --model") for c in calls(env)) == 4  # scored
+
+
+def test_evaluations_give_the_lead_its_own_cap(env):
+    done = run_script(SCRIPT, env | {"WIDESEEK_SHIP": "0"})
+    assert done.returncode == 0, done.stderr
+    evals = [c for c in calls(env) if c.startswith("train eval")]
+    assert len(evals) == 8  # 4 of the model, 4 of the oracle beside them
+    assert all("--max-response-tokens 256 --lead-response-tokens 768" in c for c in evals)
+    env |= {
+        "WIDESEEK_LEAD_RESPONSE_TOKENS": "256",
+        "WIDESEEK_RUN_DIR": env["WIDESEEK_RUN_DIR"] + "2",
+    }
+    assert run_script(SCRIPT, env | {"WIDESEEK_SHIP": "0"}).returncode == 0
+    assert any("--lead-response-tokens 256" in c for c in calls(env))
