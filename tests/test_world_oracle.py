@@ -356,6 +356,16 @@ async def test_single_agent_solves_wide_tasks_alone(world, corpus):
         assert (await scorer(task, traj))["item_f1"] == 1.0, task.id
 
 
+async def test_single_agent_thinks_its_cut_before_its_lookups(world, corpus):
+    [task] = [t for t in _sample_wide(world) if t.metadata["family"] == "element_range"][:1]
+    [traj] = await _play([task], corpus, "single")
+    texts = [turn.response_text for turn in traj.agents[0].turns]
+    listed = next(i for i, t in enumerate(texts) if "/list/elements-" in t)  # opens the lists
+    lookups = texts[listed + 1]
+    assert lookups.startswith("<think>") and "Asked: " in lookups and "<tool_call>" in lookups
+    assert sum(t.startswith("<think>") for t in texts[:-1]) == 1  # no other turn thinks
+
+
 class Withholding:
     """A backend that hides entity pages of one section, or shows their numbers changed."""
 

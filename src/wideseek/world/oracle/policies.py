@@ -24,7 +24,7 @@ from wideseek.types import Task
 from wideseek.world.oracle.hops import HopPlan, next_ref, plan_hops
 from wideseek.world.oracle.lookup import lookup, page_cost
 from wideseek.world.oracle.members import list_members
-from wideseek.world.oracle.steps import Call, parallel
+from wideseek.world.oracle.steps import Call, Steps, T, parallel
 from wideseek.world.oracle.text import (
     EntitySubtask,
     Subject,
@@ -62,6 +62,21 @@ Delegate = Callable[[list[str]], Call]
 
 def chunks(items: Sequence, size: int) -> list[list]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def thinking_first(note: str, steps: Steps[T]) -> Steps[T]:
+    """`steps` with `note` thought in its first turn (the single agent picks its rows out of
+    a longer list as a lister does before its report)."""
+    try:
+        first = next(steps)
+    except StopIteration as done:
+        return done.value
+    outs = yield Say(note, calls=first) if note else first
+    while True:
+        try:
+            outs = yield steps.send(outs)
+        except StopIteration as done:
+            return done.value
 
 
 def markdown_table(titles: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -161,10 +176,11 @@ def subagent(subtask: str, capacity: int, one_tool: bool = False) -> Policy:
 
 def single_wide(task: Task, capacity: int) -> Policy:
     subject, kind, titles = _wide_plan(task)
-    names = (yield from list_members(subject, capacity)).names
+    members = yield from list_members(subject, capacity)
+    names = members.names
     refs = [entity_ref(kind, name, subject) for name in names]
     routines = [lookup(kind, task.language, ref, titles[1:], capacity) for ref in refs]
-    results = yield from parallel(routines, capacity)
+    results = yield from thinking_first(members.note, parallel(routines, capacity))
     found = {
         name: {t: v for t, v in (r or {}).items() if v}
         for name, r in zip(names, results, strict=True)
