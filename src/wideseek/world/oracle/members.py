@@ -5,8 +5,9 @@ Contract. `list_members(subject, capacity)` is a step routine (see `oracle.steps
 cannot find them), and where the names were cut out of a longer list, a note saying how (the
 numbers the pages imply, the first and last name of the cut). The subagent thinks the note
 before it reports: picking "elements 33 to 42" out of two pages of ten is counting, which a
-small model gets wrong silently (measured: most of its range lists stopped after 3 or 5 names)
-and right when every name carries its number. One strategy per family of `world/families.py`,
+small model gets wrong silently (measured: the shipped model's listers were right on 6 of 17
+test tasks, most others stopping at 3 or 5 names), and a copy when every name carries its
+number. One strategy per family of `world/families.py`,
 each the way a careful person would use a search engine over the world's pages:
 
 - list families: search the list page by its title, open every part that is needed, read the
@@ -138,8 +139,8 @@ def read_list(
 def _between(items: Sequence[str], first: str, last: str) -> Members:
     if first not in items or last not in items:
         return Members([])
-    return Members(list(items[items.index(first) : items.index(last) + 1]),
-                   _cut_note(first, last, "en"))  # fmt: skip
+    cut = items[items.index(first) : items.index(last) + 1]
+    return Members(list(cut), _cut_note(first, last, "en"))
 
 
 def _neighbours(country: str, lang: str, capacity: int) -> Steps[list[str]]:
