@@ -64,7 +64,7 @@ def chunks(items: Sequence, size: int) -> list[list]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def thinking_first(note: str, steps: Steps[T]) -> Steps[T]:
+def thinking_first(note: str, steps: Steps[T]) -> Generator[Say | list[Call], list[str], T]:
     """`steps` with `note` thought in its first turn (the single agent picks its rows out of
     a longer list as a lister does before its report)."""
     try:
