@@ -72,7 +72,8 @@ def test_the_oracle_is_scored_on_the_same_tasks_and_limits(tmp_path):
     assert metrics["wide_item_f1"] == metrics["deep_em"] == 1.0
     assert metrics["call_validity"] == 1.0
     tasks = [r.instance_id for r in read_results(tmp_path / "ample" / "wide")]
-    assert tasks == [t.id for t in islice(wide_tasks(load_world(), "dev"), 2)]
+    # in the order they finished: tasks run side by side
+    assert sorted(tasks) == sorted(t.id for t in islice(wide_tasks(load_world(), "dev"), 2))
     # a context too small for one agent to read its pages: the same limit binds the oracle
     tight = SETTINGS.model_copy(update={"mode": "single", "agent": {"context_length": 1024}})
     squeezed = oracle_eval(tight, tmp_path / "tight")
