@@ -19,8 +19,8 @@ sampler's, so numerics do not count as movement):
 - `entropy`: the mean entropy of the next-token distribution at the trained tokens, after the
   step (the start weights' figure is printed above the table).
 `--sides all,up,down` also updates on the rollouts with a positive (up) or negative (down)
-advantage only, B unchanged, to see which side moves the entropy (two RL arms saw it double
-over six updates while each update's KL stayed below 1e-3: results/rl-demo/README.md).
+advantage only, B unchanged, to see which side moves the entropy (an RL arm saw it double over
+six updates while each update's KL stayed below 1e-3: results/rl-demo/README.md).
 Why: the demonstration runs only ~10 steps, so a step that barely moves the policy shows no
 gain, and one that moves it far collapses it; PPO-style runs usually keep KL per update near
 1e-3–1e-2. Costs one update plus one scoring pass per lr, plus one scoring pass.
