@@ -110,8 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     config = validate_tree(RLConfig, read_yaml_tree(args.config, args.overrides), args.config)
     trainer = RLTrainer(config, show_progress=False)
-    if config.select.pass_rate is not None:  # the pool a run trains on (RLTrainer.train does it)
-        trainer.pool = trainer.pass_rate_pool()
+    trainer.narrow_pool()  # the pool a run's steps draw from, as RLTrainer.train has it
     try:
         started = time.time()
         batch, rollouts, figures = trainer.sample_step()  # step 1's folder, reused when complete

@@ -18,7 +18,8 @@ reads are declared below and set by the trainer) that runs on the main process o
   when the same start function (`start_function`: weights and dtype) and eval settings made it.
 - `pass_rate_pool()`: the pool narrowed to `select.pass_rate`'s window, the start model's pass
   rates measured before step 1 (`measure_pass_rates`; or another run's, `borrowed_pass_rates`)
-  and read back, never re-measured, later.
+  and read back, never re-measured, later; `narrow_pool()` makes it the pool the steps draw
+  from (on every process, from the main one's reading), when a window is set.
 Sampling is untruncated (top_p 1, no top-k): the update's logprobs are untruncated too. It
 knows rollouts, run folders and engines; the update and checkpoints are the trainer's.
 """
@@ -58,6 +59,7 @@ from wideseek.types import Task, Trajectory
 
 if TYPE_CHECKING:
     from wideseek.llm.local import LocalEngine
+    from wideseek.train.rl.processes import LearnerProcesses
     from wideseek.world.store import World
 
 T = TypeVar("T")
@@ -91,6 +93,7 @@ class StepSampling:
     remote: RemotePolicy | None
     ahead: SamplingAhead | None
     write_model: Callable[[Path], None]
+    procs: LearnerProcesses
 
     # -- which weights sample ------------------------------------------------------------------
 
@@ -330,6 +333,11 @@ class StepSampling:
         return kept, {"resampled_groups": tried, "replaced_groups": replaced}
 
     # -- the task pool -------------------------------------------------------------------------
+
+    def narrow_pool(self) -> None:
+        """The steps draw from `select.pass_rate`'s window, when one is set."""
+        if self.config.select.pass_rate is not None:
+            self.pool = self.procs.from_main(self.pass_rate_pool)
 
     def pass_rate_pool(self) -> list[Task]:
         """The pool narrowed to `select.pass_rate`'s window. The rates are the start model's:

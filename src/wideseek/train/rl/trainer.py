@@ -200,8 +200,7 @@ class RLTrainer(StepSampling):
         Returns final/, or out_dir itself for a run of 0 steps (measured, not trained)."""
         main = self.procs.main
         self.resume()
-        if self.config.select.pass_rate is not None:
-            self.pool = self.procs.from_main(self.pass_rate_pool)
+        self.narrow_pool()
         if self.step == 0 and self.config.eval_every and main:
             self.log(self.evaluate())  # the start model, the figure every later one stands by
         if self.config.steps == 0:  # a preparation run: nothing to train, no final model
