@@ -1,4 +1,5 @@
-"""`wideseek train sft|rl|eval|ship`: the model's training pipeline over wideseek.train."""
+"""`wideseek train sft|rl|eval|ship|export-gguf`: the model's training pipeline over
+wideseek.train, and the trained model written out for llama.cpp."""
 
 from __future__ import annotations
 
@@ -266,6 +267,38 @@ def ship(
     target = dest or package_model_dir()
     names = ship_model(resolved, target, generation, card, info, cast)
     typer.echo(f"shipped {len(names)} files ({parameters:,} parameters) to {target}")
+
+
+@app.command(name="export-gguf")
+def export_gguf(
+    out: Annotated[Path, typer.Argument(help="The GGUF file to write, e.g. wideseek.Q8_0.gguf.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model whose base is a GGUF file: a LoRA adapter dir on the default base "
+            "(e.g. RUN/sft/final), or 'default' for the bare base (default: the shipped model)."
+        ),
+    ] = None,
+    weights: Annotated[
+        Literal["q8_0", "f16", "f32"],
+        typer.Option(help="Type of the weights the adapter changed (others are copied as is)."),
+    ] = "q8_0",
+) -> None:
+    """Write the model, its LoRA adapter merged, as one GGUF file that llama.cpp runs (its
+    server, Ollama, LM Studio): the base file's tokenizer and settings, the model's chat
+    template, the merged weights in --weights, every weight the adapter left alone copied byte
+    for byte from the base file."""
+    from wideseek.llm.gguf_export import export_gguf as export
+    from wideseek.runtime import shipped_model_dir
+
+    spec = model or shipped_model_dir()
+    if spec is None:
+        raise UsageError("no shipped model in this install: give --model")
+    summary = export(spec, out, weights)
+    typer.echo(
+        f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB): {summary.merged} merged weights "
+        f"as {weights}, {summary.copied} copied from {summary.source.name}"
+    )
 
 
 def _read_scores(items: list[str]) -> tuple[dict[str, dict], dict[str, int]]:
