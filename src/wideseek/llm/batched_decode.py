@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -78,6 +78,23 @@ class DecodeStats:
     decode_s: float = 0.0
     drafted: int = 0  # prompt-lookup guesses checked (speculate > 0)
     accepted: int = 0  # guesses kept: tokens that cost no pass of their own
+
+
+def record_token(
+    row: DecodeRow,
+    token: int,
+    logp: float,
+    eos_ids: Collection[int],
+    stopped: Callable[[DecodeRow], bool],
+) -> None:
+    """Append a sampled token to `row` and mark it finished: "stop" at an eos token or a
+    completed stop string (`stopped`), "length" at its token budget."""
+    row.ids.append(token)
+    row.logprobs.append(logp)
+    if token in eos_ids or stopped(row):
+        row.finish = "stop"
+    elif len(row.ids) >= row.max_new:
+        row.finish = "length"
 
 
 def lookup_draft(context: list[int], k: int, ngram: tuple[int, ...] = (3, 2)) -> list[int]:
@@ -206,12 +223,7 @@ class BatchDecoder:
 
     # --- internals -------------------------------------------------------------------------
     def _record(self, row: DecodeRow, token: int, logp: float) -> None:
-        row.ids.append(token)
-        row.logprobs.append(logp)
-        if token in self.eos_ids or self.stopped(row):
-            row.finish = "stop"
-        elif len(row.ids) >= row.max_new:
-            row.finish = "length"
+        record_token(row, token, logp, self.eos_ids, self.stopped)
 
     def _drop_finished(self) -> tuple[list[DecodeRow], torch.Tensor]:
         """Take the finished rows out (with their keys/values when keep_kv); returns them and

@@ -2,7 +2,8 @@
 
 Contract: `await engine.generate(request) -> Completion` with the sampled token ids and the
 logprob of each (Engine protocol, llm/engine.py). Both request shapes are accepted: token ids, or
-chat messages + tools rendered with `engine.renderer`. Concurrent requests are decoded together
+chat messages + tools rendered with `engine.renderer` (the request side, shared with
+`LlamaCppEngine`, is llm/queued_engine.py). Concurrent requests are decoded together
 by one `BatchDecoder` (llm/batched_decode.py): the first waits `batch_window_s` for company,
 later arrivals join the running batch at the next decode step, every request is answered as
 soon as its own row finishes (eos, stop string, token budget), and a cancelled request (a
@@ -46,15 +47,10 @@ module knows models, tokenizers and request scheduling; not agents, tools or HTT
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import queue
-import random
 import threading
-import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -63,36 +59,25 @@ from transformers import PreTrainedModel
 from wideseek.config import DEFAULT_SPECULATE_BATCH
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow, DecodeStats, token_logprobs
 from wideseek.llm.dtype import pick_dtype
-from wideseek.llm.engine import ChatRenderer, Completion, EngineError, GenerateRequest
+from wideseek.llm.engine import EngineError
 from wideseek.llm.gqa_attention import use_gqa_decode_attention
 from wideseek.llm.int8_decode import int8_decode_supported, use_int8_for_decode
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.prefix_cache import PrefixCache
-from wideseek.llm.renderer import HFChatRenderer
+from wideseek.llm.queued_engine import (
+    InvalidPromptError,
+    Job,
+    QueuedEngine,
+    answer,
+    make_renderer,
+)
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 from wideseek.llm.slot_cache import SlotCache
-from wideseek.types import Usage
 
 __all__ = ["InvalidPromptError", "LocalEngine", "make_renderer", "token_logprobs"]
 
 
-class InvalidPromptError(EngineError, ValueError):
-    """The request itself is unusable (no prompt, ids outside the vocabulary): HTTP 400."""
-
-
-def make_renderer(tokenizer, context_length: int) -> ChatRenderer:
-    """The token-path renderer over the model's own tokenizer and chat template."""
-    return HFChatRenderer(tokenizer, context_length)
-
-
-@dataclass(eq=False)
-class _Job:
-    row: DecodeRow
-    future: asyncio.Future[Completion]
-    loop: asyncio.AbstractEventLoop  # the loop that awaits `future`
-
-
-class LocalEngine:
+class LocalEngine(QueuedEngine):
     """An Engine over a local Hugging Face causal-LM directory (model + tokenizer)."""
 
     def __init__(
@@ -125,31 +110,35 @@ class LocalEngine:
         `speculate`: each greedy request checks up to this many prompt-lookup guesses per
         pass (llm/batched_decode.py; same tokens, fewer passes; 0: off) while at most
         `speculate_batch` requests decode together (0: any number)."""
-        self.resolved: ResolvedModel = resolve_model(model)
-        self.model_dir = self.resolved.dir
+        resolved: ResolvedModel = resolve_model(model)
+        self.model_dir = resolved.dir
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # a trainer's shared policy (`loaded`) keeps its own weights, modules and attention
         self.int8_decode = _wants_int8(int8_decode, self.device, shared=loaded is not None)
         if loaded:
-            self.model, self.tokenizer = loaded
+            self.model, tokenizer = loaded
             self.dtype = next(self.model.parameters()).dtype
             self.dtype_reason = f"{self.dtype}: the given model's"
         else:
             self.dtype, self.dtype_reason = pick_dtype(dtype, self.device)
-            self.tokenizer = load_tokenizer(self.resolved)
-            self.model = self._load(self.resolved)
-        self.context_length = context_length or int(
-            getattr(self.model.config, "max_position_embeddings", 4096)
+            tokenizer = load_tokenizer(resolved)
+            self.model = self._load(resolved)
+        super().__init__(
+            resolved,
+            tokenizer,
+            context_length=context_length
+            or int(getattr(self.model.config, "max_position_embeddings", 4096)),
+            vocab_size=self.model.config.vocab_size,
+            eos_ids=_eos_ids(self.model, tokenizer),
+            model_name=model_name,
+            seed=seed,
+            batch_window_s=batch_window_s,
+            device=self.device,
         )
-        self.model_name = model_name or self.resolved.name
-        self.renderer: ChatRenderer | None = make_renderer(self.tokenizer, self.context_length)
-        self.eos_ids = self._eos_ids()
         _require_full_attention(self.model.config)
         self._slots: SlotCache | None = None  # the decode batches' keys/values, reused
         self.stats = DecodeStats()  # summed over every batch so far: pre-fill vs decode time
         self.max_batch_size = max_batch_size
-        self.batch_window_s = batch_window_s
-        self._seeds = random.Random(seed)
         self.batch_invariant = batch_invariant
         self.speculate = speculate
         self.speculate_batch = speculate_batch
@@ -159,9 +148,6 @@ class LocalEngine:
         # Batch size after each admission of new requests (recent ones): for stats and tests.
         self.batch_sizes: deque[int] = deque(maxlen=1000)
         self._model_lock = threading.Lock()  # one decode loop at a time; weight sync waits for it
-        self._inbox: queue.SimpleQueue[_Job] = queue.SimpleQueue()  # thread-safe hand-off
-        self._workers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]]
-        self._workers = weakref.WeakKeyDictionary()
 
     # --- weights -------------------------------------------------------------------------
     def _load(self, model_spec: ModelSpec) -> PreTrainedModel:
@@ -200,65 +186,7 @@ class LocalEngine:
             with self._model_lock:  # the keys/values cached before still match the weights
                 self.batch_invariant, self.prefix_cache = saved
 
-    def generation_defaults(self) -> dict[str, float | int]:
-        """The agent settings the model directory itself recommends, by AgentConfig field
-        name: its generation_config.json's sampling settings (`do_sample: false` reads as
-        temperature 0), the limits its `wideseek.json` records, and the context length (never
-        above this engine's). Callers apply them where the user set nothing, as transformers'
-        `generate` and vLLM do with generation_config.json."""
-        return self.resolved.recommended(self.context_length)
-
-    def _eos_ids(self) -> set[int]:
-        ids = self.model.generation_config.eos_token_id
-        ids = set(ids if isinstance(ids, list) else [] if ids is None else [ids])
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
-        return ids
-
-    # --- the Engine protocol -------------------------------------------------------------
-    async def generate(self, request: GenerateRequest) -> Completion:
-        prompt = self._prompt_ids(request)
-        room = self.context_length - len(prompt)
-        params = request.sampling
-        max_new = room if params.max_tokens is None else min(params.max_tokens, room)
-        if max_new <= 0:
-            usage = Usage(prompt_tokens=len(prompt))
-            return Completion(
-                text="", token_ids=[], logprobs=[], finish_reason="length", usage=usage
-            )
-        seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        row = DecodeRow(prompt=prompt, params=params, max_new=max_new, generator=generator)
-        loop = asyncio.get_running_loop()
-        job = _Job(row, loop.create_future(), loop)
-        self._inbox.put(job)
-        worker = self._workers.get(loop)
-        if worker is None or worker.done():
-            self._workers[loop] = loop.create_task(self._work())
-        return await job.future
-
-    def _prompt_ids(self, request: GenerateRequest) -> list[int]:
-        if request.prompt_token_ids is not None:
-            prompt = list(request.prompt_token_ids)
-        elif request.messages is not None and self.renderer is not None:
-            prompt = self.renderer.render_prompt(request.messages, request.tools)
-        else:
-            raise InvalidPromptError("request has neither prompt_token_ids nor messages")
-        vocab = self.model.config.vocab_size
-        if not prompt:
-            raise InvalidPromptError("empty prompt")
-        if min(prompt) < 0 or max(prompt) >= vocab:
-            raise InvalidPromptError(f"prompt token ids must lie in [0, {vocab})")
-        return prompt
-
     # --- scheduling ------------------------------------------------------------------------
-    async def _work(self) -> None:
-        # One worker per event loop (a server and a test may each run one); the model lock
-        # makes their decode loops take turns, and each job is answered on its own loop.
-        while not self._inbox.empty():
-            await asyncio.sleep(self.batch_window_s)  # let concurrent requests arrive together
-            await asyncio.to_thread(self._decode_until_idle)
-
     def _decode_until_idle(self) -> None:
         """Decode queued requests, admitting newcomers between steps, until none is left."""
         with self._model_lock:
@@ -275,7 +203,7 @@ class LocalEngine:
                 speculate_batch=self.speculate_batch,
                 stats=self.stats,  # counted as it goes: current when a request is answered
             )
-            jobs: dict[int, _Job] = {}
+            jobs: dict[int, Job] = {}
             try:
                 while True:
                     room = self.max_batch_size - len(decoder)
@@ -300,10 +228,10 @@ class LocalEngine:
                         if row.kv is not None:
                             cache.put(row.prompt + row.ids[:-1], row.kv)
                             row.kv = None
-                        _answer(jobs.pop(id(row)), self._completion(row))
+                        answer(jobs.pop(id(row)), self._completion(row))
             except Exception as e:  # a failed batch fails its requests, not the engine
                 for job in jobs.values():
-                    _answer(job, EngineError(f"local generation failed: {e}"))
+                    answer(job, EngineError(f"local generation failed: {e}"))
 
     def _admit(self, row: DecodeRow, decoder: BatchDecoder) -> None:
         """Pre-fill `row` into the batch, starting from the longest prefix the cache holds; a
@@ -326,51 +254,13 @@ class LocalEngine:
             self._slots = SlotCache.for_model(self.model)
         return self._slots
 
-    def _take(self, limit: int) -> list[_Job]:
-        taken: list[_Job] = []
-        while len(taken) < limit:
-            try:
-                taken.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        return taken
 
-    def _completion(self, row: DecodeRow) -> Completion:
-        text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
-        hit = _first_stop(text, row.params.stop)
-        if hit is not None:
-            text = text[:hit]
-        return Completion(
-            text=text,
-            token_ids=row.ids,
-            logprobs=row.logprobs,
-            finish_reason=row.finish or "length",
-            usage=Usage(prompt_tokens=len(row.prompt), completion_tokens=len(row.ids)),
-        )
-
-    def _stopped(self, row: DecodeRow) -> bool:
-        """Whether the row's newest token completed one of its stop strings."""
-        if not row.params.stop:
-            return False
-        # A stop string of n characters spans at most n tokens (plus one split UTF-8 char).
-        window = max(len(s) for s in row.params.stop) + 1
-        tail = self.tokenizer.decode(row.ids[-window:], skip_special_tokens=False)
-        return _first_stop(tail, row.params.stop) is not None
-
-
-def _answer(job: _Job, result: Completion | BaseException) -> None:
-    """Resolve a job's future from the decode thread, on the loop that awaits it."""
-
-    def resolve() -> None:
-        if job.future.done():  # the caller gave up (cancelled)
-            return
-        if isinstance(result, BaseException):
-            job.future.set_exception(result)
-        else:
-            job.future.set_result(result)
-
-    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
-        job.loop.call_soon_threadsafe(resolve)
+def _eos_ids(model: PreTrainedModel, tokenizer: Any) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, list) else [] if ids is None else [ids])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
 
 
 def _wants_int8(setting: str, device: torch.device, shared: bool) -> bool:
@@ -386,9 +276,3 @@ def _require_full_attention(config) -> None:
     kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
     if kinds != {"full_attention"}:
         raise EngineError(f"local engine: layer types {sorted(kinds)} unsupported (full only)")
-
-
-def _first_stop(text: str, stops: list[str]) -> int | None:
-    """End index of the earliest stop string in `text`, or None."""
-    ends = [text.find(s) + len(s) for s in stops if s and s in text]
-    return min(ends) if ends else None
