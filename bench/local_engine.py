@@ -6,20 +6,23 @@ and wall time per wide task end to end.
     python bench/local_engine.py --dtypes fp32 auto auto+int8   # engines to compare
     python bench/local_engine.py --device cuda        # GPU mode (add --concurrency 1 16 64)
     python bench/local_engine.py --model ADAPTER --wide-tasks 3   # + agents on wide test tasks
+    python bench/local_engine.py --dtypes auto+int8 llama.cpp     # beside the llama.cpp engine
 
 Engines vary by drift between runs on a shared VM (±30% seen): the int8 figures that count are
 the last block's, int8 and exact decode steps alternated on one engine. For each dtype, on one
-engine: pre-fill tokens/s (one prompt of --prompt-len, one new token);
-new tokens/s for 1, 8 and 16 concurrent requests of --prompt-len + --new-tokens (sampling, as
-subagents send them, fired together); and an agent's turns — three turns, each prompt the last
-one plus its generation plus a --tool-len tool result — with the prefix cache on and off, as
-wall seconds. Ratios are printed beside the figures (16-concurrent / batch 1, cache off / on,
-dtype / the first dtype). With --wide-tasks N, the first N wide test tasks of the bundled world
-run end to end through the real runtime (multi-agent, greedy, the limits the default model is
-evaluated with: lead 4 turns, subagents 5, 256 tokens a response, 4,096 per agent), printing
-seconds per task and where the engine's time went (pre-fill vs decode steps, mean batch). The
-numbers are from one process on an otherwise idle machine; a second busy process on a 2-core
-machine cuts them several-fold.
+engine: pre-fill tokens/s (one prompt of --prompt-len, one new token); new tokens/s for 1, 8
+and 16 concurrent requests of --prompt-len + --new-tokens (sampling, as subagents send them,
+fired together); and an agent's turns — three turns, each prompt the last one plus its
+generation plus a --tool-len tool result — with the prefix cache on and off, as wall seconds.
+Ratios are printed beside the figures (16-concurrent / batch 1, cache off / on, dtype / the
+first dtype). `llama.cpp` (or `llama.cpp+f16`, the merged weights' type) is the llama.cpp
+engine on the same model (llm/llamacpp_engine.py; its own prefix reuse, so no "cache off"
+figure; its first run exports the merged model once). With --wide-tasks N, the first N wide
+test tasks of the bundled world run end to end through the real runtime (multi-agent, greedy,
+the limits the default model is evaluated with: lead 4 turns, subagents 5, 256 tokens a
+response, 4,096 per agent), printing seconds per task and where the engine's time went
+(pre-fill vs decode steps, mean batch). The numbers are from one process on an otherwise idle
+machine; a second busy process on a 2-core machine cuts them several-fold.
 """
 
 from __future__ import annotations
@@ -36,19 +39,21 @@ from wideseek.config import AgentConfig, Config, ToolsConfig
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
 from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.int8_decode import DEFAULT_MAX_ROWS, Int8DecodeLinear
+from wideseek.llm.llamacpp_engine import LlamaCppEngine
 from wideseek.llm.local import LocalEngine
+from wideseek.llm.queued_engine import QueuedEngine
 from wideseek.runtime import run_suite
 from wideseek.world.store import load_world
 from wideseek.world.suites import suite_tasks
 
 
-def prompts(engine: LocalEngine, n: int, length: int, seed: int) -> list[list[int]]:
+def prompts(engine: QueuedEngine, n: int, length: int, seed: int) -> list[list[int]]:
     g = torch.Generator().manual_seed(seed)
-    vocab = min(engine.model.config.vocab_size, len(engine.tokenizer))
+    vocab = min(engine.vocab_size, len(engine.tokenizer))
     return [torch.randint(100, vocab, (length,), generator=g).tolist() for _ in range(n)]
 
 
-async def new_tokens_per_s(engine: LocalEngine, n: int, length: int, new: int) -> float:
+async def new_tokens_per_s(engine: QueuedEngine, n: int, length: int, new: int) -> float:
     batch = prompts(engine, n, length, seed=n)
 
     async def one(i: int) -> int:
@@ -61,7 +66,7 @@ async def new_tokens_per_s(engine: LocalEngine, n: int, length: int, new: int) -
     return sum(counts) / (time.perf_counter() - start)
 
 
-async def prefill_per_s(engine: LocalEngine, length: int, seed: int) -> float:
+async def prefill_per_s(engine: QueuedEngine, length: int, seed: int) -> float:
     (prompt,) = prompts(engine, 1, length, seed=seed)  # a new prompt: nothing cached to reuse
     sampling = SamplingParams(max_tokens=1, temperature=0)
     start = time.perf_counter()
@@ -69,7 +74,7 @@ async def prefill_per_s(engine: LocalEngine, length: int, seed: int) -> float:
     return length / (time.perf_counter() - start)
 
 
-async def agent_seconds(engine: LocalEngine, length: int, new: int, tool: int) -> float:
+async def agent_seconds(engine: QueuedEngine, length: int, new: int, tool: int) -> float:
     (prompt,) = prompts(engine, 1, length, seed=7)
     results = prompts(engine, 3, tool, seed=8)
     start = time.perf_counter()
@@ -93,7 +98,7 @@ WIDE_AGENT = AgentConfig(
 )
 
 
-async def wide_tasks(engine: LocalEngine, n: int, concurrency: int) -> dict[str, float]:
+async def wide_tasks(engine: QueuedEngine, n: int, concurrency: int) -> dict[str, float]:
     """Seconds per wide test task end to end, and the engine's pre-fill / decode split."""
     world = load_world()
     tasks = suite_tasks(world, "wide", "test")[:n]
@@ -162,23 +167,41 @@ def int8_ab(model: str, device: str | None, reps: int = 3) -> None:
         print(f"  ctx {ctx:>5}, {rows} row(s): int8 {i8:6.1f}  exact {ex:6.1f}  {ex / i8:.2f}x")
 
 
+def open_variant(model: str, variant: str, args: argparse.Namespace) -> QueuedEngine:
+    """`variant`: a dtype (fp32 | bf16 | auto), with `+int8` for int8 decode; or llama.cpp,
+    with `+f16` / `+f32` for the merged weights' type (q8_0 by default)."""
+    kind, _, extra = variant.partition("+")
+    if kind == "llama.cpp":
+        engine = LlamaCppEngine(model, weights=extra or "q8_0")  # type: ignore[arg-type]
+        print(f"{variant}: {engine.gguf_path.name}")
+        return engine
+    int8_decode = "on" if extra == "int8" else "off"
+    local = LocalEngine(model, dtype=kind, device=args.device, int8_decode=int8_decode)
+    print(f"{variant}: {local.dtype_reason}; int8 decode {local.int8_decode}")
+    return local
+
+
 async def measure(model: str, variant: str, args: argparse.Namespace) -> dict[str, float]:
-    """One engine: `variant` is a dtype (fp32 | bf16 | auto), with `+int8` for int8 decode."""
-    dtype, _, int8 = variant.partition("+")
-    int8_decode = "on" if int8 == "int8" else "off"
-    engine = LocalEngine(model, dtype=dtype, device=args.device, int8_decode=int8_decode)
-    print(f"{variant}: {engine.dtype_reason}; int8 decode {engine.int8_decode}")
+    """One engine's figures (`open_variant`)."""
+    engine = open_variant(model, variant, args)
     await new_tokens_per_s(engine, 2, 64, 4)  # warm-up
     fills = [await prefill_per_s(engine, args.prompt_len, seed=99 + i) for i in range(2)]
     row = {"prefill tok/s": max(fills)}
     for n in args.concurrency:
         rate = await new_tokens_per_s(engine, n, args.prompt_len, args.new_tokens)
         row[f"new tok/s, {n} concurrent"] = rate
-    for label, cache_tokens in (("agent 3 turns, cache on (s)", 65_536), ("cache off (s)", 0)):
-        engine.prefix_cache.max_tokens = cache_tokens
-        engine.prefix_cache.clear()
-        row[label] = await agent_seconds(engine, args.prompt_len, args.new_tokens, args.tool_len)
-    engine.prefix_cache.max_tokens = 65_536
+    if isinstance(engine, LocalEngine):
+        for label, cache in (("agent 3 turns, cache on (s)", 65_536), ("cache off (s)", 0)):
+            engine.prefix_cache.max_tokens = cache
+            engine.prefix_cache.clear()
+            turns = agent_seconds(engine, args.prompt_len, args.new_tokens, args.tool_len)
+            row[label] = await turns
+        engine.prefix_cache.max_tokens = 65_536
+    else:  # its sequences keep what they ran: nothing to turn off
+        row["agent 3 turns, cache on (s)"] = await agent_seconds(
+            engine, args.prompt_len, args.new_tokens, args.tool_len
+        )
+        row["cache off (s)"] = float("nan")
     if args.wide_tasks:
         row.update(await wide_tasks(engine, args.wide_tasks, args.task_concurrency))
     return row
@@ -191,7 +214,8 @@ async def main() -> None:
         "--dtypes",
         nargs="+",
         default=["auto", "auto+int8"],
-        help="engines: a weights dtype (fp32, bf16, auto), +int8 for int8 decode weights",
+        help="engines: a weights dtype (fp32, bf16, auto), +int8 for int8 decode weights; "
+        "llama.cpp (+f16 / +f32: the merged weights' type, q8_0 by default)",
     )
     ap.add_argument("--prompt-len", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=64)
@@ -218,7 +242,8 @@ async def main() -> None:
         scale = row[f"new tok/s, {n} concurrent"] / row["new tok/s, 1 concurrent"]
         reuse = row["cache off (s)"] / row["agent 3 turns, cache on (s)"]
         print(f"{dtype}: {n}-concurrent / batch 1 {scale:.1f}x; agent cache off / on {reuse:.2f}x")
-    if not args.no_int8_ab and torch.device(args.device or "cpu").type == "cpu":
+    wants_ab = any(not d.startswith("llama.cpp") for d in args.dtypes)
+    if wants_ab and not args.no_int8_ab and torch.device(args.device or "cpu").type == "cpu":
         int8_ab(model, args.device)
 
 

@@ -95,6 +95,12 @@ class EngineConfig(_Section):
         "auto", description="tokens: render locally, /v1/completions; chat: /v1/chat/completions"
     )
     tokenizer: str | None = Field(None, description="tokenizer dir for the token path")
+    backend: Literal["torch", "llama.cpp"] = Field(
+        "torch",
+        description="local model: torch (transformers, every feature) or llama.cpp (its "
+        "quantised CPU kernels, the model merged into a GGUF file once; needs "
+        "llama-cpp-python; no speculation, batch invariance or weight sync)",
+    )
     dtype: str = Field(
         "auto",
         pattern="^(auto|bf16|fp16|fp32)$",

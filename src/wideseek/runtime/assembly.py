@@ -93,6 +93,10 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
                 "(a local Hugging Face model directory); this install ships no default model"
             )
         model = resolve_model(model_dir)
+    if engine_cfg.backend == "llama.cpp":
+        from wideseek.llm.llamacpp_engine import LlamaCppEngine
+
+        return LlamaCppEngine(model, seed=agent.seed or 0)
     try:
         from wideseek.llm.local import LocalEngine
     except ImportError as e:
