@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,6 +248,31 @@ def test_the_outcome_guard_averages_over_a_window(model_dir, tmp_path):
     assert whys[2] == "mean outcome 0.100 over the last 3 steps <= 0.1 for 1 steps"
 
 
+def test_the_entropy_and_malformed_call_guards(model_dir, tmp_path):
+    guards = Guards(min_reward=None, max_flat_groups=None, max_entropy_rise=0.5,
+                    max_malformed=0.5, patience=2)  # fmt: skip
+    trainer = RLTrainer(config(model_dir, tmp_path, guards=guards), show_progress=False)
+
+    def row(entropy: float | None, malformed: float = 0.0) -> dict:
+        return {"reward_mean": 0.2, "flat_groups": 0.0, "subagents_per_rollout": 1.0,
+                "outcome": 0.2, "entropy": entropy, "fail_malformed_call": malformed}  # fmt: skip
+
+    # the start is the first step that trained tokens (None: nothing trained, no figure)
+    whys = [trainer.check_guards(row(e)) for e in (None, 0.04, 0.058, 0.061, 0.062)]
+    assert trainer.guards.start_entropy == 0.04
+    assert whys[:4] == [None, None, None, None]  # +45%, then +53% once: patience 2
+    assert whys[4] == "entropy 0.0620, +55% on the first step's 0.0400 for 2 steps"
+    assert not trainer.guards.healthy()
+    # a resumed run keeps the start it measured
+    again = RLTrainer(config(model_dir, tmp_path / "again", guards=guards), show_progress=False)
+    again.guards.restore(trainer.state(good=False))
+    assert again.guards.start_entropy == 0.04
+    assert again.check_guards(row(0.045, malformed=0.6)) is None
+    assert again.check_guards(row(0.045, malformed=0.56)) == (
+        "malformed calls per rollout 0.56 >= 0.5 for 2 steps"
+    )
+
+
 def test_rollouts_sample_untruncated_whatever_the_model_recommends(model_dir, tmp_path):
     nucleus = tmp_path / "model"
     shutil.copytree(model_dir, nucleus)
@@ -386,3 +412,23 @@ def test_the_shipped_run_files_load(name):
     path = Path(__file__).parent.parent / "configs" / name
     run = validate_tree(RLConfig, read_yaml_tree(path, []), path)
     assert run.credit == "published" and run.normalise_over == "step"
+
+
+def test_the_demo_guards_would_have_stopped_the_second_arm_before_its_last_step():
+    """The second measured arm's own metrics, replayed through the demo config's guards."""
+    import yaml
+
+    from wideseek.train.rl.collapse import CollapseGuards
+
+    root = Path(__file__).resolve().parents[1]
+    guards = Guards(**yaml.safe_load((root / "configs/rl-demo-cpu.yaml").read_text())["guards"])
+    rows = [json.loads(line) for line in (root / "results/rl-demo/multi-s1/metrics.jsonl").open()]
+    watch = CollapseGuards(guards.outcome_window)
+    verdicts, good = {}, []
+    for row in rows[1:]:  # row 0: the dev evaluation before training
+        verdicts[row["step"]] = watch.check(row, guards, "multi")
+        if watch.healthy():
+            good.append(row["step"])
+    assert [s for s, why in verdicts.items() if why] == [6]
+    assert verdicts[6].startswith("entropy 0.0763, +133% on the first step's 0.0327")
+    assert good[-1] == 3

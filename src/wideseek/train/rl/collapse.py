@@ -2,12 +2,13 @@
 
 Contract:
 - `CollapseGuards(outcome_window)` counts, per guard (`config.Guards`: mean reward, mean outcome
-  over the last `outcome_window` steps, subagents per multi-agent rollout, flat groups), the
-  steps in a row it has tripped. `check(row, guards, mode)` reads one metrics row, updates the
+  over the last `outcome_window` steps, subagents per multi-agent rollout, flat groups, the
+  trained tokens' entropy against the run's first measured step, malformed calls per rollout),
+  the steps in a row it has tripped. `check(row, guards, mode)` reads one metrics row, updates the
   counts and returns why the run must stop (the first guard tripping `patience` steps in a
   row), or None; `healthy()`: no guard is tripping now (a checkpoint saved now is *good*).
-  `tripped` and `outcomes` are what a checkpoint's trainer state keeps; `restore(state)` reads
-  them back.
+  `tripped`, `outcomes` and `start_entropy` are what a checkpoint's trainer state keeps;
+  `restore(state)` reads them back.
 - `roll_back(out_dir, step, why, last_good, procs)`, on every process: the main one records
   the collapse in `out_dir/collapse.json` and puts checkpoint `last_good`'s model in
   `out_dir/final`; all raise the same `CollapseError` line.
@@ -33,6 +34,7 @@ from wideseek.train import checkpoints as ckpt
 from wideseek.train.rl.config import Guards
 from wideseek.train.rl.notes import note
 from wideseek.train.rl.processes import LearnerProcesses
+from wideseek.types import Failure
 
 COLLAPSE = "collapse.json"
 
@@ -45,11 +47,13 @@ class CollapseGuards:
     def __init__(self, outcome_window: int) -> None:
         self.tripped: dict[str, int] = defaultdict(int)
         self.outcomes: deque[float] = deque(maxlen=outcome_window)
+        self.start_entropy: float | None = None  # the first step that trained any token
 
     def restore(self, state: dict[str, Any]) -> None:
         """The counts a checkpoint's trainer state recorded."""
         self.tripped = defaultdict(int, state.get("tripped", {}))
         self.outcomes.extend(state.get("outcomes", []))
+        self.start_entropy = state.get("start_entropy")
 
     def healthy(self) -> bool:
         """No guard is tripping: a checkpoint saved now is a good one."""
@@ -61,6 +65,11 @@ class CollapseGuards:
         subagents = row["subagents_per_rollout"] or 0.0
         self.outcomes.append(row["outcome"])
         outcome = statistics.fmean(self.outcomes)
+        entropy, start = row.get("entropy"), self.start_entropy
+        if start is None and entropy:
+            self.start_entropy = start = entropy
+        rise = entropy / start - 1 if entropy and start else 0.0
+        malformed = row.get(f"fail_{Failure.MALFORMED_CALL.value}") or 0.0
         checks = {
             "reward": (g.min_reward is not None and reward <= g.min_reward,
                        f"mean reward {reward:.3f} <= {g.min_reward}"),
@@ -72,6 +81,11 @@ class CollapseGuards:
                           f"subagents per rollout {subagents:.2f} <= {g.min_subagents}"),
             "flat": (g.max_flat_groups is not None and flat >= g.max_flat_groups,
                      f"{flat:.0%} of groups all-equal (no learning signal)"),
+            "entropy": (g.max_entropy_rise is not None and rise >= g.max_entropy_rise,
+                        f"entropy {entropy or 0:.4f}, {rise:+.0%} on the first step's "
+                        f"{start or 0:.4f}"),
+            "malformed": (g.max_malformed is not None and malformed >= g.max_malformed,
+                          f"malformed calls per rollout {malformed:.2f} >= {g.max_malformed}"),
         }  # fmt: skip
         why = None
         for name, (tripped, text) in checks.items():

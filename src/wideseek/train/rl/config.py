@@ -96,6 +96,18 @@ class Guards(BaseModel):
     max_flat_groups: float | None = Field(
         1.0, ge=0, le=1, description="trips when this share of groups (or more) is flat"
     )
+    max_entropy_rise: float | None = Field(
+        None,
+        gt=0,
+        description="trips when the entropy of the trained tokens exceeds the run's first "
+        "step's by this share or more (0.5: +50%; None: off): the two measured arms that "
+        "lost dev reward first doubled it while their agents' calls broke",
+    )
+    max_malformed: float | None = Field(
+        None,
+        gt=0,
+        description="trips when malformed tool calls per rollout reach this (None: off)",
+    )
     patience: int = Field(3, ge=1, description="steps in a row a guard must trip to stop")
 
 

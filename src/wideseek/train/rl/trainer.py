@@ -356,6 +356,7 @@ class RLTrainer(StepSampling):
         """The trainer state a checkpoint of the current step records."""
         return {"step": self.step, "good": good, "last_good": self.last_good,
                 "tripped": dict(self.guards.tripped), "outcomes": list(self.guards.outcomes),
+                "start_entropy": self.guards.start_entropy,
                 "policy": self.policy, "history": self.history}  # fmt: skip
 
     def write_model(self, path: Path) -> None:
