@@ -137,6 +137,24 @@ async def test_sequences_hold_a_whole_context_each_and_rotate():
         await ask(small, [1, 2, 3], greedy(2))
 
 
+async def test_a_failed_decode_fails_its_requests_not_the_engine(engine, monkeypatch):
+    import llama_cpp
+
+    prompt = prompt_of(engine)
+    real, calls = llama_cpp.llama_decode, []
+
+    def failing_once(ctx, batch):
+        calls.append(1)
+        return -3 if len(calls) == 1 else real(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", failing_once)
+    with pytest.raises(EngineError, match=r"llama.cpp decode failed \(status -3\)"):
+        await ask(engine, prompt, greedy(4))
+    again = await ask(engine, prompt, greedy(4))  # its sequence was started afresh
+    assert again.token_ids == (await ask(engine, prompt, greedy(4))).token_ids
+    assert len(again.token_ids) == 4
+
+
 def test_an_adapter_is_merged_once_into_a_cached_gguf(tmp_path: Path):
     from peft import LoraConfig, get_peft_model
 

@@ -190,10 +190,11 @@ class LlamaCppEngine(QueuedEngine):
                     return
                 try:
                     self._step(busy)
-                except EngineError as e:
+                except Exception as e:  # a failed step fails its requests, not the engine
+                    error = e if isinstance(e, EngineError) else EngineError(f"llama.cpp: {e}")
                     for seq in busy:
                         if seq.job is not None:
-                            answer(seq.job, e)
+                            answer(seq.job, error)
                             self._release(seq, keep=False)
 
     def _admit(self, job: Job, free: list[_Sequence]) -> None:
