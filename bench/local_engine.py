@@ -35,7 +35,7 @@ import time
 
 import torch
 
-from wideseek.config import AgentConfig, Config, ToolsConfig
+from wideseek.config import DEFAULT_SPECULATE, AgentConfig, Config, ToolsConfig
 from wideseek.llm.batched_decode import BatchDecoder, DecodeRow
 from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.int8_decode import DEFAULT_MAX_ROWS, Int8DecodeLinear
@@ -168,16 +168,21 @@ def int8_ab(model: str, device: str | None, reps: int = 3) -> None:
 
 
 def open_variant(model: str, variant: str, args: argparse.Namespace) -> QueuedEngine:
-    """`variant`: a dtype (fp32 | bf16 | auto), with `+int8` for int8 decode; or llama.cpp,
+    """`variant`: a dtype (fp32 | bf16 | auto), with `+int8` for int8 decode and `+spec` for
+    the engine's default prompt-lookup speculation (as `ask` and `eval` run it); or llama.cpp,
     with `+f16` / `+f32` for the merged weights' type (q8_0 by default)."""
-    kind, _, extra = variant.partition("+")
+    kind, *extras = variant.split("+")
     if kind == "llama.cpp":
-        engine = LlamaCppEngine(model, weights=extra or "q8_0")  # type: ignore[arg-type]
+        weights = extras[0] if extras else "q8_0"
+        engine = LlamaCppEngine(model, weights=weights)  # type: ignore[arg-type]
         print(f"{variant}: {engine.gguf_path.name}")
         return engine
-    int8_decode = "on" if extra == "int8" else "off"
-    local = LocalEngine(model, dtype=kind, device=args.device, int8_decode=int8_decode)
-    print(f"{variant}: {local.dtype_reason}; int8 decode {local.int8_decode}")
+    int8_decode = "on" if "int8" in extras else "off"
+    speculate = DEFAULT_SPECULATE if "spec" in extras else 0
+    local = LocalEngine(
+        model, dtype=kind, device=args.device, int8_decode=int8_decode, speculate=speculate
+    )
+    print(f"{variant}: {local.dtype_reason}; int8 {local.int8_decode}; speculate {speculate}")
     return local
 
 
@@ -214,8 +219,9 @@ async def main() -> None:
         "--dtypes",
         nargs="+",
         default=["auto", "auto+int8"],
-        help="engines: a weights dtype (fp32, bf16, auto), +int8 for int8 decode weights; "
-        "llama.cpp (+f16 / +f32: the merged weights' type, q8_0 by default)",
+        help="engines: a weights dtype (fp32, bf16, auto), +int8 for int8 decode weights, "
+        "+spec for the default speculation; llama.cpp (+f16 / +f32: the merged weights' "
+        "type, q8_0 by default)",
     )
     ap.add_argument("--prompt-len", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=64)
