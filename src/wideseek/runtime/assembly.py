@@ -3,8 +3,9 @@
 This is the one place that decides what the defaults are, so `wideseek ask`, `serve`, `eval`,
 the world's oracle and training's dev evaluation behave the same:
 - engine: `engine.base_url` set → `HttpEngine` (checked with one GET /v1/models first);
-  else `engine.model` names a local model directory → `LocalEngine`; else the model shipped
-  inside the package (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
+  else `engine.model` names a local model directory → `LocalEngine` (`LlamaCppEngine` with
+  `engine.backend: llama.cpp`); else the model shipped inside the package
+  (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
 - search backend: `tools.web` → real web search and page access (`wideseek.tools.web`: the
   configured search API and page reader, cached on disk); `tools.retrieval_url` → the
   retrieval service; `tools.corpus` → BM25 over that JSONL file; else the bundled offline
@@ -96,7 +97,8 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
     if engine_cfg.backend == "llama.cpp":
         from wideseek.llm.llamacpp_engine import LlamaCppEngine
 
-        return LlamaCppEngine(model, seed=agent.seed or 0)
+        # its sequences' cells are allocated up front: as many as an agent may use
+        return LlamaCppEngine(model, context_length=agent.context_length, seed=agent.seed or 0)
     try:
         from wideseek.llm.local import LocalEngine
     except ImportError as e:
