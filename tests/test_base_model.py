@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from lora_adapters import save_random_adapter
 from tiny_tokenizer import TOOLS
 from wideseek.llm import base_model
 from wideseek.llm.base_model import (
@@ -40,7 +41,7 @@ from wideseek.llm.chat_template import (
 from wideseek.llm.engine import SamplingParams
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.model_dir import ModelDirError
-from wideseek.llm.model_loading import load_causal_lm, load_tokenizer, quiet_peft
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.llm.resolved_model import resolve_model
 from wideseek.llm.toolcall import format_tool_call, parse_tool_calls
@@ -225,16 +226,9 @@ def test_a_multi_token_stop_string_stops_the_local_engine(tokenizer):
 
 
 def test_an_adapter_on_the_default_base_records_default(converted, cache, tmp_path, monkeypatch):
-    from peft import LoraConfig, get_peft_model
-
     monkeypatch.setenv("WIDESEEK_CACHE", str(cache))
-    torch.manual_seed(0)
-    lora = LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False)
-    with quiet_peft():
-        peft_model = get_peft_model(load_causal_lm(converted), lora).eval()
-    peft_model.peft_config["default"].base_model_name_or_path = portable_base_spec(converted)
-    # save_embedding_layers=False: "auto" looks the base up on the Hub to compare vocabularies.
-    peft_model.save_pretrained(tmp_path / "adapter", save_embedding_layers=False)
+    spec = portable_base_spec(converted)
+    peft_model = save_random_adapter(converted, tmp_path / "adapter", spec, ["q_proj"], r=2)
     saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert saved["base_model_name_or_path"] == "default"
     merged = load_causal_lm(tmp_path / "adapter").eval()

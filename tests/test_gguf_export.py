@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from lora_adapters import save_random_adapter
 from tiny_lm import make_tiny_lm
 from wideseek.cli import main
 from wideseek.llm.base_model import default_gguf_path, portable_base_spec, resolve_base_model
 from wideseek.llm.chat_template import CHAT_TEMPLATE
 from wideseek.llm.gguf_export import GGUFExportError, export_gguf
-from wideseek.llm.model_loading import load_causal_lm, quiet_peft
+from wideseek.llm.model_loading import load_causal_lm
 
 PROMPT = torch.tensor([[1, 4093, 198, 6004, 2, 28, 1116, 314, 260, 3575]])
 
@@ -29,18 +30,10 @@ PROMPT = torch.tensor([[1, 4093, 198, 6004, 2, 28, 1116, 314, 260, 3575]])
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory) -> Path:
     """A LoRA adapter on the default base that visibly changes its outputs (random A and B)."""
-    from peft import LoraConfig, get_peft_model
-
     base = resolve_base_model("default")
-    torch.manual_seed(0)
-    lora = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "down_proj"], init_lora_weights=False
-    )
-    with quiet_peft():
-        model = get_peft_model(load_causal_lm(base), lora)
-    model.peft_config["default"].base_model_name_or_path = portable_base_spec(base)
     out = tmp_path_factory.mktemp("adapter") / "adapter"
-    model.save_pretrained(out, save_embedding_layers=False)
+    targets = ["q_proj", "k_proj", "down_proj"]  # both rotary permutations, and one without
+    save_random_adapter(base, out, portable_base_spec(base), targets)
     return out
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lora_adapters import save_random_adapter
 from wideseek.llm.engine import EngineError, GenerateRequest, SamplingParams
 from wideseek.llm.llamacpp_engine import LlamaCppEngine, gguf_for
 from wideseek.llm.local import LocalEngine
@@ -156,18 +157,10 @@ async def test_a_failed_decode_fails_its_requests_not_the_engine(engine, monkeyp
 
 
 def test_an_adapter_is_merged_once_into_a_cached_gguf(tmp_path: Path):
-    from peft import LoraConfig, get_peft_model
-
     from wideseek.llm.base_model import portable_base_spec, resolve_base_model
-    from wideseek.llm.model_loading import load_causal_lm, quiet_peft
 
     base = resolve_base_model("default")
-    torch.manual_seed(0)
-    lora = LoraConfig(r=2, target_modules=["v_proj"], init_lora_weights=False)
-    with quiet_peft():
-        model = get_peft_model(load_causal_lm(base), lora)
-    model.peft_config["default"].base_model_name_or_path = portable_base_spec(base)
-    model.save_pretrained(tmp_path / "adapter", save_embedding_layers=False)
+    save_random_adapter(base, tmp_path / "adapter", portable_base_spec(base), ["v_proj"], r=2)
     adapter = resolve_model(tmp_path / "adapter")
     first = gguf_for(adapter, cache_dir=tmp_path / "cache")
     stamp = first.stat().st_mtime_ns

@@ -11,28 +11,16 @@ import peft
 import pytest
 import torch
 
+from lora_adapters import save_random_adapter
 from tiny_lm import make_tiny_lm
 from wideseek.llm.model_dir import ModelDirError, require_model_dir
-from wideseek.llm.model_loading import load_causal_lm, load_tokenizer, quiet_peft
+from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
 from wideseek.llm.resolved_model import resolve_model
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     return make_tiny_lm(tmp_path_factory.mktemp("lm"))
-
-
-def save_adapter(base, out, spec) -> torch.nn.Module:
-    """A LoRA with random (non-zero) A and B, so merging changes the weights."""
-    torch.manual_seed(0)
-    config = peft.LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
-    )
-    with quiet_peft():
-        model = peft.get_peft_model(load_causal_lm(base), config).eval()
-    model.peft_config["default"].base_model_name_or_path = spec
-    model.save_pretrained(out, save_embedding_layers=False)
-    return model
 
 
 IDS = torch.tensor([[5, 17, 42, 99, 3, 250, 7, 11]])
@@ -44,7 +32,7 @@ def logits(model) -> torch.Tensor:
 
 
 def test_a_merged_adapter_computes_what_peft_computes(base, tmp_path):
-    unmerged = save_adapter(base, tmp_path / "adapter", str(base))
+    unmerged = save_random_adapter(base, tmp_path / "adapter", str(base))
     assert require_model_dir(tmp_path / "adapter") == tmp_path / "adapter"
     merged = load_causal_lm(tmp_path / "adapter").eval()
     assert not any("lora" in name for name, _ in merged.named_parameters())
@@ -59,7 +47,7 @@ def test_a_merged_adapter_computes_what_peft_computes(base, tmp_path):
 
 def test_a_relative_base_is_found_beside_the_adapter(base, tmp_path):
     shutil.copytree(base, tmp_path / "base")
-    save_adapter(tmp_path / "base", tmp_path / "adapter", "../base")
+    save_random_adapter(tmp_path / "base", tmp_path / "adapter", "../base")
     assert resolve_model(tmp_path / "adapter").base_dir == tmp_path / "adapter" / "../base"
     assert load_causal_lm(tmp_path / "adapter").config.num_hidden_layers == 2
 
@@ -72,7 +60,7 @@ def test_a_relative_base_is_found_beside_the_adapter(base, tmp_path):
     ],
 )
 def test_a_bad_adapter_config_is_one_line(base, tmp_path, edit, message):
-    save_adapter(base, tmp_path / "adapter", str(base))
+    save_random_adapter(base, tmp_path / "adapter", str(base))
     path = tmp_path / "adapter" / "adapter_config.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
     with pytest.raises(ModelDirError, match=message) as e:
@@ -81,7 +69,7 @@ def test_a_bad_adapter_config_is_one_line(base, tmp_path, edit, message):
 
 
 def test_torn_adapter_weights_are_one_line(base, tmp_path):
-    save_adapter(base, tmp_path / "adapter", str(base))
+    save_random_adapter(base, tmp_path / "adapter", str(base))
     (tmp_path / "adapter" / "adapter_model.safetensors").write_text("not safetensors")
     with pytest.raises(ModelDirError, match="cannot load adapter") as e:
         load_causal_lm(tmp_path / "adapter")
@@ -89,7 +77,7 @@ def test_torn_adapter_weights_are_one_line(base, tmp_path):
 
 
 def test_a_missing_peft_is_one_line_with_the_install_command(base, tmp_path, monkeypatch):
-    save_adapter(base, tmp_path / "adapter", str(base))
+    save_random_adapter(base, tmp_path / "adapter", str(base))
     monkeypatch.setitem(sys.modules, "peft", None)  # import peft -> ImportError
     with pytest.raises(ModelDirError, match=r"needs peft: pip install peft$"):
         load_causal_lm(tmp_path / "adapter")
