@@ -43,11 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from wideseek.io import cache_home
+from wideseek.io import cache_home, file_sha256
 from wideseek.llm.batched_decode import DecodeStats, sample_next
 from wideseek.llm.engine import EngineError
 from wideseek.llm.gguf_export import ExportWeights, export_gguf, source_gguf
 from wideseek.llm.model_loading import load_tokenizer
+from wideseek.llm.prefix_cache import shared_prefix
 from wideseek.llm.queued_engine import Job, QueuedEngine, answer
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 
@@ -82,8 +83,7 @@ def gguf_for(
     digest = hashlib.sha256(weights.encode())
     for path in sorted(model.dir.iterdir()):
         if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+            digest.update(f"{path.name}:{file_sha256(path)}".encode())
     out = (cache_dir or cache_home()) / "gguf" / f"{model.name}-{digest.hexdigest()[:12]}.gguf"
     if not out.is_file():
         export_gguf(model, out, weights)
@@ -183,11 +183,10 @@ class LlamaCppEngine(QueuedEngine):
                 free = [s for s in self._sequences if s.job is None]
                 for job in self._take(len(free)):
                     self._admit(job, free)
-                busy = [s for s in self._sequences if s.job is not None]
-                for seq in busy:
+                for seq in self._sequences:
                     if seq.job is not None and seq.job.future.cancelled():
                         self._release(seq)
-                busy = [s for s in busy if s.job is not None]
+                busy = [s for s in self._sequences if s.job is not None]
                 if not busy:
                     return
                 try:
@@ -202,9 +201,10 @@ class LlamaCppEngine(QueuedEngine):
     def _admit(self, job: Job, free: list[_Sequence]) -> None:
         """Give `job` the free sequence sharing the longest prefix with its prompt."""
         prompt = job.row.prompt
-        seq = max(free, key=lambda s: (_shared(s.tokens, prompt), -len(s.tokens)))
+        seq = max(free, key=lambda s: (shared_prefix(s.tokens, prompt), -len(s.tokens)))
         free.remove(seq)
-        shared = min(_shared(seq.tokens, prompt), len(prompt) - 1)  # the last token gives logits
+        # the last prompt token goes through the model even when cached: it gives the logits
+        shared = min(shared_prefix(seq.tokens, prompt), len(prompt) - 1)
         _llama().llama_memory_seq_rm(self._memory, seq.seq_id, shared, -1)
         seq.tokens = prompt[:shared]
         seq.pending = prompt[shared:]
@@ -236,17 +236,17 @@ class LlamaCppEngine(QueuedEngine):
             room -= len(chunk)
             self.stats.prefill_tokens += len(chunk)
         start = time.perf_counter()
-        self._decode(items)
+        outputs = self._decode(items)
         # a step pre-filling only counts as pre-fill time; one with decoding rows as decode
         spent = time.perf_counter() - start
         if decoding:
             self.stats.decode_s += spent
         else:
             self.stats.prefill_s += spent
-        ready = [seq for seq, _ in items if not seq.pending]  # their last token gave logits
-        if not ready:
+        if not outputs:
             return
-        logits = torch.from_numpy(np.stack([self._logits(i) for i in self._logit_rows(items)]))
+        ready = [seq for seq, _ in outputs]
+        logits = torch.from_numpy(np.stack([self._logits(i) for _, i in outputs]))
         rows = [seq.job.row for seq in ready if seq.job is not None]
         tokens, logps = sample_next(logits, rows)
         for seq, row, token, logp in zip(ready, rows, tokens.tolist(), logps.tolist(), strict=True):
@@ -257,29 +257,25 @@ class LlamaCppEngine(QueuedEngine):
                 self._release(seq)
         self.stats.new_tokens += len(rows)
 
-    def _logit_rows(self, items: list[tuple[_Sequence, list[int]]]) -> list[int]:
-        """Batch positions of the rows asking for logits, in `items` order."""
-        out, position = [], 0
-        for seq, tokens in items:
-            position += len(tokens)
-            if not seq.pending:
-                out.append(position - 1)
-        return out
-
-    def _decode(self, items: list[tuple[_Sequence, list[int]]]) -> None:
+    def _decode(self, items: list[tuple[_Sequence, list[int]]]) -> list[tuple[_Sequence, int]]:
+        """One llama_decode of each sequence's tokens; returns the sequences whose last token
+        asks for logits (their prompt is all in), with its position in the batch."""
         llama = _llama()
         batch = self._batch
         n = 0
+        outputs = []
         for seq, tokens in items:
             start = len(seq.tokens)
-            last = len(tokens) - 1
             for i, token in enumerate(tokens):
                 batch.token[n] = token
                 batch.pos[n] = start + i
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = seq.seq_id
-                batch.logits[n] = i == last and not seq.pending
+                batch.logits[n] = False
                 n += 1
+            if not seq.pending:
+                batch.logits[n - 1] = True
+                outputs.append((seq, n - 1))
         batch.n_tokens = n
         status = llama.llama_decode(self._ctx, batch)
         if status != 0:
@@ -290,16 +286,8 @@ class LlamaCppEngine(QueuedEngine):
         for seq, tokens in items:
             seq.tokens.extend(tokens)
         self.stats.steps += 1
+        return outputs
 
     def _logits(self, position: int) -> np.ndarray:
         pointer = _llama().llama_get_logits_ith(self._ctx, position)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))[: self.vocab_size].copy()
-
-
-def _shared(a: list[int], b: list[int]) -> int:
-    """Length of the common prefix of two token lists."""
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n

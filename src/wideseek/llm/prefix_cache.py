@@ -54,7 +54,7 @@ class PrefixCache:
             return
         ids = torch.tensor(key, dtype=torch.int64)
         for old, (old_ids, _) in list(self._entries.items()):
-            if len(old) <= len(key) and _shared(old_ids, ids) == len(old):
+            if len(old) <= len(key) and shared_prefix(old_ids, ids) == len(old):
                 self._drop(old)  # subsumed: the new entry serves every lookup it served
         self._entries[key] = (ids, kv)
         self._tokens += len(key)
@@ -67,7 +67,7 @@ class PrefixCache:
         ids = torch.tensor(list(prompt), dtype=torch.int64)
         best, best_n = None, 0
         for key, (key_ids, _) in self._entries.items():
-            n = _shared(key_ids, ids)
+            n = shared_prefix(key_ids, ids)
             if n > best_n:
                 best, best_n = key, n
         best_n = min(best_n, len(prompt) - 1)
@@ -88,8 +88,9 @@ class PrefixCache:
         del self._entries[key]
 
 
-def _shared(a: torch.Tensor, b: torch.Tensor) -> int:
+def shared_prefix(a: torch.Tensor | Sequence[int], b: torch.Tensor | Sequence[int]) -> int:
     """How many leading tokens `a` and `b` have in common."""
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
     n = min(len(a), len(b))
     differ = torch.nonzero(a[:n] != b[:n])
     return int(differ[0]) if len(differ) else n
