@@ -207,10 +207,13 @@ def test_subtasks_and_reports_round_trip(world):
         "Rabat (Morocco)": {"Latitude": "34.0132"},
         "Fes (Morocco)": {},
     }
-    # a member report: the names, then their count (never a count to live up to first)
-    assert member_report(["Arsenic", "Selenium"], "en") == "- Arsenic\n- Selenium\n2 names."
-    assert member_report(["中国", "印度"], "zh") == "- 中国\n- 印度\n共2个。"
+    # a member report: the names numbered in order (never a count to live up to first)
+    assert member_report(["Arsenic", "Selenium"], "en") == "1. Arsenic\n2. Selenium"
+    assert member_report(["中国", "印度"], "zh") == "1. 中国\n2. 印度"
     assert report_names(member_report(["Arsenic", "Selenium"], "en")) == ["Arsenic", "Selenium"]
+    # read inside the lead's delegation result, its header and other text ignored
+    wrapped = "## Subagent 1: List the 2 largest ...\n1. Arsenic\n- stray\n2. Selenium\n"
+    assert report_names(wrapped) == ["Arsenic", "Selenium"]
     for split in ("dev", "test"):
         for task in wide_tasks(world, split):
             subject = question_subject(task.question)
@@ -318,13 +321,15 @@ async def test_oracle_solves_dev_wide_tasks_of_every_family_and_language(world, 
         for sub in traj.subagents:
             assert sub.ok and len(sub.turns) >= 2
             assert all(len(t.tool_calls) <= 5 for t in sub.turns)
-        # the lister reports the names, then their count; a cut out of a longer list (a
-        # range of elements or years, a continent's run) is thought through first
+        # the lister reports the names numbered, the last number the row count; a cut out of
+        # a longer list (a ranking's top, a range of elements or years, a continent's run) is
+        # thought through first
         lister = traj.subagents[0].turns[-1].response_text
-        assert lister.rstrip().endswith(("names.", "个。")), lister
-        cut = traj.task.metadata["family"] in ("element_range", "states_admitted", "continent_part")
-        assert lister.startswith("<think>") == cut, (traj.task.metadata["family"], lister)
         n_rows = traj.task.metadata["n_rows"]
+        assert lister.rstrip().splitlines()[-1].startswith(f"{n_rows}. "), lister
+        family = traj.task.metadata["family"]
+        cut = family in ("element_range", "states_admitted", "continent_part", "largest_cities")
+        assert lister.startswith("<think>") == cut, (family, lister)
         # the plan names no count of subtasks to compute: they follow the list
         plan = traj.lead.turns[1].response_text
         assert f"{n_rows} rows, " in plan and "in the listed order." in plan, plan

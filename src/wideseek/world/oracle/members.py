@@ -11,8 +11,9 @@ number. One strategy per family of `world/families.py`,
 each the way a careful person would use a search engine over the world's pages:
 
 - list families: search the list page by its title, open every part that is needed, read the
-  "- item" lines (ranked lists: the first N; element blocks: numbered from the page's intro;
-  alphabetical continent parts: the run between the two names the question gives);
+  "- item" lines (ranked lists: the first N, said before the report; element blocks: numbered
+  from the page's intro; alphabetical continent parts: the run between the two names the
+  question gives);
 - neighbours: open the country's profile and read its neighbour sentence; an English name that
   itself holds " and " makes that sentence ambiguous, settled by searching the longer name;
 - states admitted in a span of years: the list by admission order, cut at the first state of
@@ -78,7 +79,9 @@ def list_members(subject: Subject, capacity: int) -> Steps[Members]:
         n = int(p["n"])
         title = f"Largest cities of {p['country']}"
         items = yield from read_list(title, None, "en", math.ceil(n / PART_SIZE), capacity)
-        return Members(items[:n])
+        # a ranking is cut too: the pages' parts hold 15 names, and a lister that copied
+        # whole parts gave 15 cities for 9
+        return Members(items[:n], f"The first {n} of the ranking." if items else "")
     if family == "intl_airports":
         title = f"International airports in {p['country']}"
         return Members((yield from read_list(title, None, "en", None, capacity)))

@@ -7,9 +7,12 @@ model can learn:
 - `Subject`: the entity set a wide question is about ("the 7 most populous cities of
   Morocco"), found in the question by the opener templates of `world/wide_tasks.py` and typed
   by the family patterns of `world/families.py` (their subject phrases, en and zh).
-- `MemberSubtask` ("List <subject>. Give the names, one per line.") and its report ("- name"
-  lines, then their count: "7 names."). The count comes last: a small model that had to write
-  "Found 7:" first guessed a number it had often seen (3 or 5) and stopped the list there.
+- `MemberSubtask` ("List <subject>. Give the names numbered, one per line.") and its report,
+  the names numbered in order ("1. Casablanca", "2. Rabat", ...): the number of the line
+  being written is where the list stands, so "the 9 most populous" stops after "9." without
+  counting. A small model that wrote "Found 7:" first stopped at a number it had often seen
+  (3 or 5); with the count last ("- name" lines, then "9 names.") it copied whole page parts
+  (15 names for 9).
 - `EntitySubtask` ("For each of these cities, find Latitude, Time Zone: Casablanca (Morocco);
   Rabat (Morocco).", zh "查找以下国家的人口、货币代码：中国；印度。") and its report, one line
   per entity: "Casablanca (Morocco) — Latitude: 33.5883; Time Zone: Africa/Casablanca".
@@ -113,17 +116,18 @@ def question_subject(question: str) -> Subject | None:
 # -- member subtasks -------------------------------------------------------------------------
 
 _MEMBER = {
-    "en": ("List {subject}. Give the names, one per line.", "{n} names."),
-    "zh": ("列出{subject}，每行一个名称。", "共{n}个。"),
+    "en": "List {subject}. Give the names numbered, one per line.",
+    "zh": "列出{subject}，每行一个名称，按顺序编号。",
 }
+_NUMBERED = re.compile(r"^\d+\. (?P<name>.+)$")
 _MEMBER_PARSE = [
-    re.compile(r"^List (?P<s>.+)\. Give the names, one per line\.$"),
-    re.compile(r"^列出(?P<s>.+)，每行一个名称。$"),
+    re.compile(r"^List (?P<s>.+)\. Give the names numbered, one per line\.$"),
+    re.compile(r"^列出(?P<s>.+)，每行一个名称，按顺序编号。$"),
 ]
 
 
 def member_subtask(subject: Subject) -> str:
-    return _MEMBER[subject.lang][0].format(subject=subject.text)
+    return _MEMBER[subject.lang].format(subject=subject.text)
 
 
 def parse_member_subtask(text: str) -> Subject | None:
@@ -137,13 +141,13 @@ def parse_member_subtask(text: str) -> Subject | None:
 def member_report(names: list[str], lang: str) -> str:
     if not names:
         return "未找到名单。" if lang == "zh" else "I could not find the list."
-    count = _MEMBER[lang][1].format(n=len(names))
-    return "\n".join([*(f"- {name}" for name in names), count])
+    return "\n".join(f"{i}. {name}" for i, name in enumerate(names, 1))
 
 
 def report_names(text: str) -> list[str]:
-    """The "- name" lines of member reports (inside the lead's delegation result)."""
-    return [line[2:].strip() for line in text.splitlines() if line.startswith("- ")]
+    """The numbered lines of member reports (inside the lead's delegation result)."""
+    found = (_NUMBERED.match(line.strip()) for line in text.splitlines())
+    return [m.group("name").strip() for m in found if m]
 
 
 # -- entity subtasks -------------------------------------------------------------------------
