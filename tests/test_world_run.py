@@ -153,6 +153,19 @@ def test_world_oracle_plays_its_demonstrations_under_the_agent_s_own_limits(tmp_
     assert run_config(out)["suite"] == "world-deep-train"
 
 
+def test_demonstrations_of_an_older_oracle_are_not_resumed_into(tmp_path, capsys):
+    # a run directory made before the oracle's texts changed: resuming would mix two formats
+    out = tmp_path / "demos"
+    args = ["world", "oracle", "--suite", "deep", "--split", "train", "--limit", "1"]
+    assert run([*args, "--out", str(out)]) == 0
+    info = run_config(out)
+    (out / "run.json").write_text(json.dumps({**info, "model": "oracle"}), encoding="utf-8")
+    capsys.readouterr()
+    assert run([*args, "--limit", "2", "--out", str(out)]) == 1
+    assert "other settings (model)" in capsys.readouterr().err
+    assert len(read_results(out)) == 1
+
+
 # --- the width sweep --------------------------------------------------------------------------
 def test_parse_widths():
     assert parse_widths("4,1, 2,4") == [1, 2, 4]

@@ -105,8 +105,14 @@ def transcript(messages: list[Message], batched: bool = False) -> list[list[str]
     return turns
 
 
+# What the oracle writes, versioned: raised whenever its texts change, so a resumed run of an
+# older oracle is refused (the run directory records another model name) rather than mixing
+# two formats of demonstrations. 2: numbered lister reports.
+DEMONSTRATION_FORMAT = 2
+
+
 class OracleEngine:
-    model_name = "oracle"
+    model_name = f"oracle-v{DEMONSTRATION_FORMAT}"
     renderer: ChatRenderer | None = None
 
     def __init__(self, tasks: Iterable[Task], config: AgentConfig | None = None) -> None:
