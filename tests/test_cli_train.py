@@ -275,7 +275,8 @@ def test_a_model_trained_on_from_a_shipped_one_cards_both_histories(setup, tmp_p
 
 
 def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
-    from wideseek.eval.runner import RESULTS, RUN_INFO, ResultRow, RunInfo
+    from wideseek.eval.runner import RESULTS, RUN_INFO, TRAJECTORIES, ResultRow, RunInfo
+    from wideseek.types import AgentRun, Task, Trajectory
 
     _, model = setup
     wide = tmp_path / "eval" / "wide"  # `train eval --out eval` writes one run per suite
@@ -289,6 +290,11 @@ def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
         ResultRow(instance_id="c", trial=0, language="zh", scores={"item_f1": 0.5}),
     ]
     (wide / RESULTS).write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    lister = AgentRun(agent_id=1, role="subagent", prompt="List the rows.", answer="1. x\n2. y")
+    lead = AgentRun(agent_id=0, role="lead", prompt="q")
+    traj = Trajectory(task=Task(id="a", question="q"), mode="multi", agents=[lead, lister],
+                      scores=short)  # fmt: skip
+    (wide / TRAJECTORIES).write_text(traj.model_dump_json() + "\n")
     dest = tmp_path / "shipped"
     argv = ["train", "ship", "--model", str(model), "--dest", str(dest)]
     assert run([*argv, "--errors", f"test multi={tmp_path / 'eval'}"]) == 0
@@ -297,6 +303,7 @@ def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
     assert "| 21+ | 1 | 0.300 | 3.0 | 25.0 |" in card
     assert "no markdown table ×1" in card and "malformed_call 2" in card
     assert "By language: wide item F1 en 0.150, zh 0.500." in card
+    assert "1 of 1 wide runs; names listed against gold rows: fewer 1, as many 0" in card
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from wideseek.eval.error_analysis import error_analysis_lines, wide_error_analysis
+from wideseek.eval.error_analysis import (
+    error_analysis_lines,
+    lister_analysis,
+    lister_lines,
+    wide_error_analysis,
+)
 from wideseek.eval.runner import ResultRow
 from wideseek.eval.table_extract import render_markdown_table
 from wideseek.eval.task_scoring import TaskScorer
+from wideseek.types import AgentRun, Task, Trajectory
 from wideseek.world import load_world
 from wideseek.world.suites import suite_tasks
 
@@ -48,3 +54,43 @@ async def test_the_scorer_records_answer_and_gold_rows():
     assert (scores["answer_rows"], scores["gold_rows"]) == (3, task.metadata["n_rows"])
     unread = await scorer.score_text(task, "no table here")
     assert unread.get("answer_rows") is None and unread["item_f1"] == 0.0
+
+
+def run_with_lister(task_id: str, report: str | None, gold: int | None, read: int | None = None,
+                    mode: str = "multi", kind: str = "wide") -> Trajectory:  # fmt: skip
+    """A multi-agent run: a lead, then a subagent asked for the rows with `report` (None: no
+    listing subtask), then one asked for their facts."""
+    task = Task(
+        id=task_id, question="q", kind=kind, metadata={} if gold is None else {"n_rows": gold}
+    )
+    agents = [AgentRun(agent_id=0, role="lead", prompt="q")]
+    if report is not None:
+        prompt = (
+            "List the 9 most populous cities of Nigeria. Give the names numbered, one per line."
+        )
+        agents.append(AgentRun(agent_id=1, role="subagent", prompt=prompt, answer=report))
+    facts = "For each of these cities, find Latitude: Lagos (Nigeria)."
+    agents.append(AgentRun(agent_id=2, role="subagent", prompt=facts, answer="1. Lagos\n2. x"))
+    scores = {} if read is None else {"gold_rows": read}
+    return Trajectory(task=task, mode=mode, agents=agents, scores=scores)
+
+
+def test_listers_names_against_the_gold_rows():
+    runs = [
+        run_with_lister("a", "1. Lagos\n2. Kano\n3. Ibadan", gold=9),  # stopped at 3
+        run_with_lister("b", "<think>\nThe first 2.\n</think>\n\n1. Lagos\n2. Kano", gold=2),
+        run_with_lister("c", "- Lagos\n- Kano\n- Ibadan\n3 names.", gold=2),  # bulleted, long
+        run_with_lister("d", "I could not find the list.", gold=4),
+        run_with_lister("e", "1. Lagos", gold=None, read=3),  # the scorer's count of gold rows
+        run_with_lister("f", None, gold=5),  # the lead named the rows itself: no list
+        run_with_lister("g", "1. Lagos", gold=None),  # the gold's size unknown: not counted
+        run_with_lister("h", "1. Lagos", gold=3, mode="single"),  # not multi-agent
+        run_with_lister("i", "1. Lagos", gold=1, kind="qa"),  # not wide
+    ]
+    c = lister_analysis(runs)
+    assert (c.tasks, c.listed, c.shorter, c.same, c.longer) == (7, 5, 3, 1, 1)
+    assert c.sizes == {3: 2, 2: 1, 0: 1, 1: 1}
+    text = "".join(lister_lines(runs))
+    assert "5 of 7 wide runs" in text and "fewer 3, as many 1, more 1" in text
+    assert "list sizes: 3 ×2" in text
+    assert lister_lines(runs[5:]) == []

@@ -11,6 +11,7 @@ from run_tasks import run_many
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
 from wideseek.config import AgentConfig, ToolsConfig
+from wideseek.eval.error_analysis import lister_analysis
 from wideseek.eval.runner import read_results
 from wideseek.eval.table_extract import extract_table, norm_column
 from wideseek.eval.task_scoring import TaskScorer
@@ -314,6 +315,9 @@ async def test_oracle_solves_dev_wide_tasks_of_every_family_and_language(world, 
     scores = [await scorer(t, tr) for t, tr in zip(tasks, trajectories, strict=True)]
     mean = sum(s["item_f1"] for s in scores) / len(scores)
     assert mean >= 0.95, [(t.id, s["msg"]) for t, s in zip(tasks, scores, strict=True)]
+    # the error analysis reads its listers as lists of the gold table's size
+    listers = lister_analysis(trajectories)
+    assert listers.listed == len(tasks) and listers.same == len(tasks)
     for traj in trajectories:
         assert traj.error is None and traj.lead.ok
         first = traj.lead.turns[0].tool_calls[0].arguments["subtasks"]

@@ -7,7 +7,11 @@ answer's and the gold's row counts), `wide_error_analysis` returns:
 - item F1 and the answer's rows by the gold table's size (1–5, 6–10, 11–20, 21+ rows);
 - answer rows against gold rows: how often the answer is shorter, as long, longer; the answer
   sizes seen most;
-- why answers scored zero without being read (no table, columns that differ, ...).
+- why answers scored zero without being read (no table, columns that differ, ...);
+- from the trajectories (`lister_analysis`): how many names the subagent the lead asked for the
+  rows ("List the 9 most populous cities of ...") reported against the gold table's rows. A
+  table cannot have more right rows than its list had names, and the default model's listers
+  have been its first loss: 3 or 5 names whatever the list held, or whole page parts of 15.
 
 Agent failure flags are the report's own section (`report.failure_totals`). Pure: rows in,
 figures out; `error_analysis_lines` renders them as markdown for report.md and model cards.
@@ -17,11 +21,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import mean
 
 from wideseek.eval.runner import ResultRow
+from wideseek.types import Trajectory
 
 GOLD_ROW_BINS: tuple[tuple[int, int | None], ...] = ((1, 5), (6, 10), (11, 20), (21, None))
 
@@ -91,6 +96,60 @@ def wide_error_analysis(rows: Sequence[ResultRow]) -> WideErrors:
                 )
             )
     return out
+
+
+# The listing subtask as the project's leads learn to write it (the oracle's demonstrations),
+# and the list lines of a report: numbered ("3. Kano") or bulleted ("- Kano").
+_LIST_SUBTASK = re.compile(r"^\s*(?:List\b|列出)")
+_LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+\S")
+
+
+@dataclass
+class ListerCounts:
+    tasks: int = 0  # wide multi-agent runs
+    listed: int = 0  # ... whose lead delegated a listing subtask, with the gold's size known
+    shorter: int = 0  # lists with fewer names than the gold table has rows
+    same: int = 0
+    longer: int = 0
+    sizes: Counter[int] = field(default_factory=Counter)  # names per list
+
+
+def lister_analysis(trajectories: Iterable[Trajectory]) -> ListerCounts:
+    """The first listing subagent of each wide multi-agent run: its names against the gold
+    rows (the scorer's count when it read the answer, else the task's `n_rows`)."""
+    out = ListerCounts()
+    for traj in trajectories:
+        if traj.task.kind != "wide" or traj.mode != "multi":
+            continue
+        out.tasks += 1
+        gold = traj.scores.get("gold_rows") or traj.task.metadata.get("n_rows")
+        lister = next((a for a in traj.subagents if _LIST_SUBTASK.match(a.prompt)), None)
+        if lister is None or not isinstance(gold, int):
+            continue
+        names = sum(1 for line in (lister.answer or "").splitlines() if _LIST_LINE.match(line))
+        out.listed += 1
+        out.sizes[names] += 1
+        if names < gold:
+            out.shorter += 1
+        elif names == gold:
+            out.same += 1
+        else:
+            out.longer += 1
+    return out
+
+
+def lister_lines(trajectories: Iterable[Trajectory]) -> list[str]:
+    """Markdown for `lister_analysis`; [] when no wide multi-agent run delegated a list."""
+    c = lister_analysis(trajectories)
+    if not c.listed:
+        return []
+    common = ", ".join(f"{n} ×{k}" for n, k in c.sizes.most_common(3))
+    return [
+        f"Listing subagents ('List ...'): {c.listed} of {c.tasks} wide runs; names listed "
+        f"against gold rows: fewer {c.shorter}, as many {c.same}, more {c.longer}; most "
+        f"frequent list sizes: {common}.",
+        "",
+    ]
 
 
 def error_analysis_lines(rows: Sequence[ResultRow]) -> list[str]:

@@ -14,15 +14,23 @@ their task-by-task comparison (eval/paired.py).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from wideseek.eval.error_analysis import error_analysis_lines
+from wideseek.eval.error_analysis import error_analysis_lines, lister_lines
 from wideseek.eval.paired import paired_lines
-from wideseek.eval.runner import RUN_INFO, ResultRow, RunInfo, read_results, scores_by_task
+from wideseek.eval.runner import (
+    RUN_INFO,
+    TRAJECTORIES,
+    ResultRow,
+    RunInfo,
+    read_results,
+    scores_by_task,
+)
 from wideseek.io import atomic_write_text
+from wideseek.types import Trajectory, iter_trajectories
 
 F1_METRICS = ("item_f1", "row_f1")
 
@@ -77,6 +85,12 @@ def worst_tasks(rows: Sequence[ResultRow], key: str = "item_f1", n: int = 10) ->
     by_task = scores_by_task(rows, key)
     ranked = sorted((mean(v), task) for task, v in by_task.items())
     return ranked[:n]
+
+
+def run_trajectories(run: Path) -> Iterator[Trajectory]:
+    """A run directory's trajectories; none when it kept no trajectory file."""
+    path = run / TRAJECTORIES
+    return iter_trajectories(path) if path.exists() else iter(())
 
 
 def find_runs(path: str | Path) -> list[Path]:
@@ -162,7 +176,7 @@ def write_report(path: str | Path, plots: bool = True, against: str | Path | Non
             lines += ["Cell accuracy by metric type (non-key cells of matched rows):", ""]
             lines += ["| metric | accuracy | cells |", "|---|---:|---:|"]
             lines += [f"| {k} | {acc:.3f} | {n} |" for k, (acc, n) in breakdown.items()] + [""]
-        errors = error_analysis_lines(rows)
+        errors = error_analysis_lines(rows) + lister_lines(run_trajectories(run))
         if errors:
             lines += ["Wide error analysis (item F1 by the gold table's size):", "", *errors]
         failures = failure_totals(rows)

@@ -240,13 +240,15 @@ def model_card(
 
 def failure_lines(run_dir: Path) -> list[str]:
     """The error analysis of an evaluation (a run directory, or one holding a run per suite):
-    the headline figures by language, the wide answers' sizes against the gold
-    (eval.error_analysis) and the agents' failure flags, as markdown."""
-    from wideseek.eval.error_analysis import error_analysis_lines
-    from wideseek.eval.report import by_language, failure_totals, find_runs
+    the headline figures by language, the wide answers' sizes against the gold and the
+    listers' names against it (eval.error_analysis) and the agents' failure flags, as
+    markdown."""
+    from wideseek.eval.error_analysis import error_analysis_lines, lister_lines
+    from wideseek.eval.report import by_language, failure_totals, find_runs, run_trajectories
     from wideseek.eval.runner import read_results
 
-    rows = [row for run in find_runs(run_dir) for row in read_results(run)]
+    runs = find_runs(run_dir)
+    rows = [row for run in runs for row in read_results(run)]
     languages = by_language(rows)
     figures = [
         f"{label} " + ", ".join(f"{lang} {s[key]:.3f}" for lang, s in languages.items() if key in s)
@@ -255,6 +257,7 @@ def failure_lines(run_dir: Path) -> list[str]:
     ]
     lines = [f"By language: {'; '.join(figures)}.", ""] if len(languages) > 1 and figures else []
     lines += error_analysis_lines(rows)
+    lines += lister_lines(t for run in runs for t in run_trajectories(run))
     flags = failure_totals(rows)
     if flags:
         listed = ", ".join(f"{name} {count}" for name, count in flags.most_common())
