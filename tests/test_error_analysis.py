@@ -38,7 +38,7 @@ def test_rows_by_gold_size_and_answer_sizes():
     assert [(b.label, b.answers) for b in e.by_gold_rows] == [("1-5", 1), ("6-10", 2), ("21+", 1)]
     six_to_ten = e.by_gold_rows[1]
     assert six_to_ten.item_f1 == pytest.approx(0.95) and six_to_ten.answer_rows == 8.5
-    assert e.answer_sizes.most_common(1) == [(3, 2)]
+    assert e.sizes.most_common(1) == [(3, 2)]
     assert e.unread == {"columns differ": 2, "no markdown table in the response": 1}
     text = "\n".join(error_analysis_lines(rows))
     assert "| 21+ | 1 | 0.200 | 3.0 | 25.0 |" in text and "columns differ ×2" in text
@@ -92,5 +92,5 @@ def test_listers_names_against_the_gold_rows():
     assert c.sizes == {3: 2, 2: 1, 0: 1, 1: 1}
     text = "".join(lister_lines(runs))
     assert "5 of 7 wide runs" in text and "fewer 3, as many 1, more 1" in text
-    assert "list sizes: 3 ×2" in text
+    assert "most frequent sizes: 3 names ×2" in text
     assert lister_lines(runs[5:]) == []

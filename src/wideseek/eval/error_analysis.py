@@ -41,14 +41,34 @@ class SizeBin:
 
 
 @dataclass
-class WideErrors:
+class AgainstGold:
+    """Sizes (a table's rows, a list's names) against the gold table's rows."""
+
+    shorter: int = 0
+    same: int = 0
+    longer: int = 0
+    sizes: Counter[int] = field(default_factory=Counter)
+
+    def add(self, size: int, gold: int) -> None:
+        self.sizes[size] += 1
+        if size < gold:
+            self.shorter += 1
+        elif size == gold:
+            self.same += 1
+        else:
+            self.longer += 1
+
+    def text(self, unit: str) -> str:
+        common = ", ".join(f"{n} {unit} ×{k}" for n, k in self.sizes.most_common(3))
+        counts = f"fewer {self.shorter}, as many {self.same}, more {self.longer}"
+        return f"{counts}; most frequent sizes: {common}"
+
+
+@dataclass
+class WideErrors(AgainstGold):
     answers: int = 0
     read: int = 0  # answers whose table the scorer read (row counts known)
     by_gold_rows: list[SizeBin] = field(default_factory=list)
-    shorter: int = 0  # read answers with fewer rows than the gold
-    same: int = 0
-    longer: int = 0
-    answer_sizes: Counter[int] = field(default_factory=Counter)
     unread: Counter[str] = field(default_factory=Counter)  # why, for answers not read
 
 
@@ -76,13 +96,7 @@ def wide_error_analysis(rows: Sequence[ResultRow]) -> WideErrors:
             continue
         out.read += 1
         sized.append((gold, answer, float(s["item_f1"])))
-        out.answer_sizes[answer] += 1
-        if answer < gold:
-            out.shorter += 1
-        elif answer == gold:
-            out.same += 1
-        else:
-            out.longer += 1
+        out.add(answer, gold)
     for lo, hi in GOLD_ROW_BINS:
         members = [x for x in sized if x[0] >= lo and (hi is None or x[0] <= hi)]
         if members:
@@ -105,13 +119,9 @@ _LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+\S")
 
 
 @dataclass
-class ListerCounts:
+class ListerCounts(AgainstGold):  # sizes: names per list
     tasks: int = 0  # wide multi-agent runs
     listed: int = 0  # ... whose lead delegated a listing subtask, with the gold's size known
-    shorter: int = 0  # lists with fewer names than the gold table has rows
-    same: int = 0
-    longer: int = 0
-    sizes: Counter[int] = field(default_factory=Counter)  # names per list
 
 
 def lister_analysis(trajectories: Iterable[Trajectory]) -> ListerCounts:
@@ -128,13 +138,7 @@ def lister_analysis(trajectories: Iterable[Trajectory]) -> ListerCounts:
             continue
         names = sum(1 for line in (lister.answer or "").splitlines() if _LIST_LINE.match(line))
         out.listed += 1
-        out.sizes[names] += 1
-        if names < gold:
-            out.shorter += 1
-        elif names == gold:
-            out.same += 1
-        else:
-            out.longer += 1
+        out.add(names, gold)
     return out
 
 
@@ -143,11 +147,9 @@ def lister_lines(trajectories: Iterable[Trajectory]) -> list[str]:
     c = lister_analysis(trajectories)
     if not c.listed:
         return []
-    common = ", ".join(f"{n} ×{k}" for n, k in c.sizes.most_common(3))
     return [
         f"Listing subagents ('List ...'): {c.listed} of {c.tasks} wide runs; names listed "
-        f"against gold rows: fewer {c.shorter}, as many {c.same}, more {c.longer}; most "
-        f"frequent list sizes: {common}.",
+        f"against gold rows: {c.text('names')}.",
         "",
     ]
 
@@ -166,12 +168,7 @@ def error_analysis_lines(rows: Sequence[ResultRow]) -> list[str]:
             f"{b.gold_rows:.1f} |"
             for b in e.by_gold_rows
         ]
-        common = ", ".join(f"{n} rows ×{k}" for n, k in e.answer_sizes.most_common(3))
-        lines += [
-            "",
-            f"Answer rows against gold rows: fewer {e.shorter}, as many {e.same}, more "
-            f"{e.longer}; most frequent answer sizes: {common}.",
-        ]
+        lines += ["", f"Answer rows against gold rows: {e.text('rows')}."]
     if e.unread:
         unread = ", ".join(f"{reason} ×{n}" for reason, n in e.unread.most_common())
         lines += ["", f"Answers not read: {unread}."]
