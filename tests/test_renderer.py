@@ -16,6 +16,7 @@ from wideseek.llm.engine import ChatRenderer, EngineError, GenerateRequest
 from wideseek.llm.http import HttpEngine
 from wideseek.llm.renderer import HFChatRenderer
 from wideseek.llm.toolcall import format_tool_call, parse_tool_calls
+from wideseek.train.sft_data import messages_example
 from wideseek.types import Message, ToolCall
 
 
@@ -187,3 +188,24 @@ async def test_token_path_with_a_full_context_sends_nothing(tokenizer_dir):
             out = await engine.generate(GenerateRequest(prompt_token_ids=prompt))
     assert out.finish_reason == "length" and out.token_ids == []
     assert srv.bodies() == []
+
+
+def test_a_prompt_past_the_tokenizers_length_is_ours_to_judge_without_a_warning(
+    tokenizer_dir, caplog
+):
+    # agents flag context_overflow and SFT skips long examples: the tokenizer's "indexing
+    # errors" warning on every long demonstration would only alarm
+    from transformers.utils import logging as hf_logging
+
+    renderer = HFChatRenderer.from_pretrained(tokenizer_dir)
+    renderer.tokenizer.model_max_length = 8
+    hf_logging.enable_propagation()  # its records reach caplog
+    try:
+        ids = renderer.render_prompt(history(), None)
+        tool_ids = renderer.render_tool_response("a long tool text " * 4)
+        reply = Message(role="assistant", content="Lima is the capital of Peru.")
+        example = messages_example(renderer.tokenizer, [*history(), reply], [], "lead")
+    finally:
+        hf_logging.disable_propagation()
+    assert len(ids) > 8 and len(tool_ids) > 8 and len(example.input_ids) > 8
+    assert "indexing errors" not in caplog.text

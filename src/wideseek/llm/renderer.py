@@ -38,6 +38,10 @@ _PROBE = "wideseek-probe-reply"
 # make the probe itself look prefix-inconsistent.
 _PROBE_REPLY = f"<think>\nprobe\n</think>\n\n{_PROBE}"
 
+# Tokenizer calls without the "longer than the specified maximum ... indexing errors" warning: a
+# text past model_max_length is ours to judge (an agent's context_overflow, SFT's max_length)
+QUIET = {"verbose": False}
+
 
 class HFChatRenderer:
     def __init__(self, tokenizer: Any, context_length: int, enable_thinking: bool = True) -> None:
@@ -82,6 +86,7 @@ class HFChatRenderer:
             tokenize=True,
             return_dict=False,
             enable_thinking=self.enable_thinking,
+            tokenizer_kwargs=QUIET,
         )
         return list(ids)
 
@@ -151,4 +156,4 @@ class HFChatRenderer:
         return turn_end
 
     def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        return list(self.tokenizer.encode(text, add_special_tokens=False, **QUIET))

@@ -23,6 +23,7 @@ from typing import Any
 
 from wideseek.errors import WideseekError
 from wideseek.llm.chat_template import END_OF_TURN
+from wideseek.llm.renderer import QUIET
 from wideseek.types import AgentRun, Message, Trajectory
 
 IGNORE = -100
@@ -52,6 +53,7 @@ def _render(tokenizer: Any, messages: list[Message], tools: list[dict], gen: boo
             add_generation_prompt=gen,
             tokenize=True,
             return_dict=False,
+            tokenizer_kwargs=QUIET,
         )
     )
 
