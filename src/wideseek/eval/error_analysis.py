@@ -13,8 +13,9 @@ answer's and the gold's row counts), `wide_error_analysis` returns:
   table cannot have more right rows than its list had names, and the default model's listers
   have been its first loss: 3 or 5 names whatever the list held, or whole page parts of 15.
 
-Agent failure flags are the report's own section (`report.failure_totals`). Pure: rows in,
-figures out; `error_analysis_lines` renders them as markdown for report.md and model cards.
+Agent failure flags are the report's own section (`report.failure_totals`). Pure: rows and
+trajectories in, figures out; `error_analysis_lines` and `lister_lines` render them as markdown
+for report.md and model cards.
 """
 
 from __future__ import annotations
