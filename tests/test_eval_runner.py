@@ -58,7 +58,7 @@ async def test_run_resume_and_torn_line(tmp_path):
 async def test_other_settings_refuse_the_same_dir(tmp_path):
     await run_benchmark(TASKS[:1], make_run_one([]), score, tmp_path, INFO, show_progress=False)
     other = INFO.model_copy(update={"mode": "single"})
-    with pytest.raises(UsageError, match="other settings"):
+    with pytest.raises(UsageError, match="other settings \\(mode 'multi' there, 'single' now\\)"):
         await run_benchmark(
             TASKS[:1], make_run_one([]), score, tmp_path, other, show_progress=False
         )

@@ -162,7 +162,7 @@ def test_demonstrations_of_an_older_oracle_are_not_resumed_into(tmp_path, capsys
     (out / "run.json").write_text(json.dumps({**info, "model": "oracle"}), encoding="utf-8")
     capsys.readouterr()
     assert run([*args, "--limit", "2", "--out", str(out)]) == 1
-    assert "other settings (model)" in capsys.readouterr().err
+    assert "other settings (model 'oracle' there, 'oracle-v2' now)" in capsys.readouterr().err
     assert len(read_results(out)) == 1
 
 

@@ -83,11 +83,15 @@ def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
     if info_path.exists():
         old = RunInfo.model_validate_json(info_path.read_text(encoding="utf-8"))
         keys = ("suite", "mode", "profile", "model", "max_subagents")
-        changed = [k for k in keys if getattr(old, k) != getattr(info, k)]
+        changed = [
+            f"{k} {getattr(old, k)!r} there, {getattr(info, k)!r} now"
+            for k in keys
+            if getattr(old, k) != getattr(info, k)
+        ]
         if changed:
             raise UsageError(
-                f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
-                "use another --out directory"
+                f"{run_dir} holds a run with other settings ({'; '.join(changed)}); "
+                "use another --out directory or remove it"
             )
     atomic_write_text(info_path, info.model_dump_json(indent=2))
     for name in (RESULTS, TRAJECTORIES):
