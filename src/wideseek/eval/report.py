@@ -176,8 +176,9 @@ def write_report(path: str | Path, plots: bool = True, against: str | Path | Non
             lines += ["Cell accuracy by metric type (non-key cells of matched rows):", ""]
             lines += ["| metric | accuracy | cells |", "|---|---:|---:|"]
             lines += [f"| {k} | {acc:.3f} | {n} |" for k, (acc, n) in breakdown.items()] + [""]
-        errors = error_analysis_lines(rows) + lister_lines(run_trajectories(run))
-        if errors:
+        errors = error_analysis_lines(rows)
+        if errors:  # a run with wide answers: its trajectories are read for the listers only then
+            errors += lister_lines(run_trajectories(run))
             lines += ["Wide error analysis (item F1 by the gold table's size):", "", *errors]
         failures = failure_totals(rows)
         if failures:

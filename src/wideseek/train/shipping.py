@@ -247,8 +247,8 @@ def failure_lines(run_dir: Path) -> list[str]:
     from wideseek.eval.report import by_language, failure_totals, find_runs, run_trajectories
     from wideseek.eval.runner import read_results
 
-    runs = find_runs(run_dir)
-    rows = [row for run in runs for row in read_results(run)]
+    results = {run: read_results(run) for run in find_runs(run_dir)}
+    rows = [row for run_rows in results.values() for row in run_rows]
     languages = by_language(rows)
     figures = [
         f"{label} " + ", ".join(f"{lang} {s[key]:.3f}" for lang, s in languages.items() if key in s)
@@ -257,7 +257,9 @@ def failure_lines(run_dir: Path) -> list[str]:
     ]
     lines = [f"By language: {'; '.join(figures)}.", ""] if len(languages) > 1 and figures else []
     lines += error_analysis_lines(rows)
-    lines += lister_lines(t for run in runs for t in run_trajectories(run))
+    # the trajectories of the runs with wide answers only: the listers are theirs
+    wide = [run for run, found in results.items() if any("item_f1" in r.scores for r in found)]
+    lines += lister_lines(t for run in wide for t in run_trajectories(run))
     flags = failure_totals(rows)
     if flags:
         listed = ", ".join(f"{name} {count}" for name, count in flags.most_common())
