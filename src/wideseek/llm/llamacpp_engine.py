@@ -201,10 +201,11 @@ class LlamaCppEngine(QueuedEngine):
     def _admit(self, job: Job, free: list[_Sequence]) -> None:
         """Give `job` the free sequence sharing the longest prefix with its prompt."""
         prompt = job.row.prompt
-        seq = max(free, key=lambda s: (shared_prefix(s.tokens, prompt), -len(s.tokens)))
+        kept = {s.seq_id: shared_prefix(s.tokens, prompt) for s in free}
+        seq = max(free, key=lambda s: (kept[s.seq_id], -len(s.tokens)))
         free.remove(seq)
         # the last prompt token goes through the model even when cached: it gives the logits
-        shared = min(shared_prefix(seq.tokens, prompt), len(prompt) - 1)
+        shared = min(kept[seq.seq_id], len(prompt) - 1)
         _llama().llama_memory_seq_rm(self._memory, seq.seq_id, shared, -1)
         seq.tokens = prompt[:shared]
         seq.pending = prompt[shared:]
