@@ -6,6 +6,7 @@ from typing import Any
 
 from run_tasks import run_many
 from scripted_engine import ScriptedEngine
+from wideseek.agents.agent_loop import looped_table
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.config import AgentConfig
 from wideseek.llm.engine import Completion, EngineError, GenerateRequest
@@ -355,6 +356,28 @@ async def test_response_cut_by_the_per_response_cap_is_not_taken_as_final():
     assert traj.final_answer == TABLE and traj.lead.failures == []
     assert engine.requests[0].sampling.max_tokens == 50
     assert "cut after 50 tokens" in engine.requests[1].messages[-1].content
+
+
+async def test_response_cut_while_repeating_rows_is_its_table_with_each_row_once():
+    rows = "| Chile | Santiago |\n| Peru | Lima |\n"
+    looping = "Here it is.\n```markdown\n| country | capital |\n|---|---|\n" + rows * 3 + "| Ch"
+    engine = CompletionEngine(
+        [Completion(text=looping, finish_reason="length"), Completion(text="never asked")]
+    )
+    cfg = SINGLE.model_copy(update={"max_response_tokens": 50})
+    traj = await Orchestrator(engine, tools_for, cfg).run(TASK)
+    assert len(engine.requests) == 1  # not asked again: it would loop again
+    assert traj.final_answer == "Here it is.\n" + TABLE
+    assert traj.lead.turns[0].failures == [Failure.LOOPED_TABLE] and traj.lead.failures == []
+
+
+def test_looped_table_needs_a_repeated_line_and_keeps_new_rows():
+    assert looped_table("| a | b |\n|---|---|\n| 1 | 2 |\n| 3 |") is None  # cut, not looping
+    # a new row among the repeats stays; unfenced stays unfenced; the cut last line goes
+    assert (
+        looped_table("| a |\n|--|\n| 1 |\n| 1 |\n| 2 |\n| 1 |\n| 2") == "| a |\n|--|\n| 1 |\n| 2 |"
+    )
+    assert looped_table("```markdown\n| a |\n| 1 |\n| 1 |\n") == "```markdown\n| a |\n| 1 |\n```"
 
 
 async def test_the_lead_may_have_a_response_cap_of_its_own():

@@ -53,12 +53,21 @@ class Failure(StrEnum):
     NO_ANSWER = "no_answer"  # the final message holds no answer in the required format
     REPEATED_CALL = "repeated_call"  # every call of the turn repeats one the agent made before
     STUCK = "stuck"  # max_repeated_turns repeating turns in a row: the agent was stopped
+    # a response cut by its cap while writing table rows it had written already: the answer is
+    # its table with each row once (more room would only repeat more)
+    LOOPED_TABLE = "looped_table"
 
 
 # Failures of one turn, after which the agent went on; they are kept on the Turn. The others end
 # the agent (or judge its answer) and are kept on the AgentRun.
 TURN_FAILURES = frozenset(
-    {Failure.MALFORMED_CALL, Failure.TOO_MANY_CALLS, Failure.TOOL_ERROR, Failure.REPEATED_CALL}
+    {
+        Failure.MALFORMED_CALL,
+        Failure.TOO_MANY_CALLS,
+        Failure.TOOL_ERROR,
+        Failure.REPEATED_CALL,
+        Failure.LOOPED_TABLE,
+    }
 )
 
 

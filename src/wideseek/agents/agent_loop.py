@@ -13,7 +13,9 @@ Two engine paths:
 Every way an agent can go wrong ends in a recorded Failure and a clean return:
 malformed calls are answered with an error the model sees on its next turn, tool errors come
 back as tool results, engine errors, context overflow and the turn limit end the agent with
-the best answer it had so far.
+the best answer it had so far. A response cut by its cap while repeating table rows it already
+wrote is taken as the answer with each row once (a greedy small model that loses its place in
+a table loops; asked again, it loops again, a whole response per turn left).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -170,6 +173,13 @@ async def run_agent(
                 agent.failures.append(Failure.CONTEXT_OVERFLOW)
                 observer.turn_finished(agent, turn)
                 break
+            looped = None if calls or errors else looped_table(parsed.content)
+            if looped is not None:
+                turn.failures.append(Failure.LOOPED_TABLE)
+                agent.answer = looped
+                finished = True
+                observer.turn_finished(agent, turn)
+                break
             # Cut by the per-response cap: say so, so that a cut answer is not taken as final.
             errors.append(f"your response was cut after {max_tokens} tokens; be shorter")
         if not calls and not errors:
@@ -291,6 +301,28 @@ def _feedback_messages(turn: Turn, errors: list[str]) -> list[Message]:
         text = "Some tool calls were not run:\n" + "\n".join(f"- {e}" for e in errors)
         messages.append(Message(role="tool", content=text, name="error"))
     return messages
+
+
+_SEPARATOR_ROW = re.compile(r"^[|\-: ]*$")
+
+
+def looped_table(text: str) -> str | None:
+    """A cut `text` whose table lines (header or rows) repeat, each table line kept once, the
+    cut last line dropped and the markdown fence closed; None when no table line repeats."""
+    lines = text.split("\n")[:-1]
+    seen: set[str] = set()
+    kept: list[str] = []
+    for line in lines:
+        row = line.strip()
+        if row.startswith("|") and not _SEPARATOR_ROW.match(row):
+            if row in seen:
+                continue
+            seen.add(row)
+        kept.append(line)
+    if len(kept) == len(lines):
+        return None
+    answer = "\n".join(kept).rstrip()
+    return answer + "\n```" if answer.count("```") % 2 else answer
 
 
 def _best_answer_so_far(agent: AgentRun) -> str | None:
