@@ -159,6 +159,14 @@ class RLConfig(TrainerConfig):
         "turns, a good one's healthy agents; train/rl/credit.py) | all | healthy (failed "
         "agents dropped)",
     )
+    kl_coef: float = Field(
+        0.0,
+        ge=0,
+        description="weight of a KL penalty to the start model on the trained tokens, its "
+        "low-variance (k3) estimate weighted as the policy loss (0: none, as published: "
+        "RLinf's configs set kl_beta 0.001 but build no reference model, so none is applied); "
+        "above 0 the learner keeps a frozen copy of the start model",
+    )
     normalise_over: Normalise = Field(
         "step",
         description="B in the token weights 1/(B·A_i·N_ia): step = every rollout of the step, "
@@ -259,7 +267,14 @@ NOT_WEIGHTS = {"out_dir", "steps", "save_every", "keep_checkpoints", "guards", "
                 "eval", "eval_start_in", "rollouts_ahead"}  # fmt: skip
 # fields added after runs existed: left out of the ids while at their defaults, so those runs
 # keep their policy and rollout ids (and their folders stay reusable on resume)
-LATER = ("select", "max_staleness", "early_stop_ratio", "rollout_engine", "rollouts_ahead")
+LATER = (
+    "select",
+    "max_staleness",
+    "early_stop_ratio",
+    "rollout_engine",
+    "rollouts_ahead",
+    "kl_coef",
+)
 
 
 def digest(*parts: Any) -> str:

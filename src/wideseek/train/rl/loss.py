@@ -20,6 +20,9 @@ Contract:
   megatron_actor_worker.py: "Abandon this microbatch"), there over the data-parallel mean of a
   Megatron micro-batch, here over what one call is given (the trainer: one agent's sample).
   Off-policy samples (`max_staleness`) are where it bites: on-policy the ratio is ~1.
+- `reference_kl(new, reference)`: the low-variance (k3) estimate of KL(policy || reference) per
+  token, exp(ref - new) - (ref - new) - 1 >= 0, with the gradient of `new` (verl's and RLinf's
+  `low_var_kl`, clamped as theirs); the optional anchor to the start model (`kl_coef`).
 Definitions as published (../shared/wideseek_r1/RLINF.md 4.3-4.4); tensors are (B, T).
 """
 
@@ -105,3 +108,9 @@ def policy_loss(
             "approx_kl": float(((ratio - 1 - log_ratio) * mask).sum() / n),
         }
     return loss, stats
+
+
+def reference_kl(new_logprobs: torch.Tensor, reference_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per token, the k3 estimate of KL(policy || reference) (module docstring), same shape."""
+    diff = (reference_logprobs - new_logprobs).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
+    return (diff.exp() - diff - 1).clamp(max=10.0)

@@ -38,7 +38,8 @@ Each step k (1-based):
    recomputing logprobs at the sampling temperature; the ratio's old logprobs are those the
    sampler recorded on the trajectory, whichever version sampled; an agent sample whose mean
    ratio exceeds `early_stop_ratio` (5.0, RLinf's early_stop_imp_ratio) adds no gradient and
-   is counted (`early_stopped`);
+   is counted (`early_stopped`); with `kl_coef`, the loss adds that weight times the k3 KL
+   to the frozen start model (`frozen_start`), weighted per token as the policy loss;
 5) logs one metrics row, checks the collapse guards, evaluates on dev tasks every `eval_every`
    steps (`dev_eval.evaluate_engine` over the same shared engine, each request decoded alone
    when the evaluation is seeded, as `train eval` does), and checkpoints every
@@ -47,14 +48,15 @@ Each step k (1-based):
 Metrics (`out_dir/metrics.jsonl`): one row per step, plus a step-0 row with the start model's
 dev figures when `eval_every` is set; every row of a run has the same keys
 (`metrics_row.metric_keys`), None where a figure was not measured at that step: policy version,
-rollouts kept vs dropped, reward mean/std and per suite, each reward term, advantage mean/std
-of the kept rollouts, loss, lr, grad norm, trained agents and tokens, entropy, clip fractions,
-ratio, KL to the sampler, agent samples early-stopped, the staleness of the step's rollouts
-(learner version - sampler version), failure rates per kind, seconds in rollout (the learner's
-wait for them: with `rollouts_ahead`, only what the previous update did not cover) / update /
-evaluation, the guard that tripped, the dev figures (`dev_*`) of the weights after the step's
-update, and with `select.resample_flat` the replacement groups tried (`resampled_groups`) and
-the flat groups they replaced (`replaced_groups`).
+rollouts kept vs dropped, reward mean/std and per suite, each reward term, advantage mean/std of
+the kept rollouts, loss, lr, grad norm, trained agents and tokens, entropy, clip fractions,
+ratio, KL to the sampler (and with `kl_coef` to the start model, `kl_ref`), agent samples
+early-stopped, the staleness of the step's rollouts (learner version - sampler version), failure
+rates per kind, seconds in rollout (the learner's wait for them: with `rollouts_ahead`, only
+what the previous update did not cover) / update / evaluation, the guard that tripped, the dev
+figures (`dev_*`) of the weights after the step's update, and with `select.resample_flat` the
+replacement groups tried (`resampled_groups`) and the flat groups they replaced
+(`replaced_groups`).
 
 Data parallel: launched as N processes (`accelerate launch --num_processes N` on GPUs,
 `torchrun --nproc_per_node N` anywhere; CPU-only processes join over gloo), the main process
@@ -162,6 +164,7 @@ class RLTrainer(StepSampling):
         self.procs = LearnerProcesses(self.accelerator)
         self.trainable: Trainable = load_trainable(config.model, lora=config.lora,
                                                    dtype=config.dtype)  # fmt: skip
+        self.reference = self.frozen_start() if config.kl_coef else None
         optimizer = learner_optimizer(self.trainable.model, config)
         self.model, self.optimizer = self.accelerator.prepare(self.trainable.model, optimizer)
         policy = self.accelerator.unwrap_model(self.model)
@@ -271,11 +274,20 @@ class RLTrainer(StepSampling):
         """One optimizer step over (a rollout's agent samples, its advantage) pairs; B =
         `rollouts` (None: the pairs given). Every process is given the whole batch and trains
         on its share of the samples (module docstring, data parallel)."""
-        learner = Learner(self.accelerator, self.model, self.optimizer, self.procs)
+        learner = Learner(self.accelerator, self.model, self.optimizer, self.procs,
+                          self.reference)  # fmt: skip
         row = policy_update(batch, rollouts, learner, self.config)
         if self.engine is not None:
             self.engine.weights_changed()  # its cached keys/values are the old weights'
         return row
+
+    def frozen_start(self) -> Any:
+        """The start model, merged and frozen, on the learner's device: what `kl_coef` anchors
+        the policy to (a resumed run's start is still `config.model`)."""
+        from wideseek.llm.model_loading import load_causal_lm
+
+        model = load_causal_lm(self.trainable.resolved, merge=True, dtype=self.trainable.dtype)
+        return model.requires_grad_(False).eval().to(self.accelerator.device)
 
     def check_guards(self, row: dict[str, Any]) -> str | None:
         """Why the run must stop (a guard tripped `patience` steps in a row), or None."""

@@ -8,7 +8,9 @@ processes) and
 2) trains this process on its share of the agent samples (`processes.LearnerProcesses.shard`,
    balanced by length), one backward per sample on the clipped loss (`sample_loss`:
    `loss.policy_loss` on logprobs recomputed at the sampling temperature against the ones the
-   sampler recorded); a process left without a share backpropagates a zero loss;
+   sampler recorded; with `kl_coef`, plus that weight times the k3 KL to the frozen start model,
+   `Learner.reference`, weighted per token as the policy loss); a process left without a share
+   backpropagates a zero loss;
 3) takes one optimizer step after clipping the gradient norm;
 4) returns the update's figures for the metrics row (loss, lr, grad norm, trained agents and
    tokens, and the mean of each `policy_loss` statistic, `early_stopped` summed), gathered
@@ -31,7 +33,7 @@ from typing import Any
 from wideseek.train.heap import release_free_heap
 from wideseek.train.rl.config import RLConfig
 from wideseek.train.rl.logprobs import sequence_logprobs
-from wideseek.train.rl.loss import policy_loss, token_weights
+from wideseek.train.rl.loss import policy_loss, reference_kl, token_weights
 from wideseek.train.rl.processes import LearnerProcesses
 from wideseek.train.rl.samples import AgentSample
 
@@ -46,6 +48,7 @@ class Learner:
     model: Any  # the prepared (DDP-wrapped with several processes) torch model
     optimizer: Any
     procs: LearnerProcesses
+    reference: Any = None  # the frozen start model the KL penalty anchors to (kl_coef > 0)
 
 
 def learner_optimizer(model: Any, config: RLConfig) -> Any:
@@ -85,7 +88,13 @@ def policy_update(
         # N processes, so each loss is scaled by N: the sum over every sample, as in one
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
             loss, stats = sample_loss(
-                model, accelerator.device, config, sample, advantage, weight if mine else 0.0
+                model,
+                accelerator.device,
+                config,
+                sample,
+                advantage,
+                weight if mine else 0.0,
+                learner.reference,
             )
             accelerator.backward(loss * procs.count)
         if mine:
@@ -120,8 +129,10 @@ def sample_loss(
     sample: AgentSample,
     advantage: float,
     weight: float,
+    reference: Any = None,
 ) -> tuple[Any, dict[str, float]]:
-    """One agent sample's weighted clipped loss (a 0-d tensor) and its statistics."""
+    """One agent sample's weighted clipped loss (a 0-d tensor), plus `config.kl_coef` times its
+    weighted KL to `reference` when both are set, and its statistics."""
     import torch
 
     ids = torch.tensor([sample.input_ids], device=device)  # (1, L)
@@ -133,4 +144,12 @@ def sample_loss(
                               config.clip, config.early_stop_ratio)  # fmt: skip
     if entropy is not None:
         stats["entropy"] = entropy
+    if reference is not None and config.kl_coef > 0:
+        with torch.no_grad():
+            ref, _ = sequence_logprobs(reference, ids, config.temperature, mask)
+        kl = reference_kl(new, ref) * mask
+        # an early-stopped sample is dropped whole, its KL term with it
+        kept = 1.0 - stats["early_stopped"]
+        loss = loss + config.kl_coef * kept * (kl * w).sum()
+        stats["kl_ref"] = float(kl.detach().sum() / mask.sum().clamp(min=1))
     return loss, stats
