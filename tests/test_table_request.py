@@ -45,7 +45,25 @@ PHRASINGS = [
 ]
 
 
-@pytest.mark.parametrize("question, columns", PHRASINGS)
+# The same in Chinese, written for these tests (not the world's templates or reworded wordings).
+ZH_PHRASINGS = [
+    ("列出摩洛哥人口最多的5个城市及其人口和纬度。", ["城市", "人口", "纬度"]),
+    ("哪些国家与法国陆地接壤？请列出它们的首都、人口和货币。", ["国家", "首都", "人口", "货币"]),
+    (
+        "给我一张表格：原子序数31到45的化学元素的元素符号和原子质量",
+        ["化学元素", "元素符号", "原子质量"],
+    ),
+    (
+        "比较日本的国际机场：IATA代码、ICAO代码和所在城市",
+        ["国际机场", "IATA代码", "ICAO代码", "所在城市"],
+    ),
+    ("与乍得接壤的国家的首都和人口分别是什么？", ["国家", "首都", "人口"]),
+    ("南美洲所有国家，包括首都、人口和货币", ["国家", "首都", "人口", "货币"]),
+    ("列出1800年以前加入联邦的美国各州及其首府和加入年份", ["州", "首府", "加入年份"]),
+]
+
+
+@pytest.mark.parametrize("question, columns", PHRASINGS + ZH_PHRASINGS)
 def test_columns_are_read_from_how_people_ask(question, columns):
     assert infer_columns(question) == columns
 
@@ -54,7 +72,9 @@ def test_columns_are_read_from_how_people_ask(question, columns):
     "question",
     [
         "What is the capital of France?",  # a deep question: no list, no attributes
-        "列出与中国接壤的所有国家及其首都",  # other languages: the columns are the caller's
+        "列出与中国接壤的所有国家",  # a list, no attributes: the model's columns
+        "法国的首都是什么？",  # a deep question
+        "Quels pays bordent la France, avec leur capitale ?",  # other languages: the caller's
         "List the capitals of Chile and Peru. Columns: Country, Capital.",  # already named
         "",
     ],
@@ -82,6 +102,8 @@ def test_given_columns_win_and_follow_the_questions_language():
     assert request.columns == ["Town", "Pop"] and not request.inferred
     zh = table_request("列出与中国接壤的所有国家", ["国家", "首都"])
     assert "列名依次为：\n国家、首都" in zh.question
+    inferred = table_request(ZH_PHRASINGS[0][0])  # read from a Chinese question: stated in Chinese
+    assert inferred.inferred and "列名依次为：\n城市、人口、纬度" in inferred.question
     with pytest.raises(ValueError, match="at least one column"):
         table_request("anything", [" ", ""])
 

@@ -9,9 +9,12 @@ trained on and the person sees, before any work starts, the columns the answer w
 
 `infer_columns` reads English questions of the shapes "<list …> ENTITIES … with (their) A, B
 and C" / "… and their A and B" / "… : A, B, C"; the key column is the listed entity noun in the
-singular ("cities" → "City"). Other shapes and other languages give None: the question is then
-passed as asked (columns are the model's choice) unless the caller names them. A question that
-already names its columns ("… columns: …") is left alone.
+singular ("cities" → "City"). Chinese questions of the shapes "列出…的ENTITIES及其A、B和C" /
+"哪些ENTITIES…？列出它们的A和B" / "…ENTITIES：A、B、C" / "…ENTITIES的A和B（分别是什么）": the
+key column is the entity noun after the last 的 and any count ("人口最多的5个城市" → 城市).
+Other shapes and other languages give None: the question is then passed as asked (columns are
+the model's choice) unless the caller names them. A question that already names its columns
+("… columns: …") is left alone.
 """
 
 from __future__ import annotations
@@ -58,6 +61,26 @@ _CLAUSE = re.compile(
 )
 _COLUMNS_NAMED = re.compile(r"\bcolumns?\b|列名|表头", re.IGNORECASE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+# Chinese: where the entities end and the attributes begin, strongest marker first ("的", the
+# weakest, is tried last and only for a list of attributes: "…的5个城市" names no attribute).
+_ZH_MARKERS = (
+    r"[？?。！!]\s*(?:请|并)?(?:列出|给出|写出|告诉我)?(?:它们|其|各自)的?",
+    r"以及它们的|和它们的|及它们的|以及各自的|及各自的|以及其|及其",
+    r"[，,]\s*(?:包括|包含|列出|给出)(?:它们的|其|各自的)?",
+    r"[：:]",
+)
+_ZH_LEAD_IN = re.compile(
+    r"^(?:请|麻烦)?(?:帮我)?(?:列出|列举|给出|给我|找出|查找|查一下|整理|告诉我|比较|对比)?"
+    r"(?:一(?:张|个|份)(?:markdown)?(?:表格|表|列表|清单)(?:[，,：:]|，?列出)?)?",
+    re.IGNORECASE,
+)
+_ZH_WHICH = re.compile(r"^(?:有)?哪些(.+?)(?:与|和|在|位于|的|有|是|拥有|属于|使用|同|跟|被|于|$)")
+_ZH_EVERY = re.compile(r"所有|全部|每一个|每个|各个|各")
+_ZH_COUNT = re.compile(r"^(?:前|最)?(?:\d+|[一二两三四五六七八九十百]+)?(?:个|座|位|名|种|家|条)")
+_ZH_ASK_END = re.compile(r"(?:分别|各自|各)?(?:是(?:什么|多少)|是多少|为何|有哪些|如何)?$")
+_ZH_LIST_SPLIT = re.compile(r"\s*(?:、|，|,|；|;|以及|还有|和|及|与)\s*(?![^（(]*[）)])")
 
 
 @dataclass(frozen=True)
@@ -135,11 +158,43 @@ def _attribute_columns(tail: str) -> list[str]:
     return out
 
 
+def _zh_entity_column(head: str) -> str | None:
+    """The key column from the Chinese part naming the entities (module docstring)."""
+    which = _ZH_WHICH.match(head)
+    noun = which.group(1) if which else head.rsplit("的", 1)[-1]
+    noun = _ZH_COUNT.sub("", _ZH_EVERY.split(noun)[-1]).strip()
+    # a long remainder is a clause, not a noun: better no columns than a wrong key column
+    return noun if 0 < len(noun) <= 6 and _CJK.search(noun) else None
+
+
+def _zh_attribute_columns(tail: str) -> list[str]:
+    tail = re.split(r"[。？?！!\n]", tail.strip(), maxsplit=1)[0]
+    tail = _ZH_ASK_END.sub("", tail.strip())
+    parts = (re.sub(r"^(?:它们的|各自的|其|的)", "", p.strip()) for p in _ZH_LIST_SPLIT.split(tail))
+    return [p for p in parts if p]
+
+
+def _infer_zh(line: str) -> list[str] | None:
+    line = _ZH_LEAD_IN.sub("", line.strip()).strip()
+    splits = [re.split(m, line, maxsplit=1) for m in _ZH_MARKERS]
+    weakest = line.rsplit("的", 1)
+    for split in [*splits, weakest]:
+        if len(split) != 2:
+            continue
+        key, attributes = _zh_entity_column(split[0]), _zh_attribute_columns(split[1])
+        if key and attributes and (split is not weakest or len(attributes) > 1):
+            return [key, *(a for a in attributes if a != key)]
+    return None
+
+
 def infer_columns(question: str) -> list[str] | None:
-    """The columns an English question asks for, key column first; None when not readable."""
-    if _CJK.search(question) or _COLUMNS_NAMED.search(question):
+    """The columns an English or Chinese question asks for, key column first; None when not
+    readable."""
+    if _COLUMNS_NAMED.search(question):
         return None
     first = question.strip().splitlines()[0] if question.strip() else ""
+    if _CJK.search(first):
+        return _infer_zh(first)
     for marker in _ATTRIBUTE_MARKERS:
         split = re.split(marker, first, maxsplit=1, flags=re.IGNORECASE)
         if len(split) != 2:
