@@ -29,6 +29,7 @@ from wideseek.eval.runner import (
     read_results,
     scores_by_task,
 )
+from wideseek.eval.stage_attribution import stage_lines
 from wideseek.io import atomic_write_text
 from wideseek.types import Trajectory, iter_trajectories
 
@@ -178,7 +179,8 @@ def write_report(path: str | Path, plots: bool = True, against: str | Path | Non
             lines += [f"| {k} | {acc:.3f} | {n} |" for k, (acc, n) in breakdown.items()] + [""]
         errors = error_analysis_lines(rows)
         if errors:  # a run with wide answers: its trajectories are read for the listers only then
-            errors += lister_lines(run_trajectories(run))
+            trajectories = list(run_trajectories(run))
+            errors += lister_lines(trajectories) + stage_lines(trajectories)
             lines += ["Wide error analysis (item F1 by the gold table's size):", "", *errors]
         failures = failure_totals(rows)
         if failures:

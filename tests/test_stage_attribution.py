@@ -1,0 +1,60 @@
+"""Where wide answers lose item F1, stage by stage (eval/stage_attribution), on the oracle's own
+runs in the bundled world and on copies of them broken at one stage each."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wideseek.eval.stage_attribution import listed_names, stage_figures, stage_lines
+from wideseek.runtime.oracle_run import run_oracle
+from wideseek.types import Trajectory, iter_trajectories
+from wideseek.world import load_world
+from wideseek.world.oracle.text import parse_entity_subtask
+
+
+@pytest.fixture(scope="module")
+def oracle_runs(tmp_path_factory) -> list[Trajectory]:
+    out = tmp_path_factory.mktemp("oracle")
+    asyncio.run(run_oracle(load_world(), "wide", "dev", out, limit=4, show_progress=False))
+    return list(iter_trajectories(out / "trajectories.jsonl"))
+
+
+def listed(runs: list[Trajectory]) -> list[Trajectory]:
+    return [t for t in runs if listed_names(t)]
+
+
+def test_the_oracles_runs_lose_nothing_at_any_stage(oracle_runs):
+    figures = stage_figures(oracle_runs)
+    assert figures.runs == 4 and len(listed(oracle_runs)) >= 2
+    assert figures.reports_f1 == figures.answer_f1 == [1.0] * 4
+    assert all(c[0] == c[1] > 0 for c in figures.lookup_cells)
+    for run, recall in zip(oracle_runs, figures.list_recall, strict=True):
+        assert recall == (1.0 if listed_names(run) else 0.0)  # a lead that named the rows: 0
+    assert "right: 100% of" in stage_lines(oracle_runs)[0]
+
+
+def test_a_short_list_and_a_wrong_value_show_at_their_own_stage(oracle_runs):
+    run = listed(oracle_runs)[0].model_copy(deep=True)
+    lister = next(a for a in run.subagents if a.prompt.startswith(("List", "列出")))
+    names = listed_names(run)
+    lister.answer = "\n".join(f"{i}. {n}" for i, n in enumerate(names[:-1], 1))
+    lookup = next(a for a in run.subagents if parse_entity_subtask(a.prompt))
+    first, *rest = (lookup.answer or "").splitlines()
+    ref, _, cells = first.partition(" — ")
+    title, _, value = cells.split("; ")[0].partition(": ")
+    broken = f"{ref} — {title}: 9{value}; " + "; ".join(cells.split("; ")[1:])  # 33.5 -> 933.5
+    lookup.answer = "\n".join([broken.rstrip("; "), *rest])
+    f = stage_figures([run])
+    assert f.list_recall[0] == pytest.approx(1 - 1 / len(names))
+    right, scored = f.lookup_cells[0]
+    assert right == scored - 1
+    assert f.reports_f1[0] < 1.0 and f.answer_f1 == [1.0]  # the answer itself was not touched
+
+
+def test_runs_it_cannot_measure_are_left_out(oracle_runs):
+    run = oracle_runs[0].model_copy(deep=True)
+    run.task.metadata["gold"] = "/nowhere/gold.csv"  # scored on another machine
+    single = oracle_runs[1].model_copy(update={"mode": "single"})
+    assert stage_figures([run, single]).runs == 0 and stage_lines([run, single]) == []
