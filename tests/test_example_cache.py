@@ -18,7 +18,7 @@ from wideseek.llm.model_loading import load_tokenizer
 from wideseek.train import example_cache, sft_run
 from wideseek.train.example_cache import ExampleKey, cache_path, cached_examples, parallel_examples
 from wideseek.train.sft_data import trajectory_examples
-from wideseek.train.sft_run import SFTRun, run_sft
+from wideseek.train.sft_run import SFTRun, plan_run, run_sft
 from wideseek.types import write_trajectories
 
 ROLES = ("lead", "subagent", "single")
@@ -118,3 +118,17 @@ def test_a_second_sft_run_skips_tokenising(setup, tmp_path, monkeypatch):
     assert calls == [1]
     run_sft(SFTRun(out_dir=str(tmp_path / "b"), **fields), show_progress=False)  # a new run
     assert calls == [1]
+
+
+def test_an_agents_pattern_trains_only_the_agents_it_finds(setup, tmp_path):
+    model_dir, demos = setup
+    train = {"epochs": 1, "warmup_steps": 0, "lora": {"r": 2}, "dtype": "fp32"}
+    fields = {"model": str(model_dir), "trajectories": [str(demos)], "train": train}
+    every = plan_run(SFTRun(out_dir=str(tmp_path / "a"), **fields)).roles
+    chile = plan_run(SFTRun(out_dir=str(tmp_path / "b"), agents="Chile$", **fields)).roles
+    assert every["lead"].examples == 1 and every["subagent"].examples == 2
+    assert list(chile) == ["subagent"] and chile["subagent"].examples == 1  # its own cache
+    again = plan_run(SFTRun(out_dir=str(tmp_path / "c"), **fields)).roles
+    assert again == every  # the cache of every agent was not overwritten by the selection
+    with pytest.raises(ValueError, match=r"(?s)agents.*not a regular expression"):
+        SFTRun(out_dir="x", agents="(List", **fields)

@@ -4,13 +4,16 @@ for broken YAML and for the run files and `--set` values of the commands that ru
 
 from __future__ import annotations
 
+import re
 import typing
+from pathlib import Path
 
 import pytest
 import yaml
 from pydantic import BaseModel
 
 from test_suite_runner import run_cli
+from wideseek.config import read_yaml_tree, validate_tree
 from wideseek.train import sft_run
 from wideseek.train.rl import trainer as rl_trainer
 from wideseek.train.rl.config import RLConfig
@@ -170,3 +173,14 @@ def test_a_broken_override_value_is_one_line(capsys, no_agents):
         "expected ',' or ']', but got '<stream end>' while parsing a flow sequence"
     )
     assert no_agents == []
+
+
+@pytest.mark.parametrize("name", ["sft-default", "sft-stage2", "sft-listers"])
+def test_the_shipped_sft_run_files_are_valid(name):
+    path = Path(__file__).parent.parent / "configs" / f"{name}.yaml"
+    run = validate_tree(SFTRun, read_yaml_tree(path), path)
+    if name == "sft-listers":  # its pattern picks the listing subtasks, English and Chinese
+        wanted = re.compile(run.agents or "")
+        assert wanted.search("List the 9 most populous cities of Nigeria.")
+        assert wanted.search("列出与乍得陆地接壤的所有国家，每行一个名称，按顺序编号。")
+        assert not wanted.search("For each of these cities, find Population: Lagos (Nigeria).")

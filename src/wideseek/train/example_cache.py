@@ -6,12 +6,13 @@ examples on the GPU machine, measured, before the first training step. So:
 - `parallel_examples(tokenizer, trajectories, max_length, roles, workers)` tokenises in
   `workers` spawned processes (each is handed the tokenizer once; contiguous chunks, so the
   examples come back in the order one process gives them);
-- `cached_examples(key, build)` returns the examples cached under `key` when a cache file for
-  it exists, else `build()`'s, which it then writes. `ExampleKey.digest()` hashes the content
-  of every trajectory file (in order), the tokenizer's files, `max_length`, `roles`, this
-  module's format and the transformers version: a changed input builds again. The file is
-  `<cache_home>/sft-examples/<digest>.npz` (numpy arrays, no pickle), written atomically; an
-  unreadable one is built again. A second run, or a resumed one, skips tokenising.
+- `cached_examples(key, build)` returns the examples cached under `key` when a cache file for it
+  exists, else `build()`'s, which it then writes. `ExampleKey.digest()` hashes the content of
+  every trajectory file (in order), the tokenizer's files, `max_length`, `roles`, the agents
+  pattern (`SFTRun.agents`, when set), this module's format and the transformers version: a
+  changed input builds again. The file is `<cache_home>/sft-examples/<digest>.npz` (numpy
+  arrays, no pickle), written atomically; an unreadable one is built again. A second run, or a
+  resumed one, skips tokenising.
 Role limits are applied by the caller after this (a seeded sample), so other limits reuse
 the same cache. It knows tokenizers, trajectories and files, not models or training loops.
 """
@@ -57,6 +58,7 @@ class ExampleKey:
     tokenizer_dir: Path
     max_length: int
     roles: tuple[str, ...]
+    agents: str | None = None  # SFTRun.agents
 
     def digest(self) -> str:
         import transformers
@@ -72,6 +74,8 @@ class ExampleKey:
             },
             "max_length": self.max_length,
             "roles": list(self.roles),
+            # only when set: the caches of runs made before it keep their digests
+            **({"agents": self.agents} if self.agents is not None else {}),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,12 @@ class SFTRun(BaseModel):
     )
     probe_examples: int = Field(64, ge=1, description="examples of the probe set used")
     roles: list[Role] = Field(["lead", "subagent", "single"], description="agents trained on")
+    agents: str | None = Field(
+        None,
+        description="a regular expression: only agents whose task (a subagent's subtask, a "
+        "lead's question) it finds are trained on, e.g. '^(List|列出)' for the listing "
+        "subagents (None: every agent of the roles)",
+    )
     role_limits: dict[Role, int] = Field(
         default_factory=dict,
         description="at most N examples of a role (a seeded sample), e.g. {subagent: 300}: "
@@ -73,6 +80,16 @@ class SFTRun(BaseModel):
         description="processes that tokenise the demonstrations (None: this machine's CPUs, "
         "at most 8); the result is cached, so a second or resumed run skips it",
     )
+
+    @field_validator("agents")
+    @classmethod
+    def _agents_is_a_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a regular expression: {e}") from None
+        return value
 
     @field_validator("train")
     @classmethod
@@ -115,14 +132,25 @@ def _examples(
     train/example_cache.py), then sampled down to the role limits."""
     paths = expand_paths(patterns)
     roles = tuple(run.roles)
-    key = ExampleKey(tuple(paths), model.tokenizer_dir, max_length, roles)
+    key = ExampleKey(tuple(paths), model.tokenizer_dir, max_length, roles, run.agents)
 
     def build() -> list[SFTExample]:
-        trajectories = load_trajectories(paths)
+        trajectories = select_agents(load_trajectories(paths), run.agents)
         tokenizer = load_tokenizer(model)
         return parallel_examples(tokenizer, trajectories, max_length, roles, run.tokenize_workers)
 
     return limit_roles(cached_examples(key, build), run.role_limits)
+
+
+def select_agents(trajectories: list[Trajectory], pattern: str | None) -> list[Trajectory]:
+    """Each trajectory with only the agents whose task `pattern` finds (None: unchanged)."""
+    if pattern is None:
+        return trajectories
+    wanted = re.compile(pattern)
+    return [
+        t.model_copy(update={"agents": [a for a in t.agents if wanted.search(a.prompt)]})
+        for t in trajectories
+    ]
 
 
 def limit_roles(examples: list[SFTExample], limits: dict[str, int]) -> list[SFTExample]:
