@@ -67,6 +67,13 @@ class RolloutEngine(BaseModel):
         description="the same directory as the server sees it, when mounted elsewhere (a "
         "container); None: shared_dir",
     )
+    merged: bool = Field(
+        True,
+        description="local: sample and evaluate with a merged copy of a LoRA policy, refreshed "
+        "after each update (train/rl/merged_sampler.py: plain layers instead of peft's adapter "
+        "ops at every decode step; a second copy of the weights in memory), else with the "
+        "learner's own peft model",
+    )
     timeout_s: float = Field(600.0, gt=0, description="per request, completions and pushes")
     max_concurrency: int = Field(64, ge=1, description="completion requests in flight at once")
 

@@ -59,6 +59,7 @@ from wideseek.types import Task, Trajectory
 
 if TYPE_CHECKING:
     from wideseek.llm.local import LocalEngine
+    from wideseek.train.rl.merged_sampler import MergedSampler
     from wideseek.train.rl.processes import LearnerProcesses
     from wideseek.world.store import World
 
@@ -90,6 +91,8 @@ class StepSampling:
     eval_alone: bool  # the dev evaluation decodes each request alone
     model: Any
     engine: LocalEngine | None
+    merged: MergedSampler | None  # the engine's merged copy of a LoRA policy
+    policy: str  # the learner's policy id
     remote: RemotePolicy | None
     ahead: SamplingAhead | None
     write_model: Callable[[Path], None]
@@ -172,6 +175,8 @@ class StepSampling:
         engine on the version served now, closed after in the event loop that awaits it."""
         if self.remote is None:
             assert self.engine is not None
+            if self.merged is not None and self.merged.sync(self.policy):
+                self.engine.weights_changed()  # the copy holds this step's weights now
             return run(self.engine)
         engine = self.remote.engine()
 

@@ -105,6 +105,7 @@ from wideseek.train.dev_eval import metric_names
 from wideseek.train.rl.ahead import SamplingAhead
 from wideseek.train.rl.collapse import CollapseError, CollapseGuards, roll_back, undo_collapse
 from wideseek.train.rl.config import RECIPE, ROLLOUT, RLConfig, digest, policy_after, settings_of
+from wideseek.train.rl.merged_sampler import MergedSampler
 from wideseek.train.rl.metrics_row import metric_keys, metrics_row
 from wideseek.train.rl.processes import WAIT_FOR_MAIN, LearnerProcesses
 from wideseek.train.rl.remote import RemotePolicy
@@ -168,14 +169,17 @@ class RLTrainer(StepSampling):
         optimizer = learner_optimizer(self.trainable.model, config)
         self.model, self.optimizer = self.accelerator.prepare(self.trainable.model, optimizer)
         policy = self.accelerator.unwrap_model(self.model)
-        # the resolved model, not the raw spec: "default" names no directory, and the engine
-        # reads the model's recommended settings from it
-        loaded = (policy, self.trainable.tokenizer)
         self.remote: RemotePolicy | None = None
         self.engine: LocalEngine | None = None
+        self.merged: MergedSampler | None = None  # the engine's merged copy of a LoRA policy
         self.ahead: SamplingAhead | None = None  # the next step's rollouts, sampling already
         local = config.rollout_engine.kind == "local"
         if self.procs.main and local:  # only the main process samples
+            if config.rollout_engine.merged and self.trainable.is_lora:
+                self.merged = MergedSampler(policy)
+            loaded = (self.merged.model if self.merged else policy, self.trainable.tokenizer)
+            # the resolved model, not the raw spec: "default" names no directory, and the
+            # engine reads the model's recommended settings from it
             self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
         elif self.procs.main:
             self.remote = RemotePolicy(
