@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from wideseek.eval.stage_attribution import listed_names, stage_figures, stage_lines
+from wideseek.eval.error_analysis import listed_names
+from wideseek.eval.stage_attribution import stage_figures, stage_lines
 from wideseek.runtime.oracle_run import run_oracle
 from wideseek.types import Trajectory, iter_trajectories
 from wideseek.world import load_world
@@ -38,7 +39,7 @@ def test_the_oracles_runs_lose_nothing_at_any_stage(oracle_runs):
 def test_a_short_list_and_a_wrong_value_show_at_their_own_stage(oracle_runs):
     run = listed(oracle_runs)[0].model_copy(deep=True)
     lister = next(a for a in run.subagents if a.prompt.startswith(("List", "列出")))
-    names = listed_names(run)
+    names = listed_names(run) or []
     lister.answer = "\n".join(f"{i}. {n}" for i, n in enumerate(names[:-1], 1))
     lookup = next(a for a in run.subagents if parse_entity_subtask(a.prompt))
     first, *rest = (lookup.answer or "").splitlines()

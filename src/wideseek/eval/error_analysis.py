@@ -116,7 +116,17 @@ def wide_error_analysis(rows: Sequence[ResultRow]) -> WideErrors:
 # The listing subtask as the project's leads learn to write it (the oracle's demonstrations),
 # and the list lines of a report: numbered ("3. Kano") or bulleted ("- Kano").
 _LIST_SUBTASK = re.compile(r"^\s*(?:List\b|列出)")
-_LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+\S")
+_LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(?P<name>\S.*)$")
+
+
+def listed_names(trajectory: Trajectory) -> list[str] | None:
+    """The names the first listing subagent reported (numbered or bulleted lines); None when
+    no subagent was asked for a list."""
+    lister = next((a for a in trajectory.subagents if _LIST_SUBTASK.match(a.prompt)), None)
+    if lister is None:
+        return None
+    found = (_LIST_LINE.match(line) for line in (lister.answer or "").splitlines())
+    return [m.group("name").strip() for m in found if m]
 
 
 @dataclass
@@ -134,12 +144,11 @@ def lister_analysis(trajectories: Iterable[Trajectory]) -> ListerCounts:
             continue
         out.tasks += 1
         gold = traj.scores.get("gold_rows") or traj.task.metadata.get("n_rows")
-        lister = next((a for a in traj.subagents if _LIST_SUBTASK.match(a.prompt)), None)
-        if lister is None or not isinstance(gold, int):
+        names = listed_names(traj)
+        if names is None or not isinstance(gold, int):
             continue
-        names = sum(1 for line in (lister.answer or "").splitlines() if _LIST_LINE.match(line))
         out.listed += 1
-        out.add(names, gold)
+        out.add(len(names), gold)
     return out
 
 

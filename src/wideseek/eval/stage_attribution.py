@@ -30,14 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import mean
 
+from wideseek.eval.error_analysis import listed_names
 from wideseek.eval.table_extract import norm_column
 from wideseek.eval.task_scoring import TaskScorer
 from wideseek.eval.widesearch_data import WideSearchDataError
 from wideseek.types import Trajectory
 from wideseek.world.oracle.text import parse_entity_lines, parse_entity_subtask
 
-_LIST_SUBTASK = re.compile(r"^\s*(?:List\b|列出)")
-_LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(?P<name>\S.*)$")
 _QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")  # "Rabat (Morocco)" -> "Rabat"
 
 
@@ -52,15 +51,6 @@ class StageFigures:
 
 def _name(text: str) -> str:
     return " ".join(_QUALIFIER.sub("", text).split()).casefold()
-
-
-def listed_names(trajectory: Trajectory) -> list[str]:
-    """The names the first listing subagent reported (numbered or bulleted lines)."""
-    lister = next((a for a in trajectory.subagents if _LIST_SUBTASK.match(a.prompt)), None)
-    lines = (
-        (_LIST_LINE.match(line) for line in (lister.answer or "").splitlines()) if lister else ()
-    )
-    return [m.group("name").strip() for m in lines if m]
 
 
 def reports_table(trajectory: Trajectory, columns: list[str]) -> str:
@@ -96,7 +86,7 @@ async def _measure(trajectories: Iterable[Trajectory], scorer: TaskScorer) -> St
         gold_keys = {_name(str(v)) for v in gold[key]} if key in gold else set()
         if not gold_keys:
             continue
-        listed = {_name(n) for n in listed_names(traj)}
+        listed = {_name(n) for n in listed_names(traj) or []}
         reports = await scorer.score_text(traj.task, reports_table(traj, columns))
         out.runs += 1
         out.list_recall.append(len(listed & gold_keys) / len(gold_keys))
