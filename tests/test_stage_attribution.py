@@ -1,4 +1,4 @@
-"""Where wide answers lose item F1, stage by stage (eval/stage_attribution), on the oracle's own
+"""Where wide answers lose item F1, stage by stage (runtime/stage_attribution), on the oracle's own
 runs in the bundled world and on copies of them broken at one stage each."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from wideseek.eval.error_analysis import listed_names
-from wideseek.eval.stage_attribution import stage_figures, stage_lines
 from wideseek.runtime.oracle_run import run_oracle
+from wideseek.runtime.stage_attribution import stage_figures, stage_lines
 from wideseek.types import Trajectory, iter_trajectories
 from wideseek.world import load_world
 from wideseek.world.oracle.text import parse_entity_subtask

@@ -46,4 +46,7 @@ def report(
         raise UsageError(str(e)) from None
     if comparison:
         typer.echo("\n".join(comparison))
-    typer.echo(f"report → {write_report(path, plots=plots, against=against)}")
+    from wideseek.runtime.stage_attribution import stage_lines
+
+    written = write_report(path, plots=plots, against=against, analyses=(stage_lines,))
+    typer.echo(f"report → {written}")

@@ -14,7 +14,7 @@ their task-by-task comparison (eval/paired.py).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -29,7 +29,6 @@ from wideseek.eval.runner import (
     read_results,
     scores_by_task,
 )
-from wideseek.eval.stage_attribution import stage_lines
 from wideseek.io import atomic_write_text
 from wideseek.types import Trajectory, iter_trajectories
 
@@ -148,9 +147,20 @@ def against_lines(path: str | Path, against: str | Path) -> list[str]:
     return paired_lines(runs_a, runs_b, str(path), str(against))
 
 
-def write_report(path: str | Path, plots: bool = True, against: str | Path | None = None) -> Path:
+TrajectoryLines = Callable[[list[Trajectory]], list[str]]
+
+
+def write_report(
+    path: str | Path,
+    plots: bool = True,
+    against: str | Path | None = None,
+    analyses: Sequence[TrajectoryLines] = (),
+) -> Path:
     """Write report.md (and plots) for one run or a directory of runs; returns the report path.
-    `against`: another run (or directory of runs) on the same tasks, compared task by task."""
+    `against`: another run (or directory of runs) on the same tasks, compared task by task.
+    `analyses`: more markdown from a run's trajectories, added to the wide error analysis of a
+    run with wide answers (a layer above this one knows the world: e.g. the stage attribution,
+    runtime/stage_attribution.py)."""
     path = Path(path)
     runs = find_runs(path)
     infos = {r: RunInfo.model_validate_json((r / RUN_INFO).read_text()) for r in runs}
@@ -180,7 +190,8 @@ def write_report(path: str | Path, plots: bool = True, against: str | Path | Non
         errors = error_analysis_lines(rows)
         if errors:  # a run with wide answers: its trajectories are read for the listers only then
             trajectories = list(run_trajectories(run))
-            errors += lister_lines(trajectories) + stage_lines(trajectories)
+            errors += lister_lines(trajectories)
+            errors += [line for analyse in analyses for line in analyse(trajectories)]
             lines += ["Wide error analysis (item F1 by the gold table's size):", "", *errors]
         failures = failure_totals(rows)
         if failures:

@@ -242,11 +242,11 @@ def failure_lines(run_dir: Path) -> list[str]:
     """The error analysis of an evaluation (a run directory, or one holding a run per suite):
     the headline figures by language, the wide answers' sizes against the gold and the
     listers' names against it (eval.error_analysis), what each stage of the wide answers lost
-    (eval.stage_attribution) and the agents' failure flags, as markdown."""
+    (runtime.stage_attribution) and the agents' failure flags, as markdown."""
     from wideseek.eval.error_analysis import error_analysis_lines, lister_lines
     from wideseek.eval.report import by_language, failure_totals, find_runs, run_trajectories
     from wideseek.eval.runner import read_results
-    from wideseek.eval.stage_attribution import stage_lines
+    from wideseek.runtime.stage_attribution import stage_lines
 
     results = {run: read_results(run) for run in find_runs(run_dir)}
     rows = [row for run_rows in results.values() for row in run_rows]

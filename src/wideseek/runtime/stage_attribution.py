@@ -18,7 +18,9 @@ multi-agent run with a readable gold table this module measures:
 `reports_f1 - answer_f1` is what assembling the table lost; `1 - reports_f1` what listing and
 looking up lost, of which the list bounds the recall. Reports are read in the demonstrations'
 line format (`world.oracle.text.parse_entity_lines`), so a model that strays from it scores
-low here for that reason too. Trajectories and a scorer in, figures out.
+low here for that reason too. It lives above `eval` because it reads the world's
+demonstration formats (`world.oracle.text`); `wideseek report` and the model card add its lines
+to the wide error analysis. Trajectories and a scorer in, figures out.
 """
 
 from __future__ import annotations
