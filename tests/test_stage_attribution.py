@@ -4,9 +4,11 @@ runs in the bundled world and on copies of them broken at one stage each."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from test_suite_runner import run_cli
 from wideseek.eval.error_analysis import listed_names
 from wideseek.runtime.oracle_run import run_oracle
 from wideseek.runtime.stage_attribution import stage_figures, stage_lines
@@ -16,10 +18,15 @@ from wideseek.world.oracle.text import parse_entity_subtask
 
 
 @pytest.fixture(scope="module")
-def oracle_runs(tmp_path_factory) -> list[Trajectory]:
+def oracle_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("oracle")
     asyncio.run(run_oracle(load_world(), "wide", "dev", out, limit=4, show_progress=False))
-    return list(iter_trajectories(out / "trajectories.jsonl"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def oracle_runs(oracle_dir) -> list[Trajectory]:
+    return list(iter_trajectories(oracle_dir / "trajectories.jsonl"))
 
 
 def listed(runs: list[Trajectory]) -> list[Trajectory]:
@@ -34,6 +41,11 @@ def test_the_oracles_runs_lose_nothing_at_any_stage(oracle_runs):
     for run, recall in zip(oracle_runs, figures.list_recall, strict=True):
         assert recall == (1.0 if listed_names(run) else 0.0)  # a lead that named the rows: 0
     assert "right: 100% of" in stage_lines(oracle_runs)[0]
+
+
+def test_the_report_command_adds_the_stages_to_the_wide_error_analysis(oracle_dir):
+    assert run_cli(["report", str(oracle_dir), "--no-plots"]) == 0
+    assert "Stages over 4 wide multi-agent runs" in (oracle_dir / "report.md").read_text()
 
 
 def test_a_short_list_and_a_wrong_value_show_at_their_own_stage(oracle_runs):
