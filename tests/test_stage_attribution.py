@@ -40,6 +40,7 @@ def test_the_oracles_runs_lose_nothing_at_any_stage(oracle_runs):
     assert all(c[0] == c[1] > 0 for c in figures.lookup_cells)
     for run, recall in zip(oracle_runs, figures.list_recall, strict=True):
         assert recall == (1.0 if listed_names(run) else 0.0)  # a lead that named the rows: 0
+    assert figures.list_names["gold"] > 0 and set(figures.list_names) == {"gold"}
     assert "right: 100% of" in stage_lines(oracle_runs)[0]
 
 
@@ -52,7 +53,7 @@ def test_a_short_list_and_a_wrong_value_show_at_their_own_stage(oracle_runs):
     run = listed(oracle_runs)[0].model_copy(deep=True)
     lister = next(a for a in run.subagents if a.prompt.startswith(("List", "列出")))
     names = listed_names(run) or []
-    lister.answer = "\n".join(f"{i}. {n}" for i, n in enumerate(names[:-1], 1))
+    lister.answer = "\n".join(f"{i}. {n}" for i, n in enumerate([*names[:-1], "Atlantis"], 1))
     lookup = next(a for a in run.subagents if parse_entity_subtask(a.prompt))
     first, *rest = (lookup.answer or "").splitlines()
     ref, _, cells = first.partition(" — ")
@@ -61,6 +62,7 @@ def test_a_short_list_and_a_wrong_value_show_at_their_own_stage(oracle_runs):
     lookup.answer = "\n".join([broken.rstrip("; "), *rest])
     f = stage_figures([run])
     assert f.list_recall[0] == pytest.approx(1 - 1 / len(names))
+    assert f.list_names == {"gold": len(names) - 1, "elsewhere": 1}  # on no page it read
     right, scored = f.lookup_cells[0]
     assert right == scored - 1
     assert f.reports_f1[0] < 1.0 and f.answer_f1 == [1.0]  # the answer itself was not touched

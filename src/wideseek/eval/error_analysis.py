@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from statistics import mean
 
 from wideseek.eval.runner import ResultRow
-from wideseek.types import Trajectory
+from wideseek.types import AgentRun, Trajectory
 
 GOLD_ROW_BINS: tuple[tuple[int, int | None], ...] = ((1, 5), (6, 10), (11, 20), (21, None))
 
@@ -119,10 +119,15 @@ _LIST_SUBTASK = re.compile(r"^\s*(?:List\b|列出)")
 _LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(?P<name>\S.*)$")
 
 
+def listing_subagent(trajectory: Trajectory) -> AgentRun | None:
+    """The first subagent asked for a list ("List the 9 most populous ...", "列出…")."""
+    return next((a for a in trajectory.subagents if _LIST_SUBTASK.match(a.prompt)), None)
+
+
 def listed_names(trajectory: Trajectory) -> list[str] | None:
     """The names the first listing subagent reported (numbered or bulleted lines); None when
     no subagent was asked for a list."""
-    lister = next((a for a in trajectory.subagents if _LIST_SUBTASK.match(a.prompt)), None)
+    lister = listing_subagent(trajectory)
     if lister is None:
         return None
     found = (_LIST_LINE.match(line) for line in (lister.answer or "").splitlines())

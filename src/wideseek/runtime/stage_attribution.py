@@ -7,7 +7,9 @@ reports into the table. Each stage can lose what the next cannot win back, so fo
 multi-agent run with a readable gold table this module measures:
 
 - `list_recall`: the share of the gold's keys among the listing subagent's names (names compared
-  casefolded, a trailing "(qualifier)" dropped; no listing subagent: 0);
+  casefolded, a trailing "(qualifier)" dropped; no listing subagent: 0), and where its names
+  came from (`list_names`): gold keys, other names found in the tool results it read (a wrong
+  cut of a page it had), or names on no page it read (made up);
 - `reports_f1`: the item F1 of the table the lookup subagents' reports make — one row per
   reported entity, its reported values in the gold's columns — scored like an answer: what a
   lead that copied its reports exactly would have scored;
@@ -27,12 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import mean
 
-from wideseek.eval.error_analysis import listed_names
+from wideseek.eval.error_analysis import listed_names, listing_subagent
 from wideseek.eval.table_extract import norm_column
 from wideseek.eval.task_scoring import TaskScorer
 from wideseek.eval.widesearch_data import WideSearchDataError
@@ -46,6 +49,7 @@ _QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")  # "Rabat (Morocco)"
 class StageFigures:
     runs: int = 0  # wide multi-agent runs with a readable gold table
     list_recall: list[float] = field(default_factory=list)
+    list_names: Counter[str] = field(default_factory=Counter)  # gold / on its pages / elsewhere
     reports_f1: list[float] = field(default_factory=list)
     lookup_cells: list[tuple[float, float]] = field(default_factory=list)  # (right, scored)
     answer_f1: list[float] = field(default_factory=list)
@@ -53,6 +57,17 @@ class StageFigures:
 
 def _name(text: str) -> str:
     return " ".join(_QUALIFIER.sub("", text).split()).casefold()
+
+
+def _name_sources(traj: Trajectory, names: set[str], gold_keys: set[str]) -> Counter[str]:
+    """How many of the listed `names` are gold keys, other names found in the listing
+    subagent's tool results, or neither."""
+    lister = listing_subagent(traj)
+    results = (r.text for t in lister.turns for r in t.tool_results) if lister else ()
+    seen = " ".join(results).casefold()
+    return Counter(
+        "gold" if n in gold_keys else "on its pages" if n in seen else "elsewhere" for n in names
+    )
 
 
 def reports_table(trajectory: Trajectory, columns: list[str]) -> str:
@@ -89,6 +104,7 @@ async def _measure(trajectories: Iterable[Trajectory], scorer: TaskScorer) -> St
         if not gold_keys:
             continue
         listed = {_name(n) for n in listed_names(traj) or []}
+        out.list_names.update(_name_sources(traj, listed, gold_keys))
         reports = await scorer.score_text(traj.task, reports_table(traj, columns))
         out.runs += 1
         out.list_recall.append(len(listed & gold_keys) / len(gold_keys))
@@ -118,9 +134,11 @@ def stage_lines(trajectories: Iterable[Trajectory], scorer: TaskScorer | None = 
         return []
     right, scored = (sum(c) for c in zip(*f.lookup_cells, strict=True))
     lookups = f"{right / scored:.0%} of {scored:.0f}" if scored else "none"
+    sources = ", ".join(f"{f.list_names[k]} {k}" for k in ("gold", "on its pages", "elsewhere"))
     return [
         f"Stages over {f.runs} wide multi-agent runs (means): the list held "
-        f"{mean(f.list_recall):.0%} of the gold keys; values looked up for gold rows right: "
+        f"{mean(f.list_recall):.0%} of the gold keys (its names: {sources}); values looked "
+        "up for gold rows right: "
         f"{lookups}; the lookup reports, copied as they are, would score item F1 "
         f"{mean(f.reports_f1):.3f}; the answers scored {mean(f.answer_f1):.3f}.",
         "",
