@@ -274,14 +274,8 @@ NOT_WEIGHTS = {"out_dir", "steps", "save_every", "keep_checkpoints", "guards", "
                 "eval", "eval_start_in", "rollouts_ahead"}  # fmt: skip
 # fields added after runs existed: left out of the ids while at their defaults, so those runs
 # keep their policy and rollout ids (and their folders stay reusable on resume)
-LATER = (
-    "select",
-    "max_staleness",
-    "early_stop_ratio",
-    "rollout_engine",
-    "rollouts_ahead",
-    "kl_coef",
-)
+LATER = ("select", "max_staleness", "early_stop_ratio", "rollout_engine", "rollouts_ahead",
+         "kl_coef")  # fmt: skip
 
 
 def digest(*parts: Any) -> str:
