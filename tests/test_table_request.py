@@ -125,6 +125,18 @@ def test_ask_prints_the_columns_and_the_lead_gets_them(tmp_path, capsys):
     assert traj.task.metadata["asked"] == "List the largest cities of Peru with their population."
 
 
+def test_ask_reads_a_chinese_questions_columns_and_states_them_in_chinese(tmp_path, capsys):
+    question = "列出秘鲁人口最多的3个城市及其人口和纬度。"
+    code, _, srv = ask_over_http(
+        tmp_path, lambda endpoint, body: "| 城市 | 人口 | 纬度 |\n|---|---|---|\n| 利马 | 1 | 2 |",
+        question, "--mode", "single",
+    )  # fmt: skip
+    assert code == 0
+    assert "columns: 城市 | 人口 | 纬度 (read from the question" in capsys.readouterr().out
+    chat = next(r for r in srv.requests if "messages" in r.body)
+    assert "列名依次为：\n城市、人口、纬度" in chat.body["messages"][-1]["content"]
+
+
 def test_ask_with_empty_columns_is_a_one_line_error(tmp_path, capsys):
     code, _, srv = ask_over_http(tmp_path, lambda e, b: "x", "q", "--columns", " , ")
     err = capsys.readouterr().err.strip()
