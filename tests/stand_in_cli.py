@@ -14,6 +14,15 @@ with open({log!r}, "a") as log:
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a and not a.startswith("-"))
 """
 
+# the training scripts' stand-in: training makes its run directory, evaluations print their
+# scores (the scripts keep them)
+TRAINING_STAND_IN = """
+if sys.argv[1:3] == ["train", "sft"]:
+    pathlib.Path(args["out_dir"]).mkdir(parents=True)
+if sys.argv[1:3] == ["train", "eval"]:
+    print("{}")
+"""
+
 
 def stand_in_env(tmp_path: Path, body: str, **env: str) -> dict[str, str]:
     """The environment of a script run whose `wideseek` is the stand-in (calls: `calls()`)."""

@@ -6,21 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from stand_in_cli import calls, run_script, stand_in_env
+from stand_in_cli import TRAINING_STAND_IN, calls, run_script, stand_in_env
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "train_listers.sh"
-
-FAKE_WIDESEEK = """
-if sys.argv[1:3] == ["train", "sft"]:
-    pathlib.Path(args["out_dir"]).mkdir(parents=True)
-if sys.argv[1:3] == ["train", "eval"]:
-    print("{}")
-"""
 
 
 @pytest.fixture
 def env(tmp_path):
-    return stand_in_env(tmp_path, FAKE_WIDESEEK, WIDESEEK_RUN_DIR=str(tmp_path / "run"))
+    return stand_in_env(tmp_path, TRAINING_STAND_IN, WIDESEEK_RUN_DIR=str(tmp_path / "run"))
 
 
 def test_the_stage_trains_from_stage_1_and_both_are_scored_and_paired(env, tmp_path):
