@@ -24,18 +24,17 @@ limits=(--lead-turns 4 --subagent-turns 5 --max-response-tokens 256
 wideseek world oracle --suite wide --split train --limit 800
 wideseek train sft --config configs/sft-listers.yaml "model=$start" "out_dir=$run/listers" "$@"
 
+# one wording at a time, both models, so the first pairing is there before the second runs;
 # the start's evaluations are train_default_model.sh's (RUN/eval-<slug>) when it made them
-for spec in "$run/listers/sft/final $run/listers" "$start $run"; do
-    read -r model out <<< "$spec"
-    for evaluation in "test multi" "test multi --reworded"; do
-        read -r split mode reworded <<< "$evaluation"
-        slug=$split-$mode${reworded:+-reworded}
+for evaluation in "test multi" "test multi --reworded"; do
+    read -r split mode reworded <<< "$evaluation"
+    slug=$split-$mode${reworded:+-reworded}
+    for spec in "$run/listers/sft/final $run/listers" "$start $run"; do
+        read -r model out <<< "$spec"
         [ -s "$out/scores-$slug.json" ] || wideseek train eval --model "$model" --split "$split" \
             --mode "$mode" --wide "$n" --deep "$n" "${limits[@]}" ${reworded:+"$reworded"} \
             --out "$out/eval-$slug" > "$out/scores-$slug.json"
     done
-done
-for slug in test-multi test-multi-reworded; do
     wideseek report "$run/listers/eval-$slug" --against "$run/eval-$slug" --no-plots
 done
 exit

@@ -28,8 +28,9 @@ def test_the_stage_trains_from_stage_1_and_both_are_scored_and_paired(env, tmp_p
     )
     evals = [c for c in made if c.startswith("train eval")]
     assert [c.split("--model ")[1].split()[0] for c in evals] == (
-        [str(run / "listers" / "sft" / "final")] * 2 + [str(run / "sft" / "final")] * 2
+        [str(run / "listers" / "sft" / "final"), str(run / "sft" / "final")] * 2
     )
+    assert ["--reworded" in c for c in evals] == [False, False, True, True]
     assert all("--wide 30 --deep 30" in c and "--lead-response-tokens 768" in c for c in evals)
     assert sum("--reworded" in c for c in evals) == 2
     reports = [c for c in made if c.startswith("report")]

@@ -128,8 +128,11 @@ def listed_names(trajectory: Trajectory) -> list[str] | None:
     """The names the first listing subagent reported (numbered or bulleted lines); None when
     no subagent was asked for a list."""
     lister = listing_subagent(trajectory)
-    if lister is None:
-        return None
+    return None if lister is None else names_in_report(lister)
+
+
+def names_in_report(lister: AgentRun) -> list[str]:
+    """The names a listing subagent reported (numbered or bulleted lines of its answer)."""
     found = (_LIST_LINE.match(line) for line in (lister.answer or "").splitlines())
     return [m.group("name").strip() for m in found if m]
 

@@ -35,11 +35,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import mean
 
-from wideseek.eval.error_analysis import listed_names, listing_subagent
+from wideseek.eval.error_analysis import listing_subagent, names_in_report
 from wideseek.eval.table_extract import norm_column
 from wideseek.eval.task_scoring import TaskScorer
 from wideseek.eval.widesearch_data import WideSearchDataError
-from wideseek.types import Trajectory
+from wideseek.types import AgentRun, Trajectory
 from wideseek.world.oracle.text import parse_entity_lines, parse_entity_subtask
 
 _QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")  # "Rabat (Morocco)" -> "Rabat"
@@ -59,10 +59,9 @@ def _name(text: str) -> str:
     return " ".join(_QUALIFIER.sub("", text).split()).casefold()
 
 
-def _name_sources(traj: Trajectory, names: set[str], gold_keys: set[str]) -> Counter[str]:
+def _name_sources(lister: AgentRun | None, names: set[str], gold_keys: set[str]) -> Counter[str]:
     """How many of the listed `names` are gold keys, other names found in the listing
     subagent's tool results, or neither."""
-    lister = listing_subagent(traj)
     results = (r.text for t in lister.turns for r in t.tool_results) if lister else ()
     seen = " ".join(results).casefold()
     return Counter(
@@ -103,8 +102,9 @@ async def _measure(trajectories: Iterable[Trajectory], scorer: TaskScorer) -> St
         gold_keys = {_name(str(v)) for v in gold[key]} if key in gold else set()
         if not gold_keys:
             continue
-        listed = {_name(n) for n in listed_names(traj) or []}
-        out.list_names.update(_name_sources(traj, listed, gold_keys))
+        lister = listing_subagent(traj)
+        listed = {_name(n) for n in names_in_report(lister)} if lister else set()
+        out.list_names.update(_name_sources(lister, listed, gold_keys))
         reports = await scorer.score_text(traj.task, reports_table(traj, columns))
         out.runs += 1
         out.list_recall.append(len(listed & gold_keys) / len(gold_keys))
