@@ -42,6 +42,7 @@
 {
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/score.sh
 run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 n=${WIDESEEK_EVAL_TASKS:-20}
 limits=(--lead-turns 4 --subagent-turns 5 --max-response-tokens 256
@@ -64,17 +65,11 @@ wideseek train sft --config configs/sft-default.yaml "out_dir=$run" "trajectorie
 
 model=$run/sft/final
 scores=()
-# name: split mode [--reworded]
 for spec in "test multi" "test multi --reworded" "dev multi" "test single"; do
-    read -r split mode reworded <<< "$spec"
-    name="$split $mode${reworded:+ reworded}"
-    slug=${name// /-}
-    args=(--split "$split" --mode "$mode" --wide "$n" --deep "$n" "${limits[@]}" ${reworded:+"$reworded"})
-    [ -s "$run/scores-$slug.json" ] || wideseek train eval --model "$model" "${args[@]}" \
-        --out "$run/eval-$slug" > "$run/scores-$slug.json"
+    score "$model" "$run" "$spec"
     # the oracle on the same tasks under the same limits: the figure beside the model's
-    [ -s "$run/oracle-scores-$slug.json" ] || wideseek train eval --oracle "${args[@]}" \
-        --out "$run/oracle-$slug" > "$run/oracle-scores-$slug.json"
+    score --oracle "$run" "$spec" oracle-
+    name=${slug//-/ }
     scores+=(--scores "$name=$run/scores-$slug.json")
     scores+=(--scores "oracle $name=$run/oracle-scores-$slug.json")
     scores+=(--errors "$name=$run/eval-$slug")  # where it fails, in the model card

@@ -15,6 +15,7 @@
 {
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/score.sh
 run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 start=${WIDESEEK_START_MODEL:-$run/sft/final}
 n=${WIDESEEK_EVAL_TASKS:-30}
@@ -26,15 +27,9 @@ wideseek train sft --config configs/sft-listers.yaml "model=$start" "out_dir=$ru
 
 # one wording at a time, both models, so the first pairing is there before the second runs;
 # the start's evaluations are train_default_model.sh's (RUN/eval-<slug>) when it made them
-for evaluation in "test multi" "test multi --reworded"; do
-    read -r split mode reworded <<< "$evaluation"
-    slug=$split-$mode${reworded:+-reworded}
-    for spec in "$run/listers/sft/final $run/listers" "$start $run"; do
-        read -r model out <<< "$spec"
-        [ -s "$out/scores-$slug.json" ] || wideseek train eval --model "$model" --split "$split" \
-            --mode "$mode" --wide "$n" --deep "$n" "${limits[@]}" ${reworded:+"$reworded"} \
-            --out "$out/eval-$slug" > "$out/scores-$slug.json"
-    done
+for spec in "test multi" "test multi --reworded"; do
+    score "$run/listers/sft/final" "$run/listers" "$spec"
+    score "$start" "$run" "$spec"
     wideseek report "$run/listers/eval-$slug" --against "$run/eval-$slug" --no-plots
 done
 exit

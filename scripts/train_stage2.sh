@@ -14,6 +14,7 @@
 # tokens, 36 steps); each evaluation 12-20 min, about 1.5 h for all six.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/score.sh
 run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 start=${WIDESEEK_START_MODEL:-src/wideseek/assets/model}
 n=${WIDESEEK_EVAL_TASKS:-20}
@@ -27,16 +28,10 @@ for suite_limit in wide:800 deep:1000; do
 done
 wideseek train sft --config configs/sft-stage2.yaml "model=$start" "out_dir=$run/single" "$@"
 
-# name: model-dir out-dir split mode [--reworded]
 for spec in "$run/single/sft/final $run/single" "$start $run/start"; do
     read -r model out <<< "$spec"
-    mkdir -p "$out"
     for evaluation in "test multi --reworded" "test multi" "test single"; do
-        read -r split mode reworded <<< "$evaluation"
-        slug=$split-$mode${reworded:+-reworded}
-        [ -s "$out/scores-$slug.json" ] || wideseek train eval --model "$model" --split "$split" \
-            --mode "$mode" --wide "$n" --deep "$n" "${limits[@]}" ${reworded:+"$reworded"} \
-            --out "$out/eval-$slug" > "$out/scores-$slug.json"
+        score "$model" "$out" "$evaluation"
     done
 done
 # task by task, stage 2 (A) against its start (B): means, better / worse / equal, and the 95%

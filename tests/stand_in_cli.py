@@ -18,7 +18,7 @@ args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a and not a.startswi
 # scores (the scripts keep them)
 TRAINING_STAND_IN = """
 if sys.argv[1:3] == ["train", "sft"]:
-    pathlib.Path(args["out_dir"]).mkdir(parents=True)
+    pathlib.Path(args["out_dir"]).mkdir(parents=True, exist_ok=True)
 if sys.argv[1:3] == ["train", "eval"]:
     print("{}")
 """

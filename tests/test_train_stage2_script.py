@@ -1,0 +1,41 @@
+"""scripts/train_stage2.sh: stage 2 trained from the start model, both scored in the three
+evaluations under the same limits (scripts/score.sh), figures kept, and each pair reported;
+with a stand-in `wideseek` on PATH (stand_in_cli.py)."""
+
+from pathlib import Path
+
+from stand_in_cli import TRAINING_STAND_IN, calls, run_script, stand_in_env
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "train_stage2.sh"
+
+
+def test_both_models_are_scored_three_ways_and_paired(tmp_path):
+    run, start = tmp_path / "run", tmp_path / "start-model"
+    env = stand_in_env(
+        tmp_path,
+        TRAINING_STAND_IN,
+        WIDESEEK_RUN_DIR=str(run),
+        WIDESEEK_START_MODEL=str(start),
+        WIDESEEK_EVAL_TASKS="7",
+    )
+    done = run_script(SCRIPT, env)
+    assert done.returncode == 0, done.stderr
+    made = calls(env)
+    assert (
+        f"train sft --config configs/sft-stage2.yaml model={start} out_dir={run / 'single'}" in made
+    )
+    evals = [c for c in made if c.startswith("train eval")]
+    assert [c.split("--model ")[1].split()[0] for c in evals] == (
+        [str(run / "single" / "sft" / "final")] * 3 + [str(start)] * 3
+    )
+    assert all("--wide 7 --deep 7 --lead-turns 4" in c for c in evals)
+    assert [c.split("--out ")[1] for c in evals[3:]] == [
+        str(run / "start" / f"eval-{slug}")
+        for slug in ("test-multi-reworded", "test-multi", "test-single")
+    ]
+    assert (run / "start" / "scores-test-single.json").read_text() == "{}\n"
+    assert sum(c.startswith("report") for c in made) == 3
+
+    again = run_script(SCRIPT, env)  # every figure is kept: nothing is evaluated twice
+    assert again.returncode == 0, again.stderr
+    assert sum(c.startswith("train eval") for c in calls(env)) == 6
