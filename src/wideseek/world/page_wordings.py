@@ -176,8 +176,13 @@ WORDINGS: dict[str, dict[str, Wordings]] = {
             "The most populous cities in {country}, in descending order of population:",
         ),
         "international_airports": ("International airports located in {country}:",),
-        "elements": ("The chemical elements with atomic numbers {lo} to {hi}, in order:",),
-        "us_states": ("The fifty states in the order they joined the Union:",),
+        "elements": (
+            "The chemical elements with atomic numbers {lo} to {hi}, in order, each with its "
+            "atomic number:",
+        ),
+        "us_states": (
+            "The fifty states in the order they joined the Union, each with its year of admission:",
+        ),
     },
 }
 

@@ -3,21 +3,21 @@
 Contract. `list_members(subject, capacity)` is a step routine (see `oracle.steps`) returning
 `Members`: the member names of a `Subject` in page order, as the pages write them (empty when it
 cannot find them), and where the names were cut out of a longer list, a note saying how (the
-numbers the pages imply, the first and last name of the cut). The subagent thinks the note
-before it reports: picking "elements 33 to 42" out of two pages of ten is counting, which a
-small model gets wrong silently (measured: the shipped model's listers were right on 6 of 17
-test tasks, most others stopping at 3 or 5 names), and a copy when every name carries its
-number. One strategy per family of `world/families.py`,
+first and last name of the cut, with their numbers). The subagent thinks the note before it
+reports. The lists show the number they are ordered by beside each name (atomic numbers, years
+of admission), so a cut is a copy between two numbers, not counting: the shipped model's
+listers were right on 6 of 17 test tasks when the pages gave names only. One strategy per
+family of `world/families.py`,
 each the way a careful person would use a search engine over the world's pages:
 
 - list families: search the list page by its title, open every part that is needed, read the
-  "- item" lines (ranked lists: the first N, said before the report; element blocks: numbered
-  from the page's intro; alphabetical continent parts: the run between the two names the
-  question gives);
+  "- item" lines (ranked lists: the first N, said before the report; element blocks: the
+  names whose atomic number, shown beside each, is in the range; alphabetical continent
+  parts: the run between the two names the question gives);
 - neighbours: open the country's profile and read its neighbour sentence; an English name that
   itself holds " and " makes that sentence ambiguous, settled by searching the longer name;
-- states admitted in a span of years: the list by admission order, cut at the first state of
-  the first year and the last state of the last year, both found by searching those years;
+- states admitted in a span of years: the list by admission order, which shows each state's
+  year, cut to the span;
 - Chinese continent parts: the Chinese list is sorted by English name, and misses the few
   members without a Chinese name, so it is aligned with the English list, checking the
   English names of the candidates at each end on their Chinese pages.
@@ -32,7 +32,13 @@ from dataclasses import dataclass
 
 from wideseek.tools.base import SearchHit
 from wideseek.world.oracle.lookup import Ref, profile_query
-from wideseek.world.oracle.page_facts import and_splits, read_attr, read_list_items, split_names
+from wideseek.world.oracle.page_facts import (
+    and_splits,
+    keyed_item,
+    read_attr,
+    read_list_items,
+    split_names,
+)
 from wideseek.world.oracle.steps import (
     WIDE_COUNT,
     Steps,
@@ -174,8 +180,8 @@ def _neighbours(country: str, lang: str, capacity: int) -> Steps[list[str]]:
 
 
 def _element_range(lo: int, hi: int, capacity: int) -> Steps[Members]:
-    """Elements lo..hi from the lists of ten ("Chemical elements 61–70"), numbered in order;
-    the note numbers every name the pages showed."""
+    """Elements lo..hi from the lists of ten ("Chemical elements 61–70"), each name with its
+    atomic number."""
     starts = list(range((lo - 1) // 10 * 10 + 1, hi + 1, 10))
     wanted = [
         Want(
@@ -185,51 +191,27 @@ def _element_range(lo: int, hi: int, capacity: int) -> Steps[Members]:
         for s in starts
     ]
     pages = yield from find_pages(wanted, capacity)
-    names: list[str] = []
-    numbered: list[str] = []
-    for page in pages:
-        intro = _ELEMENT_INTRO.search(page.text) if page else None
-        if page is None or intro is None:
-            return Members([])
-        first = int(intro.group("lo"))
-        for offset, name in enumerate(read_list_items(page.text)):
-            numbered.append(f"{first + offset} {name}")
-            if lo <= first + offset <= hi:
-                names.append(name)
-    return Members(names, f"{', '.join(numbered)}. Asked: {lo} to {hi}.")
+    if any(page is None for page in pages):
+        return Members([])
+    items = [item for page in pages if page for item in read_list_items(page.text)]
+    return _keyed_span(items, lo, hi, f"Atomic numbers {lo} to {hi}")
 
 
 def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[Members]:
-    ordered = yield from read_list("U.S. states by date of admission", None, "en", None, capacity)
-    years = [y1] if y1 == y2 else [y1, y2]
-    queries = [f"{y} admitted to the Union statehood year" for y in years]
-    texts = yield from run_calls([search_call(q) for q in queries], capacity)
-    of_year = {y: _states_of_year(t, y) for y, t in zip(years, texts, strict=True)}
-    # Every hit of that year: the year may have more states than the results showed.
-    more = [i for i, (y, t) in enumerate(zip(years, texts, strict=True)) if _all_of_year(t, y)]
-    texts = yield from run_calls([search_call(queries[i], WIDE_COUNT) for i in more], capacity)
-    for i, text in zip(more, texts, strict=True):
-        of_year[years[i]] = _states_of_year(text, years[i])
-    firsts = [i for i, s in enumerate(ordered) if s in of_year[y1]]
-    lasts = [i for i, s in enumerate(ordered) if s in of_year[y2]]
-    if not firsts or not lasts:
+    """The list by admission order shows each state's year: the span is read off it."""
+    items = yield from read_list("U.S. states by date of admission", None, "en", None, capacity)
+    return _keyed_span(items, int(y1), int(y2), f"Admitted {y1} to {y2}")
+
+
+def _keyed_span(items: Sequence[str], lo: int, hi: int, asked: str) -> Members:
+    """The names of a list's items whose number (an atomic number, a year) is within lo..hi;
+    the note names the first and the last with their numbers."""
+    keyed = [k for k in map(keyed_item, items) if k]
+    span = [(name, key) for name, key in keyed if lo <= key <= hi]
+    if not span:
         return Members([])
-    first, last = ordered[min(firsts)], ordered[max(lasts)]
-    note = f"First admitted in {y1}: {first}. Last admitted in {y2}: {last}. "
-    return Members(list(ordered[min(firsts) : max(lasts) + 1]), note + _cut_note(first, last, "en"))
-
-
-def _admitted_in(hit: SearchHit, year: str) -> bool:
-    return "/us-state/" in hit.url and read_attr("us_state", "statehood_year", hit.snippet) == year
-
-
-def _states_of_year(text: str, year: str) -> set[str]:
-    return {h.title for h in parse_hits(text) if _admitted_in(h, year)}
-
-
-def _all_of_year(text: str, year: str) -> bool:
-    hits = parse_hits(text)
-    return bool(hits) and all(_admitted_in(h, year) for h in hits)
+    (first, a), (last, b) = span[0], span[-1]
+    return Members([name for name, _ in span], f"{asked}: from {first} ({a}) to {last} ({b}).")
 
 
 def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[Members]:
