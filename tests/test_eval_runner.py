@@ -64,6 +64,18 @@ async def test_other_settings_refuse_the_same_dir(tmp_path):
         )
 
 
+async def test_a_run_of_another_world_refuses_the_same_dir(tmp_path):
+    made = INFO.model_copy(update={"extra": {"world": "c463790ae92b9581f7dc"}})
+    await run_benchmark(TASKS[:1], make_run_one([]), score, tmp_path, made, show_progress=False)
+    again = INFO.model_copy(update={"extra": {"world": "c463790ae92b9581f7dc", "seed": 1}})
+    await run_benchmark(TASKS[:1], make_run_one([]), score, tmp_path, again, show_progress=False)
+    other = INFO.model_copy(update={"extra": {"world": "a0fe57656e49caee0000"}})
+    with pytest.raises(UsageError, match="world c463790ae92b9581 there, a0fe57656e49caee now"):
+        await run_benchmark(
+            TASKS[:1], make_run_one([]), score, tmp_path, other, show_progress=False
+        )
+
+
 def test_avg_max_pass_definitions():
     rows = [
         ResultRow(instance_id="a", trial=0, scores={"item_f1": 0.2, "success": False}),

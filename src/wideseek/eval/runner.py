@@ -88,6 +88,11 @@ def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
             for k in keys
             if getattr(old, k) != getattr(info, k)
         ]
+        # a world's pages change with its version while its task ids stay: results of the
+        # old pages would be kept as if the new ones had been read
+        worlds = old.extra.get("world"), info.extra.get("world")
+        if None not in worlds and worlds[0] != worlds[1]:
+            changed.append(f"world {worlds[0][:16]} there, {worlds[1][:16]} now")
         if changed:
             raise UsageError(
                 f"{run_dir} holds a run with other settings ({'; '.join(changed)}); "
