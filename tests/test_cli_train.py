@@ -16,6 +16,7 @@ from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.cli import main
 from wideseek.types import write_trajectories
+from wideseek.world.store import load_world
 
 
 def run(argv) -> int:
@@ -111,6 +112,7 @@ def test_eval_prints_scores(setup, tmp_path, capsys):
     assert run(argv) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["deep_em"] == 0.0 and "call_validity" in scores
+    assert scores["world"] == load_world().manifest.world_hash[:16]  # what `train ship` cards
     assert run([*argv, "--mode", "both"]) == 1
     assert "--mode" in capsys.readouterr().err
 
@@ -158,7 +160,10 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     _, model = setup
     limits = {"lead_turns": 4, "subagent_turns": 5, "max_response_tokens": 64}
     scores = tmp_path / "dev.json"
-    scores.write_text(json.dumps({"wide_item_f1": 0.25, "deep_em": 0.5, "limits": limits}))
+    world = "a0fe57656e49caee"  # the world `train eval` took them on
+    scores.write_text(
+        json.dumps({"wide_item_f1": 0.25, "deep_em": 0.5, "limits": limits, "world": world})
+    )
     dest = tmp_path / "shipped"
     argv = ["train", "ship", "--model", str(model), "--dest", str(dest), "--name", "my-model"]
     assert run([*argv, "--scores", f"dev={scores}"]) == 0
@@ -168,6 +173,7 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     assert card.startswith("# my-model\n")
     assert "| wide_item_f1 | 0.2500 |" in card and "| metric | dev |" in card
     assert "lead_turns 4" in card and "| limits |" not in card
+    assert "Taken on world a0fe57656e49caee (" in card and "| world |" not in card
     assert json.loads((dest / "wideseek.json").read_text()) == {"name": "my-model",
                                                                 "limits": limits}  # fmt: skip
     assert "stored in bfloat16, cast when shipped from the float32" in card
@@ -314,13 +320,15 @@ def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
         (["--scores", "dev"], "expected NAME=FILE"),
         (["--scores", "dev=missing.json"], "cannot read scores JSON"),
         (["--scores", "a=a.json", "--scores", "b=b.json"], "taken under different limits"),
+        (["--scores", "a=a.json", "--scores", "c=c.json"], "taken under different worlds"),
     ],
 )
 def test_ship_errors_are_one_line(setup, tmp_path, extra, message, capsys, monkeypatch):
     _, model = setup
     monkeypatch.chdir(tmp_path)
-    for name, turns in (("a", 4), ("b", 6)):
-        (tmp_path / f"{name}.json").write_text(json.dumps({"limits": {"lead_turns": turns}}))
+    for name, turns, world in (("a", 4, "c463790ae92b9581"), ("b", 6, None), ("c", 4, "a0fe")):
+        figures = {"limits": {"lead_turns": turns}, "world": world}
+        (tmp_path / f"{name}.json").write_text(json.dumps(figures))
     assert run(["train", "ship", "--model", str(model), "--dest", str(tmp_path), *extra]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err

@@ -258,7 +258,8 @@ def world_eval(
                   show_progress=show_progress and not as_json)  # stdout: the JSON alone
     )  # fmt: skip
     if as_json:
-        typer.echo(json.dumps({**run.metrics(), "limits": run.limits}, indent=2))
+        world = loaded.manifest.world_hash[:16]
+        typer.echo(json.dumps({**run.metrics(), "limits": run.limits, "world": world}, indent=2))
         return run
     for suite, suite_run in run.runs.items():
         where = out / suite if per_suite_dirs else out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -229,7 +229,7 @@ def ship(
         weights_dtypes,
     )
 
-    figures, limits = _read_scores(scores or [])
+    figures, limits, world = _read_scores(scores or [])
     # every training phase under the run, named by its directory: sft, single/sft (a second
     # stage trained on from the first), rl ...
     found = sorted(run.rglob("metrics.jsonl"), key=lambda p: p.stat().st_mtime) if run else []
@@ -261,7 +261,7 @@ def ship(
             "directory it was shipped from."
         )
         notes = f"{stored}\n\n{notes}" if notes else stored
-    card = model_card(info, resolved, parameters, figures, reproduce, notes, analyses)
+    card = model_card(info, resolved, parameters, figures, reproduce, notes, analyses, world)
     cap = max_new_tokens or info.limits.max_response_tokens or 512
     generation = {"do_sample": not greedy, "max_new_tokens": cap}
     target = dest or package_model_dir()
@@ -301,13 +301,13 @@ def export_gguf(
     )
 
 
-def _read_scores(items: list[str]) -> tuple[dict[str, dict], dict[str, int]]:
-    """NAME=FILE scores files: their figures by name, and the one set of limits they were all
-    taken under (none when they record none)."""
+def _read_scores(items: list[str]) -> tuple[dict[str, dict], dict[str, int], str | None]:
+    """NAME=FILE scores files: their figures by name, the one set of limits they were all
+    taken under (none when they record none) and the one world they were taken on."""
     import json
 
     figures: dict[str, dict] = {}
-    limits: dict[str, dict[str, int]] = {}
+    recorded: dict[str, dict[str, Any]] = {"limits": {}, "world": {}}
     for item in items:
         name, sep, file = item.partition("=")
         try:
@@ -316,12 +316,17 @@ def _read_scores(items: list[str]) -> tuple[dict[str, dict], dict[str, int]]:
             raise UsageError(f"--scores {item}: cannot read scores JSON ({e})") from e
         if not sep or not isinstance(figures[name], dict):
             raise UsageError(f"--scores {item}: expected NAME=FILE holding a JSON object")
-        if isinstance(figures[name].get("limits"), dict):
-            limits[name] = figures[name].pop("limits")
-    distinct = {json.dumps(v, sort_keys=True) for v in limits.values()}
-    if len(distinct) > 1:
-        raise UsageError(
-            f"--scores: taken under different limits ({', '.join(sorted(distinct))}); "
-            "a model recommends one set"
-        )
-    return figures, next(iter(limits.values()), {})
+        for key, found in recorded.items():
+            if figures[name].get(key) is not None:
+                found[name] = figures[name].pop(key)
+    for key, what in (("limits", "limits"), ("world", "worlds")):
+        distinct = {json.dumps(v, sort_keys=True) for v in recorded[key].values()}
+        if len(distinct) > 1:
+            raise UsageError(
+                f"--scores: taken under different {what} ({', '.join(sorted(distinct))}); "
+                f"a model card states one"
+            )
+    limits = next(iter(recorded["limits"].values()), {})
+    if not isinstance(limits, dict):
+        raise UsageError(f"--scores: unusable limits {limits!r}")
+    return figures, limits, next(iter(recorded["world"].values()), None)

@@ -173,10 +173,12 @@ def training_seconds(steps: list[dict[str, Any]]) -> float:
 def model_card(
     info: ModelInfo, model: ResolvedModel, parameters: int, scores: dict[str, dict[str, Any]],
     reproduce: str, notes: str = "", errors: dict[str, list[str]] | None = None,
+    world: str | None = None,
 ) -> str:  # fmt: skip
-    """The shipped model's README.md: what it is, how it was trained, what it scores and under
-    which limits (`info`: its name, training phases and recommended limits), and where it fails
-    (`errors`: an evaluation's name -> its error analysis in markdown, `failure_lines`)."""
+    """The shipped model's README.md: what it is, how it was trained, what it scores, under
+    which limits (`info`: its name, training phases and recommended limits) and on which world
+    (its hash, as `train eval` records it), and where it fails (`errors`: an evaluation's name
+    -> its error analysis in markdown, `failure_lines`)."""
     config_file = model.dir / (ADAPTER_CONFIG if model.is_adapter else "config.json")
     config = read_json_object(config_file, what="model config")
     if model.is_adapter:
@@ -228,6 +230,9 @@ def model_card(
         if info.limits.given():
             lines += ["", f"Taken under these limits, which `ask` and `eval` use by default "
                       f"(wideseek.json; flags and config win): {_limits_text(info)}."]  # fmt: skip
+        if world:  # a world's pages change between versions while its task ids stay
+            lines += ["", f"Taken on world {world} (`wideseek world stats` names the installed "
+                      "one; on another the same tasks read other pages)."]  # fmt: skip
     else:
         lines.append("Not measured.")
     if errors:

@@ -5,10 +5,10 @@ Contract. `list_members(subject, capacity)` is a step routine (see `oracle.steps
 cannot find them), and where the names were cut out of a longer list, a note saying how (the
 first and last name of the cut, with their numbers). The subagent thinks the note before it
 reports. The lists of elements and states show the number they are ordered by beside each
-name (atomic numbers, years of admission), so a cut is a copy between two numbers, not counting: the shipped model's
-listers were right on 6 of 17 test tasks when the pages gave names only. One strategy per
-family of `world/families.py`,
-each the way a careful person would use a search engine over the world's pages:
+name (atomic numbers, years of admission), so a cut is a copy between two numbers, not
+counting: the shipped model's listers were right on 6 of 17 test tasks when the pages gave
+names only. One strategy per family of `world/families.py`, each the way a careful person
+would use a search engine over the world's pages:
 
 - list families: search the list page by its title, open every part that is needed, read the
   "- item" lines (ranked lists: the first N, said before the report; element blocks: the
