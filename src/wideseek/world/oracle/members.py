@@ -54,7 +54,6 @@ from wideseek.world.oracle.text import Subject, parse_hits
 PART_SIZE = 15  # names per list part, as the pages show (part k holds items 15k-14..15k)
 _EN_PART = r"^{t} \(part (?P<k>\d+) of (?P<n>\d+)\)$"
 _ZH_PART = r"^{t}（第(?P<k>\d+)/(?P<n>\d+)部分）$"
-_ELEMENT_INTRO = re.compile(r"atomic numbers (?P<lo>\d+) to (?P<hi>\d+)")
 _CONTINENT = re.compile(
     r"is a (?:country|sovereign state located) in (?P<v>[^.]+)\.|Located in (?P<w>[^,]+), "
 )
