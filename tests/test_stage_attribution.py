@@ -42,6 +42,12 @@ def test_the_oracles_runs_lose_nothing_at_any_stage(oracle_runs):
         assert recall == (1.0 if listed_names(run) else 0.0)  # a lead that named the rows: 0
     assert figures.list_names["gold"] > 0 and set(figures.list_names) == {"gold"}
     assert "right: 100% of" in stage_lines(oracle_runs)[0]
+    families = [t.task.metadata["family"] for t in oracle_runs]
+    assert figures.families == families and len(set(families)) >= 2
+    by_family = stage_lines(oracle_runs)[2]
+    assert by_family.startswith("By family (runs) the list's share of the gold keys / the ")
+    assert all(f"{family} (" in by_family for family in families)
+    assert by_family.count("100% / 1.000") == len(set(families))
 
 
 def test_the_report_command_adds_the_stages_to_the_wide_error_analysis(oracle_dir):

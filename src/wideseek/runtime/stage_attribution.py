@@ -15,7 +15,8 @@ multi-agent run with a readable gold table this module measures:
   lead that copied its reports exactly would have scored;
 - `lookup_accuracy`: of the reported values of the entities that are gold rows, the share the
   scorer counts right (pooled over runs): what looking up lost, apart from the list;
-- `answer_f1`: the run's own item F1.
+- `answer_f1`: the run's own item F1;
+- and, for tasks that name their family (the world's), the list and the answer by family.
 
 `reports_f1 - answer_f1` is what assembling the table lost; `1 - reports_f1` what listing and
 looking up lost, of which the list bounds the recall. Reports are read in the demonstrations'
@@ -53,6 +54,7 @@ class StageFigures:
     reports_f1: list[float] = field(default_factory=list)
     lookup_cells: list[tuple[float, float]] = field(default_factory=list)  # (right, scored)
     answer_f1: list[float] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)  # each run's task family ("" if none)
 
 
 def _name(text: str) -> str:
@@ -113,6 +115,7 @@ async def _measure(trajectories: Iterable[Trajectory], scorer: TaskScorer) -> St
         cells = (reports.get("metric_cells") or {}).values()
         out.lookup_cells.append((sum(c[0] for c in cells), sum(c[1] for c in cells)))
         out.answer_f1.append(float(traj.scores.get("item_f1") or 0.0))
+        out.families.append(str(traj.task.metadata.get("family") or ""))
     return out
 
 
@@ -142,4 +145,23 @@ def stage_lines(trajectories: Iterable[Trajectory], scorer: TaskScorer | None = 
         f"{lookups}; the lookup reports, copied as they are, would score item F1 "
         f"{mean(f.reports_f1):.3f}; the answers scored {mean(f.answer_f1):.3f}.",
         "",
+        *_family_lines(f),
     ]
+
+
+def _family_lines(f: StageFigures) -> list[str]:
+    """The list and the answer by task family (the world's tasks name theirs): which kinds of
+    list a model cuts wrong."""
+    runs: dict[str, list[int]] = {}
+    for i, family in enumerate(f.families):
+        if family:
+            runs.setdefault(family, []).append(i)
+    if len(runs) < 2:
+        return []
+    parts = [
+        f"{family} ({len(ix)}) {mean(f.list_recall[i] for i in ix):.0%} / "
+        f"{mean(f.answer_f1[i] for i in ix):.3f}"
+        for family, ix in sorted(runs.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    ]
+    return ["By family (runs) the list's share of the gold keys / the answers' item F1: "
+            + "; ".join(parts) + ".", ""]  # fmt: skip
