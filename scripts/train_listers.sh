@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The lister stage of the default model, as an experiment (not shipped): stage 1's adapter
+# The lister stage of the default model, as an experiment (not shipped; measured to break the
+# lead when trained from the shipped model: configs/sft-listers.yaml): stage 1's adapter
 # trained further on the listing subagents' demonstrations only (configs/sft-listers.yaml says
 # why: the report's stage attribution puts the shipped model's loss in its lists), then scored
 # on the first N wide + N deep test tasks in the template and the held-out wordings, beside its
