@@ -132,3 +132,23 @@ def test_an_agents_pattern_trains_only_the_agents_it_finds(setup, tmp_path):
     assert again == every  # the cache of every agent was not overwritten by the selection
     with pytest.raises(ValueError, match=r"(?s)agents.*not a regular expression"):
         SFTRun(out_dir="x", agents="(List", **fields)
+
+
+def test_more_selections_add_their_own_agents_and_limits(setup, tmp_path):
+    model_dir, demos = setup
+    train = {"epochs": 1, "warmup_steps": 0, "lora": {"r": 2}, "dtype": "fp32"}
+    fields = {"model": str(model_dir), "trajectories": [str(demos)], "train": train}
+    also = [
+        {"trajectories": [str(demos)], "roles": ["lead"]},
+        {"trajectories": [str(demos)], "roles": ["subagent"], "role_limits": {"subagent": 1}},
+    ]
+    run = SFTRun(
+        out_dir=str(tmp_path / "a"), roles=["subagent"], agents="Chile$", also=also, **fields
+    )
+    roles = plan_run(run).roles
+    # the main selection's Chile subagent, the lead, one of the two subagents sampled
+    assert roles["lead"].examples == 1 and roles["subagent"].examples == 2
+    with pytest.raises(ValueError, match=r"(?s)also\.0\.agents.*not a regular expression"):
+        SFTRun(out_dir="x", also=[{"trajectories": [str(demos)], "agents": "(List"}], **fields)
+    with pytest.raises(ValueError, match=r"(?s)also\.0\.model.*Extra inputs"):
+        SFTRun(out_dir="x", also=[{"trajectories": [str(demos)], "model": "m"}], **fields)

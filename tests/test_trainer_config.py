@@ -175,7 +175,7 @@ def test_a_broken_override_value_is_one_line(capsys, no_agents):
     assert no_agents == []
 
 
-@pytest.mark.parametrize("name", ["sft-default", "sft-stage2", "sft-listers"])
+@pytest.mark.parametrize("name", ["sft-default", "sft-stage2", "sft-listers", "sft-refresh"])
 def test_the_shipped_sft_run_files_are_valid(name):
     path = Path(__file__).parent.parent / "configs" / f"{name}.yaml"
     run = validate_tree(SFTRun, read_yaml_tree(path), path)
@@ -184,3 +184,7 @@ def test_the_shipped_sft_run_files_are_valid(name):
         assert wanted.search("List the 9 most populous cities of Nigeria.")
         assert wanted.search("列出与乍得陆地接壤的所有国家，每行一个名称，按顺序编号。")
         assert not wanted.search("For each of these cities, find Population: Lagos (Nigeria).")
+    if name == "sft-refresh":  # every other agent beside the listers: no role left out
+        trained = {(role, s.agents) for s in (run, *run.also) for role in s.roles}
+        assert {"lead", "subagent"} <= {role for role, _ in trained}
+        assert ("subagent", r"^(?!List\b|列出)") in trained  # the lookups too

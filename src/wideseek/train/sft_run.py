@@ -2,8 +2,9 @@
 
 Contract: `SFTRun` is the file's schema; `run_sft(run)` does, in order:
 1) SFT of `model` on the assistant tokens of the given trajectories (at most `role_limits`
-   examples of a role; tokenised in parallel and cached on disk, train/example_cache.py, so a
-   second or resumed run starts training at once), in `out_dir/sft/`;
+   examples of a role; more selections of files, roles and agents in `also`; tokenised in
+   parallel and cached on disk, train/example_cache.py, so a second or resumed run starts
+   training at once), in `out_dir/sft/`;
 2) at every `train.eval_every` steps and at the end: the teacher-forced probe (loss, token and
    copy accuracy, train/copy_probe.py) on the held-out `probe_trajectories` when given, and
    the end-to-end dev evaluation (train/dev_eval.py) when `dev_eval` is set, both as
@@ -42,18 +43,12 @@ class RunError(WideseekError, ValueError):
     """A run file that points to missing or unusable data."""
 
 
-class SFTRun(BaseModel):
+class Selection(BaseModel):
+    """Which agents of which trajectory files are trained on, and how many of each role."""
+
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(
-        description="initial model: 'default' (SmolLM2-135M), a .gguf file, a model or adapter dir"
-    )
-    out_dir: str = Field(description="sft/ goes here")
     trajectories: list[str] = Field(min_length=1, description="JSONL files or globs (oracle)")
-    probe_trajectories: list[str] = Field(
-        default_factory=list, description="held-out trajectories for the copy probe"
-    )
-    probe_examples: int = Field(64, ge=1, description="examples of the probe set used")
     roles: list[Role] = Field(["lead", "subagent", "single"], description="agents trained on")
     agents: str | None = Field(
         None,
@@ -66,6 +61,36 @@ class SFTRun(BaseModel):
         description="at most N examples of a role (a seeded sample), e.g. {subagent: 300}: "
         "subagents outnumber leads and their pages make them long",
     )
+
+    @field_validator("agents")
+    @classmethod
+    def _agents_is_a_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a regular expression: {e}") from None
+        return value
+
+
+class SFTRun(Selection):
+    """The run file: the start model, the main selection of examples (the fields it shares
+    with `Selection`), further selections (`also`), training settings and evaluations."""
+
+    model: str = Field(
+        description="initial model: 'default' (SmolLM2-135M), a .gguf file, a model or adapter dir"
+    )
+    out_dir: str = Field(description="sft/ goes here")
+    also: list[Selection] = Field(
+        default_factory=list,
+        description="more selections trained on beside the main one, each with its own "
+        "files, roles, agents pattern and role limits: e.g. every listing subagent, and a "
+        "sample of the other agents so that their skills hold",
+    )
+    probe_trajectories: list[str] = Field(
+        default_factory=list, description="held-out trajectories for the copy probe"
+    )
+    probe_examples: int = Field(64, ge=1, description="examples of the probe set used")
     train: dict[str, Any] = Field(
         default_factory=dict,
         description="SFTConfig fields (wideseek.train.sft) but model and out_dir, checked when "
@@ -80,16 +105,6 @@ class SFTRun(BaseModel):
         description="processes that tokenise the demonstrations (None: this machine's CPUs, "
         "at most 8); the result is cached, so a second or resumed run skips it",
     )
-
-    @field_validator("agents")
-    @classmethod
-    def _agents_is_a_pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise ValueError(f"not a regular expression: {e}") from None
-        return value
 
     @field_validator("train")
     @classmethod
@@ -126,20 +141,34 @@ def load_trajectories(paths: list[Path]) -> list[Trajectory]:
 
 
 def _examples(
-    run: SFTRun, model: ResolvedModel, patterns: list[str], max_length: int
+    selection: Selection,
+    model: ResolvedModel,
+    patterns: list[str],
+    max_length: int,
+    workers: int | None,
 ) -> list[SFTExample]:
     """The examples of the trajectory files `patterns` name, tokenised once (cached on disk,
-    train/example_cache.py), then sampled down to the role limits."""
+    train/example_cache.py), then sampled down to the selection's role limits."""
     paths = expand_paths(patterns)
-    roles = tuple(run.roles)
-    key = ExampleKey(tuple(paths), model.tokenizer_dir, max_length, roles, run.agents)
+    roles = tuple(selection.roles)
+    key = ExampleKey(tuple(paths), model.tokenizer_dir, max_length, roles, selection.agents)
 
     def build() -> list[SFTExample]:
-        trajectories = select_agents(load_trajectories(paths), run.agents)
+        trajectories = select_agents(load_trajectories(paths), selection.agents)
         tokenizer = load_tokenizer(model)
-        return parallel_examples(tokenizer, trajectories, max_length, roles, run.tokenize_workers)
+        return parallel_examples(tokenizer, trajectories, max_length, roles, workers)
 
-    return limit_roles(cached_examples(key, build), run.role_limits)
+    return limit_roles(cached_examples(key, build), selection.role_limits)
+
+
+def _training_examples(run: SFTRun, model: ResolvedModel, max_length: int) -> list[SFTExample]:
+    """The main selection's examples, then each of `run.also`'s."""
+    examples: list[SFTExample] = []
+    for selection in (run, *run.also):
+        examples += _examples(
+            selection, model, selection.trajectories, max_length, run.tokenize_workers
+        )
+    return examples
 
 
 def select_agents(trajectories: list[Trajectory], pattern: str | None) -> list[Trajectory]:
@@ -181,7 +210,7 @@ def _evaluator(run: SFTRun, model: ResolvedModel, out: Path, max_length: int) ->
     """Probe and/or dev evaluation, merged into one metrics dict per evaluation."""
     parts: list[Callable[[str, int], dict[str, Any]]] = []
     if run.probe_trajectories:
-        probe_set = _examples(run, model, run.probe_trajectories, max_length)
+        probe_set = _examples(run, model, run.probe_trajectories, max_length, run.tokenize_workers)
         probe_set = probe_set[: run.probe_examples]
         if not probe_set:
             raise RunError("probe_trajectories hold no usable examples")
@@ -203,10 +232,11 @@ def _inputs(run: SFTRun) -> tuple[SFTConfig, ResolvedModel, list[SFTExample]]:
     out_dir = str(Path(run.out_dir) / "sft")
     config = SFTConfig(**{**run.train, "model": run.model, "out_dir": out_dir})
     model = resolve_model(run.model)
-    examples = _examples(run, model, run.trajectories, config.max_length)
+    examples = _training_examples(run, model, config.max_length)
     if not examples:
+        files = [f for selection in (run, *run.also) for f in selection.trajectories]
         raise RunError(
-            f"no usable examples in {', '.join(run.trajectories)} (failed agents and ones "
+            f"no usable examples in {', '.join(files)} (failed agents and ones "
             f"longer than max_length={config.max_length} are skipped)"
         )
     return config, model, examples
