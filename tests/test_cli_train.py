@@ -70,6 +70,7 @@ def test_plan_says_the_steps_and_tokens_the_run_then_takes(setup, tmp_path, caps
     printed = capsys.readouterr().out
     assert not (tmp_path / "run").exists()  # nothing trained
     assert "lead" in printed and "subagent" in printed and "all" in printed
+    assert "by selection" not in printed  # one selection: by role only
     assert run(["train", "sft", "--config", str(config), *overrides, "--no-progress"]) == 0
     last = json.loads((tmp_path / "run" / "sft" / "metrics.jsonl").read_text().splitlines()[-1])
     assert f"{last['step']:,} optimizer steps, {last['tokens_seen']:,} tokens read" in printed

@@ -145,9 +145,16 @@ def test_more_selections_add_their_own_agents_and_limits(setup, tmp_path):
     run = SFTRun(
         out_dir=str(tmp_path / "a"), roles=["subagent"], agents="Chile$", also=also, **fields
     )
-    roles = plan_run(run).roles
+    plan = plan_run(run)
     # the main selection's Chile subagent, the lead, one of the two subagents sampled
-    assert roles["lead"].examples == 1 and roles["subagent"].examples == 2
+    assert plan.roles["lead"].examples == 1 and plan.roles["subagent"].examples == 2
+    assert [(label.split(":")[0], f.examples) for label, f in plan.selections.items()] == [
+        ("main", 1),
+        ("also 1", 1),
+        ("also 2", 1),
+    ]
+    assert list(plan.selections)[0] == "main: subagent /Chile$/ in " + demos.parent.name
+    assert plan_run(run.model_copy(update={"also": []})).selections == {}  # one: by role only
     with pytest.raises(ValueError, match=r"(?s)also\.0\.agents.*not a regular expression"):
         SFTRun(out_dir="x", also=[{"trajectories": [str(demos)], "agents": "(List"}], **fields)
     with pytest.raises(ValueError, match=r"(?s)also\.0\.model.*Extra inputs"):

@@ -72,6 +72,13 @@ def _print_plan(plan: SFTPlan) -> None:
         table.add_row(role, f"{f.examples:,}", f"{f.tokens:,}", f"{f.labelled:,}")
     console = Console()
     console.print(table)
+    if plan.selections:
+        parts = Table(title="by selection of the run file (the main one, then also:)")
+        for name in ("selection", "examples", "tokens", "labelled tokens"):
+            parts.add_column(name, justify="left" if name == "selection" else "right")
+        for label, f in plan.selections.items():
+            parts.add_row(label, f"{f.examples:,}", f"{f.tokens:,}", f"{f.labelled:,}")
+        console.print(parts)
     console.print(
         f"{plan.epochs:g} epoch(s) over {plan.batches_per_epoch:,} micro-batches: "
         f"{plan.steps:,} optimizer steps, {plan.tokens:,} tokens read "

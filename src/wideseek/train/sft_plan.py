@@ -1,7 +1,8 @@
 """What an SFT run will train on, before it trains: `wideseek train sft --plan`.
 
-Contract: `plan_sft(config, examples, processes) -> SFTPlan`: the examples by role (how many,
-their tokens, the labelled ones among them) and the schedule train_sft will follow with
+Contract: `plan_sft(config, examples, processes, selections) -> SFTPlan`: the examples by
+role (how many, their tokens, the labelled ones among them), and by the run file's selection
+when it has several, and the schedule train_sft will follow with
 `processes` data-parallel processes: micro-batches an epoch, optimizer steps, and the tokens
 the run reads (padding excluded: the `tokens` a metrics row counts), walked micro-batch by
 micro-batch as the trainer walks them. The examples are the ones the run would get (role
@@ -12,9 +13,8 @@ schedule, not models.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wideseek.train.sft import MicroBatches, SFTConfig, optimizer_steps
 from wideseek.train.sft_data import SFTExample
@@ -35,6 +35,8 @@ class SFTPlan:
     tokens: int  # read over the whole run, padding excluded
     epochs: float
     processes: int
+    # a run file's selections (SFTRun.also), each one's examples by its label; empty for one
+    selections: dict[str, RoleFigures] = field(default_factory=dict)
 
     @property
     def total(self) -> RoleFigures:
@@ -46,20 +48,36 @@ class SFTPlan:
         )
 
 
-def plan_sft(config: SFTConfig, examples: Sequence[SFTExample], processes: int = 1) -> SFTPlan:
-    examples = [e for e in examples if len(e.input_ids) <= config.max_length]
+def figures_of(examples: Sequence[SFTExample]) -> RoleFigures:
+    return RoleFigures(
+        examples=len(examples),
+        tokens=sum(len(e.input_ids) for e in examples),
+        labelled=sum(e.n_target_tokens for e in examples),
+    )
+
+
+def plan_sft(
+    config: SFTConfig,
+    examples: Sequence[SFTExample],
+    processes: int = 1,
+    selections: Sequence[tuple[str, Sequence[SFTExample]]] = (),
+) -> SFTPlan:
+    """The plan of training on `examples`; `selections` (label, examples) are the parts the
+    examples were selected in, counted apart."""
+
+    def fit(group: Sequence[SFTExample]) -> list[SFTExample]:
+        return [e for e in group if len(e.input_ids) <= config.max_length]
+
+    examples = fit(examples)
     if not examples:
         raise ValueError("no training examples (check the trajectories and max_length)")
-    counts: Counter[str] = Counter()
-    tokens: Counter[str] = Counter()
-    labelled: Counter[str] = Counter()
+    by_role: dict[str, list[SFTExample]] = {}
     for e in examples:
-        counts[e.role] += 1
-        tokens[e.role] += len(e.input_ids)
-        labelled[e.role] += e.n_target_tokens
-    roles = {r: RoleFigures(counts[r], tokens[r], labelled[r]) for r in counts}
+        by_role.setdefault(e.role, []).append(e)
+    roles = {r: figures_of(group) for r, group in by_role.items()}
     batches = MicroBatches(examples, config)  # the ones train_sft takes, in its order
     steps = optimizer_steps(batches.per_epoch, config, processes)
     taken = range(steps * config.grad_accum * processes)
     read = sum(len(examples[i].input_ids) for g in taken for i in batches[g])
-    return SFTPlan(roles, batches.per_epoch, steps, read, config.epochs, processes)
+    parts = {label: figures_of(fit(group)) for label, group in selections}
+    return SFTPlan(roles, batches.per_epoch, steps, read, config.epochs, processes, parts)

@@ -161,14 +161,24 @@ def _examples(
     return limit_roles(cached_examples(key, build), selection.role_limits)
 
 
-def _training_examples(run: SFTRun, model: ResolvedModel, max_length: int) -> list[SFTExample]:
+def _training_examples(
+    run: SFTRun, model: ResolvedModel, max_length: int
+) -> list[tuple[Selection, list[SFTExample]]]:
     """The main selection's examples, then each of `run.also`'s."""
-    examples: list[SFTExample] = []
-    for selection in (run, *run.also):
-        examples += _examples(
-            selection, model, selection.trajectories, max_length, run.tokenize_workers
+    return [
+        (
+            selection,
+            _examples(selection, model, selection.trajectories, max_length, run.tokenize_workers),
         )
-    return examples
+        for selection in (run, *run.also)
+    ]
+
+
+def selection_label(selection: Selection) -> str:
+    """'subagent /^(List)/ in oracle-wide-train-multi': roles, agents pattern, files' folders."""
+    files = ", ".join(Path(p).parent.name or p for p in selection.trajectories)
+    pattern = f" /{selection.agents}/" if selection.agents else ""
+    return f"{', '.join(selection.roles)}{pattern} in {files}"
 
 
 def select_agents(trajectories: list[Trajectory], pattern: str | None) -> list[Trajectory]:
@@ -226,31 +236,40 @@ def _evaluator(run: SFTRun, model: ResolvedModel, out: Path, max_length: int) ->
     return evaluate
 
 
-def _inputs(run: SFTRun) -> tuple[SFTConfig, ResolvedModel, list[SFTExample]]:
+def _inputs(
+    run: SFTRun,
+) -> tuple[SFTConfig, ResolvedModel, list[tuple[Selection, list[SFTExample]]]]:
     """The trainer's config, the start model (resolved once: the data's tokenizer and the
-    trainer's weights) and the examples."""
+    trainer's weights) and the examples of each selection."""
     out_dir = str(Path(run.out_dir) / "sft")
     config = SFTConfig(**{**run.train, "model": run.model, "out_dir": out_dir})
     model = resolve_model(run.model)
-    examples = _training_examples(run, model, config.max_length)
-    if not examples:
+    groups = _training_examples(run, model, config.max_length)
+    if not any(examples for _, examples in groups):
         files = [f for selection in (run, *run.also) for f in selection.trajectories]
         raise RunError(
             f"no usable examples in {', '.join(files)} (failed agents and ones "
             f"longer than max_length={config.max_length} are skipped)"
         )
-    return config, model, examples
+    return config, model, groups
 
 
 def run_sft(run: SFTRun, show_progress: bool = True) -> Path:
     """SFT with evaluations; returns the final model directory."""
-    config, model, examples = _inputs(run)
+    config, model, groups = _inputs(run)
+    examples = [e for _, group in groups for e in group]
     evaluate = _evaluator(run, model, Path(run.out_dir) / "sft", config.max_length)
     return train_sft(config, examples, evaluate, show_progress, resolved=model)
 
 
 def plan_run(run: SFTRun, processes: int = 1) -> SFTPlan:
-    """What `run_sft(run)` would train on and for how long (train/sft_plan.py); trains
-    nothing, and leaves the examples cached for the run."""
-    config, _, examples = _inputs(run)
-    return plan_sft(config, examples, processes)
+    """What `run_sft(run)` would train on and for how long (train/sft_plan.py), by selection
+    when `run.also` adds some; trains nothing, and leaves the examples cached for the run."""
+    config, _, groups = _inputs(run)
+    examples = [e for _, group in groups for e in group]
+    parts = [
+        (f"{f'also {i}' if i else 'main'}: {selection_label(s)}", group)
+        for i, (s, group) in enumerate(groups)
+    ]
+    parts = parts if run.also else []
+    return plan_sft(config, examples, processes, parts)
