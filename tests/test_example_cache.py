@@ -153,7 +153,7 @@ def test_more_selections_add_their_own_agents_and_limits(setup, tmp_path):
         ("also 1", 1),
         ("also 2", 1),
     ]
-    assert list(plan.selections)[0] == "main: subagent /Chile$/ in " + demos.parent.name
+    assert next(iter(plan.selections)) == "main: subagent /Chile$/ in " + demos.parent.name
     assert plan_run(run.model_copy(update={"also": []})).selections == {}  # one: by role only
     with pytest.raises(ValueError, match=r"(?s)also\.0\.agents.*not a regular expression"):
         SFTRun(out_dir="x", also=[{"trajectories": [str(demos)], "agents": "(List"}], **fields)
