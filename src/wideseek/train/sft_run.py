@@ -85,7 +85,8 @@ class SFTRun(Selection):
         default_factory=list,
         description="more selections trained on beside the main one, each with its own "
         "files, roles, agents pattern and role limits: e.g. every listing subagent, and a "
-        "sample of the other agents so that their skills hold",
+        "sample of the other agents so that their skills hold (an agent that two selections "
+        "pick is trained on twice)",
     )
     probe_trajectories: list[str] = Field(
         default_factory=list, description="held-out trajectories for the copy probe"
