@@ -16,7 +16,9 @@ from wideseek.errors import UsageError
 from wideseek.runtime import EvalLimits
 
 if TYPE_CHECKING:
-    from wideseek.train.sft_plan import SFTPlan
+    from rich.table import Table
+
+    from wideseek.train.sft_plan import RoleFigures, SFTPlan
 
 app = command_group(
     help="Train the model: LoRA SFT of SmolLM2-135M, multi-agent RL, dev evaluation, shipping.",
@@ -61,24 +63,31 @@ def sft(
     typer.echo(f"final model: {final}")
 
 
-def _print_plan(plan: SFTPlan) -> None:
-    from rich.console import Console
+def _figures_table(title: str, first: str, rows: list[tuple[str, RoleFigures]]) -> Table:
     from rich.table import Table
 
-    table = Table(title="examples (longer than max_length left out; role limits applied)")
-    for name in ("role", "examples", "tokens", "labelled tokens"):
-        table.add_column(name, justify="left" if name == "role" else "right")
-    for role, f in [*plan.roles.items(), ("all", plan.total)]:
-        table.add_row(role, f"{f.examples:,}", f"{f.tokens:,}", f"{f.labelled:,}")
+    table = Table(title=title)
+    for name in (first, "examples", "tokens", "labelled tokens"):
+        table.add_column(name, justify="left" if name == first else "right")
+    for label, f in rows:
+        table.add_row(label, f"{f.examples:,}", f"{f.tokens:,}", f"{f.labelled:,}")
+    return table
+
+
+def _print_plan(plan: SFTPlan) -> None:
+    from rich.console import Console
+
     console = Console()
-    console.print(table)
+    console.print(
+        _figures_table(
+            "examples (longer than max_length left out; role limits applied)",
+            "role",
+            [*plan.roles.items(), ("all", plan.total)],
+        )
+    )
     if plan.selections:
-        parts = Table(title="by selection of the run file (the main one, then also:)")
-        for name in ("selection", "examples", "tokens", "labelled tokens"):
-            parts.add_column(name, justify="left" if name == "selection" else "right")
-        for label, f in plan.selections.items():
-            parts.add_row(label, f"{f.examples:,}", f"{f.tokens:,}", f"{f.labelled:,}")
-        console.print(parts)
+        title = "by selection of the run file (the main one, then also:)"
+        console.print(_figures_table(title, "selection", list(plan.selections.items())))
     console.print(
         f"{plan.epochs:g} epoch(s) over {plan.batches_per_epoch:,} micro-batches: "
         f"{plan.steps:,} optimizer steps, {plan.tokens:,} tokens read "

@@ -120,6 +120,11 @@ class SFTRun(Selection):
             raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
         return value
 
+    @property
+    def selections(self) -> list[Selection]:
+        """The main selection (this file's own fields), then each of `also`."""
+        return [self, *self.also]
+
 
 def expand_paths(patterns: list[str]) -> list[Path]:
     paths: list[Path] = []
@@ -165,13 +170,11 @@ def _examples(
 def _training_examples(
     run: SFTRun, model: ResolvedModel, max_length: int
 ) -> list[tuple[Selection, list[SFTExample]]]:
-    """The main selection's examples, then each of `run.also`'s."""
+    """Each selection of the run with its examples."""
+    workers = run.tokenize_workers
     return [
-        (
-            selection,
-            _examples(selection, model, selection.trajectories, max_length, run.tokenize_workers),
-        )
-        for selection in (run, *run.also)
+        (selection, _examples(selection, model, selection.trajectories, max_length, workers))
+        for selection in run.selections
     ]
 
 
@@ -247,7 +250,7 @@ def _inputs(
     model = resolve_model(run.model)
     groups = _training_examples(run, model, config.max_length)
     if not any(examples for _, examples in groups):
-        files = [f for selection in (run, *run.also) for f in selection.trajectories]
+        files = [f for selection in run.selections for f in selection.trajectories]
         raise RunError(
             f"no usable examples in {', '.join(files)} (failed agents and ones "
             f"longer than max_length={config.max_length} are skipped)"
@@ -258,19 +261,24 @@ def _inputs(
 def run_sft(run: SFTRun, show_progress: bool = True) -> Path:
     """SFT with evaluations; returns the final model directory."""
     config, model, groups = _inputs(run)
-    examples = [e for _, group in groups for e in group]
     evaluate = _evaluator(run, model, Path(run.out_dir) / "sft", config.max_length)
-    return train_sft(config, examples, evaluate, show_progress, resolved=model)
+    return train_sft(config, _joined(groups), evaluate, show_progress, resolved=model)
 
 
 def plan_run(run: SFTRun, processes: int = 1) -> SFTPlan:
     """What `run_sft(run)` would train on and for how long (train/sft_plan.py), by selection
     when `run.also` adds some; trains nothing, and leaves the examples cached for the run."""
     config, _, groups = _inputs(run)
-    examples = [e for _, group in groups for e in group]
-    parts = [
-        (f"{f'also {i}' if i else 'main'}: {selection_label(s)}", group)
-        for i, (s, group) in enumerate(groups)
-    ]
-    parts = parts if run.also else []
-    return plan_sft(config, examples, processes, parts)
+    parts = []
+    if run.also:
+        names = ["main", *(f"also {i}" for i in range(1, len(groups)))]
+        parts = [
+            (f"{name}: {selection_label(s)}", group)
+            for name, (s, group) in zip(names, groups, strict=True)
+        ]
+    return plan_sft(config, _joined(groups), processes, parts)
+
+
+def _joined(groups: list[tuple[Selection, list[SFTExample]]]) -> list[SFTExample]:
+    """The selections' examples in one list, in the selections' order."""
+    return [e for _, group in groups for e in group]
