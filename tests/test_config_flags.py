@@ -20,7 +20,7 @@ def test_flags_win_over_set_overrides_which_win_over_the_file(tmp_path):
 
 
 def test_on_and_off_read_as_yaml_booleans_still_mean_on_and_off(tmp_path):
-    # the README's `--set engine.int8_decode=off`: YAML reads a bare off as False
+    # docs/engines.md's `--set engine.int8_decode=off`: YAML reads a bare off as False
     path = tmp_path / "run.yaml"
     path.write_text("engine: {int8_decode: on}\n")
     assert build_config(config=path).engine.int8_decode == "on"

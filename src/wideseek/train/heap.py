@@ -10,7 +10,8 @@ trainer (12 one-micro-batch steps, default recipe): without it each step's peak 
 5.8 GB to 9.0-9.6 GB within four steps and stayed there; with it the peaks went down again
 (5.6-9.1 GB, following each batch's size). Over a longer run it slows the growth without
 stopping it: stage 2 of the default model still climbed ~0.3 GB a step at its peaks (~11 to
-17 GB over 21 steps); jemalloc holds such a run at 2-6 GB at a cost in speed (README, Train).
+17 GB over 21 steps); jemalloc holds such a run at 2-6 GB at a cost in speed
+(docs/training.md, "Memory on a CPU").
 What does stop it is a fresh process: `RestartToFreeMemory` is how a trainer says "my
 checkpoint is saved and my heap has passed its limit"; `wideseek train sft` then starts itself
 again, and the new process resumes from that checkpoint.
