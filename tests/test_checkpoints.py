@@ -2,6 +2,7 @@
 metrics truncation and an atomic final/."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -75,7 +76,10 @@ class FakeAccelerator:
     def __init__(self, fail=None):
         self.fail, self.loaded = fail, []
 
-    def load_state(self, path):
+    def register_load_state_pre_hook(self, hook):
+        return SimpleNamespace(remove=lambda: None)
+
+    def load_state(self, path, strict=True):
         if self.fail:
             raise self.fail
         self.loaded.append(path)

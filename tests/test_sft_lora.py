@@ -2,10 +2,12 @@
 
 import asyncio
 import json
+import re
+import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from scripted_engine import ScriptedEngine
 from test_orchestrator import TASK, responder, tools_for
@@ -15,7 +17,7 @@ from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.model_dir import is_adapter_dir
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
-from wideseek.train.checkpoints import checkpoints
+from wideseek.train.checkpoints import CheckpointError, checkpoints
 from wideseek.train.sft import SFTConfig, train_sft
 from wideseek.train.sft_data import trajectory_examples
 from wideseek.train.trainable import LoraSettings, load_trainable
@@ -92,11 +94,24 @@ def test_a_lora_run_resumes_exactly_and_continues_from_an_adapter(model_dir, exa
     interrupted = config(model_dir, tmp_path / "b", **kw)
     with pytest.raises(KeyboardInterrupt):
         train_sft(interrupted, examples, evaluate=crash_at_3, show_progress=False)
-    assert is_adapter_dir(checkpoints(tmp_path / "b")[-1] / "model")
+    latest = checkpoints(tmp_path / "b")[-1]
+    assert is_adapter_dir(latest / "model")
+    saved = load_file(latest / "model.safetensors")  # the trained weights only, not the base
+    assert saved and all("lora_" in name for name in saved)
     resumed = train_sft(interrupted, examples, evaluate=crash_at_3, show_progress=False)
     a = load_file(whole / "adapter_model.safetensors")
     b = load_file(resumed / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # a checkpoint without one of the run's trained weights is refused, not loaded in part
+    shutil.rmtree(tmp_path / "b" / "final")
+    newest = checkpoints(tmp_path / "b")[-1] / "model.safetensors"
+    saved = load_file(newest)
+    dropped = sorted(saved)[0]
+    save_file({k: v for k, v in saved.items() if k != dropped}, newest)
+    refused = rf"lacks 1 of this run's trained weights \(first: {re.escape(dropped)}\)"
+    with pytest.raises(CheckpointError, match=refused):
+        train_sft(interrupted, examples, show_progress=False)
 
     # a later phase (or RL) starts from the adapter: it trains the same adapter further
     more = train_sft(config(whole, tmp_path / "c", epochs=2, lora=None), examples,
