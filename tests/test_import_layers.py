@@ -1,7 +1,7 @@
 """The README's import rule, checked: each layer of the package imports only the layers before it
 
-    errors, io · profiles, types, config  ←  llm, tools, eval  ←  agents  ←  world  ←  runtime
-    ←  train  ←  cli
+    errors, io, progress · profiles, types, config  ←  llm, tools, eval  ←  agents  ←  world
+    ←  runtime  ←  train  ←  cli
 
 (imports inside functions included: a deferred import is still a dependency)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "src" / "wideseek"
 LAYERS = [
-    {"errors", "io"},
+    {"errors", "io", "progress"},
     {"profiles", "types", "config"},
     {"llm", "tools", "eval"},
     {"agents"},

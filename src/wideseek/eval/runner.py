@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from wideseek.errors import UsageError
 from wideseek.io import append_jsonl_line, atomic_write_text, iter_jsonl, repair_torn_tail
+from wideseek.progress import run_progress
 from wideseek.types import Task, Trajectory, headline_metric
 
 # (task, trajectory) -> metrics such as item_f1, row_f1, success (wide) or em, f1 (qa).
@@ -145,7 +146,7 @@ async def run_benchmark(
     total = 0.0
     count = 0
 
-    progress = Progress(
+    progress = run_progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -45,6 +45,7 @@ from pydantic import Field
 from wideseek.errors import ConfigError
 from wideseek.io import repair_torn_tail
 from wideseek.llm.resolved_model import ResolvedModel
+from wideseek.progress import run_progress
 from wideseek.train import checkpoints as ckpt
 from wideseek.train.checkpoints import CheckpointError
 from wideseek.train.heap import RestartToFreeMemory, peak_resident_gb, release_free_heap
@@ -213,7 +214,6 @@ def train_sft(
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from rich.progress import Progress
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     examples = [e for e in examples if len(e.input_ids) <= config.max_length]
@@ -300,7 +300,7 @@ def train_sft(
     model.train()
     start = time.time()
     losses: list[float] = []
-    progress = Progress(disable=not show_progress or not accelerator.is_main_process)
+    progress = run_progress(disable=not show_progress or not accelerator.is_main_process)
     if accelerator.is_main_process:
         repair_torn_tail(metrics_path)  # a run killed mid-line, before any checkpoint
     with progress:
