@@ -87,7 +87,9 @@ def test_eval_world_oracle_both_suites_as_json_resumes(tmp_path, capsys):
     argv = ["eval", "world", "--oracle", "--suite", "both", "--limit", "1", "--json",
             "--out", str(out)]  # fmt: skip
     assert run(argv) == 0
-    scores = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    scores = json.loads(printed.out)  # stdout: the JSON alone; progress went to stderr
+    assert "world-wide-dev (0 done before) item_f1 1.000: 1/1 (100%)" in printed.err
     assert scores["wide_item_f1"] == 1.0 and scores["deep_em"] == 1.0
     assert scores["limits"] == EVAL_LIMITS.given()  # nothing set: the one set of limits
     assert [len(read_results(out / s)) for s in ("wide", "deep")] == [1, 1]

@@ -255,7 +255,7 @@ def world_eval(
         run_world(loaded, tasks, out, split=split, config=cfg, limits=limits, oracle=oracle,
                   reworded=reworded, per_suite_dirs=per_suite_dirs, trials=trials,
                   concurrency=concurrency, judge=OfflineJudge(),
-                  show_progress=show_progress and not as_json)  # stdout: the JSON alone
+                  show_progress=show_progress)  # on stderr: stdout holds the JSON alone
     )  # fmt: skip
     if as_json:
         world = loaded.manifest.world_hash[:16]

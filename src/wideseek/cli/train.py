@@ -162,7 +162,6 @@ def eval_(
     world_eval(
         cfg, limits, {"wide": wide, "deep": deep}, split, out=out, world_dir=world,
         oracle=oracle, reworded=reworded, concurrency=8, per_suite_dirs=True, as_json=True,
-        show_progress=False,
     )  # fmt: skip
 
 
