@@ -55,11 +55,11 @@ def test_fields_follow_the_description_and_an_unknown_total_prints_the_count(clo
     clock[0] += 10
     progress.update(bar, advance=1)
     progress.update(bar, advance=1, running="item_f1 0.412")
-    open_ended = progress.add_task("pages", total=None)
+    open_ended = progress.add_task("[bold]pages", total=None)
     clock[0] += 5
     progress.update(open_ended, advance=3)
     assert lines(console) == [
         "wide (2 done before): 1/4 (25%), 0:00:10 elapsed, ~0:00:30 left",
         "wide (2 done before) item_f1 0.412: 2/4 (50%), 0:00:10 elapsed, ~0:00:10 left",
-        "pages: 3, 0:00:05 elapsed",
+        "[bold]pages: 3, 0:00:05 elapsed",
     ]

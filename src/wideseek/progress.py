@@ -73,7 +73,7 @@ class LineProgress:
         done = task.total is not None and task.completed >= task.total
         if done or now - task.printed >= self.every_s:
             task.printed = now
-            self.console.print(self.line(task, now), highlight=False, soft_wrap=True)
+            self.console.print(self.line(task, now), markup=False, highlight=False, soft_wrap=True)
 
     def line(self, task: _Task, now: float) -> str:
         """`description fields: completed/total (pct), elapsed, ~left` (what is known of it)."""
