@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from wideseek.cli.common import command_group
 from wideseek.cli.options import DEFAULT_PROFILE, Mode, Profile
+from wideseek.progress import run_progress
 from wideseek.runtime.oracle_run import OracleSummary, run_oracle
 from wideseek.world import build_world, load_world, pack_world
 from wideseek.world.build import BUILD_STAGES
@@ -37,7 +37,7 @@ def build(
 ) -> None:
     """Build corpus, wide/deep tasks and gold tables from the pinned fact packages."""
     start = time.perf_counter()
-    with Progress(console=console) as progress:
+    with run_progress() as progress:
         bar = progress.add_task("building world", total=BUILD_STAGES)
 
         def step(stage: str, n: int) -> None:
