@@ -46,6 +46,15 @@ def test_a_good_directory_loads(good):
     assert load_tokenizer(good).pad_token is not None
 
 
+def test_a_load_draws_no_bar_into_a_log(good, capfd):
+    # stderr is captured here, as in a run under nohup: the bar's redraws would fill the log
+    from transformers.utils import logging as hf_logging
+
+    load_causal_lm(good)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # turned back on for whoever shares the process
+
+
 @pytest.mark.parametrize("what", sorted(BREAKS))
 def test_a_broken_directory_is_a_model_dir_error(good, tmp_path, what):
     model = broken(good, tmp_path, what)

@@ -10,6 +10,11 @@ transformers' hub kernels stay off (`use_kernels=False`): transformers 5.x other
 kernels (e.g. kernels-community/rotary) from the Hub when a model loads on CUDA, which fails
 offline; the model's own PyTorch code is what wideseek measures and trains.
 
+Where stderr is not a terminal (a run under `nohup ... > log`), transformers' "Loading weights"
+bar is off for the load: tqdm would write every redraw into the log, a screenful of carriage
+returns at each load (training reloads itself after a memory restart; evaluations load once per
+run), where the project's own progress lines (wideseek.progress) say what a log needs.
+
 `quiet_peft()` wraps every peft call that wraps a model (here and in train/trainable.py):
 peft reads transformers 5's deprecated `is_gradient_checkpointing` then, a FutureWarning on
 every load and every training run that tells a user nothing they can act on.
@@ -23,6 +28,7 @@ use: this module costs nothing to import.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +55,21 @@ def quiet_peft() -> Iterator[None]:
             "ignore", "`is_gradient_checkpointing` is deprecated", category=FutureWarning
         )
         yield
+
+
+@contextlib.contextmanager
+def _no_bar_in_logs() -> Iterator[None]:
+    """transformers' loading bar off while stderr is not a terminal (module docstring)."""
+    from transformers.utils import logging as hf_logging
+
+    if sys.stderr.isatty() or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(model: ModelSpec) -> Any:
@@ -87,6 +108,7 @@ def _load_full_model(path: Path, **kwargs: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(path, use_kernels=False, **kwargs)
+        with _no_bar_in_logs():
+            return AutoModelForCausalLM.from_pretrained(path, use_kernels=False, **kwargs)
     except _load_errors() as e:
         raise ModelDirError(f"{path}: cannot load model ({first_line(e)})") from e
