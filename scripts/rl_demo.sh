@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 run=${WIDESEEK_RUN_DIR:-runs/rl-demo}
 prepared=${WIDESEEK_RL_PREPARED:-$run/prepare}
 seeds=${WIDESEEK_SEEDS:-"1 2 3"}
-limits=(--lead-turns 4 --subagent-turns 5 --single-turns 20 --max-response-tokens 256)
+limits=(--single-turns 20)  # the rest: the model's own (configs/rl-demo-cpu.yaml)
 
 prepare() {
     [ -s "$prepared/pass-rates.json" ] || wideseek train rl --config configs/rl-demo-cpu.yaml \
