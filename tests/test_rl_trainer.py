@@ -403,15 +403,27 @@ def test_train_rl_runs_from_a_yaml_file_and_says_why_it_stopped(model_dir, tmp_p
     assert run_cli(["train", "rl", "--config", str(path), "lr=-1"]) != 0  # a bad value: refused
 
 
-@pytest.mark.parametrize("name", ["rl-cpu.yaml", "rl-published.yaml", "rl-remote.yaml"])
-def test_the_shipped_run_files_load(name):
-    from pathlib import Path
-
+def shipped_run_file(name: str) -> RLConfig:
     from wideseek.config import read_yaml_tree, validate_tree
 
     path = Path(__file__).parent.parent / "configs" / name
-    run = validate_tree(RLConfig, read_yaml_tree(path, []), path)
+    return validate_tree(RLConfig, read_yaml_tree(path, []), path)
+
+
+@pytest.mark.parametrize(
+    "name", ["rl-cpu.yaml", "rl-published.yaml", "rl-remote.yaml", "rl-demo-cpu.yaml"]
+)
+def test_the_shipped_run_files_load(name):
+    run = shipped_run_file(name)
     assert run.credit == "published" and run.normalise_over == "step"
+
+
+def test_the_demo_takes_its_limits_from_the_start_model():
+    """Only the single agent's turns are written (no model card has them): every other limit,
+    in rollouts and dev evaluations, is the start model's recommendation."""
+    run = shipped_run_file("rl-demo-cpu.yaml")
+    assert run.agent.model_fields_set == {"single_turns"}
+    assert set(run.eval.agent) == {"temperature", "seed", "single_turns"}
 
 
 def test_the_demo_guards_would_have_stopped_the_second_arm_before_its_last_step():
