@@ -131,3 +131,25 @@ def test_top_layers_adapts_only_the_top_of_the_stack(model_dir):
     full = load_trainable(model_dir)
     assert not full.is_lora and full.dtype == torch.float32
     assert full.trainable_parameters() == sum(p.numel() for p in full.model.parameters())
+
+
+def test_a_resume_over_a_base_that_changed_at_its_path_is_refused(examples, tmp_path):
+    # checkpoints leave the frozen base out: a resume loads it from the base's directory again
+    base = make_tiny_lm(tmp_path / "base", max_positions=2048)
+    run = config(base, tmp_path / "run", epochs=2, batch_tokens=1300, save_every=1, eval_every=1)
+
+    def crash_at_1(model: str, step: int) -> dict:
+        if step == 1:
+            raise KeyboardInterrupt
+        return {}
+
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(run, examples, evaluate=crash_at_1, show_progress=False)
+    weights = base / "model.safetensors"
+    original = load_file(weights)
+    name = sorted(original)[0]
+    save_file({**original, name: original[name] + 1e-3}, weights, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="trained over other frozen base weights"):
+        train_sft(run, examples, show_progress=False)
+    save_file(original, weights, metadata={"format": "pt"})  # the same base again: it resumes
+    assert (train_sft(run, examples, show_progress=False) / "adapter_model.safetensors").exists()

@@ -5,7 +5,8 @@ The one on-disk layout every trainer (SFT, RL) shares, under a run's `out_dir`:
   every process), a loadable model under `model/`, and `trainer_state.json`, written last: a
   checkpoint without it is incomplete and never resumed from. Frozen weights are not saved
   (a LoRA run's base comes back from its source on resume): a checkpoint of the default
-  recipe is 153 MB, 410 MB with its base.
+  recipe is 153 MB, 410 MB with its base. The state records the base's digest (`FROZEN`), so
+  a resume over a base that changed at the same path is refused, not trained on silently.
 - `final/`: the finished model with its `trainer_state.json`, put in place atomically (a crash
   leaves the previous final/ or none, never half of one).
 - `metrics.jsonl`: one JSON row per logged step (`{"step": k, ...}`) or evaluation
@@ -17,8 +18,9 @@ Contract:
 - `save_checkpoint(accelerator, out_dir, step, write_model, state, keep, protect)`: called by
   every process; the main one then writes the model and the state (last) and prunes.
 - `read_state(path, required)` reads a checkpoint's (or final/'s) trainer state;
-  `restore(accelerator, path, check)` reads it, lets the trainer `check` it, and loads the
-  accelerate state. Both raise `CheckpointError`, one line naming the checkpoint, when it is
+  `restore(accelerator, path, check, frozen)` reads it, lets the trainer `check` it, refuses
+  it when it was trained over other frozen weights than `frozen`, and loads the accelerate
+  state. Both raise `CheckpointError`, one line naming the checkpoint, when it is
   missing, incomplete or corrupt.
 - `truncate_metrics(path, step)`: drops rows logged after `step` (the run died after its last
   checkpoint), so a resumed run's curve has no duplicates.
@@ -45,6 +47,7 @@ TRAINER_STATE = "trainer_state.json"
 METRICS = "metrics.jsonl"
 FINAL = "final"
 MODEL = "model"  # a checkpoint's loadable model
+FROZEN = "frozen_weights"  # state key: the digest of the weights a run keeps frozen (unsaved)
 _PREFIX = "checkpoint-"
 
 WriteModel = Callable[[Path], object]  # fills a new directory with a loadable model
@@ -129,12 +132,20 @@ def restore(
     path: Path,
     required: Collection[str] = ("step",),
     check: Callable[[dict[str, Any]], None] | None = None,
+    frozen: str | None = None,
 ) -> dict[str, Any]:
     """Load checkpoint `path` into `accelerator`'s prepared objects; returns its trainer state.
-    `check(state)` raises `CheckpointError` when the checkpoint does not fit this run."""
+    `check(state)` raises `CheckpointError` when the checkpoint does not fit this run; so does
+    a `FROZEN` digest other than `frozen`, this run's (a checkpoint without one predates it)."""
     state = read_state(path, required)
     if check is not None:
         check(state)
+    saved = state.get(FROZEN)
+    if saved is not None and frozen is not None and saved != frozen:
+        raise CheckpointError(
+            f"{path}: trained over other frozen base weights (digest {saved[:12]} there, "
+            f"{frozen[:12]} now): the base model changed at its path; use a new out_dir"
+        )
     hook = accelerator.register_load_state_pre_hook(_require_trained_weights)
     try:
         # strict=False: the frozen weights are not in the file (the hook checks the trained ones)

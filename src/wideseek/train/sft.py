@@ -264,14 +264,18 @@ def train_sft(
     step, tokens_seen = 0, 0
     found = ckpt.checkpoints(out)
     if found:
-        state = ckpt.restore(accelerator, found[-1], _STATE_KEYS, _same_data(found[-1], signature))
+        state = ckpt.restore(
+            accelerator, found[-1], _STATE_KEYS, _same_data(found[-1], signature),
+            frozen=trainable.frozen_weights,
+        )  # fmt: skip
         step, tokens_seen = state["step"], state["tokens_seen"]
         if accelerator.is_main_process:
             ckpt.truncate_metrics(metrics_path, step)
     first_step = step  # this process's: see restart_above_gb
 
     def trainer_state() -> dict[str, Any]:
-        return {"step": step, "tokens_seen": tokens_seen, "data": signature}
+        return {"step": step, "tokens_seen": tokens_seen, "data": signature,
+                ckpt.FROZEN: trainable.frozen_weights}  # fmt: skip
 
     # the saved model's README.md: the settings that made it and how far it got
     recipe = config.model_dump(exclude=_NOT_RECIPE)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from wideseek.io import atomic_write_dir
-from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError
+from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError, weights_sha256
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer, quiet_peft
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 from wideseek.train.training_card import TrainingCard
@@ -75,6 +76,14 @@ class Trainable:
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    @cached_property
+    def frozen_weights(self) -> str | None:
+        """The digest of the base a LoRA run keeps frozen (its weight files, as
+        `model_dir.weights_sha256` reads them); None when every weight trains. Checkpoints
+        leave the frozen weights out and a resume loads them from the base's directory again,
+        so the checkpoint records this and a resume checks it (train/checkpoints.py)."""
+        return weights_sha256(self.resolved.base_dir) if self.is_lora else None
 
 
 def load_trainable(

@@ -358,7 +358,7 @@ class RLTrainer(StepSampling):
             if self.procs.main:  # rows of a run that saved nothing
                 ckpt.truncate_metrics(self.out / ckpt.METRICS, -1)
             return
-        state = ckpt.restore(self.accelerator, found[-1])
+        state = ckpt.restore(self.accelerator, found[-1], frozen=self.trainable.frozen_weights)
         self.step, self.last_good = state["step"], state.get("last_good")
         self.guards.restore(state)
         # a checkpoint from before policy ids: no folder can match it
@@ -373,7 +373,8 @@ class RLTrainer(StepSampling):
         return {"step": self.step, "good": good, "last_good": self.last_good,
                 "tripped": dict(self.guards.tripped), "outcomes": list(self.guards.outcomes),
                 "start_entropy": self.guards.start_entropy,
-                "policy": self.policy, "history": self.history}  # fmt: skip
+                "policy": self.policy, "history": self.history,
+                ckpt.FROZEN: self.trainable.frozen_weights}  # fmt: skip
 
     def write_model(self, path: Path) -> None:
         write_trained(self.trainable, self.accelerator.unwrap_model(self.model), path, self.card())
