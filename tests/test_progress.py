@@ -63,3 +63,20 @@ def test_fields_follow_the_description_and_an_unknown_total_prints_the_count(clo
         "wide (2 done before) item_f1 0.412: 2/4 (50%), 0:00:10 elapsed, ~0:00:10 left",
         "[bold]pages: 3, 0:00:05 elapsed",
     ]
+
+
+def test_a_run_that_stops_on_an_exception_logs_where_it_stopped(clock):
+    console = log_console()
+    with pytest.raises(KeyboardInterrupt), run_progress(console=console, every_s=60) as progress:
+        steps = progress.add_task("sft", total=2_000_000)
+        progress.add_task("eval", total=5)
+        clock[0] += 70
+        progress.update(steps, advance=1_250_000)  # a line: a minute has passed
+        clock[0] += 10
+        progress.update(steps, advance=0.5, total=4_000_000)  # a new total, as rich takes it
+        raise KeyboardInterrupt
+    # the last line is the stop's; the task that never moved prints nothing
+    assert lines(console) == [
+        "sft: 1,250,000/2,000,000 (62%), 0:01:10 elapsed, ~0:00:42 left",
+        "sft: 1,250,000.5/4,000,000 (31%), 0:01:20 elapsed, ~0:02:56 left",
+    ]

@@ -7,8 +7,10 @@ per task at most every `every_s` seconds and when the task completes, e.g.
 
     sft loss 0.452: 23/190 (12%), 0:25:13 elapsed, ~3:03:10 left
 
-Both take the same calls (`add_task`, `update`, used as a context manager), so a caller writes
-its progress once."""
+and, when the run leaves the display by an exception (an interrupt, an error, a training's
+restart for memory), a last line for each task that moved since its last one, so the log says
+where it stopped. Both take the same calls (`add_task`, `update`, used as a context manager),
+so a caller writes its progress once."""
 
 from __future__ import annotations
 
@@ -30,10 +32,16 @@ class _Task:
     started: float
     start_completed: float  # done before this process: not counted in the rate
     printed: float  # when its last line was printed
+    printed_completed: float  # what that line said was done
 
 
 def _clock(seconds: float) -> str:
     return str(timedelta(seconds=round(seconds)))
+
+
+def _count(value: float) -> str:
+    """1,250,000 or 12.5: thousands grouped, never 1.25e+06."""
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 class LineProgress:
@@ -46,14 +54,20 @@ class LineProgress:
     def __enter__(self) -> LineProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        pass
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            return
+        now = time.monotonic()
+        for task in self.tasks:
+            if task.completed != task.printed_completed:
+                self._print(task, now)
 
     def add_task(
         self, description: str, total: float | None = 100.0, completed: float = 0, **fields: Any
     ) -> int:
         now = time.monotonic()
-        self.tasks.append(_Task(description, total, completed, fields, now, completed, now))
+        task = _Task(description, total, completed, fields, now, completed, now, completed)
+        self.tasks.append(task)
         return len(self.tasks) - 1
 
     def update(
@@ -62,26 +76,32 @@ class LineProgress:
         *,
         advance: float = 0,
         completed: float | None = None,
+        total: float | None = None,
         description: str | None = None,
         **fields: Any,
     ) -> None:
         task = self.tasks[task_id]
         task.completed = completed if completed is not None else task.completed + advance
+        task.total = total if total is not None else task.total
         task.description = description if description is not None else task.description
         task.fields.update(fields)
         now = time.monotonic()
         done = task.total is not None and task.completed >= task.total
         if done or now - task.printed >= self.every_s:
-            task.printed = now
-            self.console.print(self.line(task, now), markup=False, highlight=False, soft_wrap=True)
+            self._print(task, now)
+
+    def _print(self, task: _Task, now: float) -> None:
+        task.printed, task.printed_completed = now, task.completed
+        self.console.print(self.line(task, now), markup=False, highlight=False, soft_wrap=True)
 
     def line(self, task: _Task, now: float) -> str:
         """`description fields: completed/total (pct), elapsed, ~left` (what is known of it)."""
         head = " ".join([task.description, *(str(v) for v in task.fields.values() if v != "")])
         elapsed = now - task.started
-        parts = [f"{task.completed:g}"]
+        parts = [_count(task.completed)]
         if task.total:
-            parts = [f"{task.completed:g}/{task.total:g} ({task.completed / task.total:.0%})"]
+            done = f"{_count(task.completed)}/{_count(task.total)}"
+            parts = [f"{done} ({task.completed / task.total:.0%})"]
         parts.append(f"{_clock(elapsed)} elapsed")
         rate = (task.completed - task.start_completed) / elapsed if elapsed > 0 else 0.0
         if task.total and rate > 0 and task.completed < task.total:
