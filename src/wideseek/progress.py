@@ -118,6 +118,13 @@ def run_progress(
     """A progress display for a long run: rich's bar with `columns` on a terminal (or nothing
     when `disable`), plain lines every `every_s` seconds elsewhere."""
     console = console or Console(stderr=True)
-    if disable or console.is_terminal:
+    if disable or draws_live(console):
         return Progress(*columns, console=console, disable=disable)
     return LineProgress(console, every_s)
+
+
+def draws_live(console: Console | None = None) -> bool:
+    """Whether `console` (stderr's by default) shows a live bar: a terminal as rich sees one
+    (FORCE_COLOR and TTY_COMPATIBLE count) or a notebook; a log file does not."""
+    console = console or Console(stderr=True)
+    return console.is_terminal or console.is_jupyter

@@ -10,10 +10,11 @@ transformers' hub kernels stay off (`use_kernels=False`): transformers 5.x other
 kernels (e.g. kernels-community/rotary) from the Hub when a model loads on CUDA, which fails
 offline; the model's own PyTorch code is what wideseek measures and trains.
 
-Where stderr is not a terminal (a run under `nohup ... > log`), transformers' "Loading weights"
-bar is off for the load: tqdm would write every redraw into the log, a screenful of carriage
-returns at each load (training reloads itself after a memory restart; evaluations load once per
-run), where the project's own progress lines (wideseek.progress) say what a log needs.
+Where stderr shows no live bar (a run under `nohup ... > log`; `progress.draws_live`, the
+test the project's own progress display makes), transformers' "Loading weights" bar is off for
+the load: tqdm would write every redraw into the log, a screenful of carriage returns at each
+load (training reloads itself after a memory restart; evaluations load once per run), where
+the project's own progress lines (wideseek.progress) say what a log needs.
 
 `quiet_peft()` wraps every peft call that wraps a model (here and in train/trainable.py):
 peft reads transformers 5's deprecated `is_gradient_checkpointing` then, a FutureWarning on
@@ -28,7 +29,6 @@ use: this module costs nothing to import.
 from __future__ import annotations
 
 import contextlib
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,10 +59,12 @@ def quiet_peft() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _no_bar_in_logs() -> Iterator[None]:
-    """transformers' loading bar off while stderr is not a terminal (module docstring)."""
+    """transformers' loading bar off while stderr shows no live bar (module docstring)."""
     from transformers.utils import logging as hf_logging
 
-    if sys.stderr.isatty() or not hf_logging.is_progress_bar_enabled():
+    from wideseek.progress import draws_live
+
+    if draws_live() or not hf_logging.is_progress_bar_enabled():
         yield
         return
     hf_logging.disable_progress_bar()
