@@ -45,6 +45,24 @@ def test_rows_by_gold_size_and_answer_sizes():
     assert error_analysis_lines([row("q", em=1.0)]) == []
 
 
+def test_an_unread_answer_counts_in_its_bin_with_its_zero():
+    # the scorer gives the gold's rows of an answer it could not read: a bin's F1 is then the
+    # mean over every answer of that size, as the headline item F1 is
+    rows = [
+        row("a", item_f1=0.8, answer_rows=8, gold_rows=8),
+        row("b", item_f1=0.0, gold_rows=9, msg="no markdown table in the response"),
+        row("c", item_f1=0.0, gold_rows=25, msg="columns differ: ['x'] vs ['y']"),
+        row("d", item_f1=0.0, msg="response is None"),  # rows unknown: outside every bin
+    ]
+    e = wide_error_analysis(rows)
+    assert (e.answers, e.read) == (4, 1)
+    assert [(b.label, b.answers, b.item_f1, b.answer_rows) for b in e.by_gold_rows] == [
+        ("6-10", 2, pytest.approx(0.4), 8.0),
+        ("21+", 1, 0.0, None),
+    ]
+    assert "| 21+ | 1 | 0.000 | - | 25.0 |" in "\n".join(error_analysis_lines(rows))
+
+
 async def test_the_scorer_records_answer_and_gold_rows():
     scorer = TaskScorer()
     task = next(t for t in suite_tasks(load_world(), "wide", "test") if t.metadata["n_rows"] > 4)
@@ -54,6 +72,9 @@ async def test_the_scorer_records_answer_and_gold_rows():
     assert (scores["answer_rows"], scores["gold_rows"]) == (3, task.metadata["n_rows"])
     unread = await scorer.score_text(task, "no table here")
     assert unread.get("answer_rows") is None and unread["item_f1"] == 0.0
+    assert unread["gold_rows"] == task.metadata["n_rows"]  # the size it missed
+    wrong_columns = render_markdown_table(gold.head(3).rename(columns=lambda c: f"{c} x"))
+    assert (await scorer.score_text(task, wrong_columns))["gold_rows"] == task.metadata["n_rows"]
 
 
 def run_with_lister(task_id: str, report: str | None, gold: int | None, read: int | None = None,

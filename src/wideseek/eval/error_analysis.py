@@ -35,9 +35,9 @@ GOLD_ROW_BINS: tuple[tuple[int, int | None], ...] = ((1, 5), (6, 10), (11, 20), 
 @dataclass(frozen=True)
 class SizeBin:
     label: str
-    answers: int
+    answers: int  # those not read included (item F1 0), where the scorer knew the gold's rows
     item_f1: float
-    answer_rows: float  # mean over the answers that were read
+    answer_rows: float | None  # mean over the answers that were read (None: none was)
     gold_rows: float
 
 
@@ -85,28 +85,30 @@ def _bin_label(lo: int, hi: int | None) -> str:
 def wide_error_analysis(rows: Sequence[ResultRow]) -> WideErrors:
     """The error analysis of the wide rows among `rows` (see the module docstring)."""
     out = WideErrors()
-    sized: list[tuple[int, int, float]] = []  # (gold rows, answer rows, item F1)
+    sized: list[tuple[int, int | None, float]] = []  # (gold rows, answer rows, item F1)
     for row in rows:
         s = row.scores
         if "item_f1" not in s:
             continue
         out.answers += 1
         answer, gold = s.get("answer_rows"), s.get("gold_rows")
+        if gold is not None:  # an unread answer is in its bin with its 0 (scorers since 12/2026)
+            sized.append((gold, answer, float(s["item_f1"])))
         if answer is None or gold is None:
             out.unread[_reason(str(s.get("msg") or row.error or "unknown"))] += 1
             continue
         out.read += 1
-        sized.append((gold, answer, float(s["item_f1"])))
         out.add(answer, gold)
     for lo, hi in GOLD_ROW_BINS:
         members = [x for x in sized if x[0] >= lo and (hi is None or x[0] <= hi)]
         if members:
+            read = [a for _, a, _ in members if a is not None]
             out.by_gold_rows.append(
                 SizeBin(
                     _bin_label(lo, hi),
                     len(members),
                     mean(f for _, _, f in members),
-                    mean(a for _, a, _ in members),
+                    mean(read) if read else None,
                     mean(g for g, _, _ in members),
                 )
             )
@@ -179,11 +181,11 @@ def error_analysis_lines(rows: Sequence[ResultRow]) -> list[str]:
         return []
     lines = [f"Wide answers: {e.answers}, tables read by the scorer: {e.read}.", ""]
     if e.by_gold_rows:
-        lines += ["| gold rows | answers | item F1 | answer rows (mean) | gold rows (mean) |"]
+        lines += ["| gold rows | answers | item F1 | answer rows (read, mean) | gold rows (mean) |"]
         lines += ["|---|---:|---:|---:|---:|"]
         lines += [
-            f"| {b.label} | {b.answers} | {b.item_f1:.3f} | {b.answer_rows:.1f} | "
-            f"{b.gold_rows:.1f} |"
+            f"| {b.label} | {b.answers} | {b.item_f1:.3f} | "
+            f"{'-' if b.answer_rows is None else f'{b.answer_rows:.1f}'} | {b.gold_rows:.1f} |"
             for b in e.by_gold_rows
         ]
         lines += ["", f"Answer rows against gold rows: {e.text('rows')}."]

@@ -75,14 +75,20 @@ class WideSearchScore(BaseModel):
     # Non-key cells of joined rows per metric type: {"number_near": [correct, total], ...};
     # the report's per-metric-type breakdown (which kinds of values a system gets wrong).
     metric_cells: dict[str, list[float]] = Field(default_factory=dict)
-    # Rows after de-duplication on the keys (None: the answer was not read that far); the error
+    # Rows after de-duplication on the keys (None: the answer was not read that far; the gold's
+    # are also given for an answer that was not read, counted on its raw keys); the error
     # analysis compares them (a small model answering 3 rows of 25).
     answer_rows: int | None = None
     gold_rows: int | None = None
 
 
 class _Zero(Exception):
-    """Ends scoring early with an all-zero score and this message."""
+    """Ends scoring early with an all-zero score and this message (and the gold table's rows,
+    once known: the error analysis buckets unread answers by the size they missed)."""
+
+    def __init__(self, msg: str, gold_rows: int | None = None) -> None:
+        super().__init__(msg)
+        self.gold_rows = gold_rows
 
 
 def _f1(p: float, r: float) -> float:
@@ -197,15 +203,19 @@ async def _score(
     if any(c not in gold.columns for c in required):
         raise _Zero(f"gold table lacks required columns for {task.id}")
     gold = gold[required]
+    known = len(gold.drop_duplicates(subset=keys))  # its rows, for an answer not read
     try:
         pred = extract_table(response_text, opts.table_block, opts.lenient_tables)
     except TableParseError as e:
-        raise _Zero(str(e)) from e
+        raise _Zero(str(e), known) from e
     if pred is None:
-        raise _Zero("no markdown table in the response")
+        raise _Zero("no markdown table in the response", known)
     pred = pred.rename(columns=lambda c: norm_column(str(c)))
     # 2) columns: judge alignment, then exactly `required`
-    pred = (await _align_columns(pred, required, judge))[required]
+    try:
+        pred = (await _align_columns(pred, required, judge))[required]
+    except _Zero as e:
+        raise _Zero(str(e), known) from e
     # 3) stringify (optionally reconciling int/float first) and de-duplicate on raw keys
     gold_cols, pred_cols = {}, {}
     for column in required:
@@ -275,7 +285,7 @@ async def score_widesearch(
     try:
         return await _score(task, response_text, gold, judge, options or ScoreOptions())
     except _Zero as e:
-        return WideSearchScore(msg=str(e))
+        return WideSearchScore(msg=str(e), gold_rows=e.gold_rows)
     except JudgeError as e:
         return WideSearchScore(msg=f"judge error: {e}")
     except Exception as e:  # upstream scores any evaluator exception as 0; we say which
