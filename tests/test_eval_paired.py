@@ -62,8 +62,39 @@ async def test_report_against_another_run_prints_and_writes_the_comparison(tmp_p
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "| wide | item_f1 | 4 | 0.750 | 0.500 | +0.250 |" in out and "| 2 / 0 / 2 |" in out
+    assert "left out" not in out and "settings differ" not in out  # same tasks, same settings
     assert "| wide | item_f1 | 4 | 0.750 |" in (tmp_path / "a" / "report.md").read_text()
     with pytest.raises(SystemExit) as done:
         main(["report", str(tmp_path / "a"), "--against", str(tmp_path / "missing")])
     assert done.value.code != 0
     assert "missing: not a directory" in capsys.readouterr().err
+
+
+async def test_the_comparison_names_tasks_left_out_and_settings_that_differ(tmp_path, capsys):
+    """Reworded tasks keep their ids and every run's folder is `wide`: the pairing alone would
+    compare a run under other limits, on another world or wording, without a word."""
+
+    async def half(task, traj):
+        return {"item_f1": 0.5}
+
+    def info(world: str, lead_tokens: int, suite: str) -> object:
+        agent = {"lead_turns": 4, "lead_response_tokens": lead_tokens, "temperature": 0.0}
+        extra = {"config": {"agent": agent}, "world": world}
+        return INFO.model_copy(update={"suite": suite, "extra": extra})
+
+    new = info("a0fe5765" + "0" * 56, 768, "world-wide-test")
+    old = info("c463790a" + "1" * 56, 256, "world-wide-test-reworded")
+    await run_benchmark(TASKS, make_run_one([]), half, tmp_path / "new" / "wide", new,
+                        show_progress=False)  # fmt: skip
+    await run_benchmark(TASKS[:3], make_run_one([]), half, tmp_path / "old" / "wide", old,
+                        show_progress=False)  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main(["report", str(tmp_path / "new"), "--against", str(tmp_path / "old"), "--no-plots"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "| wide | item_f1 | 3 |" in out
+    assert "- wide: 1 tasks scored in one run only, left out." in out
+    assert (
+        "- wide: settings differ (A vs B), so not only the model: suite world-wide-test vs "
+        "world-wide-test-reworded, world a0fe5765 vs c463790a, lead_response_tokens 768 vs 256."
+    ) in out

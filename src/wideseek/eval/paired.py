@@ -8,7 +8,10 @@ equal, and what does a bootstrap over the tasks say about the mean difference?
 over trials), keeps the tasks both runs scored, and returns the means, the counts and a 95%
 percentile bootstrap interval of the mean difference A - B (tasks resampled with replacement,
 a fixed seed). `paired_lines(runs_a, runs_b)` renders one markdown row per pair of runs (wide
-with wide, deep with deep, by directory name) for `wideseek report --against`. Pure: rows in,
+with wide, deep with deep, by directory name) for `wideseek report --against`, and under the
+table what the pairing cannot see: tasks scored in one run only (left out), and settings in
+which the two runs differ besides the model (`settings_a` / `settings_b`, e.g. the split, the
+wording, the agents' limits, the world: a difference there is not the model's). Pure: rows in,
 figures out.
 """
 
@@ -18,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 import numpy as np
 
@@ -88,9 +92,12 @@ def paired_lines(
     runs_b: Mapping[Path, Sequence[ResultRow]],
     name_a: str,
     name_b: str,
+    settings_a: Mapping[Path, Mapping[str, Any]] | None = None,
+    settings_b: Mapping[Path, Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Markdown: one row per pair of runs with the same directory name (a lone run in each
-    pairs with the other's lone run)."""
+    pairs with the other's lone run), then a line per pair that left tasks out or whose
+    settings differ."""
     pairs = [(a, b) for a in runs_a for b in runs_b if a.name == b.name]
     if not pairs and len(runs_a) == len(runs_b) == 1:
         pairs = [(next(iter(runs_a)), next(iter(runs_b)))]
@@ -101,6 +108,7 @@ def paired_lines(
         "| run | metric | tasks | A | B | A - B | 95% interval | A better / worse / equal |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
+    notes = []
     for a, b in pairs:
         metric = run_metric(runs_a[a])
         if metric is None:
@@ -111,6 +119,17 @@ def paired_lines(
             f"{d.difference:+.3f} | [{d.low:+.3f}, {d.high:+.3f}] | "
             f"{d.better} / {d.worse} / {d.equal} |"
         )
+        if d.only_one:
+            notes.append(f"- {a.name}: {d.only_one} tasks scored in one run only, left out.")
+        differ = settings_differ((settings_a or {}).get(a, {}), (settings_b or {}).get(b, {}))
+        if differ:
+            notes.append(f"- {a.name}: settings differ (A vs B), so not only the model: {differ}.")
     if len(lines) == 5:
         raise ValueError(f"{name_a} and {name_b} hold no runs of the same name to pair")
-    return lines
+    return [*lines, *([""] if notes else []), *notes]
+
+
+def settings_differ(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """'lead_response_tokens 768 vs 256, world a0fe5765 vs c463790a' for the settings both
+    record with different values ('' when none)."""
+    return ", ".join(f"{k} {a[k]} vs {b[k]}" for k in a if k in b and a[k] != b[k])

@@ -140,11 +140,30 @@ COST_KEYS = (
 )
 
 
+# what makes two runs' figures comparable, the model aside (run.json: the agents' config)
+_COMPARED_AGENT = ("profile", "max_subagents", "max_tool_calls", "lead_turns", "subagent_turns",
+                   "single_turns", "context_length", "max_response_tokens",
+                   "lead_response_tokens", "temperature", "top_p", "top_k")  # fmt: skip
+
+
+def run_settings(run: Path) -> dict[str, Any]:
+    """The settings of a run that a paired comparison names when they differ: the suite (split
+    and wording: world-wide-test-reworded), mode, trials, world and agents' limits."""
+    info = RunInfo.model_validate_json((run / RUN_INFO).read_text())
+    agent = info.extra.get("config", {}).get("agent", {})
+    world = info.extra.get("world")
+    settings = {"suite": info.suite, "mode": info.mode, "trials": info.trials}
+    settings |= {"world": world[:8]} if isinstance(world, str) else {}
+    return settings | {k: agent[k] for k in _COMPARED_AGENT if k in agent}
+
+
 def against_lines(path: str | Path, against: str | Path) -> list[str]:
     """The paired comparison of the runs at `path` (A) with those at `against` (B)."""
     runs_a = {r: read_results(r) for r in find_runs(path)}
     runs_b = {r: read_results(r) for r in find_runs(against)}
-    return paired_lines(runs_a, runs_b, str(path), str(against))
+    settings_a = {r: run_settings(r) for r in runs_a}
+    settings_b = {r: run_settings(r) for r in runs_b}
+    return paired_lines(runs_a, runs_b, str(path), str(against), settings_a, settings_b)
 
 
 TrajectoryLines = Callable[[list[Trajectory]], list[str]]
