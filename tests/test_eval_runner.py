@@ -121,3 +121,19 @@ async def test_each_task_is_rewarded_with_its_own_kinds_headline(tmp_path):
     assert headline_metric("qa", "f1") == "f1"
     with pytest.raises(ValueError, match="qa_metric"):
         headline_metric("qa", "item_f1")
+
+
+async def test_a_run_under_other_agent_limits_refuses_the_same_dir(tmp_path):
+    def under(**agent) -> RunInfo:
+        return INFO.model_copy(update={"extra": {"config": {"agent": agent}}})
+
+    made = under(lead_turns=4, lead_response_tokens=768, seed=0)
+    await run_benchmark(TASKS[:1], make_run_one([]), score, tmp_path, made, show_progress=False)
+    # another seed is another trial's stream, not another limit: resumed
+    again = under(lead_turns=4, lead_response_tokens=768, seed=1)
+    await run_benchmark(TASKS[:1], make_run_one([]), score, tmp_path, again, show_progress=False)
+    other = under(lead_turns=4, lead_response_tokens=256, seed=0)
+    with pytest.raises(UsageError, match="lead_response_tokens 768 there, 256 now"):
+        await run_benchmark(
+            TASKS[:1], make_run_one([]), score, tmp_path, other, show_progress=False
+        )

@@ -26,6 +26,7 @@ from wideseek.eval.runner import (
     TRAJECTORIES,
     ResultRow,
     RunInfo,
+    agent_settings,
     read_results,
     scores_by_task,
 )
@@ -140,21 +141,14 @@ COST_KEYS = (
 )
 
 
-# what makes two runs' figures comparable, the model aside (run.json: the agents' config)
-_COMPARED_AGENT = ("profile", "max_subagents", "max_tool_calls", "lead_turns", "subagent_turns",
-                   "single_turns", "context_length", "max_response_tokens",
-                   "lead_response_tokens", "temperature", "top_p", "top_k")  # fmt: skip
-
-
 def run_settings(run: Path) -> dict[str, Any]:
     """The settings of a run that a paired comparison names when they differ: the suite (split
     and wording: world-wide-test-reworded), mode, trials, world and agents' limits."""
     info = RunInfo.model_validate_json((run / RUN_INFO).read_text())
-    agent = info.extra.get("config", {}).get("agent", {})
     world = info.extra.get("world")
     settings = {"suite": info.suite, "mode": info.mode, "trials": info.trials}
     settings |= {"world": world[:8]} if isinstance(world, str) else {}
-    return settings | {k: agent[k] for k in _COMPARED_AGENT if k in agent}
+    return settings | agent_settings(info)
 
 
 def against_lines(path: str | Path, against: str | Path) -> list[str]:

@@ -77,6 +77,19 @@ def read_results(run_dir: str | Path) -> list[ResultRow]:
     return [ResultRow.model_validate(row) for _, row in iter_jsonl(path)]
 
 
+# The agents' settings (run.json: extra.config.agent) that shape a run's figures beside its
+# model: a resumed run must share them, and a paired comparison names those that differ.
+AGENT_SETTINGS = ("profile", "max_subagents", "max_tool_calls", "lead_turns", "subagent_turns",
+                  "single_turns", "context_length", "max_response_tokens",
+                  "lead_response_tokens", "temperature", "top_p", "top_k")  # fmt: skip
+
+
+def agent_settings(info: RunInfo) -> dict[str, Any]:
+    """The AGENT_SETTINGS a run recorded ({} for a run that recorded no agent config)."""
+    agent = info.extra.get("config", {}).get("agent", {})
+    return {k: agent[k] for k in AGENT_SETTINGS if k in agent}
+
+
 def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
     """Create or reopen a run directory; returns the (task, trial) pairs already done."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +107,10 @@ def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
         worlds = old.extra.get("world"), info.extra.get("world")
         if None not in worlds and worlds[0] != worlds[1]:
             changed.append(f"world {worlds[0][:16]} there, {worlds[1][:16]} now")
+        # limits change answers while the model and tasks stay: the rows would mix them
+        was, now = agent_settings(old), agent_settings(info)
+        changed += [f"{k} {was[k]!r} there, {now[k]!r} now" for k in was.keys() & now.keys()
+                    if was[k] != now[k]]  # fmt: skip
         if changed:
             raise UsageError(
                 f"{run_dir} holds a run with other settings ({'; '.join(changed)}); "
