@@ -198,6 +198,13 @@ def test_a_resumed_phase_reports_the_wall_time_of_every_process(tmp_path):
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     phase = phase_summary(metrics)
     assert (phase.steps, phase.tokens, phase.wall_s) == (5, 50, 200 + 180 + 95)
+    # rows that name their process: one stopped at 401 s, the next logged 429.7 s (the older
+    # rows' test, a lower elapsed time, saw one process there), then a third
+    named = [(1, 300.0, 1), (2, 401.0, 1), (3, 429.7, 2), (4, 98.3, 3), (5, 198.6, 3)]
+    rows = [{"step": k, "loss": 0.1, "tokens_seen": k, "elapsed_s": s, "started": p}
+            for k, s, p in named]  # fmt: skip
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert phase_summary(metrics).wall_s == pytest.approx(401.0 + 429.7 + 198.6)
 
 
 def test_the_card_gives_wall_time_in_a_unit_that_reads():

@@ -106,6 +106,7 @@ def test_a_run_over_its_memory_limit_stops_at_a_checkpoint_and_resumes_exactly(
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = metric_rows(tmp_path / "b")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5] and rows[0]["peak_resident_gb"] > 0
+    assert len({r["started"] for r in rows}) == 3  # each process's rows name it (the card's time)
     assert "restart_above_gb" not in (resumed / "README.md").read_text()  # not a recipe setting
 
 

@@ -359,6 +359,7 @@ def train_sft(
                     "lr": scheduler.get_last_lr()[0],
                     "tokens_seen": tokens_seen,
                     "elapsed_s": round(time.time() - start, 2),
+                    "started": round(start, 3),  # which process: the card sums each one's time
                     "peak_resident_gb": round(resident, 2),  # see restart_above_gb
                 }
                 losses.clear()

@@ -159,15 +159,21 @@ def _duration(seconds: float) -> str:
 
 def training_seconds(steps: list[dict[str, Any]]) -> float:
     """Wall time of a phase's logged steps, over every process that ran it: `elapsed_s`
-    counts from each process's start, so a resumed run's rows start again from ~0; each
-    stretch adds its last value (steps redone after a stop count again: they were paid for)."""
+    counts from each process's start, which rows since 12/2026 carry (`started`), so each
+    process adds its last value (steps redone after a stop count again: they were paid for).
+    Older rows tell a new process only by an elapsed time lower than the row before, which
+    misses one that logged more before its stop than the next did (two processes, one sum)."""
     total = previous = 0.0
+    by_process: dict[Any, float] = {}
     for row in steps:
         elapsed = float(row.get("elapsed_s", 0.0))
+        if "started" in row:
+            by_process[row["started"]] = max(by_process.get(row["started"], 0.0), elapsed)
+            continue
         if elapsed < previous:  # a resumed process
             total += previous
         previous = elapsed
-    return total + previous
+    return total + previous + sum(by_process.values())
 
 
 def model_card(
