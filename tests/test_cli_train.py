@@ -261,6 +261,12 @@ def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):
                 str(run_dir)]) == 0  # fmt: skip
     card = (dest / "README.md").read_text()
     assert card.index("| sft | 5 | 4,000,000 |") < card.index("| single/sft | 5 | 1,400,000 |")
+    # stage 1's own model, shipped (again) after stage 2 ran: stage 2 is not its history
+    shutil.copytree(model, run_dir / "sft" / "final")
+    assert run(["train", "ship", "--model", str(run_dir / "sft" / "final"), "--dest",
+                str(tmp_path / "stage1"), "--run", str(run_dir)]) == 0  # fmt: skip
+    card = (tmp_path / "stage1" / "README.md").read_text()
+    assert "| sft | 5 | 4,000,000 |" in card and "single/sft" not in card
 
 
 def test_a_model_trained_on_from_a_shipped_one_cards_both_histories(setup, tmp_path):

@@ -239,15 +239,16 @@ def ship(
         failure_lines,
         model_card,
         phase_summary,
+        run_phases,
         saved_parameters,
         ship_model,
         weights_dtypes,
     )
 
     figures, limits, world = _read_scores(scores or [])
-    # every training phase under the run, named by its directory: sft, single/sft (a second
-    # stage trained on from the first), rl ...
-    found = sorted(run.rglob("metrics.jsonl"), key=lambda p: p.stat().st_mtime) if run else []
+    # the training phases under the run that made the model, named by their directory: sft,
+    # single/sft (a second stage trained on from the first), rl ...
+    found = run_phases(run, model) if run else []
     phases = dict(read_model_info(resolve_model(trained_from).dir).training if trained_from else {})
     phases |= {p.parent.relative_to(run).as_posix(): phase_summary(p) for p in found}
     resolved = resolve_model(model)

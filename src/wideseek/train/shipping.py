@@ -148,6 +148,16 @@ def phase_summary(metrics_path: Path) -> TrainingPhase:
     )
 
 
+def run_phases(run: Path, model: Path) -> list[Path]:
+    """The metrics.jsonl of every training phase under `run` that made `model`, oldest first:
+    with `model` inside one phase's folder (run/sft/final), that phase and those logged before
+    it; a later phase (stage 2 in run/single/sft, trained on from it) is not its history.
+    Every phase when `model` lies outside them all."""
+    found = sorted(run.rglob("metrics.jsonl"), key=lambda p: p.stat().st_mtime)
+    owner = next((p for p in found if p.parent.resolve() in model.resolve().parents), None)
+    return found if owner is None else found[: found.index(owner) + 1]
+
+
 def _duration(seconds: float) -> str:
     """89 s, 42 min, 8.7 h: a GPU run and a CPU run resumed for days read alike."""
     if seconds < 600:
