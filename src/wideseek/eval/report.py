@@ -28,6 +28,7 @@ from wideseek.eval.runner import (
     RunInfo,
     agent_settings,
     read_results,
+    read_run_info,
     scores_by_task,
 )
 from wideseek.io import atomic_write_text
@@ -144,7 +145,7 @@ COST_KEYS = (
 def run_settings(run: Path) -> dict[str, Any]:
     """The settings of a run that a paired comparison names when they differ: the suite (split
     and wording: world-wide-test-reworded), mode, trials, world and agents' limits."""
-    info = RunInfo.model_validate_json((run / RUN_INFO).read_text())
+    info = read_run_info(run)
     world = info.extra.get("world")
     settings = {"suite": info.suite, "mode": info.mode, "trials": info.trials}
     settings |= {"world": world[:8]} if isinstance(world, str) else {}
@@ -176,7 +177,7 @@ def write_report(
     runtime/stage_attribution.py)."""
     path = Path(path)
     runs = find_runs(path)
-    infos = {r: RunInfo.model_validate_json((r / RUN_INFO).read_text()) for r in runs}
+    infos = {r: read_run_info(r) for r in runs}
     results = {r: read_results(r) for r in runs}
     lines = [f"# wideseek report: {path}", ""]
     named = {r.name: summarize(results[r]) for r in runs}

@@ -70,6 +70,11 @@ def scores_by_task(rows: Iterable[ResultRow], key: str) -> dict[str, list[float]
     return by_task
 
 
+def read_run_info(run_dir: str | Path) -> RunInfo:
+    """A run directory's run.json (raises OSError when it has none)."""
+    return RunInfo.model_validate_json((Path(run_dir) / RUN_INFO).read_text(encoding="utf-8"))
+
+
 def read_results(run_dir: str | Path) -> list[ResultRow]:
     path = Path(run_dir) / RESULTS
     if not path.exists():
@@ -95,7 +100,7 @@ def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
     run_dir.mkdir(parents=True, exist_ok=True)
     info_path = run_dir / RUN_INFO
     if info_path.exists():
-        old = RunInfo.model_validate_json(info_path.read_text(encoding="utf-8"))
+        old = read_run_info(run_dir)
         keys = ("suite", "mode", "profile", "model", "max_subagents")
         changed = [
             f"{k} {getattr(old, k)!r} there, {getattr(info, k)!r} now"

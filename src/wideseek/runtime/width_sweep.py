@@ -31,7 +31,7 @@ from typing import Any
 
 from wideseek.config import Config
 from wideseek.errors import UsageError
-from wideseek.eval.runner import RUN_INFO, RunInfo
+from wideseek.eval.runner import RUN_INFO, read_run_info
 from wideseek.io import atomic_write_text
 from wideseek.runtime.world_run import EvalLimits, WorldRun, run_world
 from wideseek.types import Task, Trajectory, headline_metric
@@ -91,7 +91,7 @@ def _check_budget(run_dir: Path, budget: int) -> None:
     info_path = run_dir / RUN_INFO
     if not info_path.exists():
         return
-    made = RunInfo.model_validate_json(info_path.read_text(encoding="utf-8")).extra
+    made = read_run_info(run_dir).extra
     if made.get("token_budget") not in (None, budget):
         raise UsageError(
             f"{run_dir} holds a single-agent run at a budget of {made['token_budget']} tokens; "
