@@ -269,6 +269,25 @@ def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):
     assert "| sft | 5 | 4,000,000 |" in card and "single/sft" not in card
 
 
+def test_a_stage_1_resumed_after_stage_2_still_comes_first_on_the_card(setup, tmp_path):
+    import os
+
+    _, model = setup
+    run_dir = tmp_path / "run"
+    # stage 1 began first (`started`) but its file was written last: resumed after stage 2
+    phases = (("sft", 4_000_000, 100.0, 9), ("single/sft", 900, 200.0, 5))
+    for phase, tokens, began, written in phases:
+        (run_dir / phase).mkdir(parents=True)
+        row = {"step": 5, "loss": 0.5, "tokens_seen": tokens, "elapsed_s": 90.0, "started": began}
+        (run_dir / phase / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        os.utime(run_dir / phase / "metrics.jsonl", (written, written))
+    dest = tmp_path / "shipped"
+    assert run(["train", "ship", "--model", str(model), "--dest", str(dest), "--run",
+                str(run_dir)]) == 0  # fmt: skip
+    card = (dest / "README.md").read_text()
+    assert card.index("| sft | 5 | 4,000,000 |") < card.index("| single/sft | 5 | 900 |")
+
+
 def test_a_model_trained_on_from_a_shipped_one_cards_both_histories(setup, tmp_path):
     from wideseek.llm.model_dir import read_model_info
 

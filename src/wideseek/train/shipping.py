@@ -153,9 +153,18 @@ def run_phases(run: Path, model: Path) -> list[Path]:
     with `model` inside one phase's folder (run/sft/final), that phase and those logged before
     it; a later phase (stage 2 in run/single/sft, trained on from it) is not its history.
     Every phase when `model` lies outside them all."""
-    found = sorted(run.rglob("metrics.jsonl"), key=lambda p: p.stat().st_mtime)
+    found = sorted(run.rglob("metrics.jsonl"), key=_phase_began)
     owner = next((p for p in found if p.parent.resolve() in model.resolve().parents), None)
     return found if owner is None else found[: found.index(owner) + 1]
+
+
+def _phase_began(metrics: Path) -> float:
+    """When a phase's first logging process started (rows since 12/2026 carry `started`), so a
+    stage 1 resumed after stage 2 ran still comes first; older phases by their file's time."""
+    for _, row in iter_jsonl(metrics):
+        if isinstance(row, dict) and "started" in row:
+            return float(row["started"])
+    return metrics.stat().st_mtime
 
 
 def _duration(seconds: float) -> str:
