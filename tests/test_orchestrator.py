@@ -391,6 +391,12 @@ async def test_the_lead_may_have_a_response_cap_of_its_own():
         caps = {(r.metadata["role"], r.sampling.max_tokens) for r in engine.requests}
         assert caps == {("lead", lead_cap), ("subagent", 64)}
         engine.requests.clear()
+    # the single agent writes the table too: the same cap, so the two modes compare
+    engine.queues["single"].append(TABLE)
+    await Orchestrator(engine, tools_for, own_cap.model_copy(update={"mode": "single"})).run(TASK)
+    assert [(r.metadata["role"], r.sampling.max_tokens) for r in engine.requests] == [
+        ("single", 700)
+    ]
 
 
 async def test_tool_calls_of_one_turn_run_concurrently_up_to_the_limit():

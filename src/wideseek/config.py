@@ -55,10 +55,14 @@ class AgentConfig(_Section):
     single_turns: int = Field(50, ge=1, description="turns of the single agent")
     context_length: int = Field(32000, ge=256, description="tokens per agent context")
     max_response_tokens: int | None = Field(None, description="cap per generation; None: context")
-    # The lead writes the final table: a 25-row table is ~600 tokens, while tool calls and
-    # reports fit far less (bench/demo_fit.py), so the lead may get a cap of its own.
+    # The lead (or the single agent) writes the final table: a 25-row table is ~600 tokens,
+    # while tool calls and reports fit far less (bench/demo_fit.py), so the agent that writes
+    # the answer may get a cap of its own; both modes get the same one, so they compare.
     lead_response_tokens: int | None = Field(
-        None, ge=1, description="cap per lead generation; None: max_response_tokens"
+        None,
+        ge=1,
+        description="cap per generation of the lead or single agent (the answer's writer); "
+        "None: max_response_tokens",
     )
     temperature: float = Field(1.0, ge=0.0, description="sampling temperature (0: greedy)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass (1: off)")

@@ -113,7 +113,7 @@ class Orchestrator:
         c = self.config
         seed = None if c.seed is None else derive_seed(c.seed, task.id, trial, agent_id)
         cap = c.max_response_tokens
-        if role == "lead" and c.lead_response_tokens is not None:
+        if role != "subagent" and c.lead_response_tokens is not None:  # the table's writer
             cap = c.lead_response_tokens
         return LoopLimits(
             max_turns=self._turns(role),

@@ -120,8 +120,8 @@ class RecommendedLimits(BaseModel):
     lead_response_tokens: int | None = Field(
         None,
         ge=1,
-        description="tokens per generation of the lead (its final table), if not "
-        "the same as every agent's",
+        description="tokens per generation of the lead or the single agent (the final "
+        "table), if not the same as every agent's",
     )
     context_length: int | None = Field(None, ge=256, description="tokens per agent context")
 
