@@ -15,8 +15,15 @@ from tiny_lm import make_tiny_lm
 from wideseek.agents.orchestrator import Orchestrator
 from wideseek.llm.engine import GenerateRequest, SamplingParams
 from wideseek.llm.local import LocalEngine
-from wideseek.llm.model_dir import is_adapter_dir
+from wideseek.llm.model_dir import (
+    ModelInfo,
+    RecommendedLimits,
+    is_adapter_dir,
+    read_model_info,
+    write_model_info,
+)
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer
+from wideseek.llm.resolved_model import resolve_model
 from wideseek.train.checkpoints import CheckpointError, checkpoints
 from wideseek.train.sft import SFTConfig, train_sft
 from wideseek.train.sft_data import trajectory_examples
@@ -113,13 +120,21 @@ def test_a_lora_run_resumes_exactly_and_continues_from_an_adapter(model_dir, exa
     with pytest.raises(CheckpointError, match=refused):
         train_sft(interrupted, examples, show_progress=False)
 
-    # a later phase (or RL) starts from the adapter: it trains the same adapter further
+    # a later phase (or RL) starts from the adapter: it trains the same adapter further, and
+    # keeps the limits and decoding the start recommends (a run from the base has none)
+    assert not (whole / "wideseek.json").exists()
+    limits = RecommendedLimits(lead_turns=4, max_response_tokens=256, lead_response_tokens=768)
+    write_model_info(whole, ModelInfo(name="start", limits=limits))
+    (whole / "generation_config.json").write_text(json.dumps({"do_sample": False}))
     more = train_sft(config(whole, tmp_path / "c", epochs=2, lora=None), examples,
                      show_progress=False)  # fmt: skip
     c = load_file(more / "adapter_model.safetensors")
     assert c.keys() == a.keys() and any(not torch.equal(a[k], c[k]) for k in a)
     recorded = json.loads((more / "adapter_config.json").read_text())
     assert recorded["base_model_name_or_path"] == str(model_dir)
+    kept = resolve_model(more)
+    assert kept.limits == limits and kept.generation.temperature == 0.0
+    assert read_model_info(more).name is None  # the start's name is not its own
 
 
 def test_top_layers_adapts_only_the_top_of_the_stack(model_dir):

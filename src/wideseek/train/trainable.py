@@ -20,13 +20,16 @@ for LoRA the adapter alone (a few MB, `base_model_name_or_path` set to a portabl
 "default" for the default base or any copy of its GGUF file, embeddings never saved: they are
 frozen and peft would otherwise look the base up on the Hub) plus the tokenizer with the
 project's chat template; for a full model, model and tokenizer; and the trainer's short card
-(train/training_card.py) as README.md, not peft's boilerplate. It replaces `out_dir`
-atomically. This module knows models and peft; not data or training loops.
+(train/training_card.py) as README.md, not peft's boilerplate; and the agent limits and
+decoding the start model recommends (`wideseek.json`, an adapter's own generation_config.json),
+kept by a model trained on from it. It replaces `out_dir` atomically. This module knows models
+and peft; not data or training loops.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,7 +38,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wideseek.io import atomic_write_dir
-from wideseek.llm.model_dir import ADAPTER_CONFIG, INSTALL_PEFT, ModelDirError, weights_sha256
+from wideseek.llm.model_dir import (
+    ADAPTER_CONFIG,
+    GENERATION_CONFIG,
+    INSTALL_PEFT,
+    ModelDirError,
+    ModelInfo,
+    RecommendedLimits,
+    read_model_info,
+    weights_sha256,
+    write_model_info,
+)
 from wideseek.llm.model_loading import load_causal_lm, load_tokenizer, quiet_peft
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 from wideseek.train.training_card import TrainingCard
@@ -161,6 +174,21 @@ def write_trained(trainable: Trainable, model: Any, path: Path, card: TrainingCa
     trainable.tokenizer.save_pretrained(path)
     base = trainable.base_spec if trainable.is_lora else None
     (path / "README.md").write_text(card.render(model, base), encoding="utf-8")
+    _carry_recommendations(trainable.resolved, path)
+
+
+def _carry_recommendations(start: ResolvedModel, path: Path) -> None:
+    """A model trained on from one that recommends agent limits and decoding (a shipped
+    model: greedy, the limits it was scored under) keeps them until its own scores say
+    otherwise: without them an RL or stage-2 model would run under the generic limits and its
+    base's sampling, and compare with its start under other settings. Not its name or history
+    (`train ship` writes those)."""
+    info = read_model_info(start.dir)
+    if info.limits != RecommendedLimits():
+        write_model_info(path, ModelInfo(limits=info.limits))
+    own = start.dir / GENERATION_CONFIG  # a full model's save_pretrained wrote its own
+    if start.is_adapter and own.is_file() and not (path / GENERATION_CONFIG).exists():
+        shutil.copyfile(own, path / GENERATION_CONFIG)
 
 
 def _record_base(config_path: Path, base_spec: str) -> None:
