@@ -45,8 +45,6 @@ cd "$(dirname "$0")/.."
 source scripts/score.sh
 run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 n=${WIDESEEK_EVAL_TASKS:-20}
-limits=(--lead-turns 4 --subagent-turns 5 --max-response-tokens 256
-        --lead-response-tokens "${WIDESEEK_LEAD_RESPONSE_TOKENS:-768}")
 
 wordings=${WIDESEEK_WORDINGS:-template}
 modes=${WIDESEEK_MODES:-multi}

@@ -26,11 +26,8 @@ stage=$(basename "$config" .yaml)
 stage=${stage#sft-}
 run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 start=${WIDESEEK_START_MODEL:-src/wideseek/assets/model}
-start_out=$run/start
-[ "$start" = "$run/sft/final" ] && start_out=$run
+start_out=$(start_scores "$start" "$run")
 n=${WIDESEEK_EVAL_TASKS:-30}
-limits=(--lead-turns 4 --subagent-turns 5 --max-response-tokens 256
-        --lead-response-tokens "${WIDESEEK_LEAD_RESPONSE_TOKENS:-768}")
 
 wideseek world oracle --suite wide --split train --limit 800
 wideseek world oracle --suite deep --split train --limit 1000

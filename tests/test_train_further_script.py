@@ -53,12 +53,13 @@ def test_the_stage_trains_from_the_shipped_model_and_both_are_scored_and_paired(
 
 def test_a_stage_1_start_reuses_its_scores(env, tmp_path):
     run = tmp_path / "run"
-    run.mkdir()
+    (run / "sft" / "final").mkdir(parents=True)
     for slug in ("test-multi", "test-multi-reworded"):  # stage 1's, by train_default_model.sh
         (run / f"scores-{slug}.json").write_text("{}\n")
-    env |= {"WIDESEEK_START_MODEL": str(run / "sft" / "final")}
+    # named another way (a trailing slash, a link): the same directory
+    env |= {"WIDESEEK_START_MODEL": f"{run}/sft/final/"}
     assert run_script(SCRIPT, env, "configs/sft-listers.yaml").returncode == 0
-    assert f"model={run / 'sft' / 'final'} out_dir={run / 'listers'}" in calls(env)[2]
+    assert f"model={run}/sft/final/ out_dir={run / 'listers'}" in calls(env)[2]
     evals = [c for c in calls(env) if c.startswith("train eval")]
     assert len(evals) == 2 and all("listers" in c for c in evals)
     reports = [c for c in calls(env) if c.startswith("report")]
