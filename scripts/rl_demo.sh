@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The RL learning demonstration (issue 27), resumable, in parts that each fit a working session
-# on 2 CPU cores: multi-agent GRPO from the shipped default model (configs/rl-demo-cpu.yaml:
+# on 2 CPU cores: multi-agent GRPO from a start model (configs/rl-demo-cpu.yaml:
 # outcome reward only, train tasks it solves sometimes, dev figures before and after) for each
 # seed, then single-agent RL from the same start on the same slice of tasks with the same steps,
 # groups and limits; then the comparison (dev before vs after, mean ± std over seeds, gain vs
@@ -12,12 +12,15 @@
 #   bash scripts/rl_demo.sh compare                       # the arms run so far, compared
 #   bash scripts/rl_demo.sh keep [DEST]                   # their small files, to commit
 #   bash scripts/rl_demo.sh sweep                         # the width sweeps (~1 h each)
-# Overrides go to `wideseek train rl`. WIDESEEK_RUN_DIR: where runs go (default runs/rl-demo;
+# Overrides go to `wideseek train rl`. WIDESEEK_RL_START: the start model of every part (default
+# the shipped one, src/wideseek/assets/model; its wideseek.json limits are the runs' limits).
+# WIDESEEK_RUN_DIR: where runs go (default runs/rl-demo;
 # on a CPU put it outside the work tree, e.g. ~/.cache/wideseek/rl-demo); WIDESEEK_SEEDS: the
 # seeds of `all` (default "1 2 3"); WIDESEEK_RL_PREPARED: the preparation the arms borrow
 # (default $WIDESEEK_RUN_DIR/prepare; a directory holding its pass-rates.json is enough, so a
 # measurement kept in the repository serves any checkout: it is checked by the weights' digest).
-# Running a part again resumes it from its last checkpoint and skips what is done.
+# Running a part again resumes it from its last checkpoint and skips what is done (an arm
+# under other overrides, e.g. another lr, needs its own WIDESEEK_RUN_DIR and preparation).
 # The preparation is a run of 0 steps: it measures the start model's pass rates over the first
 # 16 + 16 train tasks (4 rollouts each) and its dev figures, and trains nothing; every arm trains
 # on that slice (select.pass_rate.measured_in). Cost on 2 CPU cores: a step ~13 min (the config
@@ -29,11 +32,12 @@ cd "$(dirname "$0")/.."
 run=${WIDESEEK_RUN_DIR:-runs/rl-demo}
 prepared=${WIDESEEK_RL_PREPARED:-$run/prepare}
 seeds=${WIDESEEK_SEEDS:-"1 2 3"}
+start=${WIDESEEK_RL_START:-src/wideseek/assets/model}
 limits=(--single-turns 20)  # the rest: the model's own (configs/rl-demo-cpu.yaml)
 
 prepare() {
     [ -s "$prepared/pass-rates.json" ] || wideseek train rl --config configs/rl-demo-cpu.yaml \
-        "out_dir=$prepared" "$@" steps=0
+        "model=$start" "out_dir=$prepared" "$@" steps=0
 }
 
 arm() {  # MODE SEED [key=value ...]
@@ -43,15 +47,21 @@ arm() {  # MODE SEED [key=value ...]
         echo "rl_demo.sh: no preparation in $prepared: run 'bash scripts/rl_demo.sh prepare'" >&2
         exit 2
     }
-    # the start model's dev evaluation in this mode, made by another seed: taken, not redone
-    # (the trainer checks it was of the same weights and settings)
+    if [ -d "$out/final" ]; then
+        echo "rl_demo.sh: $out is done (its final model is there): skipped" >&2
+        return
+    fi
+    # the start model's dev evaluation in this mode, made by another seed or by the preparation:
+    # taken, not redone (the trainer checks it was of the same weights and settings, and
+    # evaluates afresh where it was not)
     local taken=()
-    for stamp in "$run/$mode"-s*/dev-eval/step-0/policy.json; do
+    for stamp in "$run/$mode"-s*/dev-eval/step-0/policy.json \
+            "$prepared/dev-eval/step-0/policy.json"; do
         [ "$stamp" != "$out/dev-eval/step-0/policy.json" ] && grep -q '"start"' "$stamp" \
             2> /dev/null && { taken=("eval_start_in=${stamp%/dev-eval/step-0/policy.json}"); break; }
     done
     # evaluated in the mode it trains in: the single agent's gain is the single agent's
-    [ -d "$out/final" ] || wideseek train rl --config configs/rl-demo-cpu.yaml "mode=$mode" \
+    wideseek train rl --config configs/rl-demo-cpu.yaml "model=$start" "mode=$mode" \
         "eval.mode=$mode" "seed=$seed" "out_dir=$out" "select.pass_rate.measured_in=$prepared" \
         ${taken[@]+"${taken[@]}"} "$@"
 }
@@ -103,7 +113,7 @@ sweep() {
     first=$(set -- $seeds && echo "$1")
     local sweep=(--subagents 1,2,4,8 --suite wide --split dev --limit 8 "${limits[@]}")
     [ -s "$run/sweep-start/sweep.json" ] || wideseek eval sweep "${sweep[@]}" \
-        --out "$run/sweep-start"
+        --model "$start" --out "$run/sweep-start"
     [ -s "$run/sweep-rl/sweep.json" ] || wideseek eval sweep "${sweep[@]}" \
         --model "$run/multi-s$first/final" --out "$run/sweep-rl"
 }

@@ -10,15 +10,23 @@ from stand_in_cli import calls, run_script, stand_in_env
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "rl_demo.sh"
 
-# the stand-in: a 0-step run leaves pass-rates.json; an arm leaves final/ and two metrics rows
+# the stand-in: a 0-step run leaves pass-rates.json and its dev evaluation; an arm leaves final/
+# and two metrics rows; a sweep its sweep.json
 FAKE_WIDESEEK = """
 if sys.argv[1] == "report":
     print("paired:", sys.argv[2], "against", sys.argv[4])
+    sys.exit(0)
+if sys.argv[1:3] == ["eval", "sweep"]:
+    out = pathlib.Path(sys.argv[sys.argv.index("--out") + 1])
+    out.mkdir(parents=True)
+    (out / "sweep.json").write_text("{}")
     sys.exit(0)
 out = pathlib.Path(args["out_dir"])
 out.mkdir(parents=True, exist_ok=True)
 if args.get("steps") == "0":
     (out / "pass-rates.json").write_text("{}")
+    (out / "dev-eval" / "step-0").mkdir(parents=True)
+    (out / "dev-eval" / "step-0" / "policy.json").write_text('{"start": "abc"}')
 else:
     (out / "final").mkdir()
     gain = 0.1 * int(args["seed"])
@@ -52,7 +60,7 @@ def test_an_arm_needs_the_preparation_which_runs_once_with_zero_steps(env):
         assert demo(env, "prepare", "steps=6").returncode == 0
     [prepare] = calls(env)
     assert prepare.endswith("steps=6 steps=0")  # an override cannot make it train
-    assert f"out_dir={run / 'prepare'}" in prepare
+    assert f"model=src/wideseek/assets/model out_dir={run / 'prepare'}" in prepare
 
 
 def test_arms_borrow_the_preparation_and_compare_by_mode(env):
@@ -67,9 +75,15 @@ def test_arms_borrow_the_preparation_and_compare_by_mode(env):
     assert f"select.pass_rate.measured_in={run / 'prepare'}" in arms[0]
     assert "mode=single" in arms[2] and f"out_dir={run / 'single-s1'}" in arms[2]
     assert "eval.mode=multi" in arms[0] and "eval.mode=single" in arms[2]  # as each trains
-    # the start model's evaluation is made once a mode, by the first seed, and taken after
+    # the start model's evaluation is made once a mode (by the preparation, of the multi-agent
+    # system, else the first seed), and taken after; the trainer checks that it fits
+    assert f"eval_start_in={run / 'prepare'}" in arms[0]
     assert f"eval_start_in={run / 'multi-s1'}" in arms[1]
-    assert "eval_start_in" not in arms[0] and "eval_start_in" not in arms[2]
+    assert f"eval_start_in={run / 'prepare'}" in arms[2]
+    # a finished arm is said to be done, not run again under new overrides
+    again = demo(env, "arm", "multi", "1", "lr=5e-5")
+    assert again.returncode == 0 and "multi-s1 is done" in again.stderr
+    assert len(calls(env)) == 4
     compared = demo(env, "compare")
     assert compared.returncode == 0, compared.stderr
     table = (run / "compare.txt").read_text()
@@ -95,3 +109,14 @@ def test_keep_copies_the_small_files_of_each_part(env, tmp_path):
         "multi-s1/dev-eval/step-6/wide/results.jsonl", "multi-s1/dev-eval/step-6/wide/run.json",
         "multi-s1/metrics.jsonl", "prepare/metrics.jsonl", "prepare/pass-rates.json",
     ]  # fmt: skip
+
+
+def test_every_part_runs_the_start_model_it_is_given(env, tmp_path):
+    env |= {"WIDESEEK_RL_START": str(tmp_path / "stage1")}
+    for part in (("prepare",), ("arm", "single", "1")):
+        assert demo(env, *part).returncode == 0
+    assert all(f"model={tmp_path / 'stage1'} " in c for c in calls(env))
+    assert demo(env, "sweep").returncode == 0
+    sweeps = [c for c in calls(env) if c.startswith("eval sweep")]
+    assert f"--model {tmp_path / 'stage1'} " in sweeps[0]  # the start; then the first RL model
+    assert f"--model {Path(env['WIDESEEK_RUN_DIR']) / 'multi-s1' / 'final'} " in sweeps[1]
