@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tiny_lm import make_tiny_lm
+from wideseek.runtime.world_run import EVAL_LIMITS
 from wideseek.train.checkpoints import CheckpointError
 from wideseek.train.dev_eval import DevEvalSettings
 from wideseek.train.rl.config import Guards, RLConfig, policy_after
@@ -294,6 +295,22 @@ def test_rollouts_sample_untruncated_whatever_the_model_recommends(model_dir, tm
     run = json.loads((tmp_path / "run" / "rollouts" / "step-1" / "run.json").read_text())
     assert run["extra"]["config"]["agent"]["top_p"] == 1.0
     assert run["extra"]["config"]["agent"]["top_k"] == 0
+
+
+def test_rollouts_play_under_the_limits_a_dev_evaluation_takes(tmp_path):
+    # a run file that sets no limit, a model that recommends some: the model's, then the
+    # evaluation limits (not AgentConfig's defaults: no response cap, the whole context)
+    roomy = make_tiny_lm(tmp_path / "lm", max_positions=8192)
+    limits = {"lead_turns": 2, "subagent_turns": 2, "max_response_tokens": 8}
+    (roomy / "wideseek.json").write_text(json.dumps({"limits": limits}))
+    agent = {"max_subagents": 2, "turn_hints": False}
+    trainer = RLTrainer(config(roomy, tmp_path / "run", steps=1, agent=agent),
+                        show_progress=False)  # fmt: skip
+    trainer.train()
+    run = json.loads((tmp_path / "run" / "rollouts" / "step-1" / "run.json").read_text())
+    played = run["extra"]["config"]["agent"]
+    assert {k: played[k] for k in limits} == limits
+    assert played["context_length"] == EVAL_LIMITS.context_length
 
 
 def test_dev_evaluation_during_rl_shares_the_row_schema(model_dir, tmp_path, capsys):

@@ -182,8 +182,9 @@ class RLConfig(TrainerConfig):
     guards: Guards = Field(default_factory=Guards, description="collapse guards")
     agent: AgentConfig = Field(
         default_factory=AgentConfig,
-        description="agent settings of the rollouts (limits, context); mode, temperature and "
-        "seed come from the fields above, top_p is always 1 and top_k 0 (no cut)",
+        description="agent settings of the rollouts (limits, context; those left unset: the "
+        "model's recommendation, else the evaluation limits, as in a dev evaluation); mode, "
+        "temperature and seed come from the fields above, top_p is always 1 and top_k 0 (no cut)",
     )
     concurrency: int = Field(8, ge=1, description="rollouts run at once")
     save_every: int = Field(5, ge=1, description="checkpoint every N steps (and at the end)")

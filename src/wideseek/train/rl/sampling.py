@@ -202,11 +202,12 @@ class StepSampling:
         """`trials` rollouts (None: group_size) of each task into `run_dir` by the weights of
         `version` (None: the learner's; a remote engine must serve them), for step `step`
         (0-based; None: the current one), sampling with `seed` (None: the step's), through the
-        one world entry (`runtime.world_run.run_world`) under the agent's own limits
-        (`limits=None`: the run file's `agent` section is what the rollouts play under).
+        one world entry (`runtime.world_run.run_world`) under the limits a dev evaluation
+        takes (the run file's `agent` section, then the model's recommendation, then
+        EVAL_LIMITS), so the policy trains under the limits it is scored under.
         Everything is fixed when called; the awaitable reads no trainer state (it may run on
         another thread's loop, `ahead.SamplingAhead`)."""
-        from wideseek.runtime.world_run import run_world
+        from wideseek.runtime.world_run import NO_FLAGS, run_world
 
         step = self.step if step is None else step
         # top_p 1, top_k 0 whatever the model's generation config says (a vLLM or SGLang server
@@ -225,7 +226,7 @@ class StepSampling:
         async def run(engine: Engine) -> list[Trajectory]:
             done = await run_world(
                 self.world, {"rollouts": list(tasks)}, run_dir, split=self.config.split,
-                name=suite or f"rl-step-{step + 1}", agent=agent, limits=None,
+                name=suite or f"rl-step-{step + 1}", agent=agent, limits=NO_FLAGS,
                 engine=engine, config=None, trials=trials or self.config.group_size,
                 concurrency=self.config.concurrency, extra=extra,
                 show_progress=self.show_progress,
