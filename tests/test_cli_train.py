@@ -185,6 +185,9 @@ def test_ship_installs_a_loadable_model_with_its_card_and_defaults(setup, tmp_pa
     agent = with_model_defaults(AgentConfig(), engine)
     assert (agent.temperature, agent.max_response_tokens) == (0.0, 64)  # the response cap too
     assert (agent.lead_turns, agent.subagent_turns) == (4, 5)
+    # shipped again without scores (a model trained on from it, say): its limits stay
+    assert run(["train", "ship", "--model", str(dest), "--dest", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "wideseek.json").read_text())["limits"] == limits
 
 
 def test_a_resumed_phase_reports_the_wall_time_of_every_process(tmp_path):

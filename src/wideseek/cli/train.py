@@ -253,9 +253,10 @@ def ship(
     phases |= {p.parent.relative_to(run).as_posix(): phase_summary(p) for p in found}
     resolved = resolve_model(model)
     try:
-        info = ModelInfo(
-            name=name or resolved.name, limits=RecommendedLimits(**limits), training=phases
-        )
+        # no scores: the limits the model recommends already (kept from the model it was
+        # trained on from) stay; scores state the limits they were taken under
+        chosen = RecommendedLimits(**limits) if limits else resolved.limits
+        info = ModelInfo(name=name or resolved.name, limits=chosen, training=phases)
     except ValidationError as e:
         raise UsageError(f"--scores: unusable limits {limits} ({e.errors()[0]['msg']})") from e
     parameters = saved_parameters(resolved)

@@ -29,7 +29,6 @@ and peft; not data or training loops.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -45,7 +44,6 @@ from wideseek.llm.model_dir import (
     ModelDirError,
     ModelInfo,
     RecommendedLimits,
-    read_model_info,
     weights_sha256,
     write_model_info,
 )
@@ -81,6 +79,8 @@ class Trainable:
     dtype: Any  # torch.dtype of the frozen / trained weights
     dtype_reason: str
     is_lora: bool
+    # an adapter start's own generation_config.json (text, read at load), kept by what it trains
+    start_generation: str | None = None
 
     @property
     def base_spec(self) -> str:
@@ -116,7 +116,12 @@ def load_trainable(
     if lora is not None and not resolved.is_adapter:
         model = _wrap_lora(model, lora)
     tokenizer = load_tokenizer(resolved)
-    return Trainable(model, tokenizer, resolved, choice.dtype, choice.reason, is_lora=not full)
+    own = resolved.dir / GENERATION_CONFIG  # a full model's save_pretrained writes its own
+    generation = own.read_text(encoding="utf-8") if resolved.is_adapter and own.is_file() else None
+    return Trainable(
+        model, tokenizer, resolved, choice.dtype, choice.reason, is_lora=not full,
+        start_generation=generation,
+    )  # fmt: skip
 
 
 def _wrap_lora(model: Any, lora: LoraSettings) -> Any:
@@ -174,21 +179,20 @@ def write_trained(trainable: Trainable, model: Any, path: Path, card: TrainingCa
     trainable.tokenizer.save_pretrained(path)
     base = trainable.base_spec if trainable.is_lora else None
     (path / "README.md").write_text(card.render(model, base), encoding="utf-8")
-    _carry_recommendations(trainable.resolved, path)
+    _carry_recommendations(trainable.resolved, trainable.start_generation, path)
 
 
-def _carry_recommendations(start: ResolvedModel, path: Path) -> None:
+def _carry_recommendations(start: ResolvedModel, generation: str | None, path: Path) -> None:
     """A model trained on from one that recommends agent limits and decoding (a shipped
     model: greedy, the limits it was scored under) keeps them until its own scores say
     otherwise: without them an RL or stage-2 model would run under the generic limits and its
     base's sampling, and compare with its start under other settings. Not its name or history
-    (`train ship` writes those)."""
-    info = read_model_info(start.dir)
-    if info.limits != RecommendedLimits():
-        write_model_info(path, ModelInfo(limits=info.limits))
-    own = start.dir / GENERATION_CONFIG  # a full model's save_pretrained wrote its own
-    if start.is_adapter and own.is_file() and not (path / GENERATION_CONFIG).exists():
-        shutil.copyfile(own, path / GENERATION_CONFIG)
+    (`train ship` writes those). Both as the run loaded them: a start re-shipped at its path
+    during a run does not change what its checkpoints recommend."""
+    if start.limits != RecommendedLimits():  # as read when the run loaded it
+        write_model_info(path, ModelInfo(limits=start.limits))
+    if generation is not None and not (path / GENERATION_CONFIG).exists():
+        (path / GENERATION_CONFIG).write_text(generation, encoding="utf-8")
 
 
 def _record_base(config_path: Path, base_spec: str) -> None:

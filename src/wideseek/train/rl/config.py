@@ -182,8 +182,8 @@ class RLConfig(TrainerConfig):
     guards: Guards = Field(default_factory=Guards, description="collapse guards")
     agent: AgentConfig = Field(
         default_factory=AgentConfig,
-        description="agent settings of the rollouts (limits, context; those left unset: the "
-        "model's recommendation, else the evaluation limits, as in a dev evaluation); mode, "
+        description="agent settings of the rollouts (limits, context; those left unset: a "
+        "local model's recommendation, else the evaluation limits, as in a dev evaluation); mode, "
         "temperature and seed come from the fields above, top_p is always 1 and top_k 0 (no cut)",
     )
     concurrency: int = Field(8, ge=1, description="rollouts run at once")
