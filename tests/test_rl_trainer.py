@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,7 @@ def test_steps_run_through_the_runtime_resume_and_log_every_figure(model_dir, tm
     assert [r["step"] for r in rows] == [1]
     keys = metric_keys(cfg, build_reward(cfg.shaping).names())
     assert list(rows[0]) == keys
+    assert rows[0]["started"] <= time.time()  # which process logged it (cards order by it)
     for key in ("reward_mean", "reward_std", "reward_deep", "outcome", "format_ok",
                 "flat_groups", "rollouts", "rollouts_kept", "rollouts_dropped",
                 "subagents_per_rollout", "response_tokens", "rollout_s", "update_s",

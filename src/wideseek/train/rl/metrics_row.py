@@ -36,7 +36,7 @@ def metric_keys(config: RLConfig, reward_terms: Sequence[str]) -> list[str]:
         "trained_tokens", "entropy", "clip_frac", "dual_clip_frac", "ratio_mean", "approx_kl",
         "early_stopped", "staleness", *(["kl_ref"] if config.kl_coef else []),
         "subagents_per_rollout", "response_tokens", *(f"fail_{f.value}" for f in Failure),
-        "rollout_s", "update_s", "eval_s", "guard", *dev,
+        "rollout_s", "update_s", "eval_s", "started", "guard", *dev,
         *(["resampled_groups", "replaced_groups"] if config.select.resample_flat else []),
     ]  # fmt: skip
 

@@ -53,7 +53,8 @@ the kept rollouts, loss, lr, grad norm, trained agents and tokens, entropy, clip
 ratio, KL to the sampler (and with `kl_coef` to the start model, `kl_ref`), agent samples
 early-stopped, the staleness of the step's rollouts (learner version - sampler version), failure
 rates per kind, seconds in rollout (the learner's wait for them: with `rollouts_ahead`, only
-what the previous update did not cover) / update / evaluation, the guard that tripped, the dev
+what the previous update did not cover) / update / evaluation, when the logging process
+started (`started`: a model card orders phases by it), the guard that tripped, the dev
 figures (`dev_*`) of the weights after the step's update, and with `select.resample_flat` the
 replacement groups tried (`resampled_groups`) and the flat groups they replaced
 (`replaced_groups`).
@@ -156,6 +157,7 @@ class RLTrainer(StepSampling):
         self.suite_of = {t.id: s for s, ts in tasks.items() for t in ts}
         self.reward = reward or build_reward(config.shaping)
         self.keys = metric_keys(config, self.reward.names())
+        self.started = round(time.time(), 3)
         set_seed(config.seed)
         # buffers (rotary frequencies) are never trained: no broadcast at each forward, which
         # would make every forward a collective and the processes' forward counts must match
@@ -343,7 +345,7 @@ class RLTrainer(StepSampling):
         return bool(every) and (self.step % every == 0 or self.step == self.config.steps)
 
     def log(self, figures: dict[str, Any]) -> dict[str, Any]:
-        row = metrics_row(self.keys, self.step, figures)
+        row = metrics_row(self.keys, self.step, {**figures, "started": self.started})
         ckpt.append_metrics(self.out, row)
         return row
 
