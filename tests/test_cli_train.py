@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -248,17 +249,21 @@ def test_ship_casts_weights_only_when_asked_to_a_new_dtype(setup, tmp_path):
     assert "stored in" not in (tmp_path / "again" / "README.md").read_text()
 
 
-def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):
-    import os
+def write_phase(run_dir: Path, phase: str, tokens: int, written: float, **row) -> None:
+    """One training phase's metrics.jsonl (a row at step 5) under `run_dir`, its file time
+    set to `written`."""
+    (run_dir / phase).mkdir(parents=True)
+    row = {"step": 5, "loss": 0.5, "tokens_seen": tokens, "elapsed_s": 90.0, **row}
+    (run_dir / phase / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    os.utime(run_dir / phase / "metrics.jsonl", (written, written))
 
+
+def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):
     _, model = setup
     run_dir = tmp_path / "run"
     # stage 1 (sft/), then stage 2 trained on from it (single/sft/); written in that order
-    for n, (phase, tokens) in enumerate((("sft", 4_000_000), ("single/sft", 1_400_000))):
-        (run_dir / phase).mkdir(parents=True)
-        row = {"step": 5, "loss": 0.5, "tokens_seen": tokens, "elapsed_s": 90.0}
-        (run_dir / phase / "metrics.jsonl").write_text(json.dumps(row) + "\n")
-        os.utime(run_dir / phase / "metrics.jsonl", (n, n))
+    write_phase(run_dir, "sft", 4_000_000, written=0)
+    write_phase(run_dir, "single/sft", 1_400_000, written=1)
     dest = tmp_path / "shipped"
     assert run(["train", "ship", "--model", str(model), "--dest", str(dest), "--run",
                 str(run_dir)]) == 0  # fmt: skip
@@ -273,17 +278,11 @@ def test_ship_cards_every_training_phase_of_the_run_in_order(setup, tmp_path):
 
 
 def test_a_stage_1_resumed_after_stage_2_still_comes_first_on_the_card(setup, tmp_path):
-    import os
-
     _, model = setup
     run_dir = tmp_path / "run"
     # stage 1 began first (`started`) but its file was written last: resumed after stage 2
-    phases = (("sft", 4_000_000, 100.0, 9), ("single/sft", 900, 200.0, 5))
-    for phase, tokens, began, written in phases:
-        (run_dir / phase).mkdir(parents=True)
-        row = {"step": 5, "loss": 0.5, "tokens_seen": tokens, "elapsed_s": 90.0, "started": began}
-        (run_dir / phase / "metrics.jsonl").write_text(json.dumps(row) + "\n")
-        os.utime(run_dir / phase / "metrics.jsonl", (written, written))
+    write_phase(run_dir, "sft", 4_000_000, written=9, started=100.0)
+    write_phase(run_dir, "single/sft", 900, written=5, started=200.0)
     dest = tmp_path / "shipped"
     assert run(["train", "ship", "--model", str(model), "--dest", str(dest), "--run",
                 str(run_dir)]) == 0  # fmt: skip
