@@ -283,10 +283,9 @@ async def test_member_lists_read_from_list_and_profile_pages(corpus):
     )
     assert states.names[:3] == ["Delaware", "New Jersey", "Pennsylvania"]
     assert len(states.names) == 11
-    # a cut out of the admission list (each state's year beside it) says where it starts and ends
-    assert (
-        states.note == f"Admitted 1787 to 1788: from Delaware (1787) to {states.names[-1]} (1788)."
-    )
+    # a cut out of the admission list (each state's year before it) says where it starts and
+    # ends, each end as the page writes it: number first
+    assert states.note == f"Admitted 1787 to 1788: from 1787: Delaware to 1788: {states.names[-1]}."
     # "..., Croatia, Bosnia and Herzegovina and Bulgaria": the longer name is checked by search.
     neighbours = await drive(
         list_members(subject("neighbours", "en", country="Serbia and Montenegro"), 5), corpus
@@ -295,8 +294,8 @@ async def test_member_lists_read_from_list_and_profile_pages(corpus):
     assert neighbours.note == ""  # a whole list: nothing to pick
     elements = await drive(list_members(subject("element_range", "en", lo="9", hi="12"), 5), corpus)
     assert elements.names == ["Fluorine", "Neon", "Sodium", "Magnesium"]
-    # read across two pages (1-10 and 11-20), by the atomic number beside each name
-    assert elements.note == "Atomic numbers 9 to 12: from Fluorine (9) to Magnesium (12)."
+    # read across two pages (1-10 and 11-20), by the atomic number before each name
+    assert elements.note == "Atomic numbers 9 to 12: from 9: Fluorine to 12: Magnesium."
     cities = await drive(
         list_members(subject("largest_cities", "en", n="17", country="Japan"), 5), corpus
     )

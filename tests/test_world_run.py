@@ -25,6 +25,7 @@ from wideseek.runtime.width_sweep import (
 )
 from wideseek.runtime.world_run import LIMIT_FIELDS, agent_with_limits
 from wideseek.types import iter_trajectories
+from wideseek.world.oracle.engine import DEMONSTRATION_FORMAT
 from wideseek.world.store import load_world
 
 
@@ -164,7 +165,8 @@ def test_demonstrations_of_an_older_oracle_are_not_resumed_into(tmp_path, capsys
     (out / "run.json").write_text(json.dumps({**info, "model": "oracle"}), encoding="utf-8")
     capsys.readouterr()
     assert run([*args, "--limit", "2", "--out", str(out)]) == 1
-    assert "other settings (model 'oracle' there, 'oracle-v2' now)" in capsys.readouterr().err
+    now = f"'oracle-v{DEMONSTRATION_FORMAT}' now"
+    assert f"other settings (model 'oracle' there, {now})" in capsys.readouterr().err
     assert len(read_results(out)) == 1
 
 

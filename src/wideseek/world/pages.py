@@ -5,8 +5,9 @@ runtime's local corpus record) plus an index of list pages by group, which task 
 for planning metadata. Facts are spread the way the web spreads them: a country's profile page
 names its capital but the capital's population is only on the city page; ISO codes, calling code
 and domain live on a separate "codes" page; list pages name members without their attributes,
-except the number a list is ordered by, beside each name as web lists show it (an element's
-atomic number, a state's year of admission).
+except the number a list is ordered by, before each name as timelines and numbered tables show
+it ("- 32: Germanium", "- 1845: Florida": an element's atomic number, a state's year of
+admission).
 This module decides which sentences a page holds and the facts they state; the sentences'
 wordings live in `world/page_wordings.py`, the table the oracle reads pages back with. Wording
 is drawn per page with an RNG seeded by (seed, url), so a page's text does not depend on the
@@ -357,7 +358,7 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
             f"Chemical elements {lo}–{hi}",
             "elements",
             {"lo": lo, "hi": hi},
-            [f"{e.name} ({e.attrs['number']})" for e in block],
+            [f"{e.attrs['number']}: {e.name}" for e in block],
         )
     w.add_list(
         "us_states",
@@ -365,7 +366,7 @@ def _list_pages(w: _Writer, facts: FactBase) -> None:
         "U.S. states by date of admission",
         "us_states",
         {},
-        [f"{s.name} ({s.attrs['statehood_year']})" for s in states_by_admission(facts)],
+        [f"{s.attrs['statehood_year']}: {s.name}" for s in states_by_admission(facts)],
     )
 
 

@@ -107,8 +107,9 @@ def transcript(messages: list[Message], batched: bool = False) -> list[list[str]
 
 # What the oracle writes, versioned: raised whenever its texts change, so a resumed run of an
 # older oracle is refused (the run directory records another model name) rather than mixing
-# two formats of demonstrations. 2: numbered lister reports.
-DEMONSTRATION_FORMAT = 2
+# two formats of demonstrations. 2: numbered lister reports. 3: a keyed cut's ends number first
+# ("from 32: Germanium to 41: Niobium"), as the world's keyed lists now write their items.
+DEMONSTRATION_FORMAT = 3
 
 
 class OracleEngine:

@@ -4,15 +4,21 @@ Contract. `list_members(subject, capacity)` is a step routine (see `oracle.steps
 `Members`: the member names of a `Subject` in page order, as the pages write them (empty when it
 cannot find them), and where the names were cut out of a longer list, a note saying how (the
 first and last name of the cut, with their numbers). The subagent thinks the note before it
-reports. The lists of elements and states show the number they are ordered by beside each
+reports. The lists of elements and states show the number they are ordered by before each
 name (atomic numbers, years of admission), so a cut is a copy between two numbers, not
 counting: the shipped model's listers were right on 6 of 17 test tasks when the pages gave
-names only. One strategy per family of `world/families.py`, each the way a careful person
-would use a search engine over the world's pages:
+names only. The note names each end number first ("from 32: Germanium"), as the page does,
+so the name is what follows the number the question gives: with names first ("Germanium
+(32)") a model trained on 250 such cuts wrote the same two ends whatever the question asked,
+and LoRAs trained on 1,200 synthetic cuts found both ends of new lists' cuts 62% of the time
+names first, 72% numbers first, the first end 65% against 82% (bench/keyed_cut_probe.py).
+
+One strategy per family of `world/families.py`, each the way a careful person would use a
+search engine over the world's pages:
 
 - list families: search the list page by its title, open every part that is needed, read the
   "- item" lines (ranked lists: the first N, said before the report; element blocks: the
-  names whose atomic number, shown beside each, is in the range; alphabetical continent
+  names whose atomic number, shown before each, is in the range; alphabetical continent
   parts: the run between the two names the question gives);
 - neighbours: open the country's profile and read its neighbour sentence; an English name that
   itself holds " and " makes that sentence ambiguous, settled by searching the longer name;
@@ -204,13 +210,13 @@ def _states_admitted(y1: str, y2: str, capacity: int) -> Steps[Members]:
 
 def _keyed_span(items: Sequence[str], lo: int, hi: int, asked: str) -> Members:
     """The names of a list's items whose number (an atomic number, a year) is within lo..hi;
-    the note names the first and the last with their numbers."""
+    the note names the first and the last after their numbers, as the page writes them."""
     keyed = [k for k in map(keyed_item, items) if k]
     span = [(name, key) for name, key in keyed if lo <= key <= hi]
     if not span:
         return Members([])
     (first, a), (last, b) = span[0], span[-1]
-    return Members([name for name, _ in span], f"{asked}: from {first} ({a}) to {last} ({b}).")
+    return Members([name for name, _ in span], f"{asked}: from {a}: {first} to {b}: {last}.")
 
 
 def _continent_part_zh(p: dict[str, str], capacity: int) -> Steps[Members]:

@@ -5,7 +5,7 @@ written there (thousands separators dropped, lists re-joined with ", "), or None
 does not state it. `page_kind` is the kind of page the text came from: "country" (English
 profile), "country_codes", "country_zh" (Chinese profile), "city", "airport", "element",
 "us_state". `read_list_items(text)` gives the "- item" lines of a list page,
-`keyed_item(item)` the (name, number) of an item of a list that shows its order ("Florida (1845)");
+`keyed_item(item)` the (name, number) of an item of a list that shows its order ("1845: Florida");
 `split_names(value, lang)` splits a joined list of names ("A, B and C", "甲、乙、丙").
 
 The pages are written from the wordings of `world/page_wordings.py`, and every wording there is
@@ -180,11 +180,11 @@ def read_list_items(text: str) -> list[str]:
     return [line[2:].strip() for line in text.splitlines() if line.startswith("- ")]
 
 
-_KEYED_ITEM = re.compile(r"^(?P<name>.+) \((?P<key>\d+)\)$")
+_KEYED_ITEM = re.compile(r"^(?P<key>\d+): (?P<name>.+)$")
 
 
 def keyed_item(item: str) -> tuple[str, int] | None:
-    """An item of a list that shows what it is ordered by ("Germanium (32)", "Florida (1845)")
+    """An item of a list that shows what it is ordered by ("32: Germanium", "1845: Florida")
     as (name, number); None for an item without one."""
     match = _KEYED_ITEM.match(item)
     return (match.group("name"), int(match.group("key"))) if match else None
