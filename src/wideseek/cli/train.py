@@ -170,6 +170,8 @@ WeightsDtype = Literal["bfloat16", "float16", "float32", "keep"]
 REPRODUCE = """bash scripts/train_default_model.sh   # in a checkout of wideseek; or step by step:
 wideseek world oracle --suite wide --split train --limit 800
 wideseek world oracle --suite deep --split train --limit 1000
+wideseek world oracle --suite wide --split train --limit 4000 \\
+    --out runs/oracle-wide-train-multi-4000
 wideseek train sft --config configs/sft-default.yaml"""
 
 
