@@ -23,7 +23,13 @@ from wideseek.types import Failure, Task
 from wideseek.world.oracle import OracleEngine
 from wideseek.world.oracle.lookup import lookup
 from wideseek.world.oracle.members import list_members
-from wideseek.world.oracle.page_facts import PATTERNS, and_splits, read_attr, split_names
+from wideseek.world.oracle.page_facts import (
+    PATTERNS,
+    and_splits,
+    keyed_item,
+    read_attr,
+    split_names,
+)
 from wideseek.world.oracle.steps import Call, parallel
 from wideseek.world.oracle.text import (
     EntitySubtask,
@@ -467,3 +473,11 @@ async def test_oracle_plays_the_r1_profile_with_batched_calls(world, corpus):
         for sub in traj.subagents:
             assert all(len(turn.tool_calls) <= 1 for turn in sub.turns)
             assert not any(Failure.TOO_MANY_CALLS in turn.failures for turn in sub.turns)
+
+
+def test_a_keyed_list_item_is_read_number_first_and_on_older_worlds_name_first():
+    assert keyed_item("32: Germanium") == ("Germanium", 32)
+    assert keyed_item("1845: Florida") == ("Florida", 1845)
+    assert keyed_item("Germanium (32)") == ("Germanium", 32)  # world a0fe5765's pages
+    assert keyed_item("Casablanca") is None
+    assert keyed_item("Congo (Brazzaville)") is None

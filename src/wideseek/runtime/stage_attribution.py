@@ -44,6 +44,7 @@ from wideseek.types import AgentRun, Trajectory
 from wideseek.world.oracle.text import parse_entity_lines, parse_entity_subtask
 
 _QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")  # "Rabat (Morocco)" -> "Rabat"
+_LIST_NUMBER = re.compile(r"^\s*\d+:\s+")  # a keyed list's item copied whole: "32: Germanium"
 
 
 @dataclass
@@ -58,7 +59,7 @@ class StageFigures:
 
 
 def _name(text: str) -> str:
-    return " ".join(_QUALIFIER.sub("", text).split()).casefold()
+    return " ".join(_QUALIFIER.sub("", _LIST_NUMBER.sub("", text)).split()).casefold()
 
 
 def _name_sources(lister: AgentRun | None, names: set[str], gold_keys: set[str]) -> Counter[str]:

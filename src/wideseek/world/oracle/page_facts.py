@@ -180,11 +180,15 @@ def read_list_items(text: str) -> list[str]:
     return [line[2:].strip() for line in text.splitlines() if line.startswith("- ")]
 
 
-_KEYED_ITEM = re.compile(r"^(?P<key>\d+): (?P<name>.+)$")
+# number first since world 19c49a40; after the name in world a0fe5765 (still read: `--world`)
+_KEYED_ITEM = (
+    re.compile(r"^(?P<key>\d+): (?P<name>.+)$"),
+    re.compile(r"^(?P<name>.+) \((?P<key>\d+)\)$"),
+)
 
 
 def keyed_item(item: str) -> tuple[str, int] | None:
-    """An item of a list that shows what it is ordered by ("32: Germanium", "1845: Florida")
-    as (name, number); None for an item without one."""
-    match = _KEYED_ITEM.match(item)
+    """An item of a list that shows what it is ordered by ("32: Germanium", "1845: Florida";
+    "Germanium (32)" on world a0fe5765) as (name, number); None for an item without one."""
+    match = _KEYED_ITEM[0].match(item) or _KEYED_ITEM[1].match(item)
     return (match.group("name"), int(match.group("key"))) if match else None
