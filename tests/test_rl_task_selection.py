@@ -238,9 +238,18 @@ def test_a_run_can_take_another_runs_measurement_so_every_arm_trains_on_one_slic
     weights = next(copy.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     nowhere = window.model_copy(update={"measured_in": str(tmp_path / "none")})
+    # a measurement on other pages (another world, or one that did not record its world)
+    assert measured["world"] == trainer.world.manifest.world_hash
+    for name, world in [("s5", "0" * 64), ("s6", None)]:
+        (tmp_path / name).mkdir()
+        other_world = json.dumps({**measured, "world": world})
+        (tmp_path / name / "pass-rates.json").write_text(other_world, encoding="utf-8")
+    elsewhere = [window.model_copy(update={"measured_in": str(tmp_path / n)}) for n in ("s5", "s6")]
     for update, message in [
         ({"model": str(copy)}, "measured on other weights"),
         ({"select": TaskSelection(first=4, pass_rate=nowhere)}, "no pass-rates.json there"),
+        ({"select": TaskSelection(first=4, pass_rate=elsewhere[0])}, "on world 0000000000000000"),
+        ({"select": TaskSelection(first=4, pass_rate=elsewhere[1])}, "on world not recorded"),
     ]:
         bad = other.model_copy(update={"out_dir": str(tmp_path / "s3"), **update})
         with pytest.raises(WideseekError, match=message):

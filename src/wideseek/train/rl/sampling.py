@@ -17,7 +17,8 @@ reads are declared below and set by the trainer) that runs on the main process o
 - `take_start_evaluation(run, run_dir, start)`: another run's step-0 dev evaluation copied in
   when the same start function (`start_function`: weights and dtype) and eval settings made it.
 - `pass_rate_pool()`: the pool narrowed to `select.pass_rate`'s window, the start model's pass
-  rates measured before step 1 (`measure_pass_rates`; or another run's, `borrowed_pass_rates`)
+  rates measured before step 1 (`measure_pass_rates`; or another run's of the same weights on
+  the same world, `borrowed_pass_rates`)
   and read back, never re-measured, later; `narrow_pool()` makes it the pool the steps draw
   from (on every process, from the main one's reading), when a window is set.
 Sampling is untruncated (top_p 1, no top-k): the update's logprobs are untruncated too. It
@@ -351,7 +352,8 @@ class StepSampling:
         read back, never re-measured, once training has begun."""
         window = self.config.select.pass_rate
         assert window is not None
-        settings = digest(settings_of(self.config, include=MEASURED), window.samples)
+        world = self.world.manifest.world_hash
+        settings = digest(settings_of(self.config, include=MEASURED), window.samples, world)
         rates = PassRates.read(self.out)
         if self.step == 0:
             if window.measured_in is not None:
@@ -400,6 +402,7 @@ class StepSampling:
             outcomes=dict(outcomes),
             model=self.config.model,
             weights=self.start_weights(),
+            world=self.world.manifest.world_hash,
         )
         rates.write(self.out)
         return rates
@@ -425,6 +428,12 @@ class StepSampling:
             raise WideseekError(
                 f"{where}: measured on other weights (model {rates.model!r}) than this run "
                 f"starts from ({self.config.model!r})"
+            )
+        world = self.world.manifest.world_hash
+        if rates.world != world:  # other pages answer otherwise; None: an older measurement
+            raise WideseekError(
+                f"{where}: measured on world {(rates.world or 'not recorded')[:16]}, this run "
+                f"plays on {world[:16]}; measure the pass rates again on this world"
             )
         missing = rates.missing(self.pool)
         if missing:

@@ -155,6 +155,7 @@ class PassRates(BaseModel):
     outcomes: dict[str, list[float]]
     model: str | None = None  # the start model as the run file named it (None: not recorded)
     weights: str | None = None  # its weights' digest (model_dir.weights_sha256; None: older)
+    world: str | None = None  # the world's hash the rollouts played on (None: older)
 
     def rate(self, task_id: str, solved_at: float) -> float:
         scores = self.outcomes[task_id]

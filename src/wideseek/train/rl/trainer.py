@@ -195,12 +195,17 @@ class RLTrainer(StepSampling):
         start = config.model_dump(mode="json", include={"model", "lora", "dtype", "seed"})
         self.policy = digest("start", start)
         self.history: dict[int, str] = {0: self.policy}  # version -> policy id, recent ones
-        self.rollout_settings = digest(settings_of(config, include=ROLLOUT))
+        # the world's hash is part of every measurement's settings: its pages decide what a
+        # rollout reads (config.world is None for the shipped world, whatever it holds)
+        world_hash = self.world.manifest.world_hash
+        self.rollout_settings = digest(settings_of(config, include=ROLLOUT), world_hash)
         # a seeded evaluation decodes each request alone (`evaluate`); part of the settings,
         # so a folder decoded batched (before that) is not taken for one of these
         self.eval_alone = config.eval.agent.get("seed") is not None
         eval_settings = config.eval.model_dump(mode="json")
-        self.eval_settings = digest({**eval_settings, "each_request_alone": self.eval_alone})
+        self.eval_settings = digest(
+            {**eval_settings, "each_request_alone": self.eval_alone}, world_hash
+        )
 
     # -- the run -------------------------------------------------------------------------------
 
