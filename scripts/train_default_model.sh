@@ -17,7 +17,8 @@
 # the shipped model: its measured versions lost held-out-wording scores (configs/sft-stage2.yaml);
 # scripts/train_stage2.sh trains and evaluates it without shipping.
 #
-# WIDESEEK_SHIP=0 trains and scores without installing the model into the package.
+# WIDESEEK_SHIP=0 trains and scores without installing the model into the package, and scores
+# the shipped model beside it (test multi-agent, same tasks and limits, into RUN/shipped).
 # WIDESEEK_WORDINGS=mixed trains on the oracle's demonstrations of questions asked a third in
 # the templates and the rest in people's words (world/people_wordings.py) instead of templates
 # only (the shipped model); WIDESEEK_MODES="multi single" adds the single agent's own
@@ -75,8 +76,12 @@ for spec in "test multi" "test multi --reworded" "dev multi" "test single"; do
     scores+=(--errors "$name=$run/eval-$slug")  # where it fails, in the model card
 done
 if [ "${WIDESEEK_SHIP:-1}" = 0 ]; then  # a recipe on trial: compare it before it replaces one
+    # the model it would replace, on the same tasks, world and limits (the package's figures may
+    # be older pages'): the pair `wideseek report --against` reads task by task
+    score src/wideseek/assets/model "$run/shipped" "test multi"
     echo "train_default_model.sh: not shipped (WIDESEEK_SHIP=0); the model: $model, its scores:" \
-        "$run/scores-*.json; compare: wideseek report $run/eval-test-multi --against OTHER_RUN"
+        "$run/scores-*.json; against the shipped model's ($run/shipped/scores-test-multi.json):" \
+        "wideseek report $run/eval-test-multi --against $run/shipped/eval-test-multi"
     exit 0
 fi
 wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}"

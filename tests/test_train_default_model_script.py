@@ -67,14 +67,20 @@ def test_a_recipe_on_trial_is_scored_but_not_shipped(env, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "not shipped" in done.stdout
     assert not any(c.startswith("train ship") for c in calls(env))
-    assert sum(c.startswith("train eval --model") for c in calls(env)) == 4  # scored
+    evals = [c for c in calls(env) if c.startswith("train eval --model")]
+    assert len(evals) == 5  # scored, and the model it would replace beside it on the same tasks
+    shipped = evals[-1]
+    assert shipped.startswith("train eval --model src/wideseek/assets/model --split test --mode")
+    assert " --mode multi " in shipped
+    assert shipped.endswith(f"--out {tmp_path / 'run' / 'shipped' / 'eval-test-multi'}")
+    assert f"--against {tmp_path / 'run' / 'shipped' / 'eval-test-multi'}" in done.stdout
 
 
 def test_evaluations_give_the_lead_its_own_cap(env):
     done = run_script(SCRIPT, env | {"WIDESEEK_SHIP": "0"})
     assert done.returncode == 0, done.stderr
     evals = [c for c in calls(env) if c.startswith("train eval")]
-    assert len(evals) == 8  # 4 of the model, 4 of the oracle beside them
+    assert len(evals) == 9  # 4 of the model, 4 of the oracle beside them, the shipped model
     assert all("--max-response-tokens 256 --lead-response-tokens 768" in c for c in evals)
     env |= {
         "WIDESEEK_LEAD_RESPONSE_TOKENS": "256",
