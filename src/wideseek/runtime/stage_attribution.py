@@ -41,10 +41,10 @@ from wideseek.eval.table_extract import norm_column
 from wideseek.eval.task_scoring import TaskScorer
 from wideseek.eval.widesearch_data import WideSearchDataError
 from wideseek.types import AgentRun, Trajectory
+from wideseek.world.oracle.page_facts import keyed_item
 from wideseek.world.oracle.text import parse_entity_lines, parse_entity_subtask
 
 _QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")  # "Rabat (Morocco)" -> "Rabat"
-_LIST_NUMBER = re.compile(r"^\s*\d+:\s+")  # a keyed list's item copied whole: "32: Germanium"
 
 
 @dataclass
@@ -59,7 +59,8 @@ class StageFigures:
 
 
 def _name(text: str) -> str:
-    return " ".join(_QUALIFIER.sub("", _LIST_NUMBER.sub("", text)).split()).casefold()
+    keyed = keyed_item(text.strip())  # a keyed list's item copied whole: "32: Germanium"
+    return " ".join(_QUALIFIER.sub("", keyed[0] if keyed else text).split()).casefold()
 
 
 def _name_sources(lister: AgentRun | None, names: set[str], gold_keys: set[str]) -> Counter[str]:
