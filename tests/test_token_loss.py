@@ -9,7 +9,7 @@ import torch
 from tiny_lm import make_tiny_lm
 from wideseek.train.sft import collate
 from wideseek.train.sft_data import IGNORE, SFTExample
-from wideseek.train.token_loss import labelled_loss
+from wideseek.train.token_loss import labelled_loss, right_padded
 from wideseek.train.trainable import LoraSettings, load_trainable
 
 
@@ -61,3 +61,46 @@ def test_a_batch_with_nothing_labelled_is_a_zero_loss_with_gradients(tiny):
     loss = labelled_loss(trainable.model, data)
     loss.backward()
     assert float(loss.detach()) == 0.0
+
+
+def forward_kwargs(model, data) -> tuple[torch.Tensor, dict]:
+    """labelled_loss(model, data) and the keyword arguments the model's forward was called with."""
+    seen: dict = {}
+    hook = model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: seen.update(kwargs), with_kwargs=True
+    )
+    try:
+        return labelled_loss(model, data), seen
+    finally:
+        hook.remove()
+
+
+def test_a_right_padded_batch_runs_causal_without_its_mask(tiny):
+    # the mask would make torch's CPU attention score the masked upper triangle too
+    trainable = load_trainable(str(tiny), dtype="fp32")
+    data = batch(trainable.tokenizer.pad_token_id, len(trainable.tokenizer))
+    assert right_padded(data["attention_mask"]) and not data["attention_mask"].all()
+    loss, kwargs = forward_kwargs(trainable.model, data)
+    assert "attention_mask" not in kwargs
+    assert torch.allclose(loss, trainable.model(**data).loss, atol=1e-6)
+
+
+def test_a_left_padded_batch_keeps_its_mask(tiny):
+    trainable = load_trainable(str(tiny), dtype="fp32")
+    model = trainable.model
+    data = batch(trainable.tokenizer.pad_token_id, len(trainable.tokenizer))
+    # move each row's padding to the front (labels with it): the mask now matters
+    for row in range(data["input_ids"].shape[0]):
+        n = int(data["attention_mask"][row].sum())
+        for name in ("input_ids", "labels", "attention_mask"):
+            data[name][row] = torch.roll(data[name][row], data[name].shape[1] - n)
+    assert not right_padded(data["attention_mask"])
+    loss, kwargs = forward_kwargs(model, data)
+    assert torch.equal(kwargs["attention_mask"], data["attention_mask"])
+    assert torch.allclose(loss, model(**data).loss, atol=1e-6)
+
+
+def test_right_padded():
+    assert right_padded(torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0]]))
+    assert not right_padded(torch.tensor([[1, 1, 1], [0, 1, 1]]))
+    assert not right_padded(torch.tensor([[1, 0, 1]]))
