@@ -69,7 +69,9 @@ def test_a_recipe_on_trial_is_scored_but_not_shipped(env, tmp_path):
     assert not any(c.startswith("train ship") for c in calls(env))
     evals = [c for c in calls(env) if c.startswith("train eval --model")]
     assert len(evals) == 5  # scored, and the model it would replace beside it on the same tasks
-    shipped = evals[-1]
+    shipped = evals[1]  # right after the trial's own test multi-agent: the pair comes first
+    assert evals[0].startswith(f"train eval --model {tmp_path / 'run' / 'sft' / 'final'} ")
+    assert " --split test --mode multi " in evals[0] and "--reworded" not in evals[0]
     assert shipped.startswith("train eval --model src/wideseek/assets/model --split test --mode")
     assert " --mode multi " in shipped
     assert shipped.endswith(f"--out {tmp_path / 'run' / 'shipped' / 'eval-test-multi'}")
