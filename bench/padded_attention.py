@@ -1,15 +1,16 @@
 """A padded SFT micro-batch with and without its attention mask: seconds, measured side by side.
 
-    python bench/padded_attention.py [--rows 2] [--tokens 2048] [--pad 300] [--repeats 2]
+    python bench/padded_attention.py [--rows 2] [--tokens 2048] [--pad 300] [--repeats 3]
 
 `train.token_loss.labelled_loss` drops the attention mask of a right-padded batch (a causal
 LM's labelled logits do not depend on it). This times one forward + backward of the default
 recipe's model (the default base in its training dtype with a fresh r=32 LoRA adapter, through
 `train.trainable.load_trainable`) on `--rows` rows of `--tokens` tokens, the first row ending in
-`--pad` padding tokens, the last 16% of each row labelled (the recipe's share): once with the
-mask passed to the model, as before, and once through `labelled_loss`, alternating, after one
-warm-up of each. It prints each arm's median seconds and tokens/s, their ratio, and the two
-losses. Run it alone: on 2 cores a second busy process cuts every figure several times.
+`--pad` padding tokens, the last 16% of each row's real tokens labelled (the recipe's share):
+once with the mask passed to the model, as before, and once through `labelled_loss`,
+alternating, after one warm-up of each. It prints each arm's median seconds and tokens/s, their
+ratio, and the two losses. Run it alone: on 2 cores a second busy process cuts every figure
+several times.
 """
 
 from __future__ import annotations
@@ -40,11 +41,14 @@ def masked_loss(model, batch: dict) -> torch.Tensor:
 def make_batch(rows: int, tokens: int, pad: int, vocab: int, pad_id: int) -> dict:
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(100, vocab, (rows, tokens), generator=gen)
-    labels = ids.clone()
-    labels[:, : round(tokens * 0.84)] = IGNORE  # the prompt and tool results
+    labels = torch.full_like(ids, IGNORE)  # the prompt and tool results, and the padding
     mask = torch.ones_like(ids)
+    for row in range(rows):
+        real = tokens - (pad if row == 0 else 0)
+        labelled = slice(round(real * 0.84), real)  # the row's own last 16%
+        labels[row, labelled] = ids[row, labelled]
     if pad:
-        ids[0, -pad:], labels[0, -pad:], mask[0, -pad:] = pad_id, IGNORE, 0
+        ids[0, -pad:], mask[0, -pad:] = pad_id, 0
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
@@ -61,7 +65,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--pad", type=int, default=300, help="padding at the end of row 0")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     t = load_trainable("default", lora=LoraSettings(r=32, alpha=64), dtype="auto")
     model = t.model.train()

@@ -75,11 +75,15 @@ def test_a_short_list_and_a_wrong_value_show_at_their_own_stage(oracle_runs):
 
 
 def test_names_copied_with_the_number_a_list_shows_still_count(oracle_runs):
-    # a lister that copies "- 32: Germanium" or "- Germanium (32)" whole named Germanium
+    # a lister that copies "- 32: Germanium" or "- Germanium (32)" whole named Germanium, with
+    # whatever whitespace it wrote after the colon
     run = listed(oracle_runs)[0].model_copy(deep=True)
     lister = next(a for a in run.subagents if a.prompt.startswith(("List", "列出")))
     names = listed_names(run) or []
-    lines = [f"{n} ({i})" if i % 2 else f"{i + 30}: {n}" for i, n in enumerate(names, 1)]
+    spaces = [" ", "\t", "\u00a0 "]
+    lines = [
+        f"{n} ({i})" if i % 2 else f"{i + 30}:{spaces[i % 3]}{n}" for i, n in enumerate(names, 1)
+    ]
     lister.answer = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
     f = stage_figures([run])
     assert f.list_recall == [1.0] and f.list_names == {"gold": len(names)}

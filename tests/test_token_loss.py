@@ -100,7 +100,20 @@ def test_a_left_padded_batch_keeps_its_mask(tiny):
     assert torch.allclose(loss, model(**data).loss, atol=1e-6)
 
 
+def test_a_label_in_the_padding_keeps_the_mask(tiny):
+    # without the mask the padding would attend to itself and its labelled logit would change
+    trainable = load_trainable(str(tiny), dtype="fp32")
+    model = trainable.model
+    data = batch(trainable.tokenizer.pad_token_id, len(trainable.tokenizer))
+    row = int(data["attention_mask"].sum(dim=1).argmin())
+    data["labels"][row, -1] = 7  # the last position: padding in the shortest row
+    loss, kwargs = forward_kwargs(model, data)
+    assert "attention_mask" in kwargs
+    assert torch.allclose(loss, model(**data).loss, atol=1e-6)
+
+
 def test_right_padded():
     assert right_padded(torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0]]))
+    assert right_padded(torch.tensor([[True, False]]))
     assert not right_padded(torch.tensor([[1, 1, 1], [0, 1, 1]]))
     assert not right_padded(torch.tensor([[1, 0, 1]]))

@@ -75,7 +75,8 @@ def test_a_recipe_on_trial_is_scored_but_not_shipped(env, tmp_path):
     assert shipped.startswith("train eval --model src/wideseek/assets/model --split test --mode")
     assert " --mode multi " in shipped
     assert shipped.endswith(f"--out {tmp_path / 'run' / 'shipped' / 'eval-test-multi'}")
-    assert f"--against {tmp_path / 'run' / 'shipped' / 'eval-test-multi'}" in done.stdout
+    [summary] = [line for line in done.stdout.splitlines() if "not shipped" in line]
+    assert f"--against {tmp_path / 'run' / 'shipped' / 'eval-test-multi'}" in summary
 
 
 def test_evaluations_give_the_lead_its_own_cap(env):

@@ -59,8 +59,9 @@ class StageFigures:
 
 
 def _name(text: str) -> str:
-    keyed = keyed_item(text.strip())  # a keyed list's item copied whole: "32: Germanium"
-    return " ".join(_QUALIFIER.sub("", keyed[0] if keyed else text).split()).casefold()
+    text = " ".join(text.split())  # any run of whitespace as one space
+    keyed = keyed_item(text)  # a keyed list's item copied whole: "32: Germanium"
+    return _QUALIFIER.sub("", keyed[0] if keyed else text).casefold()
 
 
 def _name_sources(lister: AgentRun | None, names: set[str], gold_keys: set[str]) -> Counter[str]:

@@ -12,13 +12,14 @@ The call goes through the model's own forward, so a wrapper (peft, DDP under acc
 its part as usual; with several rows the kept positions are the union of the rows' labelled
 ones (length-bucketed batches hold a few rows at most).
 
-A right-padded batch (sft.collate's) goes in without its attention mask: in a causal LM a real
-position attends only to earlier positions, all real, and takes its position from its index
-either way, so every labelled logit is the same (equal to 3e-6 in fp32); the padding's own
-outputs are never labelled. With a mask, torch's CPU attention scores every query against
-every key, the masked upper triangle too; without one it runs causal and skips it. On 2 idle
+A right-padded batch (sft.collate's) whose padding carries no label goes in without its
+attention mask: in a causal LM a real position attends only to earlier positions, all real, and
+takes its position from its index either way, so every labelled logit is the same (equal to
+3e-6 in fp32). With a mask, transformers copies each key/value head for the query heads that
+share it and torch's CPU attention scores every query against every key, the masked upper
+triangle too; without one it reads the heads as they are and runs causal. On 2 idle
 cores (`python bench/padded_attention.py`) a 2 x 2,048-token micro-batch with 300 padding took
-15.6 s instead of 21.2, a 3 x 1,024 with 100 9.9 s instead of 11.9; in the default recipe
+15.3 s instead of 21.6, a 3 x 1,024 with 100 9.7 s instead of 11.2; in the default recipe
 337 of 1,656 micro-batches are padded (1.2M of its 5.0M tokens). A batch padded otherwise
 keeps its mask.
 """
@@ -36,7 +37,7 @@ def labelled_loss(model: Any, batch: dict[str, Any]) -> Any:
     import torch.nn.functional as F
 
     inputs = {k: v for k, v in batch.items() if k != "labels"}
-    if "attention_mask" in inputs and right_padded(inputs["attention_mask"]):
+    if "attention_mask" in inputs and causal_is_enough(inputs["attention_mask"], batch["labels"]):
         del inputs["attention_mask"]  # causal attention alone gives the labelled logits
     targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
     wanted = (targets != IGNORE).any(dim=0).nonzero().flatten()  # (K,)
@@ -48,6 +49,11 @@ def labelled_loss(model: Any, batch: dict[str, Any]) -> Any:
         targets[:, wanted].reshape(-1),
         ignore_index=IGNORE,
     )
+
+
+def causal_is_enough(mask: Any, labels: Any) -> bool:
+    """Whether the mask changes no labelled logit: right padding, none of it labelled."""
+    return right_padded(mask) and not bool((labels[mask == 0] != IGNORE).any())
 
 
 def right_padded(mask: Any) -> bool:
