@@ -18,7 +18,8 @@
 # on a CPU put it outside the work tree, e.g. ~/.cache/wideseek/rl-demo); WIDESEEK_SEEDS: the
 # seeds of `all` (default "1 2 3"); WIDESEEK_RL_PREPARED: the preparation the arms borrow
 # (default $WIDESEEK_RUN_DIR/prepare; a directory holding its pass-rates.json is enough, so a
-# measurement kept in the repository serves any checkout: it is checked by the weights' digest).
+# measurement kept in the repository serves any checkout: it is checked by the weights' digest
+# and the world's hash).
 # Running a part again resumes it from its last checkpoint and skips what is done (an arm
 # under other overrides, e.g. another lr, needs its own WIDESEEK_RUN_DIR and preparation).
 # The preparation is a run of 0 steps: it measures the start model's pass rates over the first

@@ -30,10 +30,11 @@
 # 0.328 / 0.60 in held-out wordings (its listers copied whole page parts: 15 cities for 9); as a second stage on the shipped model (configs/sft-stage2.yaml)
 # they traded wide against deep.
 #
-# Cost, measured: the demonstrations take ~5 s per 30 tasks on a CPU. On one H200 the training
-# took 89 s (4.71M tokens, 53k tokens/s). On 2 CPU cores it took 8.7 h of wall time (4.68M
-# tokens, 150 tokens/s over every resumed process, shared stretches included); the four
-# evaluations ~1 h.
+# Cost, measured: the demonstrations take ~5 s per 30 tasks on a CPU. The shipped model's recipe
+# (before the keyed listers of `also`) trained in 89 s on one H200 (4.71M tokens, 53k tokens/s)
+# and in 8.7 h of wall time on 2 CPU cores (4.68M tokens, 150 tokens/s over every resumed
+# process, shared stretches included); today's (4.99M tokens, 207 steps) ~2 min a step alone on
+# 2 cores, ~7 h; each evaluation of 30 + 30 tasks ~1 h there.
 #   bash scripts/train_default_model.sh [key=value ...]
 # The lead's own cap (WIDESEEK_LEAD_RESPONSE_TOKENS, default 768): the demonstrations' tables
 # and delegations of 25 rows are ~600 tokens (python bench/demo_fit.py: 20% of English and 54%
