@@ -20,7 +20,6 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from wideseek.train.sft_data import IGNORE
 from wideseek.train.token_loss import labelled_loss
@@ -28,14 +27,12 @@ from wideseek.train.trainable import LoraSettings, load_trainable
 
 
 def masked_loss(model, batch: dict) -> torch.Tensor:
-    """labelled_loss as it was: the same logits and loss, the mask passed to the model."""
-    targets = batch["labels"][:, 1:]
-    wanted = (targets != IGNORE).any(dim=0).nonzero().flatten()
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs, logits_to_keep=wanted).logits.float()
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets[:, wanted].reshape(-1), ignore_index=IGNORE
-    )
+    """labelled_loss as it was: the same call, with the batch's mask passed to the model."""
+
+    def forward(**inputs):
+        return model(**{**inputs, "attention_mask": batch["attention_mask"]})
+
+    return labelled_loss(forward, batch)
 
 
 def make_batch(rows: int, tokens: int, pad: int, vocab: int, pad_id: int) -> dict:
