@@ -18,6 +18,10 @@
 # the shipped model: its measured versions lost held-out-wording scores (configs/sft-stage2.yaml);
 # scripts/train_stage2.sh trains and evaluates it without shipping.
 #
+# WIDESEEK_RESUME_FROM=DIR resumes from a checkpoint packed on another machine (`wideseek train
+# pack RUN/sft DIR`, small enough to commit: a working session's machine may keep nothing but
+# git, and on 2 CPU cores the training outlasts a session); see docs/training.md.
+#
 # WIDESEEK_SHIP=0 trains and scores without installing the model into the package, and scores
 # the shipped model beside it (test multi-agent, same tasks and limits, into RUN/shipped) right
 # after its own test multi-agent, so the deciding pair is there before the other suites.
@@ -65,6 +69,11 @@ done
 # the keyed cuts (element and state spans) again, from more tasks: the run file's `also`
 wideseek world oracle --suite wide --split train --limit 4000 --out runs/oracle-wide-train-multi-4000
 trajectories=$(IFS=,; echo "[${demos[*]}]")
+# a resume point carried from another machine in git (`wideseek train pack`): put into the run
+# unless its own checkpoints are as new
+if [ -n "${WIDESEEK_RESUME_FROM:-}" ]; then
+    wideseek train unpack "$WIDESEEK_RESUME_FROM" "$run/sft"
+fi
 wideseek train sft --config configs/sft-default.yaml "out_dir=$run" "trajectories=$trajectories" "$@"
 
 model=$run/sft/final

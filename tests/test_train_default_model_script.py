@@ -108,3 +108,16 @@ def test_the_run_files_second_selection_is_the_keyed_cuts_of_the_world():
         families[subject.family, picked] += 1
     assert families["element_range", True] and families["states_admitted", True]
     assert keyed.roles == ["subagent"] and keyed.role_limits["subagent"] > 0
+
+
+def test_a_carried_resume_point_is_unpacked_into_the_run_before_training(env, tmp_path):
+    env |= {"WIDESEEK_RESUME_FROM": "resume/default-model"}
+    done = run_script(SCRIPT, env)
+    assert done.returncode == 0, done.stderr
+    trained = [c.split()[:2] for c in calls(env) if c.startswith("train ")]
+    assert trained[:2] == [["train", "unpack"], ["train", "sft"]]
+    assert f"train unpack resume/default-model {tmp_path / 'run' / 'sft'}" in calls(env)
+    env.pop("WIDESEEK_RESUME_FROM")
+    (tmp_path / "calls").unlink()
+    assert run_script(SCRIPT, env).returncode == 0
+    assert not any(c.startswith("train unpack") for c in calls(env))

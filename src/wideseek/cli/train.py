@@ -1,5 +1,6 @@
-"""`wideseek train sft|rl|eval|ship|export-gguf`: the model's training pipeline over
-wideseek.train, and the trained model written out for llama.cpp."""
+"""`wideseek train sft|pack|unpack|rl|eval|ship|export-gguf`: the model's training pipeline over
+wideseek.train (a checkpoint packed to carry between machines), and the trained model written
+out for llama.cpp."""
 
 from __future__ import annotations
 
@@ -61,6 +62,41 @@ def sft(
         # the same command line, run again: it resumes from the checkpoint just saved
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     typer.echo(f"final model: {final}")
+
+
+@app.command()
+def pack(
+    run: Annotated[Path, typer.Argument(help="A trainer's out_dir, e.g. RUN/sft.")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write (replaced), e.g. resume/sft.")],
+    dtype: Annotated[
+        Literal["bf16", "fp32"],
+        typer.Option(help="Type of the packed weights and optimizer moments (fp32: exact)."),
+    ] = "bf16",
+) -> None:
+    """Pack RUN's newest checkpoint small enough to commit, for a machine that keeps nothing
+    but git: its state, the weights and optimizer moments in --dtype, the metrics so far; no
+    loadable model. `wideseek train unpack` puts it back into a run directory."""
+    from wideseek.train.carry import pack as pack_checkpoint
+
+    step = pack_checkpoint(run, dest, dtype)
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+    typer.echo(f"packed step {step} of {run} into {dest} ({size / 1e6:.1f} MB)")
+
+
+@app.command()
+def unpack(
+    src: Annotated[Path, typer.Argument(help="A folder written by `wideseek train pack`.")],
+    run: Annotated[Path, typer.Argument(help="The trainer's out_dir to resume, e.g. RUN/sft.")],
+) -> None:
+    """Put a packed checkpoint into RUN, so that the same training command resumes from it;
+    nothing is written when RUN already holds a checkpoint of that step or a later one."""
+    from wideseek.train.carry import unpack as unpack_checkpoint
+
+    written = unpack_checkpoint(src, run)
+    if written is None:
+        typer.echo(f"{run} already holds a checkpoint as new as {src}'s: nothing unpacked")
+    else:
+        typer.echo(f"unpacked {src} into {written}")
 
 
 def _figures_table(title: str, first: str, rows: list[tuple[str, RoleFigures]]) -> Table:

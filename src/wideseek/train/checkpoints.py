@@ -198,12 +198,13 @@ def truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after `step`, and a torn last line with them."""
     if not path.exists():
         return
-    kept = [
-        json.dumps(row) + "\n"
-        for _, row in iter_jsonl(path)
-        if row.get("step", row.get("eval", {}).get("step", 0)) <= step
-    ]
+    kept = [json.dumps(row) + "\n" for _, row in iter_jsonl(path) if row_step(row) <= step]
     atomic_write_text(path, "".join(kept))
+
+
+def row_step(row: Mapping[str, Any]) -> int:
+    """The step a metrics row belongs to (a logged step's, or an evaluation's)."""
+    return int(row.get("step", row.get("eval", {}).get("step", 0)))
 
 
 def append_metrics(out_dir: Path, row: Mapping[str, Any]) -> None:
