@@ -11,6 +11,7 @@ unless that out_dir already holds a checkpoint as new; the trainer then resumes 
 its own (same data order, same step). The one difference from an uninterrupted run is the
 rounding of weights and moments to bfloat16 once, at the hand-over (a relative 2^-9 at most);
 scalars (Adam's step counts) are never cast. `--dtype fp32` packs them exactly, twice the size.
+Made for SFT runs: an RL run's rollback copies a checkpoint's model/, which is not packed.
 
 Contract: `pack(out_dir, dest, dtype)` -> the step packed; `unpack(src, out_dir)` -> the
 checkpoint written, or None when out_dir's own is as new. Both raise `CheckpointError`, one
