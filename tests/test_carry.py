@@ -1,7 +1,9 @@
 """A checkpoint packed in one run directory and unpacked in another resumes the same training:
 exactly when packed in fp32, to bf16's rounding when packed small (train/carry.py)."""
 
+# ruff: noqa: F811 (the fixtures imported from test_sft_lora are parameters here)
 import json
+import shutil
 
 import pytest
 import torch
@@ -9,8 +11,8 @@ from safetensors.torch import load_file
 
 from test_sft_lora import config, examples, model_dir  # noqa: F401 (fixtures)
 from wideseek.cli import main
-from wideseek.train.carry import PACKED, pack, unpack
-from wideseek.train.checkpoints import CheckpointError, checkpoints
+from wideseek.train.carry import PACKED, pack, unpack, version_drift
+from wideseek.train.checkpoints import CheckpointError, checkpoints, row_step
 from wideseek.train.sft import train_sft
 
 KW = dict(epochs=3, batch_tokens=1300, grad_accum=2, save_every=2, eval_every=3)
@@ -31,7 +33,7 @@ def _distance(a, b):
 
 
 @pytest.fixture(scope="module")
-def runs(model_dir, examples, tmp_path_factory):  # noqa: F811
+def runs(model_dir, examples, tmp_path_factory):
     """An uninterrupted run, and one stopped after its step-3 checkpoint."""
     root = tmp_path_factory.mktemp("carry")
     whole = train_sft(config(model_dir, root / "whole", **KW), examples, show_progress=False)
@@ -47,10 +49,16 @@ def test_a_packed_checkpoint_resumes_the_run_in_another_directory(
     model_dir,
     examples,
     tmp_path,
-    dtype,  # noqa: F811
+    dtype,
 ):
-    whole, stopped = runs
+    whole = runs[0]
+    # the run went on past its checkpoint before it stopped: those rows are not carried
+    stopped = tmp_path / "stopped"
+    shutil.copytree(runs[1], stopped)
     newest = checkpoints(stopped)[-1]
+    rows = (stopped / "metrics.jsonl").read_text().splitlines()
+    later = [json.dumps({"step": 4, "loss": 9.0}), json.dumps({"eval": {"step": 4}})]
+    (stopped / "metrics.jsonl").write_text("\n".join([*rows, *later]) + "\n")
     step = pack(stopped, tmp_path / "packed", dtype)
     assert step == int(newest.name.removeprefix("checkpoint-")) == 3
     packed = json.loads((tmp_path / "packed" / PACKED).read_text())
@@ -74,10 +82,9 @@ def test_a_packed_checkpoint_resumes_the_run_in_another_directory(
     restored = load_file(written / "model.safetensors")
     assert {str(t.dtype) for t in restored.values()} == {"torch.float32"}
     assert unpack(tmp_path / "packed", there) is None  # as new as the packed one: left alone
-    rows = (stopped / "metrics.jsonl").read_text().splitlines()
     carried = (there / "metrics.jsonl").read_text().splitlines()
-    assert carried and all(json.loads(r).get("step", 0) <= step for r in carried)
-    assert carried == [r for r in rows if json.loads(r).get("step", 0) <= step][: len(carried)]
+    assert carried == [r for r in rows if row_step(json.loads(r)) <= step]
+    assert any(row_step(json.loads(r)) == step for r in carried)
 
     resumed = train_sft(config(model_dir, there, **KW), examples, show_progress=False)
     a = load_file(whole / "adapter_model.safetensors")
@@ -100,9 +107,37 @@ def cli(argv, capsys) -> tuple[int, str]:
     return e.value.code, out.out + out.err
 
 
-def test_nothing_to_pack_or_unpack_is_one_line(tmp_path, capsys):
+def test_a_run_with_an_older_checkpoint_takes_the_packed_one_and_its_curve(runs, tmp_path):
+    _, stopped = runs
+    pack(stopped, tmp_path / "packed")
+    older = tmp_path / "older"  # this machine got as far as step 2 of the same run
+    shutil.copytree(stopped, older)
+    shutil.rmtree(checkpoints(older)[-1])
+    assert checkpoints(older)[-1].name == "checkpoint-2"
+    (older / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
+    assert unpack(tmp_path / "packed", older) == older / "checkpoint-3"
+    assert [p.name for p in checkpoints(older)] == ["checkpoint-2", "checkpoint-3"]
+    carried = (tmp_path / "packed" / "metrics.jsonl").read_text()
+    assert (older / "metrics.jsonl").read_text() == carried
+    assert version_drift(tmp_path / "packed") == []  # packed and unpacked here
+
+
+def test_nothing_to_pack_or_unpack_is_one_line(runs, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="no complete checkpoint to pack"):
         pack(tmp_path, tmp_path / "packed")
+    _, stopped = runs
+    with pytest.raises(CheckpointError, match="would replace the run"):
+        pack(stopped, stopped.parent)  # dest is replaced whole
+    # a file that came through git broken (a truncated blob, an LFS pointer)
+    pack(stopped, tmp_path / "broken")
+    [optimizer] = (tmp_path / "broken").glob("checkpoint-*/optimizer.bin")
+    optimizer.write_text("version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(CheckpointError, match=r"optimizer.bin: unreadable \(UnpicklingError"):
+        unpack(tmp_path / "broken", tmp_path / "run")
+    packed = tmp_path / "broken" / PACKED
+    packed.write_text(json.dumps({**json.loads(packed.read_text()), "cast": {"x": {"k": "no"}}}))
+    with pytest.raises(CheckpointError, match="unknown dtype 'no'"):
+        unpack(tmp_path / "broken", tmp_path / "run")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match=r"not a packed checkpoint \(carried.json"):
         unpack(tmp_path / "empty", tmp_path / "run")

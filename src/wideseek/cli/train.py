@@ -91,12 +91,20 @@ def unpack(
     """Put a packed checkpoint into RUN, so that the same training command resumes from it;
     nothing is written when RUN already holds a checkpoint of that step or a later one."""
     from wideseek.train.carry import unpack as unpack_checkpoint
+    from wideseek.train.carry import version_drift
 
     written = unpack_checkpoint(src, run)
     if written is None:
         typer.echo(f"{run} already holds a checkpoint as new as {src}'s: nothing unpacked")
-    else:
-        typer.echo(f"unpacked {src} into {written}")
+        return
+    typer.echo(f"unpacked {src} into {written}")
+    drift = version_drift(src)
+    if drift:  # a base converted by another transformers may differ byte for byte
+        typer.echo(
+            f"note: packed under other versions ({', '.join(drift)}); if the resume is "
+            "refused for 'other frozen base weights', install the packed ones",
+            err=True,
+        )
 
 
 def _figures_table(title: str, first: str, rows: list[tuple[str, RoleFigures]]) -> Table:

@@ -9,13 +9,16 @@ model/ (written again at the next save), with the run's metrics up to that step.
 writes it back into an out_dir as `checkpoint-<step>/`, each cast tensor in its recorded dtype,
 unless that out_dir already holds a checkpoint as new; the trainer then resumes from it as from
 its own (same data order, same step). The one difference from an uninterrupted run is the
-rounding of weights and moments to bfloat16 once, at the hand-over (a relative 2^-9 at most);
+rounding of weights and moments to bfloat16 once, at the hand-over (a relative 2^-8 at most);
 scalars (Adam's step counts) are never cast. `--dtype fp32` packs them exactly, twice the size.
 Made for SFT runs: an RL run's rollback copies a checkpoint's model/, which is not packed.
 
 Contract: `pack(out_dir, dest, dtype)` -> the step packed; `unpack(src, out_dir)` -> the
-checkpoint written, or None when out_dir's own is as new. Both raise `CheckpointError`, one
-line, when there is nothing to pack or the packed folder is missing or unreadable.
+checkpoint written, or None when out_dir's own is as new; `version_drift(src)` -> the packages
+whose versions differ from the packing machine's (a base converted again by another
+transformers may differ byte for byte, and the trainer then refuses the resume). Both raise
+`CheckpointError`, one line, when there is nothing to pack, `dest` would swallow the run, or
+the packed folder is missing or unreadable.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,8 @@ from wideseek.train import checkpoints as ckpt
 from wideseek.train.checkpoints import CheckpointError
 
 PACKED = "carried.json"  # what was packed: the step and every cast tensor's own dtype
+# what converts the base and saves and loads the state: another version may refuse the resume
+_PACKAGES = ("torch", "transformers", "peft", "accelerate", "safetensors", "gguf")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 Cast = Callable[[str, torch.Tensor], torch.Tensor]
 
@@ -43,6 +49,9 @@ def pack(out_dir: Path, dest: Path, dtype: str = "bf16") -> int:
     found = ckpt.checkpoints(out_dir)
     if not found:
         raise CheckpointError(f"{out_dir}: no complete checkpoint to pack")
+    run, into = Path(out_dir).resolve(), Path(dest).resolve()
+    if into == run or into in run.parents:  # dest is replaced whole
+        raise CheckpointError(f"{dest}: would replace the run {out_dir} itself; pack elsewhere")
     source, step = found[-1], ckpt.checkpoint_step(found[-1])
     to = _DTYPES[dtype]
     dtypes: dict[str, dict[str, str]] = {}
@@ -61,7 +70,8 @@ def pack(out_dir: Path, dest: Path, dtype: str = "bf16") -> int:
     def write(tmp: Path) -> None:
         _copy_checkpoint(source, tmp / source.name, cast)
         _copy_metrics(Path(out_dir) / ckpt.METRICS, tmp / ckpt.METRICS, step)
-        packed = {"step": step, "dtype": dtype, "from": str(source), "cast": dtypes}
+        packed = {"step": step, "dtype": dtype, "from": str(source), "versions": _versions(),
+                  "cast": dtypes}  # fmt: skip
         atomic_write_text(tmp / PACKED, json.dumps(packed, indent=1))
 
     atomic_write_dir(write, dest)
@@ -71,11 +81,8 @@ def pack(out_dir: Path, dest: Path, dtype: str = "bf16") -> int:
 def unpack(src: Path, out_dir: Path) -> Path | None:
     """`src` (a packed folder) into `out_dir` as its checkpoint; None when `out_dir` already
     holds a complete checkpoint of that step or a later one (it is resumed from instead)."""
-    try:
-        packed = json.loads((Path(src) / PACKED).read_text())
-        step, dtypes = int(packed["step"]), packed["cast"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{src}: not a packed checkpoint ({PACKED}: {e})") from e
+    packed = _read_packed(src)
+    step, dtypes = packed["step"], packed["cast"]
     own = ckpt.checkpoints(out_dir)
     if own and ckpt.checkpoint_step(own[-1]) >= step:
         return None
@@ -89,12 +96,46 @@ def unpack(src: Path, out_dir: Path) -> Path | None:
 
         return up
 
-    target = ckpt.checkpoint_dir(out_dir, step)
-    atomic_write_dir(lambda tmp: _copy_checkpoint(source, tmp, cast), target)
+    # the curve first: a stop between the two leaves no checkpoint, so a second unpack redoes both
     metrics = Path(out_dir) / ckpt.METRICS
     if _last_step(metrics) < step:  # the carried curve, where this machine's is shorter
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         _copy_metrics(Path(src) / ckpt.METRICS, metrics, step)
+    target = ckpt.checkpoint_dir(out_dir, step)
+    atomic_write_dir(lambda tmp: _copy_checkpoint(source, tmp, cast), target)
     return target
+
+
+def version_drift(src: Path) -> list[str]:
+    """'name packed-version -> this machine's' for each package whose version differs."""
+    packed, here = _read_packed(src).get("versions", {}), _versions()
+    return [f"{n} {v} -> {here.get(n)}" for n, v in sorted(packed.items()) if here.get(n) != v]
+
+
+def _versions() -> dict[str, str | None]:
+    def of(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {name: of(name) for name in _PACKAGES}
+
+
+def _read_packed(src: Path) -> dict[str, Any]:
+    try:
+        packed = json.loads((Path(src) / PACKED).read_text())
+        packed["step"] = int(packed["step"])
+        cast = packed["cast"]
+        if not all(isinstance(v, dict) for v in cast.values()):
+            raise TypeError("'cast' maps each file to its tensors' dtypes")
+        for record in cast.values():
+            for name in record.values():
+                if not isinstance(getattr(torch, name, None), torch.dtype):
+                    raise ValueError(f"unknown dtype {name!r}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{src}: not a packed checkpoint ({PACKED}: {e})") from e
+    return packed
 
 
 def _copy_checkpoint(source: Path, target: Path, cast: Callable[[str], Cast]) -> None:
@@ -104,8 +145,10 @@ def _copy_checkpoint(source: Path, target: Path, cast: Callable[[str], Cast]) ->
         raise CheckpointError(f"{source}: incomplete checkpoint (no {ckpt.TRAINER_STATE})")
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.iterdir()):
-        if path.is_dir():
-            continue  # model/
+        if path.name == ckpt.MODEL:
+            continue
+        if path.is_dir():  # e.g. FSDP's sharded state: not something this packs
+            raise CheckpointError(f"{path}: a folder in a checkpoint is not packed")
         out = target / path.name
         try:
             if path.suffix == ".safetensors":
@@ -116,7 +159,7 @@ def _copy_checkpoint(source: Path, target: Path, cast: Callable[[str], Cast]) ->
                 torch.save(_map_tensors(state, cast(path.name), ""), out)
             else:
                 shutil.copy2(path, out)
-        except (OSError, RuntimeError, ValueError) as e:  # torch/safetensors on a bad file
+        except Exception as e:  # torch, pickle and safetensors raise many types for bad files
             raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
 
 
@@ -138,7 +181,6 @@ def _last_step(metrics: Path) -> int:
 
 
 def _copy_metrics(source: Path, target: Path, step: int) -> None:
-    """The rows of `source` up to `step` (a run that went on past its checkpoint logged more)."""
-    if source.exists():
-        shutil.copyfile(source, target)
-        ckpt.truncate_metrics(target, step)
+    """The rows of `source` up to `step` (a run that went on past its checkpoint logged more),
+    in place of `target` at once."""
+    atomic_write_text(target, ckpt.metrics_up_to(source, step) if source.exists() else "")

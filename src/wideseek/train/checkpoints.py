@@ -198,8 +198,12 @@ def truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after `step`, and a torn last line with them."""
     if not path.exists():
         return
-    kept = [json.dumps(row) + "\n" for _, row in iter_jsonl(path) if row_step(row) <= step]
-    atomic_write_text(path, "".join(kept))
+    atomic_write_text(path, metrics_up_to(path, step))
+
+
+def metrics_up_to(path: Path, step: int) -> str:
+    """The text of metrics file `path` without the rows logged after `step` (nor a torn line)."""
+    return "".join(json.dumps(row) + "\n" for _, row in iter_jsonl(path) if row_step(row) <= step)
 
 
 def row_step(row: Mapping[str, Any]) -> int:
