@@ -70,7 +70,7 @@ def pack(out_dir: Path, dest: Path, dtype: str = "bf16") -> int:
     def write(tmp: Path) -> None:
         _copy_checkpoint(source, tmp / source.name, cast)
         _copy_metrics(Path(out_dir) / ckpt.METRICS, tmp / ckpt.METRICS, step)
-        packed = {"step": step, "dtype": dtype, "from": str(source), "versions": _versions(),
+        packed = {"step": step, "dtype": dtype, "versions": _versions(),
                   "cast": dtypes}  # fmt: skip
         atomic_write_text(tmp / PACKED, json.dumps(packed, indent=1))
 
