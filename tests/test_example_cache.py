@@ -159,3 +159,26 @@ def test_more_selections_add_their_own_agents_and_limits(setup, tmp_path):
         SFTRun(out_dir="x", also=[{"trajectories": [str(demos)], "agents": "(List"}], **fields)
     with pytest.raises(ValueError, match=r"(?s)also\.0\.model.*Extra inputs"):
         SFTRun(out_dir="x", also=[{"trajectories": [str(demos)], "model": "m"}], **fields)
+
+
+def test_demonstrations_that_finished_in_another_order_give_the_same_examples(setup, trajectory):
+    # a run file lists tasks as they finished: made again (another machine), another order
+    model_dir, _ = setup
+    tokenizer = load_tokenizer(model_dir)
+
+    def run(task_id: str, trial: int):
+        task = trajectory.task.model_copy(update={"id": task_id})
+        return trajectory.model_copy(update={"task": task, "trial": trial})
+
+    runs = [run(i, trial) for i in ("t3", "t1", "t2") for trial in (1, 0)]
+    files = []
+    for name, order in (("a", runs), ("b", runs[::-1])):
+        write_trajectories(setup[1].parent / f"{name}.jsonl", order)
+        files.append(setup[1].parent / f"{name}.jsonl")
+    loaded = [sft_run.load_trajectories([f]) for f in files]
+    assert [(t.task.id, t.trial) for t in loaded[0]] == [
+        ("t1", 0), ("t1", 1), ("t2", 0), ("t2", 1), ("t3", 0), ("t3", 1)]  # fmt: skip
+    a, b = (list(trajectory_examples(tokenizer, t, 2048)) for t in loaded)
+    assert a == b
+    both = sft_run.load_trajectories(files[::-1])  # the files keep their own order
+    assert len(both) == 12 and both[:6] == loaded[1] and both[6:] == loaded[0]

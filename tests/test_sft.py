@@ -123,6 +123,10 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model_dir, examples, tmp
         train_sft(cfg, examples, show_progress=False)
     with pytest.raises(CheckpointError, match="other data or batching"):
         train_sft(cfg, examples[:2], show_progress=False)
+    # the same examples in another order: as many, as many tokens, yet other batches
+    assert [e.input_ids for e in examples[::-1]] != [e.input_ids for e in examples]
+    with pytest.raises(CheckpointError, match="other data or batching"):
+        train_sft(cfg, examples[::-1], show_progress=False)
     (latest / "trainer_state.json").write_text("{")
     with pytest.raises(CheckpointError, match=r"unreadable trainer_state\.json"):
         train_sft(cfg, examples, show_progress=False)
@@ -142,3 +146,14 @@ def test_config_rejects_unknown_and_bad_fields():
 def test_no_examples_is_an_error(model_dir, tmp_path):
     with pytest.raises(ValueError, match="no training examples"):
         train_sft(config(model_dir, tmp_path), [], show_progress=False)
+
+
+def test_a_checkpoint_signed_before_the_order_was_still_resumes(model_dir, examples, tmp_path):
+    cfg = config(model_dir, tmp_path, epochs=2, save_every=1)
+    train_sft(cfg, examples, show_progress=False)
+    shutil.rmtree(tmp_path / "final")
+    state_file = checkpoints(tmp_path)[-1] / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert len(state["data"].pop("order")) == 16
+    state_file.write_text(json.dumps(state))  # as an earlier version wrote it
+    assert train_sft(cfg, examples, show_progress=False).exists()

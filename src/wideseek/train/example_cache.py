@@ -34,8 +34,9 @@ from wideseek.io import atomic_writer, cache_home, file_sha256
 from wideseek.train.sft_data import SFTExample, trajectory_examples
 from wideseek.types import Trajectory
 
-# Bump when sft_data.py builds different examples from the same inputs.
-EXAMPLE_FORMAT = 1
+# Bump when sft_data.py builds different examples from the same inputs (2: in task order,
+# sft_run.load_trajectories).
+EXAMPLE_FORMAT = 2
 # The files that define a tokenizer and its chat template (the ones present are hashed).
 TOKENIZER_FILES = (
     "tokenizer.json",

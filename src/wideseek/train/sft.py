@@ -32,10 +32,12 @@ It knows nothing about agents: examples come in as token ids and labels.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import random
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,12 +163,16 @@ def _data_signature(
     config: SFTConfig, examples: Sequence[SFTExample], processes: int = 1
 ) -> dict[str, Any]:
     """What fixes the data order; a checkpoint resumed under another order would not be exact."""
+    order = hashlib.sha256()  # the examples themselves, in order (a few MB/s would do)
+    for e in examples:
+        order.update(array("i", e.input_ids).tobytes() + b"|")
     signature = {
         "examples": len(examples),
         "tokens": sum(len(e.input_ids) for e in examples),
         "batch_tokens": config.batch_tokens,
         "grad_accum": config.grad_accum,
         "seed": config.seed,
+        "order": order.hexdigest()[:16],
     }
     if processes > 1:  # absent for one process, so single-process checkpoints stay valid
         signature["processes"] = processes
@@ -180,7 +186,11 @@ def _same_data(path: Path, signature: dict[str, Any]) -> Callable[[dict[str, Any
     """A `checkpoints.restore` check: the checkpoint was saved for this data order."""
 
     def check(state: dict[str, Any]) -> None:
-        if state.get("data") != signature:
+        saved = state.get("data")
+        # checkpoints saved before the order was signed are checked on the rest
+        wanted = signature if not isinstance(saved, dict) or "order" in saved else {
+            k: v for k, v in signature.items() if k != "order"}  # fmt: skip
+        if saved != wanted:
             raise CheckpointError(
                 f"{path}: saved for other data or batching ({state.get('data')} vs "
                 f"{signature}); use a new out_dir"

@@ -137,12 +137,17 @@ def expand_paths(patterns: list[str]) -> list[Path]:
 
 
 def load_trajectories(paths: list[Path]) -> list[Trajectory]:
+    """Each file's trajectories by task id and trial, the files in their order. A run file
+    lists tasks as they finished (in parallel: another order each time it is made), and the
+    examples' order fixes the role limits' sample and the batches: sorted, the same
+    demonstrations made on another machine train the same way (and resume there)."""
     trajectories: list[Trajectory] = []
     for path in paths:
         try:
-            trajectories += read_trajectories(path)
+            found = read_trajectories(path)
         except ValueError as e:
             raise RunError(f"{path}: not a trajectory file ({type(e).__name__})") from e
+        trajectories += sorted(found, key=lambda t: (t.task.id, t.trial))
     return trajectories
 
 
