@@ -18,9 +18,10 @@
 # the shipped model: its measured versions lost held-out-wording scores (configs/sft-stage2.yaml);
 # scripts/train_stage2.sh trains and evaluates it without shipping.
 #
-# WIDESEEK_RESUME_FROM=DIR resumes from a checkpoint packed on another machine (`wideseek train
-# pack RUN/sft DIR`, small enough to commit: a working session's machine may keep nothing but
-# git, and on 2 CPU cores the training outlasts a session); see docs/training.md.
+# WIDESEEK_RESUME_FROM=DIR resumes a run carried from another machine (`bash scripts/carry_run.sh
+# save RUN DIR`: the training's checkpoint packed small enough to commit, and the evaluations
+# made so far; a working session's machine may keep nothing but git, and on 2 CPU cores the
+# training and its scoring outlast a session); see docs/training.md.
 #
 # WIDESEEK_SHIP=0 trains and scores without installing the model into the package, and scores
 # the shipped model beside it (test multi-agent, same tasks and limits, into RUN/shipped) right
@@ -69,10 +70,10 @@ done
 # the keyed cuts (element and state spans) again, from more tasks: the run file's `also`
 wideseek world oracle --suite wide --split train --limit 4000 --out runs/oracle-wide-train-multi-4000
 trajectories=$(IFS=,; echo "[${demos[*]}]")
-# a resume point carried from another machine in git (`wideseek train pack`): put into the run
-# unless its own checkpoints are as new
+# a run carried from another machine in git (scripts/carry_run.sh): put into the run unless its
+# own checkpoints and evaluations are as far
 if [ -n "${WIDESEEK_RESUME_FROM:-}" ]; then
-    wideseek train unpack "$WIDESEEK_RESUME_FROM" "$run/sft"
+    bash scripts/carry_run.sh restore "$WIDESEEK_RESUME_FROM" "$run"
 fi
 wideseek train sft --config configs/sft-default.yaml "out_dir=$run" "trajectories=$trajectories" "$@"
 

@@ -111,12 +111,18 @@ def test_the_run_files_second_selection_is_the_keyed_cuts_of_the_world():
 
 
 def test_a_carried_resume_point_is_unpacked_into_the_run_before_training(env, tmp_path):
-    env |= {"WIDESEEK_RESUME_FROM": "resume/default-model"}
+    carried = tmp_path / "carried"  # as scripts/carry_run.sh saves it
+    (carried / "sft").mkdir(parents=True)
+    (carried / "evals" / "eval-test-multi" / "wide").mkdir(parents=True)
+    (carried / "evals" / "scores-test-multi.json").write_text("")  # cut off: taken again
+    env |= {"WIDESEEK_RESUME_FROM": str(carried)}
     done = run_script(SCRIPT, env)
     assert done.returncode == 0, done.stderr
     trained = [c.split()[:2] for c in calls(env) if c.startswith("train ")]
     assert trained[:2] == [["train", "unpack"], ["train", "sft"]]
-    assert f"train unpack resume/default-model {tmp_path / 'run' / 'sft'}" in calls(env)
+    assert f"train unpack {carried / 'sft'} {tmp_path / 'run' / 'sft'}" in calls(env)
+    assert (tmp_path / "run" / "eval-test-multi" / "wide").is_dir()  # resumed, not begun again
+    assert (tmp_path / "run" / "scores-test-multi.json").read_text() == "{}\n"
     env.pop("WIDESEEK_RESUME_FROM")
     (tmp_path / "calls").unlink()
     assert run_script(SCRIPT, env).returncode == 0

@@ -1,0 +1,90 @@
+"""scripts/carry_run.sh: a training script's run directory carried between machines: the
+training packed (`wideseek train pack`, a stand-in here: stand_in_cli.py) and every evaluation
+so far, finished or not, copied beside it and put back without replacing what a run holds."""
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from stand_in_cli import calls, run_script, stand_in_env
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "carry_run.sh"
+
+# pack and unpack as folders that say what was packed
+PACKING_STAND_IN = """
+if sys.argv[1:3] == ["train", "pack"]:
+    pathlib.Path(sys.argv[4]).mkdir(parents=True, exist_ok=True)
+    (pathlib.Path(sys.argv[4]) / "carried.json").write_text('{"step": 65}')
+if sys.argv[1:3] == ["train", "unpack"]:
+    (pathlib.Path(sys.argv[4]) / "checkpoint-65").mkdir(parents=True)
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    return stand_in_env(tmp_path, PACKING_STAND_IN)
+
+
+def a_run_mid_scoring(run: Path) -> Path:
+    """A run whose training has a checkpoint, one evaluation finished and one cut off."""
+    (run / "sft" / "checkpoint-65").mkdir(parents=True)
+    (run / "scores-test-multi.json").write_text('{"wide": {"item_f1": 0.5}}\n')
+    (run / "scores-test-multi-reworded.json").write_text("")  # a stop mid-evaluation
+    for slug, done in (("test-multi", 30), ("test-multi-reworded", 7)):
+        suite = run / f"eval-{slug}" / "wide"
+        suite.mkdir(parents=True)
+        rows = "".join(f'{{"instance_id": "w{i}"}}\n' for i in range(done))
+        (suite / "results.jsonl").write_text(rows + '{"instance_id": "w')  # a torn tail too
+    (run / "shipped" / "eval-test-multi").mkdir(parents=True)
+    (run / "shipped" / "scores-test-multi.json").write_text("{}\n")
+    return run
+
+
+def test_a_run_saved_then_restored_elsewhere_holds_the_same_evaluations(env, tmp_path):
+    run, carried, elsewhere = a_run_mid_scoring(tmp_path / "run"), tmp_path / "c", tmp_path / "e"
+    saved = run_script(SCRIPT, env, "save", str(run), str(carried))
+    assert saved.returncode == 0, saved.stderr
+    assert f"train pack {run / 'sft'} {carried / 'sft'}" in calls(env)
+    assert (carried / "sft" / "carried.json").exists()
+    assert not (carried / "evals" / "sft").exists()  # the training travels packed, not copied
+    restored = run_script(SCRIPT, env, "restore", str(carried), str(elsewhere))
+    assert restored.returncode == 0, restored.stderr
+    assert calls(env)[-1] == f"train unpack {carried / 'sft'} {elsewhere / 'sft'}"
+    for entry in ("eval-test-multi", "eval-test-multi-reworded", "shipped"):
+        same = filecmp.dircmp(run / entry, elsewhere / entry)
+        assert not (same.left_only or same.right_only or same.diff_files)
+    for figures in ("scores-test-multi.json", "scores-test-multi-reworded.json"):
+        assert (elsewhere / figures).read_bytes() == (run / figures).read_bytes()
+
+
+def test_restore_keeps_what_the_run_already_holds(env, tmp_path):
+    run, carried = a_run_mid_scoring(tmp_path / "run"), tmp_path / "c"
+    assert run_script(SCRIPT, env, "save", str(run), str(carried)).returncode == 0
+    further = tmp_path / "further" / "eval-test-multi-reworded" / "wide"
+    further.mkdir(parents=True)
+    (further / "results.jsonl").write_text('{"instance_id": "w0"}\n' * 20)
+    done = run_script(SCRIPT, env, "restore", str(carried), str(tmp_path / "further"))
+    assert done.returncode == 0, done.stderr
+    assert "eval-test-multi-reworded is there already; kept" in done.stdout
+    assert (further / "results.jsonl").read_text().count("\n") == 20
+    assert (tmp_path / "further" / "eval-test-multi" / "wide" / "results.jsonl").exists()
+
+
+def test_saving_again_replaces_the_evaluations_carried_before(env, tmp_path):
+    run, carried = a_run_mid_scoring(tmp_path / "run"), tmp_path / "c"
+    assert run_script(SCRIPT, env, "save", str(run), str(carried)).returncode == 0
+    (run / "scores-test-multi-reworded.json").unlink()
+    assert run_script(SCRIPT, env, "save", str(run), str(carried)).returncode == 0
+    assert not (carried / "evals" / "scores-test-multi-reworded.json").exists()
+    assert not (carried / "evals.tmp").exists()
+
+
+def test_nothing_to_carry_is_a_one_line_error(env, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for args in (("save", str(tmp_path / "empty"), str(tmp_path / "c")),
+                 ("restore", str(tmp_path / "c"), str(tmp_path / "run")),
+                 ("load", "a", "b")):  # fmt: skip
+        done = run_script(SCRIPT, env, *args)
+        assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, args
+    assert not calls(env)  # neither packed nor unpacked
