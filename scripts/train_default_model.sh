@@ -103,6 +103,11 @@ if [ "$ship" = 0 ]; then  # a recipe on trial: compare it before it replaces one
         "$against"
     exit 0
 fi
-wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}"
+# into this checkout's package (an installed copy elsewhere is not the one to commit), with what
+# the figures are over and the commit that trained and scored it (the recipe at that commit)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo "of unknown commit")
+wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}" \
+    --dest src/wideseek/assets/model \
+    --notes "Trained and scored by scripts/train_default_model.sh at wideseek $commit; each score is over the first $n wide + $n deep tasks of its split, greedy."
 exit
 }

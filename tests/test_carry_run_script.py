@@ -1,6 +1,7 @@
-"""scripts/carry_run.sh: a training script's run directory carried between machines: the
-training packed (`wideseek train pack`, a stand-in here: stand_in_cli.py) and every evaluation
-so far, finished or not, copied beside it and put back without replacing what a run holds."""
+"""scripts/carry_run.sh: the default model's run directory carried between machines: the
+training packed (`wideseek train pack`, a stand-in here: stand_in_cli.py) or, once finished, its
+final model as it is, and every evaluation so far, finished or not, copied beside it and put
+back without replacing what a run holds."""
 
 import filecmp
 from pathlib import Path
@@ -38,6 +39,7 @@ def a_run_mid_scoring(run: Path) -> Path:
         (suite / "results.jsonl").write_text(rows + '{"instance_id": "w')  # a torn tail too
     (run / "shipped" / "eval-test-multi").mkdir(parents=True)
     (run / "shipped" / "scores-test-multi.json").write_text("{}\n")
+    (run / "single" / "sft" / "checkpoint-9").mkdir(parents=True)  # another script's training
     return run
 
 
@@ -45,9 +47,10 @@ def test_a_run_saved_then_restored_elsewhere_holds_the_same_evaluations(env, tmp
     run, carried, elsewhere = a_run_mid_scoring(tmp_path / "run"), tmp_path / "c", tmp_path / "e"
     saved = run_script(SCRIPT, env, "save", str(run), str(carried))
     assert saved.returncode == 0, saved.stderr
-    assert f"train pack {run / 'sft'} {carried / 'sft'}" in calls(env)
+    assert calls(env) == [f"train pack {run / 'sft'} {carried / 'sft.part'}"]  # swapped in
     assert (carried / "sft" / "carried.json").exists()
     assert not (carried / "evals" / "sft").exists()  # the training travels packed, not copied
+    assert not (carried / "evals" / "single").exists()  # nor is any other training carried
     restored = run_script(SCRIPT, env, "restore", str(carried), str(elsewhere))
     assert restored.returncode == 0, restored.stderr
     assert calls(env)[-1] == f"train unpack {carried / 'sft'} {elsewhere / 'sft'}"
@@ -61,14 +64,40 @@ def test_a_run_saved_then_restored_elsewhere_holds_the_same_evaluations(env, tmp
 def test_restore_keeps_what_the_run_already_holds(env, tmp_path):
     run, carried = a_run_mid_scoring(tmp_path / "run"), tmp_path / "c"
     assert run_script(SCRIPT, env, "save", str(run), str(carried)).returncode == 0
-    further = tmp_path / "further" / "eval-test-multi-reworded" / "wide"
+    local = tmp_path / "further"
+    further = local / "eval-test-multi-reworded" / "wide"
     further.mkdir(parents=True)
     (further / "results.jsonl").write_text('{"instance_id": "w0"}\n' * 20)
-    done = run_script(SCRIPT, env, "restore", str(carried), str(tmp_path / "further"))
+    (local / "scores-test-multi.json").write_text("")  # cut off here: the carried ones count
+    done = run_script(SCRIPT, env, "restore", str(carried), str(local))
     assert done.returncode == 0, done.stderr
     assert "eval-test-multi-reworded is there already; kept" in done.stdout
     assert (further / "results.jsonl").read_text().count("\n") == 20
-    assert (tmp_path / "further" / "eval-test-multi" / "wide" / "results.jsonl").exists()
+    assert (local / "eval-test-multi" / "wide" / "results.jsonl").exists()
+    assert (local / "scores-test-multi.json").read_bytes() == (
+        run / "scores-test-multi.json"
+    ).read_bytes()
+    assert not list(local.glob(".*.part"))
+
+
+def test_a_finished_training_travels_as_its_final_model_not_packed(env, tmp_path):
+    run, carried = a_run_mid_scoring(tmp_path / "run"), tmp_path / "c"
+    final = run / "sft" / "final"
+    final.mkdir()
+    (final / "trainer_state.json").write_text('{"step": 207}')
+    (final / "adapter_model.safetensors").write_bytes(bytes(range(256)))  # fp32, as scored
+    (run / "sft" / "metrics.jsonl").write_text('{"step": 207, "loss": 0.03}\n')
+    assert run_script(SCRIPT, env, "save", str(run), str(carried)).returncode == 0
+    assert not calls(env)  # nothing packed (rounded): the model as it was scored
+    elsewhere = tmp_path / "e"
+    assert run_script(SCRIPT, env, "restore", str(carried), str(elsewhere)).returncode == 0
+    assert not calls(env)  # nor unpacked
+    same = filecmp.dircmp(final, elsewhere / "sft" / "final")
+    assert not (same.left_only or same.right_only or same.diff_files)
+    assert (elsewhere / "sft" / "metrics.jsonl").read_text() == (
+        run / "sft" / "metrics.jsonl"
+    ).read_text()
+    assert (elsewhere / "eval-test-multi").is_dir()
 
 
 def test_saving_again_replaces_the_evaluations_carried_before(env, tmp_path):

@@ -47,6 +47,8 @@ def test_the_shipped_recipe_trains_on_template_multi_agent_demonstrations(env, t
     )
     ship = calls(env)[-1]
     assert ship.startswith(f"train ship --model {tmp_path / 'run' / 'sft' / 'final'}")
+    assert "--dest src/wideseek/assets/model " in ship  # this checkout's package, to commit
+    assert "over the first 20 wide + 20 deep tasks of its split" in ship  # the card says N
     assert (tmp_path / "run" / "scores-test-multi-reworded.json").read_text() == "{}\n"
 
 
@@ -127,3 +129,18 @@ def test_a_carried_resume_point_is_unpacked_into_the_run_before_training(env, tm
     (tmp_path / "calls").unlink()
     assert run_script(SCRIPT, env).returncode == 0
     assert not any(c.startswith("train unpack") for c in calls(env))
+
+
+def test_kept_scores_are_reused_only_over_the_same_task_counts(env, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "scores-test-multi.json").write_text('{"wide_item_f1": 0.5, "wide_tasks": 20}')
+    done = run_script(SCRIPT, env | {"WIDESEEK_EVAL_TASKS": "20"})
+    assert done.returncode == 0, done.stderr
+    evals = [c for c in calls(env) if c.startswith("train eval --model")]
+    assert not any(" --split test --mode multi " in c and "--reworded" not in c for c in evals)
+    (tmp_path / "calls").unlink()
+    done = run_script(SCRIPT, env | {"WIDESEEK_EVAL_TASKS": "30"})
+    assert done.returncode != 0
+    assert "other task counts (wide_tasks 20), not 30" in done.stderr
+    assert not any(c.startswith("train eval") for c in calls(env))  # stopped before any

@@ -133,6 +133,7 @@ def test_train_eval_is_eval_world_on_both_suites(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == alias
     assert alias["limits"] == {"lead_turns": 4, "subagent_turns": 5, "max_response_tokens": 256,
                                "context_length": 4096}  # fmt: skip
+    assert (alias["wide_tasks"], alias["deep_tasks"]) == (1, 1)  # what the figures are over
     for suite in ("wide", "deep"):
         a = [
             t.final_answer

@@ -259,7 +259,11 @@ def world_eval(
     )  # fmt: skip
     if as_json:
         world = loaded.manifest.world_hash[:16]
-        typer.echo(json.dumps({**run.metrics(), "limits": run.limits, "world": world}, indent=2))
+        # how many tasks each figure is over: a model card states it beside the figures, and a
+        # script that keeps scores (scripts/score.sh) reuses only those of its own counts
+        counts = {f"{suite}_tasks": len(picked) for suite, picked in tasks.items()}
+        figures = {**run.metrics(), **counts, "limits": run.limits, "world": world}
+        typer.echo(json.dumps(figures, indent=2))
         return run
     for suite, suite_run in run.runs.items():
         where = out / suite if per_suite_dirs else out
