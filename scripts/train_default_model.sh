@@ -108,6 +108,7 @@ fi
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "of unknown commit")
 wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}" \
     --dest src/wideseek/assets/model \
+    --paired "held-out against template wordings (test multi)=$run/eval-test-multi-reworded,$run/eval-test-multi" \
     --notes "Trained and scored by scripts/train_default_model.sh at wideseek $commit; each score is over the first $n wide + $n deep tasks of its split, greedy."
 exit
 }

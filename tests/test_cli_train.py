@@ -347,6 +347,33 @@ def test_ship_puts_an_evaluations_error_analysis_in_the_card(setup, tmp_path):
     assert "1 of 1 wide runs; names listed against gold rows: fewer 1, as many 0" in card
 
 
+def test_ship_compares_two_evaluations_task_by_task_in_the_card(setup, tmp_path, capsys):
+    from wideseek.eval.runner import RESULTS, RUN_INFO, ResultRow, RunInfo
+
+    _, model = setup
+    for name, f1 in (("template", (0.5, 0.2, 1.0)), ("reworded", (0.25, 0.2, 0.0))):
+        wide = tmp_path / name / "wide"
+        wide.mkdir(parents=True)
+        info = RunInfo(suite="world-wide-test", mode="multi", profile="wideseek", model="m",
+                       trials=1)  # fmt: skip
+        (wide / RUN_INFO).write_text(info.model_dump_json())
+        rows = [ResultRow(instance_id=task, trial=0, scores={"item_f1": score})
+                for task, score in zip("abc", f1, strict=True)]  # fmt: skip
+        (wide / RESULTS).write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    dest = tmp_path / "shipped"
+    argv = ["train", "ship", "--model", str(model), "--dest", str(dest)]
+    pair = f"held-out wordings={tmp_path / 'reworded'},{tmp_path / 'template'}"
+    assert run([*argv, "--paired", pair]) == 0
+    card = (dest / "README.md").read_text()
+    assert "## Task by task" in card and "### held-out wordings" in card
+    assert "| wide | item_f1 | 3 | 0.150 | 0.567 | -0.417 |" in card  # A better on none of 3
+    assert "| 0 / 2 / 1 |" in card
+    for bad, message in (("x", "expected NAME=A,B"), (f"x={dest},{dest}", "no run found")):
+        assert run([*argv, "--paired", bad]) == 1, bad
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -49,6 +49,8 @@ def test_the_shipped_recipe_trains_on_template_multi_agent_demonstrations(env, t
     assert ship.startswith(f"train ship --model {tmp_path / 'run' / 'sft' / 'final'}")
     assert "--dest src/wideseek/assets/model " in ship  # this checkout's package, to commit
     assert "over the first 20 wide + 20 deep tasks of its split" in ship  # the card says N
+    reworded, template = (tmp_path / "run" / f"eval-test-multi{s}" for s in ("-reworded", ""))
+    assert f"wordings (test multi)={reworded},{template} " in ship  # compared task by task
     assert (tmp_path / "run" / "scores-test-multi-reworded.json").read_text() == "{}\n"
 
 

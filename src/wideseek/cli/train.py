@@ -273,11 +273,20 @@ def ship(
             "whose error analysis goes into the model card."
         ),
     ] = None,
+    paired: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=A,B: two evaluations of the same tasks (e.g. held-out and template "
+            "wordings: `train eval --out` directories) compared task by task in the model card, "
+            "as `wideseek report A --against B` does (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Install a trained model as the default engine of ask/eval, with a model card and the
     limits it was evaluated with (wideseek.json), which ask and eval then use by default."""
     from pydantic import ValidationError
 
+    from wideseek.eval.report import against_lines
     from wideseek.llm.model_dir import ModelInfo, RecommendedLimits, read_model_info
     from wideseek.llm.resolved_model import resolve_model
     from wideseek.runtime import package_model_dir
@@ -315,6 +324,16 @@ def ship(
             analyses[label] = failure_lines(Path(directory))
         except FileNotFoundError as e:
             raise UsageError(f"--errors: {e}") from e
+    comparisons = {}
+    for item in paired or []:
+        label, sep, both = item.partition("=")
+        a, comma, b = both.partition(",")
+        if not (sep and comma and label and a and b):
+            raise UsageError(f"--paired: expected NAME=A,B, got {item!r}")
+        try:
+            comparisons[label] = against_lines(a, b)
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(f"--paired {label}: {e}") from e
     trained = weights_dtypes(resolved)
     cast = None if weights_dtype == "keep" or trained == {weights_dtype} else weights_dtype
     if cast:
@@ -324,7 +343,9 @@ def ship(
             "directory it was shipped from."
         )
         notes = f"{stored}\n\n{notes}" if notes else stored
-    card = model_card(info, resolved, parameters, figures, reproduce, notes, analyses, world)
+    card = model_card(
+        info, resolved, parameters, figures, reproduce, notes, analyses, world, comparisons
+    )
     cap = max_new_tokens or info.limits.max_response_tokens or 512
     generation = {"do_sample": not greedy, "max_new_tokens": cap}
     target = dest or package_model_dir()

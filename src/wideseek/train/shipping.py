@@ -198,12 +198,14 @@ def training_seconds(steps: list[dict[str, Any]]) -> float:
 def model_card(
     info: ModelInfo, model: ResolvedModel, parameters: int, scores: dict[str, dict[str, Any]],
     reproduce: str, notes: str = "", errors: dict[str, list[str]] | None = None,
-    world: str | None = None,
+    world: str | None = None, paired: dict[str, list[str]] | None = None,
 ) -> str:  # fmt: skip
     """The shipped model's README.md: what it is, how it was trained, what it scores, under
     which limits (`info`: its name, training phases and recommended limits) and on which world
-    (its hash, as `train eval` records it), and where it fails (`errors`: an evaluation's name
-    -> its error analysis in markdown, `failure_lines`)."""
+    (its hash, as `train eval` records it), two of its evaluations compared task by task
+    (`paired`: a name -> `report.against_lines`, e.g. held-out against template wordings), and
+    where it fails (`errors`: an evaluation's name -> its error analysis in markdown,
+    `failure_lines`)."""
     config_file = model.dir / (ADAPTER_CONFIG if model.is_adapter else "config.json")
     config = read_json_object(config_file, what="model config")
     if model.is_adapter:
@@ -260,6 +262,10 @@ def model_card(
                       "one; on another the same tasks read other pages)."]  # fmt: skip
     else:
         lines.append("Not measured.")
+    if paired:
+        lines += ["", "## Task by task", ""]
+        for name, found in paired.items():
+            lines += [f"### {name}", "", *found, ""]
     if errors:
         lines += ["", "## Where it fails", ""]
         for name, found in errors.items():
