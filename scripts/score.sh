@@ -42,8 +42,12 @@ score() {
 same_task_counts() {
     python3 - "$1" "$n" <<'EOF'
 import json, sys
-figures, n = json.load(open(sys.argv[1])), int(sys.argv[2])
-other = {k: v for k, v in figures.items() if k.endswith("_tasks") and v != n}
+try:
+    figures, n = json.load(open(sys.argv[1])), int(sys.argv[2])
+    other = {k: v for k, v in figures.items() if k.endswith("_tasks") and v != n}
+except (OSError, ValueError, AttributeError) as e:
+    sys.exit(f"score.sh: {sys.argv[1]}: not a scores file of `train eval` ({e}); remove it to "
+             "score again")
 if other:
     counts = ", ".join(f"{k} {v}" for k, v in other.items())
     sys.exit(f"score.sh: {sys.argv[1]} holds figures over other task counts ({counts}), "

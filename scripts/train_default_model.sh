@@ -39,7 +39,7 @@
 # (before the keyed listers of `also`) trained in 89 s on one H200 (4.71M tokens, 53k tokens/s)
 # and in 8.7 h of wall time on 2 CPU cores (4.68M tokens, 150 tokens/s over every resumed
 # process, shared stretches included); today's (4.99M tokens, 207 steps) ~2 min a step alone on
-# 2 cores, ~7 h; each evaluation of 30 + 30 tasks ~1 h there.
+# 2 cores, ~7 h; each evaluation of 30 + 30 tasks ~25 min to 1 h there (alone or shared).
 #   bash scripts/train_default_model.sh [key=value ...]
 # The lead's own cap (WIDESEEK_LEAD_RESPONSE_TOKENS, default 768): the demonstrations' tables
 # and delegations of 25 rows are ~600 tokens (python bench/demo_fit.py: 20% of English and 54%
@@ -104,11 +104,11 @@ if [ "$ship" = 0 ]; then  # a recipe on trial: compare it before it replaces one
     exit 0
 fi
 # into this checkout's package (an installed copy elsewhere is not the one to commit), with what
-# the figures are over and the commit that trained and scored it (the recipe at that commit)
+# the figures are over and the commit it was shipped at
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "of unknown commit")
 wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}" \
     --dest src/wideseek/assets/model \
     --paired "held-out against template wordings (test multi)=$run/eval-test-multi-reworded,$run/eval-test-multi" \
-    --notes "Trained and scored by scripts/train_default_model.sh at wideseek $commit; each score is over the first $n wide + $n deep tasks of its split, greedy."
+    --notes "Shipped by scripts/train_default_model.sh at wideseek $commit (a run resumed across machines may have begun at an earlier commit of the same recipe); each score is over the first $n wide + $n deep tasks of its split, greedy."
 exit
 }

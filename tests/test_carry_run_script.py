@@ -61,23 +61,43 @@ def test_a_run_saved_then_restored_elsewhere_holds_the_same_evaluations(env, tmp
         assert (elsewhere / figures).read_bytes() == (run / figures).read_bytes()
 
 
+def rows(folder: Path) -> int:
+    return (folder / "wide" / "results.jsonl").read_text().count("\n")
+
+
 def test_restore_keeps_what_the_run_already_holds(env, tmp_path):
     run, carried = a_run_mid_scoring(tmp_path / "run"), tmp_path / "c"
     assert run_script(SCRIPT, env, "save", str(run), str(carried)).returncode == 0
     local = tmp_path / "further"
-    further = local / "eval-test-multi-reworded" / "wide"
-    further.mkdir(parents=True)
-    (further / "results.jsonl").write_text('{"instance_id": "w0"}\n' * 20)
-    (local / "scores-test-multi.json").write_text("")  # cut off here: the carried ones count
+    for slug, done in (("test-multi", 3), ("test-multi-reworded", 20)):  # both cut off here
+        (local / f"eval-{slug}" / "wide").mkdir(parents=True)
+        (local / f"eval-{slug}" / "wide" / "results.jsonl").write_text('{"id": 0}\n' * done)
+        (local / f"scores-{slug}.json").write_text("")
+    (local / "shipped").mkdir()
+    (local / "shipped" / "scores-test-multi.json").write_text('{"mine": 1}\n')  # finished here
     done = run_script(SCRIPT, env, "restore", str(carried), str(local))
     assert done.returncode == 0, done.stderr
-    assert "eval-test-multi-reworded is there already; kept" in done.stdout
-    assert (further / "results.jsonl").read_text().count("\n") == 20
-    assert (local / "eval-test-multi" / "wide" / "results.jsonl").exists()
+    # finished there, cut off here: the carried evaluation, its folder with its figures
+    assert rows(local / "eval-test-multi") == 30
     assert (local / "scores-test-multi.json").read_bytes() == (
         run / "scores-test-multi.json"
     ).read_bytes()
-    assert not list(local.glob(".*.part"))
+    # cut off on both machines: the run's own is kept
+    assert "eval-test-multi-reworded is cut off here as there; this one kept" in done.stdout
+    assert rows(local / "eval-test-multi-reworded") == 20
+    assert (local / "shipped" / "scores-test-multi.json").read_text() == '{"mine": 1}\n'
+    assert not list(local.rglob(".*.part"))
+
+
+def test_a_run_with_nothing_scored_yet_is_carried(env, tmp_path):
+    run, carried = tmp_path / "run", tmp_path / "c"
+    (run / "sft" / "checkpoint-65").mkdir(parents=True)
+    done = run_script(SCRIPT, env, "save", str(run), str(carried))
+    assert done.returncode == 0, done.stderr
+    assert (carried / "sft" / "carried.json").exists() and not list((carried / "evals").iterdir())
+    done = run_script(SCRIPT, env, "restore", str(carried), str(tmp_path / "e"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "e" / "sft" / "checkpoint-65").is_dir()
 
 
 def test_a_finished_training_travels_as_its_final_model_not_packed(env, tmp_path):
@@ -106,7 +126,7 @@ def test_saving_again_replaces_the_evaluations_carried_before(env, tmp_path):
     (run / "scores-test-multi-reworded.json").unlink()
     assert run_script(SCRIPT, env, "save", str(run), str(carried)).returncode == 0
     assert not (carried / "evals" / "scores-test-multi-reworded.json").exists()
-    assert not (carried / "evals.tmp").exists()
+    assert sorted(p.name for p in carried.iterdir()) == ["evals", "sft"]  # no .part, no .old
 
 
 def test_nothing_to_carry_is_a_one_line_error(env, tmp_path):

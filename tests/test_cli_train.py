@@ -354,8 +354,8 @@ def test_ship_compares_two_evaluations_task_by_task_in_the_card(setup, tmp_path,
     for name, f1 in (("template", (0.5, 0.2, 1.0)), ("reworded", (0.25, 0.2, 0.0))):
         wide = tmp_path / name / "wide"
         wide.mkdir(parents=True)
-        info = RunInfo(suite="world-wide-test", mode="multi", profile="wideseek", model="m",
-                       trials=1)  # fmt: skip
+        suite = "world-wide-test" + "-reworded" * (name == "reworded")
+        info = RunInfo(suite=suite, mode="multi", profile="wideseek", model="m", trials=1)
         (wide / RUN_INFO).write_text(info.model_dump_json())
         rows = [ResultRow(instance_id=task, trial=0, scores={"item_f1": score})
                 for task, score in zip("abc", f1, strict=True)]  # fmt: skip
@@ -368,6 +368,8 @@ def test_ship_compares_two_evaluations_task_by_task_in_the_card(setup, tmp_path,
     assert "## Task by task" in card and "### held-out wordings" in card
     assert "| wide | item_f1 | 3 | 0.150 | 0.567 | -0.417 |" in card  # A better on none of 3
     assert "| 0 / 2 / 1 |" in card
+    assert "A = reworded, B = template" in card and str(tmp_path) not in card  # no local paths
+    assert "A and B differ in" in card and "not only the model" not in card  # on purpose
     for bad, message in (("x", "expected NAME=A,B"), (f"x={dest},{dest}", "no run found")):
         assert run([*argv, "--paired", bad]) == 1, bad
         err = capsys.readouterr().err.strip()

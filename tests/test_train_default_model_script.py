@@ -146,3 +146,12 @@ def test_kept_scores_are_reused_only_over_the_same_task_counts(env, tmp_path):
     assert done.returncode != 0
     assert "other task counts (wide_tasks 20), not 30" in done.stderr
     assert not any(c.startswith("train eval") for c in calls(env))  # stopped before any
+
+
+def test_an_unreadable_kept_score_is_a_one_line_error(env, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "scores-test-multi.json").write_text("[1, 2")
+    done = run_script(SCRIPT, env)
+    assert done.returncode != 0
+    assert "not a scores file of `train eval`" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -186,7 +186,8 @@ def eval_(
     ),
 ) -> None:
     """Run a model (or the oracle, for the figure beside it) on a split's first tasks, greedy,
-    and print its scores as JSON, with the limits they were taken under (`limits`, which
+    and print its scores as JSON, with the number of tasks each suite was scored on
+    (`wide_tasks`, `deep_tasks`) and the limits they were taken under (`limits`, which
     `train ship` records as the model's recommendation). An alias of `wideseek eval world
     --suite both --json --set agent.temperature=0 --set agent.seed=0 --concurrency 8`, with
     --wide/--deep task counts; runs land in OUT/wide and OUT/deep."""
@@ -331,7 +332,9 @@ def ship(
         if not (sep and comma and label and a and b):
             raise UsageError(f"--paired: expected NAME=A,B, got {item!r}")
         try:
-            comparisons[label] = against_lines(a, b)
+            # named by their folders: the card is committed, the paths are this machine's
+            names = (Path(a).name or a, Path(b).name or b)
+            comparisons[label] = against_lines(a, b, names, same_model=True)
         except (FileNotFoundError, ValueError) as e:
             raise UsageError(f"--paired {label}: {e}") from e
     trained = weights_dtypes(resolved)

@@ -94,10 +94,13 @@ def paired_lines(
     name_b: str,
     settings_a: Mapping[Path, Mapping[str, Any]] | None = None,
     settings_b: Mapping[Path, Mapping[str, Any]] | None = None,
+    *,
+    same_model: bool = False,
 ) -> list[str]:
     """Markdown: one row per pair of runs with the same directory name (a lone run in each
     pairs with the other's lone run), then a line per pair that left tasks out or whose
-    settings differ."""
+    settings differ (a warning, unless `same_model`: then the difference is what is
+    compared)."""
     pairs = [(a, b) for a in runs_a for b in runs_b if a.name == b.name]
     if not pairs and len(runs_a) == len(runs_b) == 1:
         pairs = [(next(iter(runs_a)), next(iter(runs_b)))]
@@ -123,7 +126,12 @@ def paired_lines(
             notes.append(f"- {a.name}: {d.only_one} tasks scored in one run only, left out.")
         differ = settings_differ((settings_a or {}).get(a, {}), (settings_b or {}).get(b, {}))
         if differ:
-            notes.append(f"- {a.name}: settings differ (A vs B), so not only the model: {differ}.")
+            what = (
+                "A and B differ in"
+                if same_model
+                else "settings differ (A vs B), so not only the model:"
+            )
+            notes.append(f"- {a.name}: {what} {differ}.")
     if len(lines) == 5:
         raise ValueError(f"{name_a} and {name_b} hold no runs of the same name to pair")
     return [*lines, *([""] if notes else []), *notes]

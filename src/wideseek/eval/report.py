@@ -152,13 +152,21 @@ def run_settings(run: Path) -> dict[str, Any]:
     return settings | agent_settings(info)
 
 
-def against_lines(path: str | Path, against: str | Path) -> list[str]:
-    """The paired comparison of the runs at `path` (A) with those at `against` (B)."""
+def against_lines(
+    path: str | Path, against: str | Path, names: tuple[str, str] | None = None,
+    same_model: bool = False,
+) -> list[str]:  # fmt: skip
+    """The paired comparison of the runs at `path` (A) with those at `against` (B), named by
+    their paths unless `names` are given; `same_model`: one model's two evaluations, whose
+    settings differ on purpose (a model card's held-out against template wordings)."""
     runs_a = {r: read_results(r) for r in find_runs(path)}
     runs_b = {r: read_results(r) for r in find_runs(against)}
     settings_a = {r: run_settings(r) for r in runs_a}
     settings_b = {r: run_settings(r) for r in runs_b}
-    return paired_lines(runs_a, runs_b, str(path), str(against), settings_a, settings_b)
+    name_a, name_b = names or (str(path), str(against))
+    return paired_lines(
+        runs_a, runs_b, name_a, name_b, settings_a, settings_b, same_model=same_model
+    )
 
 
 TrajectoryLines = Callable[[list[Trajectory]], list[str]]
