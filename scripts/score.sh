@@ -5,7 +5,8 @@
 # with a PREFIX) and its figures in OUT/PREFIXscores-SLUG.json; SLUG (split-mode[-reworded]) is
 # left in $slug. A stop mid-evaluation leaves the figures empty: the next call runs it again
 # (and the evaluation resumes its own run directory). Figures kept from an earlier call are
-# reused only when taken on the same $n tasks a suite (`train eval` records its counts).
+# reused only when taken on the same $n tasks a suite and under the same limits (`train eval`
+# records both).
 #   start_scores START RUN
 # where a later stage's start model is scored: RUN itself when START is RUN/sft/final (the
 # evaluations scripts/train_default_model.sh made of it, same tasks and limits, are reused),
@@ -27,7 +28,7 @@ score() {
     slug=$split-$mode${reworded:+-reworded}
     local figures=$out/${prefix}scores-$slug.json
     if [ -s "$figures" ]; then
-        same_task_counts "$figures" || exit 1
+        kept_figures_match "$figures" || exit 1
         return
     fi
     mkdir -p "$out"
@@ -36,21 +37,28 @@ score() {
         "${limits[@]}" ${reworded:+"$reworded"} --out "$out/${prefix:-eval-}$slug" > "$figures"
 }
 
-# whether the figures FILE were taken on $n tasks of each suite it scored (files that record no
-# counts are taken as they are; a split of fewer than $n tasks always differs: set N to its
-# size); says why not on stderr
-same_task_counts() {
-    python3 - "$1" "$n" <<'EOF'
+# whether the figures FILE were taken as this call would take them: on $n tasks of each suite it
+# scored, under ${limits[@]} (files that record neither are taken as they are; a split of fewer
+# than $n tasks always differs: set N to its size); says why not on stderr, in one line. Found
+# here rather than by `train ship`, hours of scoring later.
+kept_figures_match() {
+    python3 - "$1" "$n" "${limits[@]}" <<'EOF'
 import json, sys
+file, n, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+wanted = {flag.removeprefix("--").replace("-", "_"): int(value)
+          for flag, value in zip(flags[::2], flags[1::2])}
 try:
-    figures, n = json.load(open(sys.argv[1])), int(sys.argv[2])
-    other = {k: v for k, v in figures.items() if k.endswith("_tasks") and v != n}
-except (OSError, ValueError, AttributeError) as e:
-    sys.exit(f"score.sh: {sys.argv[1]}: not a scores file of `train eval` ({e}); remove it to "
+    figures = json.load(open(file))
+    other = [f"{k} {v}" for k, v in figures.items() if k.endswith("_tasks") and v != n]
+    taken = figures.get("limits") or {}
+    other += [f"{k} {taken[k]}" for k in wanted.keys() & taken.keys() if taken[k] != wanted[k]]
+except (OSError, ValueError, AttributeError, TypeError) as e:
+    sys.exit(f"score.sh: {file}: not a scores file of `train eval` ({e}); remove it to "
              "score again")
 if other:
-    counts = ", ".join(f"{k} {v}" for k, v in other.items())
-    sys.exit(f"score.sh: {sys.argv[1]} holds figures over other task counts ({counts}), "
-             f"not {n}: set WIDESEEK_EVAL_TASKS to match, or remove the file to score again")
+    now = ", ".join(f"{k} {v}" for k, v in {"tasks": n, **wanted}.items())
+    sys.exit(f"score.sh: {file} holds figures taken otherwise ({', '.join(sorted(other))}; now "
+             f"{now}): set WIDESEEK_EVAL_TASKS / the limits to match, or remove the file to "
+             "score again")
 EOF
 }

@@ -1,6 +1,7 @@
 """scripts/train_default_model.sh: which demonstrations it makes and trains on, by wordings and
 agent modes, with a stand-in `wideseek` on PATH (stand_in_cli.py)."""
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -133,7 +134,7 @@ def test_a_carried_resume_point_is_unpacked_into_the_run_before_training(env, tm
     assert not any(c.startswith("train unpack") for c in calls(env))
 
 
-def test_kept_scores_are_reused_only_over_the_same_task_counts(env, tmp_path):
+def test_kept_scores_are_reused_only_over_the_same_tasks_and_limits(env, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "scores-test-multi.json").write_text('{"wide_item_f1": 0.5, "wide_tasks": 20}')
@@ -144,8 +145,17 @@ def test_kept_scores_are_reused_only_over_the_same_task_counts(env, tmp_path):
     (tmp_path / "calls").unlink()
     done = run_script(SCRIPT, env | {"WIDESEEK_EVAL_TASKS": "30"})
     assert done.returncode != 0
-    assert "other task counts (wide_tasks 20), not 30" in done.stderr
+    assert "taken otherwise (wide_tasks 20; now tasks 30, lead_turns 4," in done.stderr
     assert not any(c.startswith("train eval") for c in calls(env))  # stopped before any
+    # under other limits (a lead cap set otherwise in an earlier session): refused up front too
+    limits = {"lead_turns": 4, "lead_response_tokens": 256}
+    figures = {"wide_item_f1": 0.5, "wide_tasks": 20, "limits": limits}
+    (run / "scores-test-multi.json").write_text(json.dumps(figures))
+    done = run_script(SCRIPT, env | {"WIDESEEK_EVAL_TASKS": "20"})
+    assert done.returncode != 0
+    assert "(lead_response_tokens 256; now tasks 20," in done.stderr
+    assert "lead_response_tokens 768)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_an_unreadable_kept_score_is_a_one_line_error(env, tmp_path):
