@@ -136,6 +136,42 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model_dir, examples, tmp
     assert train_sft(cfg, examples, show_progress=False).exists()
 
 
+def test_other_data_continue_resumes_on_remade_examples_and_records_it(
+    model_dir, examples, tmp_path
+):
+    # demonstrations remade on another machine came out different: by default a refusal;
+    # with other_data=continue the run goes on from its step, on the new examples, and says so
+    kw = dict(epochs=4, batch_tokens=1300, grad_accum=1, save_every=1)  # 1 example a step
+    first = config(model_dir, tmp_path, eval_every=1, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(first, examples, evaluate=stop_at(2), show_progress=False)
+    remade = examples[::-1]  # as many examples, another order: other batches
+    with pytest.raises(CheckpointError, match="other data or batching"):
+        train_sft(first, remade, show_progress=False)
+    with pytest.raises(CheckpointError, match="other data or batching"):  # batching must hold
+        train_sft(config(model_dir, tmp_path, other_data="continue", **{**kw, "seed": 1}),
+                  remade, show_progress=False)  # fmt: skip
+    carry_on = config(model_dir, tmp_path, other_data="continue", **kw)
+    final = train_sft(carry_on, remade, show_progress=False)
+    state = json.loads((final / "trainer_state.json").read_text())
+    steps = [r["step"] for r in metric_rows(tmp_path) if "step" in r]
+    assert state["step"] == 12 and steps == list(range(1, 13))
+    (change,) = state["data_changes"]
+    assert change["step"] == 2 and change["from"]["order"] != state["data"]["order"]
+    assert "examples remade after step 2" in (final / "README.md").read_text()
+    assert "other_data" not in (final / "README.md").read_text()  # not a recipe setting
+    assert train_sft(carry_on, remade, show_progress=False) == final  # finished: at once
+
+
+def stop_at(stop: int):
+    def evaluate(model_dir: str, step: int) -> dict:
+        if step == stop:
+            raise KeyboardInterrupt  # killed right after that step's checkpoint
+        return {}
+
+    return evaluate
+
+
 def test_config_rejects_unknown_and_bad_fields():
     with pytest.raises(ValueError, match="extra"):
         SFTConfig(model="m", out_dir="o", learning_rate=1e-3)

@@ -8,9 +8,10 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from wideseek.tools.local_corpus import CorpusError, LocalCorpus, url_key
+from wideseek.tools.local_corpus import CorpusError, LocalCorpus, top_k, url_key
 
 PAGES = [
     {
@@ -82,6 +83,28 @@ async def test_unrelated_query_returns_nothing_and_k_is_respected(corpus_path: P
     assert await corpus.search("", 3) == []
     assert len(await corpus.search("capital", 1)) == 1
     assert len(await corpus.search("capital", 50)) == 2  # only pages sharing a term
+
+
+async def test_pages_of_equal_score_come_in_corpus_order(tmp_path: Path) -> None:
+    # Equal scores are common in a generated world (pages written from one template); their
+    # order must not depend on the CPU's sort kernels, or demonstrations differ by machine.
+    twins = [
+        {"id": f"t{i}", "url": f"https://example.org/twin/{i}", "title": "Twin",
+         "text": "A twin page about the river delta."}
+        for i in range(7)
+    ]  # fmt: skip
+    corpus = LocalCorpus(write_corpus(tmp_path / "twins.jsonl", PAGES + twins))
+    assert await urls(corpus, "river delta", 4) == [
+        f"https://example.org/twin/{i}" for i in range(4)
+    ]
+    assert len({h.score for h in await corpus.search("river delta", 7)}) == 1
+
+
+def test_top_k_cuts_through_a_tie_by_index_and_keeps_the_rest_by_score() -> None:
+    scores = np.array([1.0, 3.0, 2.0, 3.0, 2.0, 2.0, 0.0], dtype=np.float32)
+    assert top_k(scores, 4).tolist() == [1, 3, 2, 4]
+    assert top_k(scores, 10).tolist() == [1, 3, 2, 4, 5, 0, 6]
+    assert top_k(scores, 0).tolist() == []
 
 
 async def test_snippet_is_the_query_relevant_window(corpus_path: Path) -> None:

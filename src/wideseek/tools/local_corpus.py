@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import bm25s
+import numpy as np
 from bm25s.tokenization import Tokenizer
 
 from wideseek.errors import DataError
@@ -44,6 +45,23 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 1  # bump when the on-disk layout changes
 _META = "meta.json"
 _FIELDS = ("url", "title", "text")
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` highest scores, highest first, equal scores in index order.
+
+    bm25s's own selection (argpartition, then argsort) orders equal scores by how numpy's
+    sort runs on the CPU at hand (its AVX2 and AVX-512 kernels differ), so the same query
+    ranked tied pages differently on two machines, and the oracle's demonstrations, made
+    from what its searches return, came out different (issue 24). Here the cut is taken by
+    value and the ties broken by page index, which every machine does the same way."""
+    n = len(scores)
+    k = min(k, n)
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    kth = np.partition(scores, n - k)[n - k]  # the k-th highest value (a value: no tie order)
+    candidates = np.flatnonzero(scores >= kth)
+    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 class CorpusError(DataError):
@@ -151,9 +169,8 @@ class LocalCorpus:
         ids = [i for i in ids if i != self._empty_id]
         if not ids:
             return []
-        docs, scores = self._retriever.retrieve([ids], k=k, show_progress=False, n_threads=1)
-        ranked = zip(docs[0].tolist(), scores[0].tolist(), strict=True)
-        return [(doc, score) for doc, score in ranked if score > 0]
+        scores = self._retriever.get_scores(ids)  # (pages,)
+        return [(int(doc), float(scores[doc])) for doc in top_k(scores, k) if scores[doc] > 0]
 
     def search_sync(self, query: str, k: int) -> list[SearchHit]:
         """Top-`k` pages for `query` with query-relevant snippets."""

@@ -16,7 +16,10 @@ final model (HF format, tokenizer included).
   holds the step, the tokens seen and the data signature (what fixes the data order). A new
   run in the same `out_dir` resumes from the latest checkpoint exactly where it stopped (same
   data order, same weights as an uninterrupted run); a checkpoint saved for other data is a
-  `CheckpointError`. Only the newest `keep_checkpoints` are kept. final/ gets the trainer state
+  `CheckpointError`, unless `other_data: continue` and only the examples differ (remade
+  on another machine): then the run goes on from its step over the new examples' batches,
+  and the trainer state (`data_changes`) and the model's card say at which step. Only the
+  newest `keep_checkpoints` are kept. final/ gets the trainer state
   too, so a finished run given again returns at once.
 - `out_dir/metrics.jsonl`: one row per `log_every` optimizer steps (loss, lr, tokens), and one
   `{"eval": ...}` row per evaluation: `evaluate(model_dir, step) -> dict` is called every
@@ -67,6 +70,7 @@ _NOT_RECIPE = {
     "keep_checkpoints",
     "eval_every",
     "restart_above_gb",
+    "other_data",
 }
 
 
@@ -84,6 +88,13 @@ class SFTConfig(TrainerConfig):
     )
     mixed_precision: str = Field(
         "no", pattern="^(no|bf16|fp16)$", description="compute type: no | bf16 | fp16 (a GPU's)"
+    )
+    other_data: str = Field(
+        "refuse",
+        pattern="^(refuse|continue)$",
+        description="a checkpoint saved for other examples (the same batching): refuse, or "
+        "continue from its step on these examples (demonstrations remade on another machine "
+        "can differ); the change is kept in the trainer state and the model's card",
     )
     restart_above_gb: float | None = Field(
         None,
@@ -180,16 +191,23 @@ def _data_signature(
 
 
 _STATE_KEYS = ("step", "tokens_seen")  # the trainer state: these, and the data signature
+_EXAMPLES_KEYS = ("examples", "tokens", "order")  # what `other_data: continue` lets differ
+DATA_CHANGES = "data_changes"  # trainer state: [{"step": resumed at, "from": signature}, ...]
 
 
-def _same_data(path: Path, signature: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
-    """A `checkpoints.restore` check: the checkpoint was saved for this data order."""
+def _same_data(
+    path: Path, signature: dict[str, Any], other_examples: bool = False
+) -> Callable[[dict[str, Any]], None]:
+    """A `checkpoints.restore` check: the checkpoint was saved for this data order (with
+    `other_examples`, for these batching settings, whatever the examples)."""
 
     def check(state: dict[str, Any]) -> None:
         saved = state.get("data")
         # checkpoints saved before the order was signed are checked on the rest
         wanted = signature if not isinstance(saved, dict) or "order" in saved else {
             k: v for k, v in signature.items() if k != "order"}  # fmt: skip
+        if other_examples and isinstance(saved, dict):
+            saved, wanted = _batching(saved), _batching(wanted)
         if saved != wanted:
             raise CheckpointError(
                 f"{path}: saved for other data or batching ({state.get('data')} vs "
@@ -197,6 +215,19 @@ def _same_data(path: Path, signature: dict[str, Any]) -> Callable[[dict[str, Any
             )
 
     return check
+
+
+def _batching(signature: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in signature.items() if k not in _EXAMPLES_KEYS}
+
+
+def _data_changes(state: dict[str, Any], signature: dict[str, Any]) -> list[dict[str, Any]]:
+    """The state's record of the examples changing under a run, with one more entry when the
+    examples it was saved for are not these (`other_data: continue`)."""
+    changes = list(state.get(DATA_CHANGES) or [])
+    if state.get("data") != signature:
+        changes.append({"step": state["step"], "from": state.get("data")})
+    return changes
 
 
 def _cpu_only_processes() -> bool:
@@ -265,27 +296,33 @@ def train_sft(
     signature = _data_signature(config, examples, accelerator.num_processes)
     metrics_path = out / ckpt.METRICS
     final = out / ckpt.FINAL
+    other_examples = config.other_data == "continue"
     if (final / ckpt.TRAINER_STATE).exists():
         done = ckpt.read_state(final, _STATE_KEYS)
-        _same_data(final, signature)(done)
+        _same_data(final, signature, other_examples)(done)
         if done["step"] == total_steps:
             accelerator.end_training()
             return final  # this run is complete already
     step, tokens_seen = 0, 0
+    data_changes: list[dict[str, Any]] = []
     found = ckpt.checkpoints(out)
     if found:
         state = ckpt.restore(
-            accelerator, found[-1], _STATE_KEYS, _same_data(found[-1], signature),
-            frozen=trainable.frozen_weights,
+            accelerator, found[-1], _STATE_KEYS,
+            _same_data(found[-1], signature, other_examples), frozen=trainable.frozen_weights,
         )  # fmt: skip
         step, tokens_seen = state["step"], state["tokens_seen"]
+        data_changes = _data_changes(state, signature)
         if accelerator.is_main_process:
             ckpt.truncate_metrics(metrics_path, step)
     first_step = step  # this process's: see restart_above_gb
 
     def trainer_state() -> dict[str, Any]:
-        return {"step": step, "tokens_seen": tokens_seen, "data": signature,
-                ckpt.FROZEN: trainable.frozen_weights}  # fmt: skip
+        state = {"step": step, "tokens_seen": tokens_seen, "data": signature,
+                 ckpt.FROZEN: trainable.frozen_weights}  # fmt: skip
+        if data_changes:  # absent otherwise: an unchanged run's state stays as it was
+            state[DATA_CHANGES] = data_changes
+        return state
 
     # the saved model's README.md: the settings that made it and how far it got
     recipe = config.model_dump(exclude=_NOT_RECIPE)
@@ -293,6 +330,9 @@ def train_sft(
 
     def card() -> TrainingCard:
         progress = {"steps": step, "tokens": tokens_seen, "last loss": last_loss}
+        if data_changes:
+            steps = ", ".join(str(change["step"]) for change in data_changes)
+            progress["examples remade after step"] = steps
         return TrainingCard("sft", recipe, progress)
 
     def write_model(path: Path) -> None:
