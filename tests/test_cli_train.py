@@ -218,6 +218,29 @@ def test_the_card_gives_wall_time_in_a_unit_that_reads():
     assert [_duration(s) for s in (89.4, 2520, 31301)] == ["89 s", "42 min", "8.7 h"]
 
 
+def test_ship_cards_the_examples_remade_under_a_training(setup, tmp_path):
+    _, model = setup
+    remade = tmp_path / "final"
+    shutil.copytree(model, remade)
+    sig = lambda n, t: {"examples": n, "tokens": t, "order": f"o{n}"}  # noqa: E731
+    state = {"step": 9, "data": sig(30, 3000),
+             "data_changes": [{"step": 2, "from": sig(10, 1000)},
+                              {"step": 5, "from": sig(20, 2000)}]}  # fmt: skip
+    (remade / "trainer_state.json").write_text(json.dumps(state))
+    assert run(["train", "ship", "--model", str(remade), "--dest", str(tmp_path / "a")]) == 0
+    card = (tmp_path / "a" / "README.md").read_text()
+    first = card.index(
+        "After step 2 its training went on over examples remade on another "
+        "machine (10 examples, 1,000 tokens before, 20 examples, 2,000 tokens"
+    )
+    assert first < card.index(
+        "After step 5 its training went on over examples remade on "
+        "another machine (20 examples, 2,000 tokens before, 30 examples"
+    )
+    assert run(["train", "ship", "--model", str(model), "--dest", str(tmp_path / "b")]) == 0
+    assert "remade" not in (tmp_path / "b" / "README.md").read_text()
+
+
 def test_ship_casts_weights_only_when_asked_to_a_new_dtype(setup, tmp_path):
     from safetensors.torch import load_file
 

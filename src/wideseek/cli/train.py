@@ -292,6 +292,7 @@ def ship(
     from wideseek.llm.resolved_model import resolve_model
     from wideseek.runtime import package_model_dir
     from wideseek.train.shipping import (
+        data_change_notes,
         failure_lines,
         model_card,
         phase_summary,
@@ -337,6 +338,9 @@ def ship(
             comparisons[label] = against_lines(a, b, names, same_model=True)
         except (FileNotFoundError, ValueError) as e:
             raise UsageError(f"--paired {label}: {e}") from e
+    remade = " ".join(data_change_notes(resolved.dir))
+    if remade:
+        notes = f"{notes}\n\n{remade}" if notes else remade
     trained = weights_dtypes(resolved)
     cast = None if weights_dtype == "keep" or trained == {weights_dtype} else weights_dtype
     if cast:

@@ -148,6 +148,33 @@ def phase_summary(metrics_path: Path) -> TrainingPhase:
     )
 
 
+def data_change_notes(model_dir: Path) -> list[str]:
+    """What the card says of a training whose examples were remade under it (its trainer
+    state's `data_changes`, train/sft.py's `other_data: continue`), one sentence a change; none
+    for a model directory without a trainer state or without changes."""
+    try:
+        state = json.loads((model_dir / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(state, dict):
+        return []
+    after = state.get("data") or {}
+    notes = []
+    for change in reversed(state.get("data_changes") or []):  # the newest goes to `data`
+        before = change.get("from") or {}
+        notes.append(
+            f"After step {change.get('step')} its training went on over examples remade on "
+            f"another machine ({_examples(before)} before, {_examples(after)} after; "
+            "docs/training.md, 'Across machines that keep nothing')."
+        )
+        after = before
+    return notes[::-1]
+
+
+def _examples(signature: dict[str, Any]) -> str:
+    return f"{signature.get('examples', 0):,} examples, {signature.get('tokens', 0):,} tokens"
+
+
 def run_phases(run: Path, model: Path) -> list[Path]:
     """The metrics.jsonl of every training phase under `run` that made `model`, oldest first:
     with `model` inside one phase's folder (run/sft/final), that phase and those logged before
