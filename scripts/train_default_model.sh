@@ -55,27 +55,34 @@ source scripts/score.sh
 run=${WIDESEEK_RUN_DIR:-runs/sft-default}
 n=${WIDESEEK_EVAL_TASKS:-20}
 
-wordings=${WIDESEEK_WORDINGS:-template}
-modes=${WIDESEEK_MODES:-multi}
-suffix=${wordings/#template/}
-demos=()
-for mode in $modes; do
-    for suite_limit in wide:800 deep:1000; do
-        suite=${suite_limit%%:*}
-        wideseek world oracle --suite "$suite" --split train --limit "${suite_limit##*:}" \
-            --mode "$mode" --wordings "$wordings"
-        demos+=("runs/oracle-$suite-train-$mode${suffix:+-$suffix}/trajectories.jsonl")
-    done
-done
-# the keyed cuts (element and state spans) again, from more tasks: the run file's `also`
-wideseek world oracle --suite wide --split train --limit 4000 --out runs/oracle-wide-train-multi-4000
-trajectories=$(IFS=,; echo "[${demos[*]}]")
 # a run carried from another machine in git (scripts/carry_run.sh): put into the run unless its
 # own checkpoints and evaluations are as far
 if [ -n "${WIDESEEK_RESUME_FROM:-}" ]; then
     bash scripts/carry_run.sh restore "$WIDESEEK_RESUME_FROM" "$run"
 fi
-wideseek train sft --config configs/sft-default.yaml "out_dir=$run" "trajectories=$trajectories" "$@"
+if [ -f "$run/sft/final/trainer_state.json" ]; then  # only its scoring is left: on 2 CPU cores
+    # the demonstrations take ~13 min to make again, for a training that would return at once
+    echo "train_default_model.sh: $run/sft/final is trained already: scoring it"
+else
+    wordings=${WIDESEEK_WORDINGS:-template}
+    modes=${WIDESEEK_MODES:-multi}
+    suffix=${wordings/#template/}
+    demos=()
+    for mode in $modes; do
+        for suite_limit in wide:800 deep:1000; do
+            suite=${suite_limit%%:*}
+            wideseek world oracle --suite "$suite" --split train --limit "${suite_limit##*:}" \
+                --mode "$mode" --wordings "$wordings"
+            demos+=("runs/oracle-$suite-train-$mode${suffix:+-$suffix}/trajectories.jsonl")
+        done
+    done
+    # the keyed cuts (element and state spans) again, from more tasks: the run file's `also`
+    wideseek world oracle --suite wide --split train --limit 4000 \
+        --out runs/oracle-wide-train-multi-4000
+    trajectories=$(IFS=,; echo "[${demos[*]}]")
+    wideseek train sft --config configs/sft-default.yaml "out_dir=$run" \
+        "trajectories=$trajectories" "$@"
+fi
 
 model=$run/sft/final
 ship=${WIDESEEK_SHIP:-1}

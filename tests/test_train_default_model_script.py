@@ -134,6 +134,21 @@ def test_a_carried_resume_point_is_unpacked_into_the_run_before_training(env, tm
     assert not any(c.startswith("train unpack") for c in calls(env))
 
 
+def test_a_carried_finished_training_is_only_scored(env, tmp_path):
+    carried = tmp_path / "carried"  # as carry_run.sh saves a run whose training finished
+    (carried / "sft" / "final").mkdir(parents=True)
+    (carried / "sft" / "final" / "trainer_state.json").write_text('{"step": 208}')
+    (carried / "sft" / "metrics.jsonl").write_text("")
+    env |= {"WIDESEEK_RESUME_FROM": str(carried), "WIDESEEK_SHIP": "0"}
+    done = run_script(SCRIPT, env)
+    assert done.returncode == 0, done.stderr
+    assert "final is trained already: scoring it" in done.stdout
+    assert not any(c.startswith(("world oracle", "train sft", "train unpack")) for c in calls(env))
+    final = tmp_path / "run" / "sft" / "final"
+    assert (final / "trainer_state.json").read_text() == '{"step": 208}'
+    assert calls(env)[0].startswith(f"train eval --model {final} --split test --mode multi")
+
+
 def test_kept_scores_are_reused_only_over_the_same_tasks_and_limits(env, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
