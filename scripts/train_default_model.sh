@@ -38,8 +38,10 @@
 # Cost, measured: the demonstrations take ~5 s per 30 tasks on a CPU. The shipped model's recipe
 # (before the keyed listers of `also`) trained in 89 s on one H200 (4.71M tokens, 53k tokens/s)
 # and in 8.7 h of wall time on 2 CPU cores (4.68M tokens, 150 tokens/s over every resumed
-# process, shared stretches included); today's (4.99M tokens, 207 steps) ~2 min a step alone on
-# 2 cores, ~7 h; each evaluation of 30 + 30 tasks ~25 min to 1 h there (alone or shared).
+# process, shared stretches included); today's (4.99M tokens, 207 steps) 67-72 s a step alone on
+# 2 Intel cores with AMX (bf16), 2.5-3 min on 2 AMD EPYC cores without bf16 units (fp32, tests
+# beside it part of the time), ~4-10 h; each evaluation of 30 + 30 tasks ~25 min to 1 h on the
+# former (alone or shared).
 #   bash scripts/train_default_model.sh [key=value ...]
 # The lead's own cap (WIDESEEK_LEAD_RESPONSE_TOKENS, default 768): the demonstrations' tables
 # and delegations of 25 rows are ~600 tokens (python bench/demo_fit.py: 20% of English and 54%
