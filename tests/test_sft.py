@@ -16,7 +16,7 @@ from wideseek.agents.orchestrator import Orchestrator
 from wideseek.train.checkpoints import CheckpointError, checkpoints
 from wideseek.train.copy_probe import teacher_forced_metrics
 from wideseek.train.heap import RestartToFreeMemory
-from wideseek.train.sft import SFTConfig, make_batches, train_sft
+from wideseek.train.sft import SFTConfig, _data_changes, make_batches, train_sft
 from wideseek.train.sft_data import trajectory_examples
 
 
@@ -161,6 +161,13 @@ def test_other_data_continue_resumes_on_remade_examples_and_records_it(
     assert "examples remade after step 2" in (final / "README.md").read_text()
     assert "other_data" not in (final / "README.md").read_text()  # not a recipe setting
     assert train_sft(carry_on, remade, show_progress=False) == final  # finished: at once
+
+
+def test_a_checkpoint_signed_before_the_order_records_no_data_change():
+    now = {"examples": 3, "tokens": 30, "order": "abc", "seed": 0}
+    old = {"step": 4, "data": {"examples": 3, "tokens": 30, "seed": 0}}  # no "order" yet
+    assert _data_changes(old, now) == []
+    assert _data_changes({**old, "data": {**now, "order": "xyz"}}, now)[0]["step"] == 4
 
 
 def stop_at(stop: int):

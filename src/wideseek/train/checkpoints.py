@@ -48,6 +48,7 @@ METRICS = "metrics.jsonl"
 FINAL = "final"
 MODEL = "model"  # a checkpoint's loadable model
 FROZEN = "frozen_weights"  # state key: the digest of the weights a run keeps frozen (unsaved)
+DATA_CHANGES = "data_changes"  # state key: [{"step": resumed at, "from": old data signature}]
 _PREFIX = "checkpoint-"
 
 WriteModel = Callable[[Path], object]  # fills a new directory with a loadable model

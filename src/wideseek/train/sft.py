@@ -192,7 +192,6 @@ def _data_signature(
 
 _STATE_KEYS = ("step", "tokens_seen")  # the trainer state: these, and the data signature
 _EXAMPLES_KEYS = ("examples", "tokens", "order")  # what `other_data: continue` lets differ
-DATA_CHANGES = "data_changes"  # trainer state: [{"step": resumed at, "from": signature}, ...]
 
 
 def _same_data(
@@ -224,8 +223,10 @@ def _batching(signature: dict[str, Any]) -> dict[str, Any]:
 def _data_changes(state: dict[str, Any], signature: dict[str, Any]) -> list[dict[str, Any]]:
     """The state's record of the examples changing under a run, with one more entry when the
     examples it was saved for are not these (`other_data: continue`)."""
-    changes = list(state.get(DATA_CHANGES) or [])
-    if state.get("data") != signature:
+    changes = list(state.get(ckpt.DATA_CHANGES) or [])
+    saved = state.get("data") if isinstance(state.get("data"), dict) else {}
+    # only the keys it signed: a checkpoint from before the order was signed has no "order"
+    if any(saved.get(k) != signature.get(k) for k in _EXAMPLES_KEYS if k in saved):
         changes.append({"step": state["step"], "from": state.get("data")})
     return changes
 
@@ -321,7 +322,7 @@ def train_sft(
         state = {"step": step, "tokens_seen": tokens_seen, "data": signature,
                  ckpt.FROZEN: trainable.frozen_weights}  # fmt: skip
         if data_changes:  # absent otherwise: an unchanged run's state stays as it was
-            state[DATA_CHANGES] = data_changes
+            state[ckpt.DATA_CHANGES] = data_changes
         return state
 
     # the saved model's README.md: the settings that made it and how far it got

@@ -30,6 +30,7 @@ from wideseek.llm.model_dir import (
     write_model_info,
 )
 from wideseek.llm.resolved_model import ResolvedModel
+from wideseek.train.checkpoints import DATA_CHANGES, TRAINER_STATE
 
 # What a loader reads; anything else in a checkpoint (trainer state, optimizer) is left out.
 MODEL_FILES = (
@@ -153,14 +154,14 @@ def data_change_notes(model_dir: Path) -> list[str]:
     state's `data_changes`, train/sft.py's `other_data: continue`), one sentence a change; none
     for a model directory without a trainer state or without changes."""
     try:
-        state = json.loads((model_dir / "trainer_state.json").read_text(encoding="utf-8"))
+        state = json.loads((model_dir / TRAINER_STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     if not isinstance(state, dict):
         return []
     after = state.get("data") or {}
     notes = []
-    for change in reversed(state.get("data_changes") or []):  # the newest goes to `data`
+    for change in reversed(state.get(DATA_CHANGES) or []):  # the newest goes to `data`
         before = change.get("from") or {}
         notes.append(
             f"After step {change.get('step')} its training went on over examples remade on "
