@@ -6,7 +6,8 @@
 # left in $slug. A stop mid-evaluation leaves the figures empty: the next call runs it again
 # (and the evaluation resumes its own run directory). Figures kept from an earlier call are
 # reused only when taken on the same $n tasks a suite and under the same limits (`train eval`
-# records both).
+# records both), and a model's only when decoded by the same engine (WIDESEEK_EVAL_ENGINE: torch,
+# the default, or llama.cpp, ~3x faster on a CPU without bf16 units; `train eval` records it).
 #   start_scores START RUN
 # where a later stage's start model is scored: RUN itself when START is RUN/sft/final (the
 # evaluations scripts/train_default_model.sh made of it, same tasks and limits, are reused),
@@ -27,24 +28,29 @@ score() {
     read -r split mode reworded <<< "$3"
     slug=$split-$mode${reworded:+-reworded}
     local figures=$out/${prefix}scores-$slug.json
+    local engine=${WIDESEEK_EVAL_ENGINE:-torch}
+    if [ "$model" = --oracle ]; then engine=; fi  # the oracle decodes nothing
     if [ -s "$figures" ]; then
-        kept_figures_match "$figures" || exit 1
+        kept_figures_match "$figures" "$engine" || exit 1
         return
     fi
     mkdir -p "$out"
     if [ "$model" = --oracle ]; then set -- --oracle; else set -- --model "$model"; fi
     wideseek train eval "$@" --split "$split" --mode "$mode" --wide "$n" --deep "$n" \
-        "${limits[@]}" ${reworded:+"$reworded"} --out "$out/${prefix:-eval-}$slug" > "$figures"
+        "${limits[@]}" ${reworded:+"$reworded"} ${engine:+--engine "$engine"} \
+        --out "$out/${prefix:-eval-}$slug" > "$figures"
 }
 
 # whether the figures FILE were taken as this call would take them: on $n tasks of each suite it
 # scored, under ${limits[@]} (files that record neither are taken as they are; a split of fewer
-# than $n tasks always differs: set N to its size); says why not on stderr, in one line. Found
-# here rather than by `train ship`, hours of scoring later.
+# than $n tasks always differs: set N to its size), by ENGINE (a model's; a file recording none
+# was torch's); says why not on stderr, in one line. Found here rather than by `train ship`,
+# hours of scoring later.
+#   kept_figures_match FILE ENGINE
 kept_figures_match() {
-    python3 - "$1" "$n" "${limits[@]}" <<'EOF'
+    python3 - "$1" "$n" "$2" "${limits[@]}" <<'EOF'
 import json, sys
-file, n, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+file, n, engine, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 wanted = {flag.removeprefix("--").replace("-", "_"): int(value)
           for flag, value in zip(flags[::2], flags[1::2])}
 try:
@@ -52,13 +58,16 @@ try:
     other = [f"{k} {v}" for k, v in figures.items() if k.endswith("_tasks") and v != n]
     taken = figures.get("limits") or {}
     other += [f"{k} {taken[k]}" for k in wanted.keys() & taken.keys() if taken[k] != wanted[k]]
+    if engine and figures.get("engine", "torch") != engine:
+        other.append(f"engine {figures.get('engine', 'torch')}")
 except (OSError, ValueError, AttributeError, TypeError) as e:
     sys.exit(f"score.sh: {file}: not a scores file of `train eval` ({e}); remove it to "
              "score again")
 if other:
     now = ", ".join(f"{k} {v}" for k, v in {"tasks": n, **wanted}.items())
+    now += f", engine {engine}" if engine else ""
     sys.exit(f"score.sh: {file} holds figures taken otherwise ({', '.join(sorted(other))}; now "
-             f"{now}): set WIDESEEK_EVAL_TASKS / the limits to match, or remove the file to "
-             "score again")
+             f"{now}): set WIDESEEK_EVAL_TASKS / WIDESEEK_EVAL_ENGINE / the limits to match, or "
+             "remove the file to score again")
 EOF
 }

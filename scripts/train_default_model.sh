@@ -23,6 +23,11 @@
 # made so far; a working session's machine may keep nothing but git, and on 2 CPU cores the
 # training and its scoring outlast a session); see docs/training.md.
 #
+# WIDESEEK_EVAL_ENGINE=llama.cpp decodes every model evaluation with the llama.cpp engine (the
+# adapter merged into a GGUF file once; the scores record it, and kept scores of another engine
+# are refused): on a CPU without bf16 units, where torch runs in fp32, a wide test task takes ~2
+# min instead of over 7 (docs/engines.md). The model it is compared with is scored the same way.
+#
 # WIDESEEK_SHIP=0 trains and scores without installing the model into the package, and scores
 # the shipped model beside it (test multi-agent, same tasks and limits, into RUN/shipped) right
 # after its own test multi-agent, so the deciding pair is there before the other suites.

@@ -115,8 +115,22 @@ def test_eval_prints_scores(setup, tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out)
     assert scores["deep_em"] == 0.0 and "call_validity" in scores
     assert scores["world"] == load_world().manifest.world_hash[:16]  # what `train ship` cards
+    assert scores["engine"] == "torch"  # what scripts/score.sh keeps figures by
     assert run([*argv, "--mode", "both"]) == 1
     assert "--mode" in capsys.readouterr().err
+
+
+def test_eval_decodes_with_the_engine_asked_for(setup, tmp_path, monkeypatch, capsys):
+    import wideseek.cli.eval
+
+    _, model = setup
+    used = []
+    monkeypatch.setattr(wideseek.cli.eval, "world_eval", lambda cfg, *a, **k: used.append(cfg))
+    argv = ["train", "eval", "--model", str(model), "--out", str(tmp_path)]
+    assert run([*argv, "--engine", "llama.cpp"]) == 0
+    assert used[0].engine.backend == "llama.cpp" and used[0].agent.temperature == 0.0
+    assert run([*argv, "--engine", "vllm"]) != 0
+    assert "vllm" in capsys.readouterr().err
 
 
 def test_eval_takes_the_model_s_recommended_limits_unless_flags_say_otherwise(

@@ -76,6 +76,18 @@ async def test_a_run_of_another_world_refuses_the_same_dir(tmp_path):
         )
 
 
+async def test_a_run_decoded_by_another_engine_refuses_the_same_dir(tmp_path):
+    def engine(backend: str) -> RunInfo:
+        return INFO.model_copy(update={"extra": {"config": {"engine": {"backend": backend}}}})
+
+    await run_benchmark(TASKS[:1], make_run_one([]), score, tmp_path, engine("torch"),
+                        show_progress=False)  # fmt: skip
+    with pytest.raises(UsageError, match=r"engine\.backend 'torch' there, 'llama\.cpp' now"):
+        await run_benchmark(
+            TASKS[:1], make_run_one([]), score, tmp_path, engine("llama.cpp"), show_progress=False
+        )
+
+
 def test_avg_max_pass_definitions():
     rows = [
         ResultRow(instance_id="a", trial=0, scores={"item_f1": 0.2, "success": False}),

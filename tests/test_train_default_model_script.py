@@ -169,7 +169,7 @@ def test_kept_scores_are_reused_only_over_the_same_tasks_and_limits(env, tmp_pat
     done = run_script(SCRIPT, env | {"WIDESEEK_EVAL_TASKS": "20"})
     assert done.returncode != 0
     assert "(lead_response_tokens 256; now tasks 20," in done.stderr
-    assert "lead_response_tokens 768)" in done.stderr
+    assert "lead_response_tokens 768, engine torch)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
@@ -180,3 +180,31 @@ def test_an_unreadable_kept_score_is_a_one_line_error(env, tmp_path):
     assert done.returncode != 0
     assert "not a scores file of `train eval`" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_engine_asked_for_decodes_every_model_and_keeps_only_its_own_scores(env, tmp_path):
+    env |= {"WIDESEEK_EVAL_ENGINE": "llama.cpp", "WIDESEEK_SHIP": "0"}
+    done = run_script(SCRIPT, env)
+    assert done.returncode == 0, done.stderr
+    evals = [c for c in calls(env) if c.startswith("train eval")]
+    models = [c for c in evals if "--oracle" not in c]
+    assert len(models) == 5  # four suites and the shipped model beside test multi
+    assert all(" --engine llama.cpp --out " in c for c in models)
+    assert not any("--engine" in c for c in evals if "--oracle" in c)  # it decodes nothing
+    # figures kept from a torch evaluation (none recorded: made before engines were) refused
+    (tmp_path / "calls").unlink()
+    run = tmp_path / "run"
+    for kept in run.rglob("*scores-*.json"):
+        kept.unlink()
+    (run / "scores-test-multi.json").write_text('{"wide_item_f1": 0.5, "wide_tasks": 20}')
+    done = run_script(SCRIPT, env)
+    assert done.returncode != 0 and not any(c.startswith("train eval") for c in calls(env))
+    assert "taken otherwise (engine torch; now tasks 20," in done.stderr
+    assert "engine llama.cpp)" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    # the oracle's kept figures stand whatever the engine
+    (run / "scores-test-multi.json").write_text('{"wide_tasks": 20, "engine": "llama.cpp"}')
+    (run / "oracle-scores-test-multi.json").write_text('{"wide_tasks": 20}')
+    done = run_script(SCRIPT, env)
+    assert done.returncode == 0, done.stderr
+    assert not any(" --split test --mode multi " in c and "--reworded" not in c
+                   and "assets/model" not in c for c in calls(env))  # fmt: skip

@@ -263,6 +263,8 @@ def world_eval(
         # script that keeps scores (scripts/score.sh) reuses only those of its own counts
         counts = {f"{suite}_tasks": len(picked) for suite, picked in tasks.items()}
         figures = {**run.metrics(), **counts, "limits": run.limits, "world": world}
+        if not oracle:  # a model's figures are its engine's: llama.cpp rounds otherwise
+            figures["engine"] = "server" if cfg.engine.base_url else cfg.engine.backend
         typer.echo(json.dumps(figures, indent=2))
         return run
     for suite, suite_run in run.runs.items():

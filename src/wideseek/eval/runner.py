@@ -112,6 +112,10 @@ def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
         worlds = old.extra.get("world"), info.extra.get("world")
         if None not in worlds and worlds[0] != worlds[1]:
             changed.append(f"world {worlds[0][:16]} there, {worlds[1][:16]} now")
+        # so do a local model's engine (llama.cpp's kernels round otherwise than torch's)
+        backends = [i.extra.get("config", {}).get("engine", {}).get("backend") for i in (old, info)]
+        if None not in backends and backends[0] != backends[1]:
+            changed.append(f"engine.backend {backends[0]!r} there, {backends[1]!r} now")
         # limits change answers while the model and tasks stay: the rows would mix them
         was, now = agent_settings(old), agent_settings(info)
         changed += [f"{k} {was[k]!r} there, {now[k]!r} now" for k in was.keys() & now.keys()
