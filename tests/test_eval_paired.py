@@ -77,13 +77,14 @@ async def test_the_comparison_names_tasks_left_out_and_settings_that_differ(tmp_
     async def half(task, traj):
         return {"item_f1": 0.5}
 
-    def info(world: str, lead_tokens: int, suite: str) -> object:
+    def info(world: str, lead_tokens: int, suite: str, backend: str) -> object:
         agent = {"lead_turns": 4, "lead_response_tokens": lead_tokens, "temperature": 0.0}
-        extra = {"config": {"agent": agent}, "world": world}
+        engine = {"base_url": None, "backend": backend}
+        extra = {"config": {"agent": agent, "engine": engine}, "world": world}
         return INFO.model_copy(update={"suite": suite, "extra": extra})
 
-    new = info("a0fe5765" + "0" * 56, 768, "world-wide-test")
-    old = info("c463790a" + "1" * 56, 256, "world-wide-test-reworded")
+    new = info("a0fe5765" + "0" * 56, 768, "world-wide-test", "llama.cpp")
+    old = info("c463790a" + "1" * 56, 256, "world-wide-test-reworded", "torch")
     await run_benchmark(TASKS, make_run_one([]), half, tmp_path / "new" / "wide", new,
                         show_progress=False)  # fmt: skip
     await run_benchmark(TASKS[:3], make_run_one([]), half, tmp_path / "old" / "wide", old,
@@ -96,5 +97,6 @@ async def test_the_comparison_names_tasks_left_out_and_settings_that_differ(tmp_
     assert "- wide: 1 tasks scored in one run only, left out." in out
     assert (
         "- wide: settings differ (A vs B), so not only the model: suite world-wide-test vs "
-        "world-wide-test-reworded, world a0fe5765 vs c463790a, lead_response_tokens 768 vs 256."
+        "world-wide-test-reworded, world a0fe5765 vs c463790a, engine llama.cpp vs torch, "
+        "lead_response_tokens 768 vs 256."
     ) in out

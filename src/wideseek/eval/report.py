@@ -27,6 +27,7 @@ from wideseek.eval.runner import (
     ResultRow,
     RunInfo,
     agent_settings,
+    engine_backend,
     read_results,
     read_run_info,
     scores_by_task,
@@ -144,11 +145,13 @@ COST_KEYS = (
 
 def run_settings(run: Path) -> dict[str, Any]:
     """The settings of a run that a paired comparison names when they differ: the suite (split
-    and wording: world-wide-test-reworded), mode, trials, world and agents' limits."""
+    and wording: world-wide-test-reworded), mode, trials, world, local engine and agents'
+    limits."""
     info = read_run_info(run)
-    world = info.extra.get("world")
+    world, engine = info.extra.get("world"), engine_backend(info)
     settings = {"suite": info.suite, "mode": info.mode, "trials": info.trials}
     settings |= {"world": world[:8]} if isinstance(world, str) else {}
+    settings |= {"engine": engine} if engine else {}
     return settings | agent_settings(info)
 
 

@@ -95,6 +95,13 @@ def agent_settings(info: RunInfo) -> dict[str, Any]:
     return {k: agent[k] for k in AGENT_SETTINGS if k in agent}
 
 
+def engine_backend(info: RunInfo) -> str | None:
+    """The local engine a run decoded with (run.json: extra.config.engine.backend; None for a
+    server's run or one that recorded no engine config): torch and llama.cpp round otherwise."""
+    engine = info.extra.get("config", {}).get("engine", {})
+    return None if engine.get("base_url") else engine.get("backend")
+
+
 def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
     """Create or reopen a run directory; returns the (task, trial) pairs already done."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +120,7 @@ def prepare_run_dir(run_dir: Path, info: RunInfo) -> set[tuple[str, int]]:
         if None not in worlds and worlds[0] != worlds[1]:
             changed.append(f"world {worlds[0][:16]} there, {worlds[1][:16]} now")
         # so do a local model's engine (llama.cpp's kernels round otherwise than torch's)
-        backends = [i.extra.get("config", {}).get("engine", {}).get("backend") for i in (old, info)]
+        backends = engine_backend(old), engine_backend(info)
         if None not in backends and backends[0] != backends[1]:
             changed.append(f"engine.backend {backends[0]!r} there, {backends[1]!r} now")
         # limits change answers while the model and tasks stay: the rows would mix them
