@@ -36,22 +36,24 @@
 # only (the shipped model); WIDESEEK_MODES="multi single" adds the single agent's own
 # demonstrations (the shipped model: multi only). Both together, from the base, on the lister
 # reports of the time (names, then their count): wide item F1 0.310, deep EM 0.75 against the
-# shipped model's 0.371 / 0.90 on the same first 20 + 20 test tasks, 0.183 / 0.65 against
-# 0.328 / 0.60 in held-out wordings (its listers copied whole page parts: 15 cities for 9); as a second stage on the shipped model (configs/sft-stage2.yaml)
-# they traded wide against deep.
+# model shipped until 2026-12-07 (0.371 / 0.90 on the same first 20 + 20 test tasks), 0.183 /
+# 0.65 against 0.328 / 0.60 in held-out wordings (its listers copied whole page parts: 15 cities
+# for 9); as a second stage on that model (configs/sft-stage2.yaml) they traded wide against
+# deep.
 #
-# Cost, measured: the demonstrations take ~5 s per 30 tasks on a CPU. The shipped model's recipe
-# (before the keyed listers of `also`) trained in 89 s on one H200 (4.71M tokens, 53k tokens/s)
-# and in 8.7 h of wall time on 2 CPU cores (4.68M tokens, 150 tokens/s over every resumed
-# process, shared stretches included); today's (4.99M tokens, 207 steps) 67-72 s a step alone on
-# 2 Intel cores with AMX (bf16), 2.5-3 min on 2 AMD EPYC cores without bf16 units (fp32, tests
-# beside it part of the time), ~4-10 h; each evaluation of 30 + 30 tasks ~25 min to 1 h on the
-# former (alone or shared).
+# Cost, measured: the demonstrations take ~5 s per 30 tasks on a CPU. The recipe of the model
+# shipped until 2026-12-07 (before the keyed listers of `also`) trained in 89 s on one H200
+# (4.71M tokens, 53k tokens/s) and in 8.7 h of wall time on 2 CPU cores (4.68M tokens, 150
+# tokens/s over every resumed process, shared stretches included); today's, the shipped model's
+# (5.01M tokens, 208 steps), 67-72 s a step alone on 2 Intel cores with AMX (bf16), 2.5-3 min on
+# 2 AMD EPYC cores without bf16 units (fp32, tests beside it part of the time), ~4-10 h; each
+# evaluation of 30 + 30 tasks ~25 min to 1 h on the former (torch, alone or shared), ~30 min on
+# the latter with WIDESEEK_EVAL_ENGINE=llama.cpp.
 #   bash scripts/train_default_model.sh [key=value ...]
 # The lead's own cap (WIDESEEK_LEAD_RESPONSE_TOKENS, default 768): the demonstrations' tables
 # and delegations of 25 rows are ~600 tokens (python bench/demo_fit.py: 20% of English and 54%
 # of Chinese lead answers exceed 256), so 256 for every agent cuts them. Measured on the
-# shipped model it changed nothing (768 vs 256: 0.393 vs 0.403 and 0.417 item F1, paired, first
+# model shipped until 2026-12-07 it changed nothing (768 vs 256: 0.393 vs 0.403 and 0.417 item F1, paired, first
 # 20 wide test tasks) because its listers reported 3-5 names whatever the list held.
 # The whole script is read before it runs ({ ...; exit; }), so editing it under a running
 # training is safe.
@@ -120,9 +122,13 @@ fi
 # into this checkout's package (an installed copy elsewhere is not the one to commit), with what
 # the figures are over and the commit it was shipped at
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "of unknown commit")
+decoded=
+if [ "${WIDESEEK_EVAL_ENGINE:-torch}" != torch ]; then  # the card's engine row, and why
+    decoded=" The model was decoded by the $WIDESEEK_EVAL_ENGINE engine (WIDESEEK_EVAL_ENGINE; its kernels round otherwise than torch's); ask and eval decode with torch unless --set engine.backend=$WIDESEEK_EVAL_ENGINE."
+fi
 wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}" \
     --dest src/wideseek/assets/model \
     --paired "held-out against template wordings (test multi)=$run/eval-test-multi-reworded,$run/eval-test-multi" \
-    --notes "Shipped by scripts/train_default_model.sh at wideseek $commit (a run resumed across machines may have begun at an earlier commit of the same recipe); each score is over the first $n wide + $n deep tasks of its split, greedy."
+    --notes "Shipped by scripts/train_default_model.sh at wideseek $commit (a run resumed across machines may have begun at an earlier commit of the same recipe); each score is over the first $n wide + $n deep tasks of its split, greedy.$decoded"
 exit
 }

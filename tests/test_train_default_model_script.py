@@ -208,3 +208,15 @@ def test_the_engine_asked_for_decodes_every_model_and_keeps_only_its_own_scores(
     assert done.returncode == 0, done.stderr
     assert not any(" --split test --mode multi " in c and "--reworded" not in c
                    and "assets/model" not in c for c in calls(env))  # fmt: skip
+
+
+def test_a_model_scored_by_another_engine_says_so_in_its_card(env):
+    done = run_script(SCRIPT, env | {"WIDESEEK_EVAL_ENGINE": "llama.cpp"})
+    assert done.returncode == 0, done.stderr
+    ship = calls(env)[-1]
+    assert ship.startswith("train ship ")
+    assert "decoded by the llama.cpp engine" in ship and "--set engine.backend=llama.cpp" in ship
+    (Path(env["WIDESEEK_CALLS"])).unlink()
+    env |= {"WIDESEEK_RUN_DIR": env["WIDESEEK_RUN_DIR"] + "-torch"}
+    assert run_script(SCRIPT, env).returncode == 0
+    assert "decoded by" not in calls(env)[-1]  # torch: what ask and eval run anyway
