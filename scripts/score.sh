@@ -29,13 +29,17 @@ score() {
     slug=$split-$mode${reworded:+-reworded}
     local figures=$out/${prefix}scores-$slug.json
     local engine=${WIDESEEK_EVAL_ENGINE:-torch}
-    if [ "$model" = --oracle ]; then engine=; fi  # the oracle decodes nothing
+    if [ "$model" = --oracle ]; then  # the oracle decodes nothing: no engine
+        set -- --oracle
+        engine=
+    else
+        set -- --model "$model"
+    fi
     if [ -s "$figures" ]; then
         kept_figures_match "$figures" "$engine" || exit 1
         return
     fi
     mkdir -p "$out"
-    if [ "$model" = --oracle ]; then set -- --oracle; else set -- --model "$model"; fi
     wideseek train eval "$@" --split "$split" --mode "$mode" --wide "$n" --deep "$n" \
         "${limits[@]}" ${reworded:+"$reworded"} ${engine:+--engine "$engine"} \
         --out "$out/${prefix:-eval-}$slug" > "$figures"
@@ -58,8 +62,9 @@ try:
     other = [f"{k} {v}" for k, v in figures.items() if k.endswith("_tasks") and v != n]
     taken = figures.get("limits") or {}
     other += [f"{k} {taken[k]}" for k in wanted.keys() & taken.keys() if taken[k] != wanted[k]]
-    if engine and figures.get("engine", "torch") != engine:
-        other.append(f"engine {figures.get('engine', 'torch')}")
+    decoded = figures.get("engine", "torch")
+    if engine and decoded != engine:
+        other.append(f"engine {decoded}")
 except (OSError, ValueError, AttributeError, TypeError) as e:
     sys.exit(f"score.sh: {file}: not a scores file of `train eval` ({e}); remove it to "
              "score again")
