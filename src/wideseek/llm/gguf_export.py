@@ -15,6 +15,8 @@ builds on it (its server, Ollama, LM Studio, `LlamaCppEngine`) then run the trai
 - Models whose base is a Hugging Face directory are refused in one line: their tokenizer would
   need llama.cpp's own converter (convert_hf_to_gguf.py).
 - `out` appears whole or not at all (written beside it, then renamed).
+- `write_gguf(merged, model, out, weights)` does the same from weights already merged in memory
+  (an RL policy's current version, train/rl/llamacpp_sampler.py), without reading the adapter.
 
 This module knows GGUF files and the merge; not engines or agents.
 """
@@ -68,23 +70,37 @@ def export_gguf(
     model: ModelSpec, out: str | os.PathLike[str], weights: ExportWeights = "q8_0"
 ) -> ExportSummary:
     """Write `model` (merged) as one GGUF file at `out` (see the module docstring)."""
-    if weights not in EXPORT_WEIGHTS:
-        choices = ", ".join(EXPORT_WEIGHTS)
-        raise GGUFExportError(f"weights must be one of {choices}, not {weights!r}")
-    try:
-        import gguf
-    except ImportError:
-        raise GGUFExportError(f"exporting to GGUF needs the gguf package: {INSTALL_GGUF}") from None
+    _check_weights(weights)
+    _gguf()  # before the model loads: a missing package is said at once
     import torch
 
     resolved = resolve_model(model)
     source = source_gguf(resolved)
+    return write_gguf(load_causal_lm(resolved, dtype=torch.float32), resolved, out, weights,
+                      source=source)  # fmt: skip
+
+
+def write_gguf(
+    merged: Any,
+    model: ResolvedModel,
+    out: str | os.PathLike[str],
+    weights: ExportWeights = "q8_0",
+    *,
+    source: Path | None = None,
+    tokenizer: Any = None,
+) -> ExportSummary:
+    """`merged` (a plain transformers model: `model` with any adapter merged into it, in
+    memory, e.g. an RL policy's current weights) as one GGUF file at `out`, with the metadata
+    of the GGUF file `model`'s base came from (`source`: that file, found when None) and the
+    chat template of `tokenizer` (None: `model`'s own)."""
+    _check_weights(weights)
+    gguf = _gguf()
+    source = source or source_gguf(model)
     reader = gguf.GGUFReader(source)
     arch = str(reader.fields[gguf.Keys.General.ARCHITECTURE].contents())
-    merged = load_causal_lm(resolved, dtype=torch.float32)
-    state = {k: v.detach().numpy() for k, v in merged.state_dict().items()}
+    state = {k: v.detach().float().cpu().numpy() for k, v in merged.state_dict().items()}
     ours = _gguf_names(gguf, arch, merged.config.num_hidden_layers, state)
-    template = getattr(load_tokenizer(resolved), "chat_template", None)
+    template = getattr(tokenizer or load_tokenizer(model), "chat_template", None)
     plan = []  # (tensor, None to copy it, or the merged weight in llama.cpp's layout)
     for tensor in reader.tensors:
         hf_name = ours.get(tensor.name)
@@ -99,7 +115,7 @@ def export_gguf(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         writer = gguf.GGUFWriter(tmp, arch=arch, endianess=reader.endianess)
-        _copy_metadata(gguf, reader, writer, resolved.name, template, weights if changed else None)
+        _copy_metadata(gguf, reader, writer, model.name, template, weights if changed else None)
         for tensor, weight in plan:
             if weight is None:
                 writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
@@ -117,6 +133,20 @@ def export_gguf(
         tmp.unlink(missing_ok=True)
         raise
     return ExportSummary(out, source, len(plan) - changed, changed, out.stat().st_size)
+
+
+def _check_weights(weights: str) -> None:
+    if weights not in EXPORT_WEIGHTS:
+        choices = ", ".join(EXPORT_WEIGHTS)
+        raise GGUFExportError(f"weights must be one of {choices}, not {weights!r}")
+
+
+def _gguf() -> Any:
+    try:
+        import gguf
+    except ImportError:
+        raise GGUFExportError(f"exporting to GGUF needs the gguf package: {INSTALL_GGUF}") from None
+    return gguf
 
 
 def _gguf_names(gguf: Any, arch: str, n_layers: int, state: dict[str, Any]) -> dict[str, str]:

@@ -24,8 +24,10 @@ sampled ids and the logprob of each, by the same definition and the same sampler
   last one) and pre-fills only the rest.
 - A failed `llama_decode` fails the step's requests with `EngineError`, never the engine: the
   next requests run.
+- A GGUF file written elsewhere (`gguf=`) runs as given: RL's llama.cpp sampler writes each
+  policy version's merged weights and opens an engine on it (train/rl/llamacpp_sampler.py).
 Not here: prompt-lookup speculation, batch invariance (llama.cpp's batched kernels round a
-row's numbers by what is beside it) and weight sync (RL samples with `LocalEngine`).
+row's numbers by what is beside it) and weight sync (a new version is a new engine).
 
 This module knows llama.cpp's C API and the slots; not agents or HTTP.
 """
@@ -115,11 +117,16 @@ class LlamaCppEngine(QueuedEngine):
         weights: ExportWeights = "q8_0",
         seed: int = 0,
         batch_window_s: float = 0.005,
+        gguf: Path | None = None,
+        tokenizer: Any = None,
     ) -> None:
+        """`gguf`: a GGUF file of `model` already written (an RL policy's current weights,
+        `gguf_export.write_gguf`), run instead of exporting one; `tokenizer`: `model`'s own,
+        already loaded (None: loaded here)."""
         llama = _llama()
         resolved = resolve_model(model)
-        tokenizer = load_tokenizer(resolved)
-        self.gguf_path = gguf_for(resolved, weights)
+        tokenizer = tokenizer or load_tokenizer(resolved)
+        self.gguf_path = gguf or gguf_for(resolved, weights)
         llama.llama_backend_init()
         params = llama.llama_model_default_params()
         self._model = llama.llama_model_load_from_file(str(self.gguf_path).encode(), params)
@@ -164,6 +171,11 @@ class LlamaCppEngine(QueuedEngine):
 
     async def close(self) -> None:
         """Free llama.cpp's context and model (the engine is unusable after)."""
+        self.free()
+
+    def free(self) -> None:
+        """`close` outside an event loop, once no request is in flight (an RL sampler replacing
+        one version's engine by the next between steps)."""
         llama = _llama()
         with self._lock:
             if self._ctx:

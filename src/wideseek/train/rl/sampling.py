@@ -60,6 +60,7 @@ from wideseek.types import Task, Trajectory
 
 if TYPE_CHECKING:
     from wideseek.llm.local import LocalEngine
+    from wideseek.train.rl.llamacpp_sampler import LlamaCppSampler
     from wideseek.train.rl.merged_sampler import MergedSampler
     from wideseek.train.rl.processes import LearnerProcesses
     from wideseek.world.store import World
@@ -93,6 +94,7 @@ class StepSampling:
     model: Any
     engine: LocalEngine | None
     merged: MergedSampler | None  # the engine's merged copy of a LoRA policy
+    llama: LlamaCppSampler | None  # llama.cpp sampling, a GGUF copy of each version
     policy: str  # the learner's policy id
     remote: RemotePolicy | None
     ahead: SamplingAhead | None
@@ -172,8 +174,11 @@ class StepSampling:
     def _with_engine(
         self, run: Callable[[Engine], Coroutine[Any, Any, T]]
     ) -> Coroutine[Any, Any, T]:
-        """`run(engine)` with the sampling engine, chosen now: the shared local one, or an HTTP
-        engine on the version served now, closed after in the event loop that awaits it."""
+        """`run(engine)` with the sampling engine, chosen now: the shared local one, llama.cpp on
+        the current version's GGUF copy, or an HTTP engine on the version served now, closed
+        after in the event loop that awaits it."""
+        if self.llama is not None:  # a GGUF copy of this version, written when it changed
+            return run(self.llama.engine(self.policy))
         if self.remote is None:
             assert self.engine is not None
             if self.merged is not None and self.merged.sync(self.policy):

@@ -15,6 +15,8 @@ Each step k (1-based):
    object, shared, not copied, so every rollout of step k samples from exactly the weights
    after k-1 updates (policy version k-1): fully on-policy. With `rollout_engine` a vLLM or
    SGLang server samples instead, over the HTTP engine's token path (`remote.RemotePolicy`);
+   with `rollout_engine.kind: llama.cpp`, llama.cpp samples in process from a GGUF copy of the
+   current version, written when the version changed (`llamacpp_sampler.LlamaCppSampler`);
    the learner's weights are written to a shared directory and pushed through the server's own
    endpoints (`llm/weight_push.py`) whenever the server's version lags the learner's by more
    than `max_staleness` (0: before every step), so rollouts may come from weights up to that
@@ -96,7 +98,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wideseek.errors import WideseekError
 from wideseek.llm.engine import Engine
@@ -116,6 +118,9 @@ from wideseek.train.rl.task_selection import select_pool, step_tasks
 from wideseek.train.rl.update import Batch, Learner, learner_optimizer, policy_update
 from wideseek.train.trainable import Trainable, load_trainable, write_trained
 from wideseek.train.training_card import TrainingCard
+
+if TYPE_CHECKING:
+    from wideseek.train.rl.llamacpp_sampler import LlamaCppSampler
 
 __all__ = ["CollapseError", "RLTrainer", "metric_keys", "step_tasks", "train_rl"]
 
@@ -175,14 +180,23 @@ class RLTrainer(StepSampling):
         self.engine: LocalEngine | None = None
         self.merged: MergedSampler | None = None  # the engine's merged copy of a LoRA policy
         self.ahead: SamplingAhead | None = None  # the next step's rollouts, sampling already
-        local = config.rollout_engine.kind == "local"
-        if self.procs.main and local:  # only the main process samples
+        self.llama: LlamaCppSampler | None = None  # llama.cpp on each version's GGUF copy
+        kind = config.rollout_engine.kind
+        if self.procs.main and kind == "local":  # only the main process samples
             if config.rollout_engine.merged and self.trainable.is_lora:
                 self.merged = MergedSampler(policy)
             loaded = (self.merged.model if self.merged else policy, self.trainable.tokenizer)
             # the resolved model, not the raw spec: "default" names no directory, and the
             # engine reads the model's recommended settings from it
             self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
+        elif self.procs.main and kind == "llama.cpp":
+            from wideseek.train.rl.llamacpp_sampler import LlamaCppSampler
+
+            self.llama = LlamaCppSampler(
+                policy, self.trainable.resolved, self.trainable.tokenizer, self.out,
+                lora=self.trainable.is_lora, weights=config.rollout_engine.weights,
+                context_length=config.agent.context_length, seed=config.seed,
+            )  # fmt: skip
         elif self.procs.main:
             self.remote = RemotePolicy(
                 config.rollout_engine, self.out, self.trainable.tokenizer,
@@ -203,6 +217,11 @@ class RLTrainer(StepSampling):
         # so a folder decoded batched (before that) is not taken for one of these
         self.eval_alone = config.eval.agent.get("seed") is not None
         eval_settings = config.eval.model_dump(mode="json")
+        # the engine that decodes them, when not the learner's own (ids from before it hold)
+        if kind != "local":
+            eval_settings["engine"] = config.rollout_engine.model_dump(
+                mode="json", include={"kind", "weights"} if kind == "llama.cpp" else {"kind"}
+            )
         self.eval_settings = digest(
             {**eval_settings, "each_request_alone": self.eval_alone}, world_hash
         )
@@ -313,8 +332,10 @@ class RLTrainer(StepSampling):
         self.history = {v: p for v, p in self.history.items() if v >= keep or v == served}
 
     def close(self) -> None:
-        """Tear the process group down (several processes): a gloo group left to interpreter
-        exit aborted a process now and then (train/sft.py)."""
+        """Free the llama.cpp sampler; tear the process group down (several processes): a gloo
+        group left to interpreter exit aborted a process now and then (train/sft.py)."""
+        if self.llama is not None:
+            self.llama.close()
         if self.procs.count > 1:
             self.accelerator.end_training()
 
