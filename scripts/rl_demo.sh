@@ -24,9 +24,10 @@
 # under other overrides, e.g. another lr, needs its own WIDESEEK_RUN_DIR and preparation).
 # The preparation is a run of 0 steps: it measures the start model's pass rates over the first
 # 16 + 16 train tasks (4 rollouts each) and its dev figures, and trains nothing; every arm trains
-# on that slice (select.pass_rate.measured_in). Cost on 2 CPU cores: a step ~13 min (the config
-# says what was measured), so an arm of 6 steps with two dev evaluations is ~1.7 h, and the
-# whole demonstration (6 arms + 2 sweeps + the preparation) ~13 h; on a GPU point
+# on that slice (select.pass_rate.measured_in). Cost on 2 CPU cores: the preparation of the
+# model shipped on 2026-12-07 took 80 min with rollouts on llama.cpp (results/rl-demo/README.md);
+# an arm of 6 steps with two dev evaluations ~1.7 h (measured on the model before it, torch
+# rollouts), and the whole demonstration (6 arms + 2 sweeps + the preparation) ~13 h; on a GPU point
 # rollout_engine at a vLLM / SGLang server (configs/rl-remote.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +105,11 @@ keep() {  # DEST: the small files of the preparation and of every arm, to commit
             local part=${scored#"$dir"/}
             mkdir -p "$dest/$name/$(dirname "$part")"
             cp "$scored" "$(dirname "$scored")/run.json" "$dest/$name/$(dirname "$part")/"
+            # the stamp of the weights and settings that made it: an arm borrowing the kept
+            # preparation takes its start evaluation instead of running it again
+            local stamp
+            stamp=$(dirname "$(dirname "$scored")")/policy.json
+            [ -s "$stamp" ] && cp "$stamp" "$dest/$name/$(dirname "$(dirname "$part")")/"
         done
     done
     echo "rl_demo.sh: kept in $dest"

@@ -105,7 +105,9 @@ def test_keep_copies_the_small_files_of_each_part(env, tmp_path):
     files = sorted(str(f.relative_to(tmp_path / "kept")) for f in (tmp_path / "kept").rglob("*")
                    if f.is_file())  # fmt: skip
     assert files == [
+        "multi-s1/dev-eval/step-0/policy.json",  # what made it: a borrowing arm takes it
         "multi-s1/dev-eval/step-0/wide/results.jsonl", "multi-s1/dev-eval/step-0/wide/run.json",
+        "multi-s1/dev-eval/step-6/policy.json",
         "multi-s1/dev-eval/step-6/wide/results.jsonl", "multi-s1/dev-eval/step-6/wide/run.json",
         "multi-s1/metrics.jsonl", "prepare/metrics.jsonl", "prepare/pass-rates.json",
     ]  # fmt: skip

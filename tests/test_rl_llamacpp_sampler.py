@@ -105,7 +105,7 @@ def test_rollouts_ahead_is_refused_with_the_in_process_engine():
 
 
 def test_a_run_trains_on_llama_cpp_samples_with_the_learner_s_logprobs(tmp_path, capsys):
-    agent = {"context_length": 4096, "max_response_tokens": 24, "lead_turns": 2,
+    agent = {"context_length": 3072, "max_response_tokens": 24, "lead_turns": 2,
              "subagent_turns": 2, "max_subagents": 2, "turn_hints": False}  # fmt: skip
     cfg = RLConfig(
         model="default", out_dir=str(tmp_path), dtype="fp32",
@@ -116,7 +116,10 @@ def test_a_run_trains_on_llama_cpp_samples_with_the_learner_s_logprobs(tmp_path,
     )  # fmt: skip
     # the first trial of each group rewarded: never a flat group, so every step updates
     first = CompositeReward(outcome=Term("outcome", lambda task, t: float(t.trial == 0)))
-    RLTrainer(cfg, show_progress=False, reward=first).train()
+    trainer = RLTrainer(cfg, show_progress=False, reward=first)
+    assert trainer.llama is not None and trainer.llama.options["context_length"] == 3072
+    trainer.train()
+    trainer.close()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:

@@ -453,7 +453,8 @@ def test_the_demo_guards_would_have_stopped_the_second_arm_before_its_last_step(
 
     root = Path(__file__).resolve().parents[1]
     guards = Guards(**yaml.safe_load((root / "configs/rl-demo-cpu.yaml").read_text())["guards"])
-    rows = [json.loads(line) for line in (root / "results/rl-demo/multi-s1/metrics.jsonl").open()]
+    metrics = root / "results/rl-demo/replaced-model/multi-s1/metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.open()]
     watch = CollapseGuards(guards.outcome_window)
     verdicts, good = {}, []
     for row in rows[1:]:  # row 0: the dev evaluation before training

@@ -190,12 +190,17 @@ class RLTrainer(StepSampling):
             # engine reads the model's recommended settings from it
             self.engine = LocalEngine(self.trainable.resolved, loaded=loaded, model_name="policy")
         elif self.procs.main and kind == "llama.cpp":
+            from wideseek.runtime.world_run import NO_FLAGS, resolve_limits
             from wideseek.train.rl.llamacpp_sampler import LlamaCppSampler
 
+            # its cells are allocated up front: the context the agents will plan for (the run
+            # file's, else the model's recommendation), or a dev evaluation's if larger
+            limits = resolve_limits(config.agent, NO_FLAGS, self.trainable.resolved.limits)
+            context = max(limits["context_length"], config.eval.agent.get("context_length", 0))
             self.llama = LlamaCppSampler(
                 policy, self.trainable.resolved, self.trainable.tokenizer, self.out,
                 lora=self.trainable.is_lora, weights=config.rollout_engine.weights,
-                context_length=config.agent.context_length, seed=config.seed,
+                context_length=context, seed=config.seed,
             )  # fmt: skip
         elif self.procs.main:
             self.remote = RemotePolicy(
