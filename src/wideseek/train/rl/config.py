@@ -258,7 +258,8 @@ class RLConfig(TrainerConfig):
         if self.rollouts_ahead and (in_process or not self.max_staleness):
             raise ValueError(
                 "rollouts_ahead: sampling the next step during the update needs a rollout_engine "
-                "server (the local engine samples with the weights being trained) and "
+                "server (an in-process engine, local or llama.cpp, samples with the weights "
+                "being trained) and "
                 "max_staleness >= 1 (those rollouts are one update old when trained on)"
             )
         if self.rollout_engine.kind == "vllm" and self.lora is None:

@@ -9,16 +9,16 @@ Contract: `LlamaCppSampler(policy, model, tokenizer, out_dir, lora=...)` for the
 `policy` (a peft model when `lora`, else a plain one) on `model` (its resolved start, whose base
 is a GGUF file: another is refused at once, in one line).
 - `engine(version)`: a `LlamaCppEngine` holding the policy's weights of `version` (the learner's
-  policy id). When it holds another, a LoRA policy's adapter is merged into a copy
-  (`MergedSampler`: computed in fp32 from the base weights, which never change), the weights are
-  written to
-  `out_dir/gguf/policy.gguf` as `weights` (`gguf_export.write_gguf`), the held engine freed and
-  a new one opened on the file. Call it between steps only, with no request in flight.
+  policy id). When it holds another, the held engine is freed, a LoRA policy's adapter is
+  merged into a copy (`MergedSampler`: computed in fp32 from the base weights, which never
+  change), the weights are written to `out_dir/gguf/policy.gguf` as `weights` (f16 by default,
+  as `rollout_engine.weights`; `gguf_export.write_gguf`) and a new engine opened on the file.
+  Call it between steps only, with no request in flight.
 - `close()`: frees the engine.
 The old logprobs of the update's ratio are llama.cpp's own, recorded with each sampled token, as
-a serving engine's are; with q8_0 weights they differ from the learner's by the quantisation
-(the `approx_kl` of a step's metrics row measures sampler against learner). This module knows
-versions and files; the engine knows llama.cpp.
+a serving engine's are; they differ from the learner's by llama.cpp's rounding, and with q8_0
+weights by the quantisation too (the `approx_kl` of a step's metrics row measures sampler
+against learner). This module knows versions and files; the engine knows llama.cpp.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class LlamaCppSampler:
         out_dir: Path,
         *,
         lora: bool = True,
-        weights: ExportWeights = "q8_0",
+        weights: ExportWeights = "f16",
         context_length: int | None = None,
         slots: int = 16,
         seed: int = 0,
