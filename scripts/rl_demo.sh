@@ -105,6 +105,10 @@ keep() {  # DEST: the small files of the preparation and of every arm, to commit
             local part=${scored#"$dir"/}
             mkdir -p "$dest/$name/$(dirname "$part")"
             cp "$scored" "$(dirname "$scored")/run.json" "$dest/$name/$(dirname "$part")/"
+            # the preparation's start evaluation whole (its format figures are read from the
+            # trajectories, 1.4 MB): the arms' copies of it would repeat it
+            [ "$name" = prepare ] && [[ $part == dev-eval/step-0/* ]] && \
+                cp "$(dirname "$scored")/trajectories.jsonl" "$dest/$name/$(dirname "$part")/"
             # the stamp of the weights and settings that made it: an arm borrowing the kept
             # preparation takes its start evaluation instead of running it again
             local stamp

@@ -25,21 +25,21 @@ out = pathlib.Path(args["out_dir"])
 out.mkdir(parents=True, exist_ok=True)
 if args.get("steps") == "0":
     (out / "pass-rates.json").write_text("{}")
-    (out / "dev-eval" / "step-0").mkdir(parents=True)
-    (out / "dev-eval" / "step-0" / "policy.json").write_text('{"start": "abc"}')
+    evaluated = (0,)
 else:
     (out / "final").mkdir()
     gain = 0.1 * int(args["seed"])
     rows = [{"step": s, "policy_version": s, "reward_mean": 0.5, "reward_std": 0.1,
              "dev_wide_item_f1": 0.3 + gain * s / 6, "dev_deep_em": 0.5} for s in (0, 6)]
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
-    for step in (0, 6):
-        scored = out / "dev-eval" / f"step-{step}" / "wide"
-        scored.mkdir(parents=True)
-        (scored / "results.jsonl").write_text("{}\\n")
-        (scored / "run.json").write_text("{}")
-        (scored / "trajectories.jsonl").write_text("large\\n")
-        (scored.parent / "policy.json").write_text('{"start": "abc"}')
+    evaluated = (0, 6)
+for step in evaluated:
+    scored = out / "dev-eval" / f"step-{step}" / "wide"
+    scored.mkdir(parents=True)
+    (scored / "results.jsonl").write_text("{}\\n")
+    (scored / "run.json").write_text("{}")
+    (scored / "trajectories.jsonl").write_text("large\\n")
+    (scored.parent / "policy.json").write_text('{"start": "abc"}')
 """
 
 
@@ -109,7 +109,11 @@ def test_keep_copies_the_small_files_of_each_part(env, tmp_path):
         "multi-s1/dev-eval/step-0/wide/results.jsonl", "multi-s1/dev-eval/step-0/wide/run.json",
         "multi-s1/dev-eval/step-6/policy.json",
         "multi-s1/dev-eval/step-6/wide/results.jsonl", "multi-s1/dev-eval/step-6/wide/run.json",
-        "multi-s1/metrics.jsonl", "prepare/metrics.jsonl", "prepare/pass-rates.json",
+        "multi-s1/metrics.jsonl",
+        "prepare/dev-eval/step-0/policy.json", "prepare/dev-eval/step-0/wide/results.jsonl",
+        "prepare/dev-eval/step-0/wide/run.json",
+        "prepare/dev-eval/step-0/wide/trajectories.jsonl",  # whole: the arms borrow it
+        "prepare/metrics.jsonl", "prepare/pass-rates.json",
     ]  # fmt: skip
 
 

@@ -373,6 +373,12 @@ def test_a_run_takes_another_run_s_start_evaluation_when_it_fits(model_dir, tmp_
     RLTrainer(other, show_progress=False).train()
     assert "does not fit this run; evaluating" in capsys.readouterr().err
     assert rows_of(tmp_path / "third")[0]["dev_deep_em"] is not None
+    # kept without its trajectories (as results/ keeps scores): evaluated here, not a crash
+    (tmp_path / "first" / "dev-eval" / "step-0" / "wide" / "trajectories.jsonl").unlink()
+    fourth = other_seed.model_copy(update={"out_dir": str(tmp_path / "fourth")})
+    RLTrainer(fourth, show_progress=False).train()
+    assert "kept without its trajectories" in capsys.readouterr().err
+    assert rows_of(tmp_path / "fourth")[0]["dev_wide_item_f1"] == row_a["dev_wide_item_f1"]
 
 
 def test_the_policy_engine_reads_the_model_s_recommendations_from_a_spec(

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from wideseek.errors import WideseekError
+from wideseek.eval.runner import RESULTS, TRAJECTORIES
 from wideseek.io import atomic_write_text
 from wideseek.llm.engine import Engine
 from wideseek.llm.model_dir import weights_sha256
@@ -150,6 +151,11 @@ class StepSampling:
         fits = isinstance(made, dict) and made.get("settings") == self.eval_settings
         if not (fits and made.get("start") == start["start"] and self.eval_alone):
             note(f"eval_start_in {run}: its step-0 evaluation does not fit this run; evaluating")
+            return
+        # the format figures (call validity, finished agents) are read from the trajectories
+        if any(not (r.parent / TRAJECTORIES).is_file() for r in source.glob(f"*/{RESULTS}")):
+            note(f"eval_start_in {run}: its step-0 evaluation was kept without its "
+                 f"trajectories ({TRAJECTORIES}); evaluating")  # fmt: skip
             return
         shutil.copytree(source, run_dir)
         atomic_write_text(run_dir / STAMP, json.dumps(self._stamp(0, self.eval_settings, **start)))
