@@ -124,7 +124,7 @@ fi
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "of unknown commit")
 decoded=
 if [ "${WIDESEEK_EVAL_ENGINE:-torch}" != torch ]; then  # the card's engine row, and why
-    decoded=" The model was decoded by the $WIDESEEK_EVAL_ENGINE engine (WIDESEEK_EVAL_ENGINE; its kernels round otherwise than torch's); ask and eval decode with torch unless --set engine.backend=$WIDESEEK_EVAL_ENGINE."
+    decoded=" The model was decoded by the $WIDESEEK_EVAL_ENGINE engine (WIDESEEK_EVAL_ENGINE; its kernels round otherwise than torch's); ask and eval pick it by themselves on a CPU without bf16 units where llama-cpp-python is installed (engine.backend auto), else with --set engine.backend=$WIDESEEK_EVAL_ENGINE."
 fi
 wideseek train ship --model "$model" --name wideseek-smollm2-135m --run "$run" "${scores[@]}" \
     --dest src/wideseek/assets/model \

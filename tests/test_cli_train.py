@@ -116,6 +116,10 @@ def test_eval_prints_scores(setup, tmp_path, capsys):
     assert scores["deep_em"] == 0.0 and "call_validity" in scores
     assert scores["world"] == load_world().manifest.world_hash[:16]  # what `train ship` cards
     assert scores["engine"] == "torch"  # what scripts/score.sh keeps figures by
+    # auto, recorded as the engine it picked (this model's base is no GGUF file): a resumed
+    # run compares engines by it
+    info = json.loads((tmp_path / "deep" / "run.json").read_text())
+    assert info["extra"]["config"]["engine"]["backend"] == "torch"
     assert run([*argv, "--mode", "both"]) == 1
     assert "--mode" in capsys.readouterr().err
 

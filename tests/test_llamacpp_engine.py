@@ -193,3 +193,18 @@ async def test_the_runtime_opens_it_for_engine_backend_llama_cpp(monkeypatch):
         assert opened.generation_defaults()["temperature"] == 0.0  # what the model recommends
     finally:
         await close_engine(opened)
+
+
+async def test_auto_opens_it_where_torch_would_decode_in_fp32(monkeypatch):
+    from wideseek.config import Config
+    from wideseek.llm import local_backend
+    from wideseek.runtime import close_engine, open_engine
+
+    monkeypatch.delenv("WIDESEEK_MODEL", raising=False)
+    monkeypatch.setattr(local_backend, "torch_dtype_on_this_machine",
+                        lambda: ("cpu", torch.float32))  # fmt: skip
+    opened = await open_engine(Config())  # engine.backend: auto, the shipped model
+    try:
+        assert isinstance(opened, LlamaCppEngine) and opened.backend == "llama.cpp"
+    finally:
+        await close_engine(opened)

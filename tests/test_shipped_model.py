@@ -11,9 +11,14 @@ import pytest
 
 from run_tasks import run_many
 from wideseek.config import Config
-from wideseek.llm.local import LocalEngine
 from wideseek.llm.resolved_model import resolve_model
-from wideseek.runtime import close_engine, open_engine, open_orchestrator, package_model_dir
+from wideseek.runtime import (
+    close_engine,
+    local_backend,
+    open_engine,
+    open_orchestrator,
+    package_model_dir,
+)
 from wideseek.types import Failure
 from wideseek.world import load_world
 from wideseek.world.suites import deep_tasks, wide_tasks
@@ -35,7 +40,10 @@ async def test_it_is_the_default_engine(monkeypatch):
     monkeypatch.delenv("WIDESEEK_MODEL", raising=False)
     engine = await open_engine(Config())
     try:
-        assert isinstance(engine, LocalEngine) and engine.model_dir == package_model_dir()
+        # on the local engine engine.backend auto picks on this machine: torch, or llama.cpp on
+        # a CPU without bf16 units where it is installed
+        assert engine.backend == local_backend(Config()).backend
+        assert engine.resolved.dir == package_model_dir()
         # the name recorded in the model directory (wideseek.json), not the directory's name
         assert engine.model_name == resolve_model(package_model_dir()).name != "model"
         assert engine.generation_defaults()["temperature"] == 0.0  # it asks for greedy

@@ -219,4 +219,4 @@ def test_a_model_scored_by_another_engine_says_so_in_its_card(env):
     (Path(env["WIDESEEK_CALLS"])).unlink()
     env |= {"WIDESEEK_RUN_DIR": env["WIDESEEK_RUN_DIR"] + "-torch"}
     assert run_script(SCRIPT, env).returncode == 0
-    assert "decoded by" not in calls(env)[-1]  # torch: what ask and eval run anyway
+    assert "decoded by" not in calls(env)[-1]  # torch: ask and eval's own where it has bf16

@@ -99,11 +99,14 @@ class EngineConfig(_Section):
         "auto", description="tokens: render locally, /v1/completions; chat: /v1/chat/completions"
     )
     tokenizer: str | None = Field(None, description="tokenizer dir for the token path")
-    backend: Literal["torch", "llama.cpp"] = Field(
-        "torch",
+    backend: Literal["auto", "torch", "llama.cpp"] = Field(
+        "auto",
         description="local model: torch (transformers, every feature) or llama.cpp (its "
         "quantised CPU kernels, the model merged into a GGUF file once; needs "
-        "llama-cpp-python; no speculation, batch invariance or weight sync)",
+        "llama-cpp-python; no speculation, batch invariance or weight sync); auto: llama.cpp "
+        "where torch would decode in fp32 on a CPU (no bf16 units), the model's base is a GGUF "
+        "file and llama-cpp-python is installed and neither dtype nor batch_invariant is set, "
+        "else torch (llm/local_backend.py)",
     )
     dtype: str = Field(
         "auto",

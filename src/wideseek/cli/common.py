@@ -32,8 +32,9 @@ _NO_ARGS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 def note_default_engine(config: Config) -> None:
     """One dim line on stderr when the run uses the small shipped model, so nobody mistakes its
-    scores for what the system does with a real model."""
-    from wideseek.runtime import package_model_dir, uses_shipped_model
+    scores for what the system does with a real model; one more with the local engine
+    `engine.backend: auto` picked (torch or llama.cpp), and why."""
+    from wideseek.runtime import local_backend, package_model_dir, uses_shipped_model
 
     if uses_shipped_model(config):
         card = package_model_dir() / "README.md"
@@ -42,6 +43,14 @@ def note_default_engine(config: Config) -> None:
             "give --engine URL or --model DIR for a real one",
             file=sys.stderr,
         )
+    if config.engine.backend != "auto" or config.engine.base_url:
+        return
+    try:  # the local engine auto picks, and why; a model that cannot be read fails later
+        choice = local_backend(config)
+    except WideseekError:
+        return
+    if choice is not None:
+        print(f"engine: {choice.reason}", file=sys.stderr)
 
 
 # Besides every WideseekError: a path the user gave that the OS refuses.

@@ -264,7 +264,7 @@ def world_eval(
         counts = {f"{suite}_tasks": len(picked) for suite, picked in tasks.items()}
         figures = {**run.metrics(), **counts, "limits": run.limits, "world": world}
         if not oracle:  # a model's figures are its engine's: llama.cpp rounds otherwise
-            figures["engine"] = "server" if cfg.engine.base_url else cfg.engine.backend
+            figures["engine"] = run.engine or "server"
         typer.echo(json.dumps(figures, indent=2))
         return run
     for suite, suite_run in run.runs.items():

@@ -185,12 +185,13 @@ def eval_(
         None
     ),
     engine: Annotated[
-        Literal["torch", "llama.cpp"],
+        Literal["auto", "torch", "llama.cpp"],
         typer.Option(
             help="Local engine (engine.backend): llama.cpp decodes ~3x faster on a CPU without "
-            "bf16 units (docs/engines.md); the scores record it."
+            "bf16 units (docs/engines.md); auto picks it there when it is installed; the "
+            "scores record the one used."
         ),
-    ] = "torch",
+    ] = "auto",
 ) -> None:
     """Run a model (or the oracle, for the figure beside it) on a split's first tasks, greedy,
     and print its scores as JSON, with the number of tasks each suite was scored on

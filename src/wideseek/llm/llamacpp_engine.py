@@ -105,6 +105,8 @@ class _Sequence:
 class LlamaCppEngine(QueuedEngine):
     """An Engine over llama.cpp, in process (see the module docstring)."""
 
+    backend = "llama.cpp"  # what a run records it decoded with (run.json)
+
     def __init__(
         self,
         model: ModelSpec,

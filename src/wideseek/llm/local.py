@@ -80,6 +80,8 @@ __all__ = ["InvalidPromptError", "LocalEngine", "make_renderer", "token_logprobs
 class LocalEngine(QueuedEngine):
     """An Engine over a local Hugging Face causal-LM directory (model + tokenizer)."""
 
+    backend = "torch"  # what a run records it decoded with (run.json)
+
     def __init__(
         self,
         model: ModelSpec,

@@ -17,6 +17,7 @@ It sits above `agents`, `llm`, `tools`, `eval` and `world`, and below `train` an
 from wideseek.runtime.assembly import (
     MODEL_ENV,
     close_engine,
+    local_backend,
     local_model_dir,
     open_backend,
     open_engine,
@@ -44,6 +45,7 @@ __all__ = [
     "SuiteRun",
     "WorldRun",
     "close_engine",
+    "local_backend",
     "local_model_dir",
     "open_backend",
     "open_engine",

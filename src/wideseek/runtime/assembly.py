@@ -3,9 +3,11 @@
 This is the one place that decides what the defaults are, so `wideseek ask`, `serve`, `eval`,
 the world's oracle and training's dev evaluation behave the same:
 - engine: `engine.base_url` set → `HttpEngine` (checked with one GET /v1/models first);
-  else `engine.model` names a local model directory → `LocalEngine` (`LlamaCppEngine` with
-  `engine.backend: llama.cpp`); else the model shipped inside the package
-  (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear error.
+  else `engine.model` names a local model directory → `LocalEngine`, or `LlamaCppEngine` where
+  `engine.backend` picks llama.cpp (auto: on a CPU where torch would decode in fp32, for a
+  model on a GGUF base, when llama-cpp-python is installed; `local_backend`); else the model
+  shipped inside the package (`wideseek/assets/model`), or `$WIDESEEK_MODEL`; else a clear
+  error.
 - search backend: `tools.web` → real web search and page access (`wideseek.tools.web`: the
   configured search API and page reader, cached on disk); `tools.retrieval_url` → the
   retrieval service; `tools.corpus` → BM25 over that JSONL file; else the bundled offline
@@ -35,6 +37,7 @@ from wideseek.agents.extractor import engine_extractor
 from wideseek.agents.orchestrator import AgentObserver, Orchestrator
 from wideseek.config import AgentConfig, Config, ConfigError, EngineConfig
 from wideseek.llm.engine import Engine, EngineError
+from wideseek.llm.local_backend import BackendChoice, pick_local_backend
 from wideseek.llm.model_dir import is_model_dir
 from wideseek.llm.resolved_model import ResolvedModel, resolve_model
 from wideseek.tools.base import SearchBackend
@@ -69,6 +72,21 @@ def uses_shipped_model(config: Config) -> bool:
     return local_model_dir(config) == package_model_dir()
 
 
+def local_backend(config: Config, model: ResolvedModel | None = None) -> BackendChoice | None:
+    """The local engine (torch or llama.cpp) `config` runs `model` (else its local model) on,
+    with why (`engine.backend`, llm/local_backend.py); None when it runs none: a server, or no
+    model to run."""
+    if model is None:
+        directory = local_model_dir(config)
+        if directory is None:
+            return None
+        model = resolve_model(directory)
+    engine = config.engine
+    return pick_local_backend(
+        engine.backend, model, dtype=engine.dtype, batch_invariant=engine.batch_invariant
+    )
+
+
 async def open_engine(config: Config, model: ResolvedModel | None = None) -> Engine:
     """The engine `config` asks for, or a local engine over `model` (already resolved); an
     unusable one raises `EngineError` with one clear line."""
@@ -94,7 +112,8 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
                 "(a local Hugging Face model directory); this install ships no default model"
             )
         model = resolve_model(model_dir)
-    if engine_cfg.backend == "llama.cpp":
+    choice = local_backend(config, model)
+    if choice is not None and choice.backend == "llama.cpp":
         from wideseek.llm.llamacpp_engine import LlamaCppEngine
 
         # its sequences' cells are allocated up front: as many as an agent may use

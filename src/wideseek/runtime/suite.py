@@ -94,6 +94,11 @@ async def run_suite(
     run_dir = Path(run_dir)
     async with open_orchestrator(config, observer, engine) as orchestrator:
         config = config.model_copy(update={"agent": orchestrator.config})
+        # the local engine it decodes with, not `auto`: torch and llama.cpp round otherwise
+        backend = getattr(orchestrator.engine, "backend", None)
+        if backend is not None:
+            engine_cfg = config.engine.model_copy(update={"backend": backend})
+            config = config.model_copy(update={"engine": engine_cfg})
         agent = config.agent
         settings = json.loads(config.model_dump_json(exclude={"engine": {"api_key_env"}}))
         info = RunInfo(

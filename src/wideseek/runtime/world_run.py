@@ -158,11 +158,13 @@ def turn_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
 @dataclass
 class WorldRun:
     """A finished world run: one `SuiteRun` per suite, the limits its agents ran under ({}:
-    the agent's own), and its wall time."""
+    the agent's own), its wall time and the local engine that decoded it (None: a server, the
+    oracle)."""
 
     runs: dict[str, SuiteRun]
     limits: dict[str, int]
     wall_s: float
+    engine: str | None = None  # the local engine it decoded with (torch, llama.cpp)
 
     def suite_metrics(self, suite: str) -> dict[str, float]:
         """The means a suite is judged by (`SUITE_METRICS`), by bare name."""
@@ -260,4 +262,5 @@ async def run_world(
     finally:
         if own_engine and not oracle:
             await close_engine(engine)
-    return WorldRun(runs=runs, limits=chosen, wall_s=time.perf_counter() - started)
+    backend = getattr(engine, "backend", None)
+    return WorldRun(runs=runs, limits=chosen, wall_s=time.perf_counter() - started, engine=backend)
