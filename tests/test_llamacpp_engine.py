@@ -18,7 +18,7 @@ import torch
 
 from lora_adapters import save_random_adapter
 from wideseek.llm.engine import EngineError, GenerateRequest, SamplingParams
-from wideseek.llm.llamacpp_engine import LlamaCppEngine, gguf_for
+from wideseek.llm.llamacpp_engine import LlamaCppEngine, gguf_for, prune_exports
 from wideseek.llm.local import LocalEngine
 from wideseek.llm.resolved_model import resolve_model
 from wideseek.types import Message
@@ -208,3 +208,15 @@ async def test_auto_opens_it_where_torch_would_decode_in_fp32(monkeypatch):
         assert isinstance(opened, LlamaCppEngine) and opened.backend == "llama.cpp"
     finally:
         await close_engine(opened)
+
+
+def test_the_cache_keeps_the_most_recently_used_exports(tmp_path):
+    import os
+
+    for age, name in enumerate(["new", "used", "old", "older"]):
+        path = tmp_path / f"{name}.gguf"
+        path.write_bytes(b"GGUF")
+        os.utime(path, ns=(10**18 - age * 10**9, 10**18 - age * 10**9))
+    (tmp_path / "notes.txt").write_text("not an export")
+    prune_exports(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.gguf", "notes.txt", "used.gguf"]

@@ -11,7 +11,9 @@ sampled ids and the logprob of each, by the same definition and the same sampler
 - The model: a spec whose base is a GGUF file (`resolve_model`). A LoRA adapter (the shipped
   model) is merged and written once as a GGUF file (llm/gguf_export.py, `weights`: q8_0 by
   default) into `<cache>/gguf/`, named by a digest of the adapter's files and the weights type,
-  so a changed adapter is exported again; a bare base is read from its own file.
+  so a changed adapter is exported again (the 4 most recently used exports are kept: a
+  training run's dev evaluations make one per checkpoint); a bare base is read from its own
+  file.
 - Scheduling: up to `slots` requests decode together, each in its own llama.cpp sequence with
   `context_length` cells of keys/values of its own; newcomers join between steps. A step is one
   `llama_decode` over every decoding row's next token plus pre-fill chunks of newcomers (at
@@ -54,6 +56,9 @@ from wideseek.llm.prefix_cache import shared_prefix
 from wideseek.llm.queued_engine import Job, QueuedEngine, answer
 from wideseek.llm.resolved_model import ModelSpec, ResolvedModel, resolve_model
 
+# merged copies kept in <cache>/gguf (~145 MB each at q8_0): a training run's dev evaluations
+# export one per checkpoint evaluated (engine.backend auto picks llama.cpp on CPUs without bf16)
+KEEP_EXPORTS = 4
 INSTALL_LLAMA_CPP = (
     'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
     "pip install llama-cpp-python"
@@ -87,9 +92,20 @@ def gguf_for(
         if path.is_file():
             digest.update(f"{path.name}:{file_sha256(path)}".encode())
     out = (cache_dir or cache_home()) / "gguf" / f"{model.name}-{digest.hexdigest()[:12]}.gguf"
-    if not out.is_file():
+    if out.is_file():
+        out.touch()  # used now: the last to be pruned
+    else:
         export_gguf(model, out, weights)
+        prune_exports(out.parent, KEEP_EXPORTS)
     return out
+
+
+def prune_exports(directory: Path, keep: int) -> None:
+    """Delete all but the `keep` most recently used GGUF files in `directory` (an engine
+    holding a deleted one keeps reading it: llama.cpp maps the file)."""
+    files = sorted(directory.glob("*.gguf"), key=lambda f: f.stat().st_mtime_ns, reverse=True)
+    for stale in files[keep:]:
+        stale.unlink(missing_ok=True)
 
 
 @dataclass(eq=False)
