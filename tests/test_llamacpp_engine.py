@@ -156,16 +156,19 @@ async def test_a_failed_decode_fails_its_requests_not_the_engine(engine, monkeyp
     assert len(again.token_ids) == 4
 
 
-def test_an_adapter_is_merged_once_into_a_cached_gguf(tmp_path: Path):
+def test_an_adapter_is_merged_once_into_a_cached_gguf(tmp_path: Path, monkeypatch):
+    from wideseek.llm import llamacpp_engine
     from wideseek.llm.base_model import portable_base_spec, resolve_base_model
 
     base = resolve_base_model("default")
     save_random_adapter(base, tmp_path / "adapter", portable_base_spec(base), ["v_proj"], r=2)
     adapter = resolve_model(tmp_path / "adapter")
     first = gguf_for(adapter, cache_dir=tmp_path / "cache")
-    stamp = first.stat().st_mtime_ns
-    assert gguf_for(adapter, cache_dir=tmp_path / "cache") == first  # not exported again
-    assert first.stat().st_mtime_ns == stamp
+    exported = []
+    with monkeypatch.context() as patched:
+        patched.setattr(llamacpp_engine, "export_gguf", lambda *a: exported.append(a))
+        assert gguf_for(adapter, cache_dir=tmp_path / "cache") == first
+    assert not exported  # not exported again
     assert gguf_for(adapter, "f16", cache_dir=tmp_path / "cache") != first
     assert gguf_for(resolve_model("default")).name == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
