@@ -61,3 +61,17 @@ def test_a_backend_named_is_taken_as_asked(gguf_base, asked):
     assert auto(gguf_base, installed=False).backend == "torch"
     chosen = pick_local_backend(asked, gguf_base, torch_would_use=lambda: ("cuda", torch.bfloat16))
     assert chosen.backend == asked
+
+
+def test_the_cli_says_which_engine_auto_picked_and_why(monkeypatch, capsys):
+    from wideseek.cli.common import note_default_engine
+    from wideseek.config import Config
+    from wideseek.llm import local_backend
+
+    monkeypatch.delenv("WIDESEEK_MODEL", raising=False)
+    monkeypatch.setattr(local_backend, "torch_dtype_on_this_machine",
+                        lambda: ("cpu", torch.bfloat16))  # fmt: skip
+    note_default_engine(Config())  # the shipped model
+    assert "engine.backend auto → torch: it decodes in bfloat16 on cpu" in capsys.readouterr().err
+    note_default_engine(Config.model_validate({"engine": {"backend": "torch"}}))
+    assert "auto" not in capsys.readouterr().err  # asked for: nothing to explain

@@ -50,7 +50,7 @@ def note_default_engine(config: Config) -> None:
     except WideseekError:
         return
     if choice is not None:
-        print(f"engine: {choice.reason}", file=sys.stderr)
+        print(f"engine.backend auto → {choice.reason}", file=sys.stderr)
 
 
 # Besides every WideseekError: a path the user gave that the OS refuses.
