@@ -43,7 +43,7 @@ def note_default_engine(config: Config) -> None:
             "give --engine URL or --model DIR for a real one",
             file=sys.stderr,
         )
-    if config.engine.backend != "auto" or config.engine.base_url:
+    if config.engine.backend != "auto":
         return
     try:  # the local engine auto picks, and why; a model that cannot be read fails later
         choice = local_backend(config)

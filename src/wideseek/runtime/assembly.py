@@ -72,19 +72,20 @@ def uses_shipped_model(config: Config) -> bool:
     return local_model_dir(config) == package_model_dir()
 
 
-def local_backend(config: Config, model: ResolvedModel | None = None) -> BackendChoice | None:
-    """The local engine (torch or llama.cpp) `config` runs `model` (else its local model) on,
-    with why (`engine.backend`, llm/local_backend.py); None when it runs none: a server, or no
-    model to run."""
-    if model is None:
-        directory = local_model_dir(config)
-        if directory is None:
-            return None
-        model = resolve_model(directory)
+def backend_for(config: Config, model: ResolvedModel) -> BackendChoice:
+    """The local engine (torch or llama.cpp) `config` runs `model` on, with why
+    (`engine.backend`, llm/local_backend.py)."""
     engine = config.engine
     return pick_local_backend(
         engine.backend, model, dtype=engine.dtype, batch_invariant=engine.batch_invariant
     )
+
+
+def local_backend(config: Config) -> BackendChoice | None:
+    """`backend_for` the local model `config` runs; None when it runs none (a server, or no
+    model to run)."""
+    directory = local_model_dir(config)
+    return None if directory is None else backend_for(config, resolve_model(directory))
 
 
 async def open_engine(config: Config, model: ResolvedModel | None = None) -> Engine:
@@ -112,8 +113,7 @@ async def open_engine(config: Config, model: ResolvedModel | None = None) -> Eng
                 "(a local Hugging Face model directory); this install ships no default model"
             )
         model = resolve_model(model_dir)
-    choice = local_backend(config, model)
-    if choice is not None and choice.backend == "llama.cpp":
+    if backend_for(config, model).backend == "llama.cpp":
         from wideseek.llm.llamacpp_engine import LlamaCppEngine
 
         # its sequences' cells are allocated up front: as many as an agent may use
